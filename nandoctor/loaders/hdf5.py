@@ -1,0 +1,71 @@
+"""HDF5 files: legacy full models (`.h5`) and weights-only files (`.weights.h5`, `.hdf5`).
+
+Three layouts are recognised, all written by Keras itself:
+- a full model (Keras 2, tf.keras, or Keras 3's legacy `model.save("x.h5")`): a
+  `model_config` attribute, weights under `model_weights` listed by `layer_names`;
+- Keras 2 `save_weights`: `layer_names` at the root;
+- Keras 3 `save_weights`: `layers/<class>/vars/<index>` groups, and no config.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+
+from nandoctor.errors import NotAModel, UnreadableFile, first_line
+from nandoctor.loaders.h5_datasets import attribute_text, dataset_source
+from nandoctor.loaders.keras_config import parse_compile, parse_model
+from nandoctor.loaders.weight_layouts import attach_legacy_weights, keras3_weights_only_layers
+from nandoctor.loaders.zip_members import parse_json
+from nandoctor.view import ModelView
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def load_hdf5(path: str) -> ModelView:
+    try:
+        h5 = h5py.File(path, "r")
+    except (OSError, ValueError) as error:
+        raise UnreadableFile(f"not a valid HDF5 file ({first_line(error)})") from None
+    try:
+        view = _read(path, h5)
+    except BaseException:
+        h5.close()
+        raise
+    view.on_close(h5.close)
+    return view
+
+
+def _read(path: str, h5: h5py.File) -> ModelView:
+    file_size = os.path.getsize(path)
+
+    def make_source(dataset):
+        return dataset_source(dataset, path, 0, file_size)
+
+    model_config = attribute_text(h5, "model_config")
+    if model_config is not None:
+        entry = parse_json(model_config, "model_config")
+        parsed = parse_model(entry)
+        training = attribute_text(h5, "training_config")
+        view = ModelView(
+            path=path,
+            format="h5",
+            layers=parsed.layers,
+            edges=parsed.edges,
+            inputs=parsed.inputs,
+            outputs=parsed.outputs,
+            compile=parse_compile(parse_json(training, "training_config"), parsed.outputs) if training else None,
+            model_class=entry.get("class_name"),
+        )
+        weights = h5.get("model_weights")
+        if isinstance(weights, h5py.Group):
+            attach_legacy_weights(weights, view.layers, make_source)
+        return view
+    if "layer_names" in h5.attrs:
+        layers = attach_legacy_weights(h5, [], make_source)
+        return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
+    if isinstance(h5.get("layers"), h5py.Group):
+        layers = keras3_weights_only_layers(h5, make_source)
+        return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
+    raise NotAModel("HDF5 file holds no Keras model or weights (no model_config, layer_names or layers)")

@@ -1,0 +1,84 @@
+"""`.keras` files: a zip holding `config.json` and `model.weights.h5`.
+
+Keras writes the zip uncompressed, so the weights file is a contiguous run of bytes inside
+it: h5py reads only its metadata through a window onto those bytes, and tensors are then
+read by offset straight from the `.keras` file. A compressed member is first streamed to a
+temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import h5py
+
+from nandoctor.errors import NotAModel, UnreadableFile, first_line
+from nandoctor.loaders.h5_datasets import dataset_source
+from nandoctor.loaders.keras_config import parse_compile, parse_model
+from nandoctor.loaders.weight_layouts import attach_keras3_weights
+from nandoctor.loaders.zip_members import (
+    FileWindow,
+    extract_member,
+    member_data_offset,
+    open_archive,
+    read_json_member,
+)
+from nandoctor.view import ModelView
+
+CONFIG_MEMBER = "config.json"
+WEIGHTS_MEMBER = "model.weights.h5"
+
+
+def load_keras(path: str) -> ModelView:
+    with open_archive(path) as archive:
+        names = set(archive.namelist())
+        if CONFIG_MEMBER not in names:
+            raise NotAModel("zip archive holds no config.json: not a Keras model")
+        entry = read_json_member(archive, CONFIG_MEMBER)
+        parsed = parse_model(entry)
+        view = ModelView(
+            path=path,
+            format="keras",
+            layers=parsed.layers,
+            edges=parsed.edges,
+            inputs=parsed.inputs,
+            outputs=parsed.outputs,
+            compile=parse_compile(entry.get("compile_config"), parsed.outputs),
+            model_class=entry.get("class_name"),
+        )
+        if WEIGHTS_MEMBER in names:
+            try:
+                root, region_file, base_offset = _open_weights(path, archive, archive.getinfo(WEIGHTS_MEMBER), view)
+                file_size = os.path.getsize(region_file)
+                attach_keras3_weights(
+                    view.layers,
+                    parsed.h5_paths,
+                    root,
+                    lambda dataset: dataset_source(dataset, region_file, base_offset, file_size),
+                )
+            except BaseException:
+                view.close()
+                raise
+    return view
+
+
+def _open_weights(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, view: ModelView):
+    """Open the weights member for h5py; return (root group, file with its bytes, offset)."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        offset = member_data_offset(path, info)
+        window = FileWindow(path, offset, info.file_size)
+        view.on_close(window.close)
+        region_file, base_offset = path, offset
+        target = window
+    else:
+        region_file = extract_member(archive, info)
+        view.on_close(lambda: os.unlink(region_file))
+        base_offset = 0
+        target = region_file
+    try:
+        h5 = h5py.File(target, "r")
+    except (OSError, ValueError) as error:
+        raise UnreadableFile(f"{WEIGHTS_MEMBER} is not a valid HDF5 file ({first_line(error)})") from None
+    view.on_close(h5.close)
+    return h5, region_file, base_offset

@@ -1,0 +1,177 @@
+"""Mapping stored tensors to the layers Keras names, for both HDF5 weight layouts.
+
+Keras 3 (`model.weights.h5` in a `.keras`, and `.weights.h5`) stores a layer's variables
+at `layers/<snake_case class>[_N]/vars/<index>`, numbered in the order of `model.layers`;
+Keras 3.15 also writes the layer's name as an attribute of `vars`, which is preferred when
+present. Keras 2 and legacy `.h5` files list `layer_names`, and each layer group lists its
+`weight_names` (`dense/kernel:0`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import h5py
+
+from nandoctor.errors import UnreadableFile
+from nandoctor.loaders.h5_datasets import attribute_strings, attribute_text
+from nandoctor.view import Layer, Weight
+from nandoctor.weight_reading import ArraySource
+
+SourceFactory = Callable[[h5py.Dataset], ArraySource]
+
+_KERNEL_AND_BIAS = ("kernel", "bias")
+_VARIABLE_NAMES = {
+    "Embedding": ("embeddings",),
+    "ReversibleEmbedding": ("embeddings", "reverse_embeddings"),
+    "Dense": _KERNEL_AND_BIAS,
+    "EinsumDense": _KERNEL_AND_BIAS,
+    **{f"Conv{d}D": _KERNEL_AND_BIAS for d in (1, 2, 3)},
+    **{f"Conv{d}DTranspose": _KERNEL_AND_BIAS for d in (1, 2, 3)},
+}
+
+
+def variable_names(layer: Layer, count: int) -> list[str]:
+    """Names of a Keras 3 layer's own variables, in the order Keras saves them."""
+    names: tuple[str, ...] | None = _VARIABLE_NAMES.get(layer.class_name)
+    if layer.class_name in ("LayerNormalization", "BatchNormalization"):
+        names = tuple(
+            name
+            for name, present in (
+                ("gamma", layer.config.get("scale", True)),
+                ("beta", layer.config.get("center", True)),
+            )
+            if present
+        )
+        if layer.class_name == "BatchNormalization":
+            names += ("moving_mean", "moving_variance")
+    if names is None or len(names) != count:
+        return [str(index) for index in range(count)]
+    return list(names)
+
+
+def _numeric_key(key: str) -> tuple[int, str]:
+    return (int(key), key) if key.isdigit() else (1 << 62, key)
+
+
+def _group(parent: h5py.Group, key: str) -> h5py.Group | None:
+    item = parent.get(key)
+    return item if isinstance(item, h5py.Group) else None
+
+
+def _saved_name(group: h5py.Group) -> str | None:
+    variables = _group(group, "vars")
+    return attribute_text(variables, "name") if variables is not None else None
+
+
+def attach_keras3_weights(
+    layers: list[Layer], h5_paths: dict[str, str], root: h5py.Group, make_source: SourceFactory
+) -> None:
+    for layer in layers:
+        path = h5_paths.get(layer.name)
+        if not path:
+            continue
+        group = _locate(root, path, layer.name.rsplit("/", 1)[-1])
+        if group is not None:
+            layer.weights = _collect(group, layer, make_source)
+
+
+def _locate(root: h5py.Group, path: str, local_name: str) -> h5py.Group | None:
+    """The group at `path`, or the sibling whose saved name says it is `local_name`."""
+    group = _group(root, path) if path in root else None
+    saved = _saved_name(group) if group is not None else None
+    if group is not None and saved in (None, local_name):
+        return group
+    parent = _group(root, path.rsplit("/", 1)[0]) if "/" in path else root
+    if parent is not None:
+        for key in parent:
+            sibling = _group(parent, key)
+            if sibling is not None and _saved_name(sibling) == local_name:
+                return sibling
+    return group
+
+
+def _collect(group: h5py.Group, layer: Layer, make_source: SourceFactory, prefix: str = "") -> list[Weight]:
+    """A layer's own variables, then those of its sub-layers (an attention's query dense)."""
+    weights = []
+    variables = _group(group, "vars")
+    if variables is not None:
+        keys = sorted(variables.keys(), key=_numeric_key)
+        names = variable_names(layer, len(keys)) if not prefix else keys
+        for key, name in zip(keys, names):
+            dataset = variables[key]
+            if isinstance(dataset, h5py.Dataset):
+                weights.append(_weight(prefix + name, layer.name, dataset, make_source))
+    for key in sorted(group.keys()):
+        if key == "vars" or (key == "layers" and layer.is_model):
+            continue
+        sub = _group(group, key)
+        if sub is not None:
+            label = _saved_name(sub) or key
+            weights.extend(_collect(sub, layer, make_source, f"{prefix}{label}/"))
+    return weights
+
+
+def _weight(name: str, layer: str, dataset: h5py.Dataset, make_source: SourceFactory) -> Weight:
+    source = make_source(dataset)
+    return Weight(name, layer, tuple(source.shape), source.logical_dtype, source)
+
+
+def keras3_weights_only_layers(root: h5py.Group, make_source: SourceFactory, prefix: str = "") -> list[Layer]:
+    """Layers of a Keras 3 `.weights.h5`, which has no config: names from the file alone."""
+    layers: list[Layer] = []
+    container = _group(root, "layers")
+    if container is None:
+        return layers
+    for key in container:
+        group = _group(container, key)
+        if group is None:
+            continue
+        name = prefix + (_saved_name(group) or key)
+        nested = _group(group, "layers") is not None
+        layer = Layer(name=name, class_name=_class_from_path(key), parent=prefix.rstrip("/") or None, is_model=nested)
+        layer.weights = _collect(group, layer, make_source)
+        layers.append(layer)
+        if nested:
+            layers.extend(keras3_weights_only_layers(group, make_source, name + "/"))
+    return layers
+
+
+def _class_from_path(key: str) -> str:
+    base = re.sub(r"_\d+$", "", key)
+    return "".join(part.capitalize() for part in base.split("_"))
+
+
+def attach_legacy_weights(group: h5py.Group, layers: list[Layer], make_source: SourceFactory) -> list[Layer]:
+    """Attach weights listed by `layer_names`/`weight_names`; add layers the config lacks."""
+    by_name = {layer.name: layer for layer in layers}
+    for layer_name in attribute_strings(group, "layer_names"):
+        layer_group = _group(group, layer_name)
+        if layer_group is None:
+            raise UnreadableFile(f"weights of layer {layer_name!r} are listed but missing")
+        if layer_name not in by_name:
+            by_name[layer_name] = Layer(name=layer_name, class_name="")
+            layers.append(by_name[layer_name])
+        for weight_name in attribute_strings(layer_group, "weight_names"):
+            dataset = layer_group.get(weight_name)
+            if not isinstance(dataset, h5py.Dataset):
+                raise UnreadableFile(f"weight {weight_name!r} of layer {layer_name!r} is listed but missing")
+            owner, short = _legacy_owner(layer_name, weight_name, by_name)
+            by_name[owner].weights.append(_weight(short, owner, dataset, make_source))
+    for layer in layers:
+        if not layer.class_name:
+            layer.class_name = "Embedding" if any(w.name == "embeddings" for w in layer.weights) else "Layer"
+    return layers
+
+
+def _legacy_owner(layer_name: str, weight_name: str, by_name: dict[str, Layer]) -> tuple[str, str]:
+    """`inner`, `d_in/kernel:0` -> (`inner/d_in`, `kernel`) when `inner` is a nested model."""
+    parts = re.sub(r":\d+$", "", weight_name).split("/")
+    if len(parts) > 1 and parts[0] == layer_name:
+        parts = parts[1:]
+    owner = layer_name
+    while len(parts) > 1 and f"{owner}/{parts[0]}" in by_name:
+        owner = f"{owner}/{parts[0]}"
+        parts = parts[1:]
+    return owner, "/".join(parts)

@@ -1,0 +1,149 @@
+"""Findings and the report that gathers them: the one vocabulary of every way in."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is; compares by rank (`error` > `warning` > `info`)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+class Confidence(str, enum.Enum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One fault found in one layer. Attributes are exactly the JSON keys."""
+
+    code: str
+    name: str
+    severity: Severity
+    confidence: Confidence
+    layer: str | None
+    message: str
+    fix: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity.value,
+            "confidence": self.confidence.value,
+            "layer": self.layer,
+            "message": self.message,
+            "fix": self.fix,
+            "details": self.details,
+        }
+
+
+class FileStatus(str, enum.Enum):
+    SCANNED = "scanned"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class FileResult:
+    """What one scanned file gave: findings, or the one-line reason it could not be read."""
+
+    path: str
+    format: str | None
+    status: FileStatus
+    error: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "status": self.status.value,
+            "error": self.error,
+            "findings": [finding.to_dict() for finding in self.findings],
+        }
+
+
+# Exit codes, shared by the CLI and `Report.exit_code` (fixed contract).
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_UNUSABLE = 2
+
+
+def parse_severity(value: str | Severity) -> Severity:
+    try:
+        return Severity(str(value).lower())
+    except ValueError:
+        choices = ", ".join(s.value for s in Severity)
+        raise ValueError(
+            f"Unknown severity. Expected one of {choices}. Received: {value!r}"
+        ) from None
+
+
+@dataclass
+class Report:
+    """Every file's result from one run, in the order the files were given."""
+
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for result in self.files for finding in result.findings]
+
+    @property
+    def errors(self) -> list[FileResult]:
+        return [result for result in self.files if result.status is FileStatus.ERROR]
+
+    def summary(self) -> dict[str, int]:
+        findings = self.findings
+        counts = {severity.value: 0 for severity in Severity}
+        for finding in findings:
+            counts[finding.severity.value] += 1
+        return {"files": len(self.files), "findings": len(findings), **counts}
+
+    def to_dict(self, version: str | None = None) -> dict[str, Any]:
+        if version is None:
+            from nandoctor import __version__ as version
+        return {
+            "nandoctor": version,
+            "files": [result.to_dict() for result in self.files],
+            "summary": self.summary(),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def exit_code(self, fail_on: str | Severity = Severity.WARNING) -> int:
+        """2 if a file could not be read, 1 if a finding reaches `fail_on`, else 0."""
+        if self.errors:
+            return EXIT_UNUSABLE
+        threshold = parse_severity(fail_on)
+        if any(f.severity.rank >= threshold.rank for f in self.findings):
+            return EXIT_FINDINGS
+        return EXIT_CLEAN

@@ -1,0 +1,209 @@
+"""ModelView: the one model representation that rules see.
+
+A view is built by a loader from a file (never running anything stored in it) or, later,
+from a live model. It holds layers with their configs, the edges between them with call
+arguments, the compile configuration, and weights that are read only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from nandoctor.weight_reading import ArraySource
+from nandoctor.weight_stats import WeightStats, compute_stats
+
+# Layer classes whose first weight is a lookup table indexed by token id.
+EMBEDDING_CLASSES = frozenset(
+    {"Embedding", "ReversibleEmbedding", "EmbeddingMatrix", "MaskedEmbedding", "TiedEmbedding"}
+)
+
+
+@dataclass
+class Weight:
+    """One stored tensor, read lazily in row blocks.
+
+    `shape[0]` is the row axis (a token id for an embedding); the remaining axes are
+    flattened into one row. Values are never held whole unless `read()` is called.
+    """
+
+    name: str
+    layer: str
+    shape: tuple[int, ...]
+    dtype: str
+    source: ArraySource = field(repr=False)
+    _stats: WeightStats | None = field(default=None, init=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.source.itemsize
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0] if self.shape else 1
+
+    def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield `(first_row, block)`; a block may reuse its buffer, so copy what you keep."""
+        return self.source.blocks()
+
+    def read(self) -> np.ndarray:
+        return self.source.read()
+
+    def stats(self, progress: Callable[[int], None] | None = None) -> WeightStats:
+        """Row and value statistics, computed in one streaming pass and cached."""
+        if self._stats is None:
+            self._stats = compute_stats(self.source, progress=progress)
+        return self._stats
+
+
+@dataclass
+class Layer:
+    """A layer as Keras names it. Layers of nested models are named `outer/inner`."""
+
+    name: str
+    class_name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    module: str | None = None
+    registered_name: str | None = None
+    parent: str | None = None
+    is_model: bool = False
+    weights: list[Weight] = field(default_factory=list)
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.class_name in EMBEDDING_CLASSES or any(
+            w.name == "embeddings" for w in self.weights
+        )
+
+    def embedding_matrix(self) -> Weight | None:
+        for weight in self.weights:
+            if weight.name == "embeddings":
+                return weight
+        if self.class_name in EMBEDDING_CLASSES and self.weights:
+            return self.weights[0]
+        return None
+
+
+@dataclass(frozen=True)
+class Edge:
+    """`source`'s output feeds `target`, as positional argument or keyword `argument`.
+
+    `call_kwargs` holds the non-tensor keyword arguments of that call, such as
+    `use_causal_mask=True` or `training=False`.
+    """
+
+    source: str
+    target: str
+    argument: str = "inputs"
+    call_kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """One loss as compiled: its canonical snake-case name and whether it takes logits."""
+
+    name: str
+    from_logits: bool = False
+    config: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    custom: bool = False
+
+
+@dataclass
+class CompileConfig:
+    """What `model.compile` stored: losses per output layer, and the optimizer config."""
+
+    losses: dict[str, LossSpec] = field(default_factory=dict)
+    optimizer: dict[str, Any] | None = None
+
+
+@dataclass
+class ModelView:
+    """Layers, edges, compile configuration and lazy weights of one model or matrix file."""
+
+    path: str
+    format: str
+    layers: list[Layer] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    compile: CompileConfig | None = None
+    model_class: str | None = None
+    has_config: bool = True
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @cached_property
+    def _by_name(self) -> dict[str, Layer]:
+        return {layer.name: layer for layer in self.layers}
+
+    def layer(self, name: str) -> Layer | None:
+        return self._by_name.get(name)
+
+    def weights(self) -> Iterator[Weight]:
+        for layer in self.layers:
+            yield from layer.weights
+
+    def consumers(self, name: str) -> list[Edge]:
+        return [edge for edge in self.edges if edge.source == name]
+
+    def producers(self, name: str) -> list[Edge]:
+        return [edge for edge in self.edges if edge.target == name]
+
+    def downstream(self, name: str) -> Iterator[Layer]:
+        """Every layer reachable from `name`'s output, nearest first (breadth first)."""
+        seen = {name}
+        queue = deque([name])
+        while queue:
+            for edge in self.consumers(queue.popleft()):
+                if edge.target not in seen:
+                    seen.add(edge.target)
+                    queue.append(edge.target)
+                    layer = self.layer(edge.target)
+                    if layer is not None:
+                        yield layer
+
+    def path_between(self, source: str, target: str) -> list[str] | None:
+        """The shortest chain of layer names from `source` to `target`, both included."""
+        parents: dict[str, str | None] = {source: None}
+        queue = deque([source])
+        while queue:
+            current = queue.popleft()
+            if current == target:
+                chain = [current]
+                while parents[chain[-1]] is not None:
+                    chain.append(parents[chain[-1]])  # type: ignore[arg-type]
+                return chain[::-1]
+            for edge in self.consumers(current):
+                if edge.target not in parents:
+                    parents[edge.target] = current
+                    queue.append(edge.target)
+        return None
+
+    def weight_bytes(self) -> int:
+        return sum(weight.nbytes for weight in self.weights())
+
+    def compute_weight_stats(self, progress: Callable[[int], None] | None = None) -> None:
+        """Read every weight once, in row blocks, and cache its statistics."""
+        for weight in self.weights():
+            weight.stats(progress=progress)
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        while self._closers:
+            self._closers.pop()()
+
+    def __enter__(self) -> ModelView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

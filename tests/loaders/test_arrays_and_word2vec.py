@@ -1,0 +1,104 @@
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+from nandoctor.errors import UnreadableFile
+from nandoctor.loaders import discover, load
+
+
+def table_with_zero_rows() -> np.ndarray:
+    table = np.random.default_rng(1).normal(size=(12, 5)).astype("float32")
+    table[[2, 7]] = 0.0
+    return table
+
+
+def test_npy_is_read_by_offset_and_its_values_match(tmp_path):
+    table = table_with_zero_rows()
+    np.save(tmp_path / "t.npy", table)
+    with load(str(tmp_path / "t.npy")) as view:
+        (weight,) = list(view.weights())
+        np.testing.assert_array_equal(weight.read(), table)
+        assert weight.stats().zero_rows.tolist() == [2, 7]
+
+
+def test_fortran_ordered_npy_keeps_its_rows(tmp_path):
+    table = np.asfortranarray(table_with_zero_rows())
+    np.save(tmp_path / "f.npy", table)
+    with load(str(tmp_path / "f.npy")) as view:
+        assert next(view.weights()).stats().zero_rows.tolist() == [2, 7]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_members_become_one_layer_each_stored_or_deflated(tmp_path, compressed):
+    table = table_with_zero_rows()
+    save = np.savez_compressed if compressed else np.savez
+    save(tmp_path / "t.npz", words=table, bias=np.ones(3, "float32"))
+    with load(str(tmp_path / "t.npz")) as view:
+        assert {layer.name: layer.class_name for layer in view.layers} == {"words": "EmbeddingMatrix", "bias": "Array"}
+        np.testing.assert_array_equal(view.layer("words").weights[0].read(), table)
+        assert view.layer("words").weights[0].stats().zero_rows.tolist() == [2, 7]
+
+
+def test_object_arrays_are_refused_without_unpickling(tmp_path):
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(UnreadableFile, match="never unpickled"):
+        load(str(tmp_path / "o.npy"))
+
+
+def write_text(path, words, table, header=True):
+    lines = [f"{len(words)} {table.shape[1]}"] if header else []
+    lines += [w + " " + " ".join(repr(float(v)) for v in row) for w, row in zip(words, table)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_word2vec_text_with_and_without_header(tmp_path, header):
+    table = table_with_zero_rows()
+    words = [f"w{i}" for i in range(len(table))]
+    write_text(tmp_path / "v.vec", words, table, header)
+    with load(str(tmp_path / "v.vec")) as view:
+        weight = next(view.weights())
+        assert weight.shape == table.shape
+        np.testing.assert_allclose(weight.read(), table, rtol=1e-6)
+
+
+def test_word2vec_binary_as_gensim_writes_it(tmp_path):
+    table = table_with_zero_rows()
+    with open(tmp_path / "v.bin", "wb") as file:
+        file.write(b"12 5\n")
+        for i, row in enumerate(table):
+            file.write(f"word{i} ".encode() + struct.pack("<5f", *row) + b"\n")
+    with load(str(tmp_path / "v.bin")) as view:
+        np.testing.assert_array_equal(next(view.weights()).read(), table)
+
+
+def test_word2vec_header_claiming_more_rows_than_the_file_holds_is_refused(tmp_path):
+    (tmp_path / "v.vec").write_text("1000000 300\nthe 0.1 0.2\n")
+    with pytest.raises(UnreadableFile, match="more than the file can hold"):
+        load(str(tmp_path / "v.vec"))
+
+
+def test_word2vec_row_with_missing_values_names_the_line(tmp_path):
+    (tmp_path / "v.vec").write_text("2 3\nthe 0.1 0.2 0.3\nof 0.1 0.2\n")
+    with load(str(tmp_path / "v.vec")) as view, pytest.raises(UnreadableFile, match="line 3: expected 3 values, found 2"):
+        next(view.weights()).stats()
+
+
+def test_directories_are_walked_for_model_files_only(tmp_path):
+    (tmp_path / "sub").mkdir()
+    np.save(tmp_path / "sub" / "a.npy", np.zeros((2, 2), "float32"))
+    (tmp_path / "README.txt").write_text("not vectors\n")
+    (tmp_path / "vectors.txt").write_text("1 2\nthe 0.5 0.5\n")
+    (tmp_path / ".hidden").mkdir()
+    np.save(tmp_path / ".hidden" / "b.npy", np.zeros((2, 2), "float32"))
+    found = sorted(target.path.removeprefix(str(tmp_path)) for target in discover([str(tmp_path)]))
+    assert found == ["/sub/a.npy", "/vectors.txt"]
+
+
+def test_a_zip_without_config_is_not_a_model(tmp_path):
+    with zipfile.ZipFile(tmp_path / "x.keras", "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(UnreadableFile, match="no config.json"):
+        load(str(tmp_path / "x.keras"))

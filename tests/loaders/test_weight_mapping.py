@@ -1,0 +1,143 @@
+"""Every stored tensor is mapped to the layer Keras names, with the values Keras holds."""
+
+import numpy as np
+import pytest
+
+from nandoctor.loaders import load
+
+
+def keras3_model(keras):
+    ids = keras.Input((6,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(30, 8, name="word_emb")(ids)
+    inner = keras.Sequential([keras.layers.Dense(8, name="inner_a"), keras.layers.Dense(8, name="inner_b")], name="encoder")
+    x = inner(x)
+    x = keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x)
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    x = keras.layers.Dense(5, name="second_dense")(keras.layers.Flatten()(x))
+    out = keras.layers.Dense(3, activation="softmax", name="first_dense")(x)
+    model = keras.Model(ids, out)
+    model.compile("adam", "categorical_crossentropy")
+    return model
+
+
+def keras2_model(tf_keras):
+    ids = tf_keras.Input((6,), dtype="int32", name="ids")
+    x = tf_keras.layers.Embedding(30, 8, name="word_emb")(ids)
+    inner = tf_keras.Sequential([tf_keras.layers.Dense(8, name="inner_a", input_shape=(6, 8)),
+                                 tf_keras.layers.Dense(8, name="inner_b")], name="encoder")
+    x = inner(x)
+    x = tf_keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x)
+    x = tf_keras.layers.Dense(5, name="second_dense")(tf_keras.layers.Flatten()(x))
+    out = tf_keras.layers.Dense(3, name="logits")(x)
+    model = tf_keras.Model(ids, tf_keras.layers.Activation("softmax", name="probabilities")(out))
+    model.compile("adam", "categorical_crossentropy")
+    return model
+
+
+def live_weights(model) -> dict[str, list[np.ndarray]]:
+    """Layer name (nested as outer/inner) -> its weights in Keras's order, sub-layers included."""
+    result = {}
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            for inner in layer.layers:
+                if inner.weights:
+                    result[f"{layer.name}/{inner.name}"] = [np.asarray(w) for w in inner.get_weights()]
+        elif layer.weights:
+            result[layer.name] = [np.asarray(w) for w in layer.get_weights()]
+    return result
+
+
+def assert_same_weights(view, expected: dict[str, list[np.ndarray]]) -> None:
+    stored = {layer.name: layer.weights for layer in view.layers if layer.weights}
+    assert sorted(stored) == sorted(expected)
+    for name, arrays in expected.items():
+        held = sorted((w.read() for w in stored[name]), key=lambda a: (a.shape, a.ravel()[:4].tolist()))
+        wanted = sorted(arrays, key=lambda a: (a.shape, a.ravel()[:4].tolist()))
+        assert len(held) == len(wanted), name
+        for got, want in zip(held, wanted):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["model.keras", "model.h5", "model.weights.h5"])
+def test_keras3_files_map_every_tensor_to_its_layer(keras, save, name):
+    model = keras3_model(keras)
+    with load(save(model, name)) as view:
+        assert_same_weights(view, live_weights(model))
+
+
+@pytest.mark.parametrize("name", ["model.h5", "model_weights.h5"])
+def test_keras2_files_map_every_tensor_to_its_layer(tf_keras, save, name):
+    model = keras2_model(tf_keras)
+    with load(save(model, name)) as view:
+        expected = live_weights(model)
+        if name == "model_weights.h5":  # no config: nested layers stay with the model's group
+            expected = {"encoder" if key.startswith("encoder/") else key: value for key, value in expected.items()}
+            expected["encoder"] = [w for key, value in live_weights(model).items() if key.startswith("encoder/") for w in value]
+        assert_same_weights(view, expected)
+
+
+def test_keras3_variables_are_named_like_keras_names_them(keras, save):
+    with load(save(keras3_model(keras), "model.keras")) as view:
+        assert [w.name for w in view.layer("word_emb").weights] == ["embeddings"]
+        assert [w.name for w in view.layer("first_dense").weights] == ["kernel", "bias"]
+        assert [w.name for w in view.layer("norm").weights] == ["gamma", "beta"]
+        assert [w.name for w in view.layer("encoder/inner_b").weights] == ["kernel", "bias"]
+
+
+def test_two_layers_of_one_class_are_told_apart_by_order_when_the_file_has_no_names(keras, save):
+    """Keras before 3.15 wrote no layer names in the weights file: the config order decides."""
+    import h5py
+
+    model = keras3_model(keras)
+    path = save(model, "model.keras")
+    import zipfile
+
+    stripped = path.replace(".keras", "_old.keras")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(stripped, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "model.weights.h5":
+                temp = path + ".h5"
+                open(temp, "wb").write(data)
+                with h5py.File(temp, "r+") as h5:
+                    h5.visititems(lambda name, obj: obj.attrs.pop("name", None) if name.endswith("vars") else None)
+                data = open(temp, "rb").read()
+            target.writestr(info, data)
+    with load(stripped) as view:
+        assert_same_weights(view, live_weights(model))
+
+
+def test_a_model_used_as_a_layer_is_walked_and_wired_through(keras, save):
+    model = keras3_model(keras)
+    with load(save(model, "model.keras")) as view:
+        assert view.layer("encoder").is_model
+        assert view.path_between("word_emb", "first_dense") is not None
+        assert "encoder/inner_a" in [layer.name for layer in view.downstream("word_emb")]
+
+
+def test_call_arguments_are_read_from_the_saved_graph(keras, save):
+    ids = keras.Input((6,), dtype="int32")
+    x = keras.layers.Embedding(30, 8)(ids)
+    attended = keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x, use_causal_mask=True)
+    with load(save(keras.Model(ids, attended), "causal.keras")) as view:
+        edges = view.producers("attention")
+        assert {edge.argument for edge in edges} == {"0", "1"}
+        assert all(edge.call_kwargs.get("use_causal_mask") is True for edge in edges)
+
+
+def test_keras2_tensor_keyword_arguments_become_edges(tf_keras, save):
+    ids = tf_keras.Input((6,), dtype="int32")
+    x = tf_keras.layers.Embedding(30, 8, name="emb")(ids)
+    attended = tf_keras.layers.MultiHeadAttention(2, 4, name="attention")(x, value=x, use_causal_mask=True)
+    with load(save(tf_keras.Model(ids, attended), "causal.h5")) as view:
+        edges = view.producers("attention")
+        assert {(edge.source, edge.argument) for edge in edges} == {("emb", "0"), ("emb", "value")}
+        assert edges[0].call_kwargs == {"use_causal_mask": True}
+
+
+def test_compile_config_is_read_from_keras3_and_keras2_files(keras, tf_keras, save):
+    with load(save(keras3_model(keras), "k3.keras")) as view:
+        assert view.compile.losses["first_dense"].name == "categorical_crossentropy"
+    with load(save(keras2_model(tf_keras), "k2.h5")) as view:
+        assert view.compile.losses["probabilities"].name == "categorical_crossentropy"
+        assert view.outputs == ["probabilities"]

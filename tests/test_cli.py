@@ -1,0 +1,105 @@
+import json
+
+import pytest
+
+from tests.conftest import FIXTURES, run_cli
+
+BROKEN = FIXTURES / "broken"
+CLEAN = FIXTURES / "clean"
+RELU_OUTPUT = BROKEN / "seed_a_memory_network.keras"  # ND601 error + ND901 info
+
+
+def test_clean_models_exit_0(tmp_path):
+    result = run_cli("scan", CLEAN, expected_exit=0)
+    assert "No findings in" in result.stdout
+
+
+def test_findings_at_or_above_fail_on_exit_1_and_below_exit_0():
+    run_cli("scan", RELU_OUTPUT, expected_exit=1)
+    run_cli("scan", BROKEN / "entity_tables.npz", expected_exit=0)  # ND101 info only
+    run_cli("scan", BROKEN / "entity_tables.npz", "--fail-on", "info", expected_exit=1)
+    run_cli("scan", RELU_OUTPUT, "--exit-zero", expected_exit=0)
+
+
+def test_text_report_groups_by_file_with_code_severity_layer_message_fix_and_summary():
+    out = run_cli("scan", RELU_OUTPUT, expected_exit=1).stdout
+    assert out.splitlines()[0] == str(RELU_OUTPUT)
+    assert "ND601 error next_word" in out and "fix: Use activation='softmax'" in out
+    assert out.rstrip().endswith("Found 3 findings in 1 file: 1 error, 2 info.")
+
+
+def test_json_output_follows_the_contract():
+    data = json.loads(run_cli("scan", RELU_OUTPUT, "--format", "json").stdout)
+    assert data["summary"] == {"files": 1, "findings": 3, "error": 1, "warning": 0, "info": 2}
+    (file,) = data["files"]
+    assert (file["format"], file["status"], file["error"]) == ("keras", "scanned", None)
+    assert {f["code"] for f in file["findings"]} == {"ND601", "ND901"}
+
+
+def test_sarif_output_has_the_2_1_0_structure():
+    sarif = json.loads(run_cli("scan", RELU_OUTPUT, "--format", "sarif").stdout)
+    assert sarif["version"] == "2.1.0" and "sarif-2.1.0" in sarif["$schema"]
+    run = sarif["runs"][0]
+    rule_ids = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
+    assert rule_ids == ["ND101", "ND102", "ND103", "ND601", "ND901"]
+    result = next(r for r in run["results"] if r["ruleId"] == "ND601")
+    assert result["level"] == "error" and result["message"]["text"]
+    assert result["locations"][0]["logicalLocations"][0]["name"] == "next_word"
+    assert rule_ids[result["ruleIndex"]] == "ND601"
+
+
+def test_output_option_writes_the_report_to_a_file(tmp_path):
+    target = tmp_path / "report.json"
+    result = run_cli("scan", RELU_OUTPUT, "--format", "json", "-o", target, expected_exit=1)
+    assert result.stdout == "" and json.loads(target.read_text())["summary"]["findings"] == 3
+
+
+@pytest.mark.parametrize("selector, expected", [
+    ("ND601", {"ND601"}), ("ND9", {"ND901"}), ("opaque-code", {"ND901"}), ("ND1,ND6", {"ND601"}),
+])
+def test_select_by_code_family_or_name(selector, expected):
+    data = json.loads(run_cli("scan", RELU_OUTPUT, "--format", "json", "--select", selector).stdout)
+    assert {f["code"] for f in data["files"][0]["findings"]} == expected
+
+
+def test_ignore_removes_rules():
+    run_cli("scan", RELU_OUTPUT, "--ignore", "ND6", expected_exit=0)
+
+
+def test_unknown_selector_is_a_usage_error():
+    result = run_cli("scan", RELU_OUTPUT, "--select", "ND999", expected_exit=2)
+    assert "Received: 'ND999'" in result.stderr
+
+
+def test_quiet_drops_the_summary():
+    out = run_cli("scan", RELU_OUTPUT, "--quiet").stdout
+    assert "Found" not in out and "ND601" in out
+
+
+def test_settings_come_from_pyproject(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text('[tool.nandoctor]\nignore = ["ND601"]\nfail-on = "info"\n')
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("scan", RELU_OUTPUT, "--format", "json", expected_exit=1)  # ND901 info fails on info
+    assert {f["code"] for f in json.loads(result.stdout)["files"][0]["findings"]} == {"ND901"}
+    run_cli("scan", RELU_OUTPUT, "--fail-on", "warning", expected_exit=0)  # the flag wins
+
+
+def test_bad_settings_are_a_usage_error(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text('[tool.nandoctor]\nselekt = ["ND1"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert "Received: selekt" in run_cli("scan", RELU_OUTPUT, expected_exit=2).stderr
+
+
+def test_rules_lists_every_rule():
+    out = run_cli("rules", expected_exit=0).stdout
+    for code in ("ND101", "ND102", "ND103", "ND601", "ND901"):
+        assert code in out
+
+
+def test_rule_prints_the_same_page_as_the_docs():
+    from nandoctor.docgen import DOCS
+
+    out = run_cli("rule", "ND101", expected_exit=0).stdout
+    assert out.startswith("# zero-embedding-rows (ND101)")
+    assert out in (DOCS / "zero-embedding-rows.md").read_text()
+    run_cli("rule", "ND999", expected_exit=2)

@@ -1,0 +1,74 @@
+"""Mutated bytes of valid files never produce a traceback or a hang: each file is scanned,
+skipped, or refused with one line, and every reporter renders the result."""
+
+import signal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nandoctor.engine import scan
+from nandoctor.report import FileStatus
+from nandoctor.reporters import render
+from tests.conftest import FIXTURES
+
+SEEDS = [
+    FIXTURES / "broken" / "seed_c_zero_rows_cosine.keras",
+    FIXTURES / "broken" / "seed_a_memory_network_keras2.h5",
+    FIXTURES / "clean" / "mlp.weights.h5",
+    FIXTURES / "clean" / "keras2_classifier_weights.h5",
+    FIXTURES / "broken" / "entity_tables.npz",
+    FIXTURES / "clean" / "item_vectors.npy",
+    FIXTURES / "broken" / "gensim_vectors.vec",
+    FIXTURES / "broken" / "gensim_vectors.bin",
+]
+
+
+@st.composite
+def mutations(draw, size: int):
+    """Overwrite a few runs of bytes, and sometimes truncate."""
+    edits = draw(st.lists(st.tuples(st.integers(0, size - 1), st.binary(min_size=1, max_size=8)), min_size=1, max_size=6))
+    cut = draw(st.one_of(st.none(), st.integers(0, size)))
+    return edits, cut
+
+
+def mutate(data: bytes, edits, cut) -> bytes:
+    buffer = bytearray(data)
+    for position, replacement in edits:
+        buffer[position : position + len(replacement)] = replacement
+    return bytes(buffer[:cut] if cut is not None else buffer)
+
+
+class Hang(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise Hang("a scan took more than 20 s")
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda path: path.name)
+def test_mutated_files_are_scanned_or_refused_in_one_line(tmp_path, seed):
+    original = seed.read_bytes()
+    target = tmp_path / seed.name
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(mutations(len(original)))
+    def check(mutation):
+        target.write_bytes(mutate(original, *mutation))
+        previous = signal.signal(signal.SIGALRM, _alarm)
+        signal.alarm(20)
+        try:
+            report = scan([str(target)])
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        (result,) = report.files
+        assert result.status in (FileStatus.SCANNED, FileStatus.ERROR)
+        if result.status is FileStatus.ERROR:
+            assert result.error and "\n" not in result.error
+        for output_format in ("text", "json", "sarif"):
+            assert render(report, output_format)
+
+    check()

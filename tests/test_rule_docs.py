@@ -1,0 +1,48 @@
+"""Rule documentation is complete, generated, and its examples are executed."""
+
+import pytest
+
+import nandoctor
+from nandoctor import docgen
+from nandoctor.rule import OPTIONAL_SECTIONS, REQUIRED_SECTIONS
+from nandoctor.rules import RULES
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+def test_docstring_has_the_required_sections_in_order(rule):
+    headings = list(rule.sections())
+    assert headings[: len(REQUIRED_SECTIONS)] == list(REQUIRED_SECTIONS)
+    allowed_tail = [h for h in OPTIONAL_SECTIONS if h in headings]
+    assert headings[len(REQUIRED_SECTIONS):] == allowed_tail
+    assert rule.summary().endswith(".") and rule.summary().count(". ") == 0
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+def test_codes_and_names_follow_the_catalogue(rule):
+    assert rule.code.startswith("ND") and len(rule.code) == 5
+    assert rule.name == rule.name.lower() and " " not in rule.name
+
+
+def build_example(code: str, tmp_path, name: str) -> str:
+    namespace: dict = {}
+    exec(compile(code, f"<{name}>", "exec"), namespace)
+    path = tmp_path / f"{name}.keras"
+    namespace["model"].save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+def test_example_fires_exactly_this_rule(keras, tmp_path, rule):
+    report = nandoctor.scan(build_example(rule.code_block("Example"), tmp_path, "example"))
+    assert {finding.code for finding in report.findings} == {rule.code}
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+def test_use_instead_does_not_fire_it(keras, tmp_path, rule):
+    report = nandoctor.scan(build_example(rule.code_block("Use instead"), tmp_path, "use_instead"))
+    assert [finding.code for finding in report.findings] == []
+
+
+def test_generated_rule_docs_are_up_to_date():
+    stale = docgen.stale_pages()
+    assert stale == [], f"run `python -m nandoctor.docgen`; stale: {stale}"
