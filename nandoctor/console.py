@@ -6,7 +6,13 @@ Markup is off, so a layer called `[bold]` prints as written; rich honours `NO_CO
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 console = Console(stderr=True, highlight=False, markup=False, emoji=False)

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class Severity(str, enum.Enum):
-    """How bad a finding is; compares by rank (`error` > `warning` > `info`)."""
+class Severity(enum.StrEnum):
+    """How bad a finding is; ranked `error` > `warning` > `info`."""
 
     ERROR = "error"
     WARNING = "warning"
@@ -19,20 +19,14 @@ class Severity(str, enum.Enum):
     def rank(self) -> int:
         return _SEVERITY_RANK[self]
 
-    def __str__(self) -> str:
-        return self.value
-
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
-class Confidence(str, enum.Enum):
+class Confidence(enum.StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -61,13 +55,10 @@ class Finding:
         }
 
 
-class FileStatus(str, enum.Enum):
+class FileStatus(enum.StrEnum):
     SCANNED = "scanned"
     ERROR = "error"
     SKIPPED = "skipped"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass

@@ -2,7 +2,15 @@ import json
 
 import pytest
 
-from nandoctor.report import Confidence, FileResult, FileStatus, Finding, Report, Severity, parse_severity
+from nandoctor.report import (
+    Confidence,
+    FileResult,
+    FileStatus,
+    Finding,
+    Report,
+    Severity,
+    parse_severity,
+)
 
 
 def finding(severity: Severity) -> Finding:

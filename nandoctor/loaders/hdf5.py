@@ -15,8 +15,11 @@ import h5py
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import attribute_text, dataset_source
-from nandoctor.loaders.keras_config import parse_compile, parse_model
-from nandoctor.loaders.weight_layouts import attach_legacy_weights, keras3_weights_only_layers
+from nandoctor.loaders.keras_config import model_view
+from nandoctor.loaders.weight_layouts import (
+    attach_legacy_weights,
+    keras3_weights_only_layers,
+)
 from nandoctor.loaders.zip_members import parse_json
 from nandoctor.view import ModelView
 
@@ -45,18 +48,12 @@ def _read(path: str, h5: h5py.File) -> ModelView:
 
     model_config = attribute_text(h5, "model_config")
     if model_config is not None:
-        entry = parse_json(model_config, "model_config")
-        parsed = parse_model(entry)
         training = attribute_text(h5, "training_config")
-        view = ModelView(
+        view, _ = model_view(
+            parse_json(model_config, "model_config"),
+            parse_json(training, "training_config") if training else None,
             path=path,
             format="h5",
-            layers=parsed.layers,
-            edges=parsed.edges,
-            inputs=parsed.inputs,
-            outputs=parsed.outputs,
-            compile=parse_compile(parse_json(training, "training_config"), parsed.outputs) if training else None,
-            model_class=entry.get("class_name"),
         )
         weights = h5.get("model_weights")
         if isinstance(weights, h5py.Group):

@@ -14,7 +14,7 @@ from typing import Any
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.keras_classes import MODEL_CLASSES
-from nandoctor.view import CompileConfig, Edge, Layer, LossSpec
+from nandoctor.view import CompileConfig, Edge, Layer, LossSpec, ModelView
 
 _MAX_DEPTH = 32
 
@@ -58,6 +58,23 @@ def parse_model(entry: Any, *, prefix: str = "", h5_prefix: str = "", depth: int
     if entry["class_name"] == "Sequential" or isinstance(config, list):
         return _Builder(prefix, h5_prefix, depth).sequential(entries)
     return _Builder(prefix, h5_prefix, depth).functional(entries, config)
+
+
+def model_view(entry: Any, compile_config: Any, *, path: str, format: str) -> tuple[ModelView, ParsedModel]:
+    """The view of a model config (with its Keras 3 `compile_config` or Keras 2
+    `training_config`), and the parse, which also says where Keras 3 stores each layer's weights."""
+    parsed = parse_model(entry)
+    view = ModelView(
+        path=path,
+        format=format,
+        layers=parsed.layers,
+        edges=parsed.edges,
+        inputs=parsed.inputs,
+        outputs=parsed.outputs,
+        compile=parse_compile(compile_config, parsed.outputs),
+        model_class=entry.get("class_name"),
+    )
+    return view, parsed
 
 
 def _parse_opaque_model(entry: dict[str, Any], prefix: str) -> ParsedModel:

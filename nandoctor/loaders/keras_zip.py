@@ -15,7 +15,7 @@ import h5py
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import dataset_source
-from nandoctor.loaders.keras_config import parse_compile, parse_model
+from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.weight_layouts import attach_keras3_weights
 from nandoctor.loaders.zip_members import (
     FileWindow,
@@ -36,17 +36,9 @@ def load_keras(path: str) -> ModelView:
         if CONFIG_MEMBER not in names:
             raise NotAModel("zip archive holds no config.json: not a Keras model")
         entry = read_json_member(archive, CONFIG_MEMBER)
-        parsed = parse_model(entry)
-        view = ModelView(
-            path=path,
-            format="keras",
-            layers=parsed.layers,
-            edges=parsed.edges,
-            inputs=parsed.inputs,
-            outputs=parsed.outputs,
-            compile=parse_compile(entry.get("compile_config"), parsed.outputs),
-            model_class=entry.get("class_name"),
-        )
+        if not isinstance(entry, dict):
+            raise UnreadableFile("config.json is not a JSON object: not a Keras model")
+        view, parsed = model_view(entry, entry.get("compile_config"), path=path, format="keras")
         if WEIGHTS_MEMBER in names:
             try:
                 root, region_file, base_offset = _open_weights(path, archive, archive.getinfo(WEIGHTS_MEMBER), view)

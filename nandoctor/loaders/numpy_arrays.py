@@ -15,9 +15,19 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
-from nandoctor.loaders.zip_members import FileWindow, check_expansion, member_data_offset, open_archive
+from nandoctor.loaders.zip_members import (
+    FileWindow,
+    check_expansion,
+    member_data_offset,
+    open_archive,
+)
 from nandoctor.view import Layer, ModelView, Weight
-from nandoctor.weight_reading import ArraySource, FileRegionSource, SlicedSource, StreamSource
+from nandoctor.weight_reading import (
+    ArraySource,
+    FileRegionSource,
+    SlicedSource,
+    StreamSource,
+)
 
 
 def _read_header(stream, what: str) -> tuple[tuple[int, ...], bool, np.dtype]:

@@ -82,7 +82,7 @@ class FileWindow(io.RawIOBase):
 
     def __init__(self, path: str, start: int, size: int):
         super().__init__()
-        self._file = open(path, "rb")
+        self._file = open(path, "rb")  # noqa: SIM115 (owned, closed in close())
         self._start = start
         self._size = size
         self._position = 0

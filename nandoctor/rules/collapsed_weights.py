@@ -50,8 +50,8 @@ class CollapsedWeights(Rule):
     name = "collapsed-weights"
     severity = Severity.ERROR
     fix = (
-        "Restore a checkpoint from before the collapse and find what drives the weights down "
-        "(train with nandoctor.Monitor(), which forecasts the step at which they underflow)."
+        "Restore a checkpoint from before the collapse and find what drives the weights down: "
+        "a zero vector under a normalisation, a loss that rewards small norms, or too much weight decay."
     )
     options = {"tiny": 1e-20}
     needs_weights = True

@@ -44,8 +44,8 @@ class NonfiniteWeights(Rule):
     name = "nonfinite-weights"
     severity = Severity.ERROR
     fix = (
-        "Restore the last checkpoint whose weights are finite, then find where training diverged "
-        "by training with nandoctor.Monitor() in the callbacks."
+        "Restore the last checkpoint whose weights are finite, then find the step and the layer "
+        "where training diverged before training further."
     )
     needs_weights = True
 

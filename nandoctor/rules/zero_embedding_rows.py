@@ -76,7 +76,8 @@ class ZeroEmbeddingRows(Rule):
     severity = Severity.INFO
     fix = (
         "Give rows of unknown words small random vectors instead of zeros, and compute cosine "
-        "similarity with an epsilon inside the square root (nandoctor.layers.SafeCosineSimilarity)."
+        "similarity with the epsilon inside the square root: sqrt(sum(x**2) + eps), "
+        "not max(sqrt(sum(x**2)), eps)."
     )
     needs_weights = True
 

@@ -1,5 +1,9 @@
 """Every stored tensor is mapped to the layer Keras names, with the values Keras holds."""
 
+import zipfile
+from pathlib import Path
+
+import h5py
 import numpy as np
 import pytest
 
@@ -86,22 +90,19 @@ def test_keras3_variables_are_named_like_keras_names_them(keras, save):
 
 def test_two_layers_of_one_class_are_told_apart_by_order_when_the_file_has_no_names(keras, save):
     """Keras before 3.15 wrote no layer names in the weights file: the config order decides."""
-    import h5py
-
     model = keras3_model(keras)
     path = save(model, "model.keras")
-    import zipfile
 
     stripped = path.replace(".keras", "_old.keras")
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(stripped, "w") as target:
         for info in source.infolist():
             data = source.read(info)
             if info.filename == "model.weights.h5":
-                temp = path + ".h5"
-                open(temp, "wb").write(data)
+                temp = Path(path + ".h5")
+                temp.write_bytes(data)
                 with h5py.File(temp, "r+") as h5:
                     h5.visititems(lambda name, obj: obj.attrs.pop("name", None) if name.endswith("vars") else None)
-                data = open(temp, "rb").read()
+                data = temp.read_bytes()
             target.writestr(info, data)
     with load(stripped) as view:
         assert_same_weights(view, live_weights(model))
