@@ -5,6 +5,8 @@ Markup is off, so a layer called `[bold]` prints as written; rich honours `NO_CO
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,8 +19,9 @@ from rich.text import Text
 
 console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
-# About a second's reading at this machine's pace: below it a bar would only flicker.
-PROGRESS_MIN_BYTES = 512 << 20
+# A bar appears only once a file's weights have taken this long to read: a fast read
+# would only flicker, and how fast is fast depends on the disk and the page cache.
+PROGRESS_DELAY_S = 1.0
 
 
 def error(message: str) -> None:
@@ -28,27 +31,35 @@ def error(message: str) -> None:
 class WeightProgress:
     """A transient progress bar for files whose weights take more than about a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Console = console, clock=time.monotonic) -> None:
+        self._console = target
+        self._clock = clock
         self._bar: Progress | None = None
         self._task = None
+        self._path = ""
+        self._total = self._done = 0
+        self._started = 0.0
 
     def start(self, path: str, total_bytes: int) -> None:
-        if total_bytes < PROGRESS_MIN_BYTES or not console.is_terminal:
-            return
-        self._bar = Progress(
-            TextColumn("reading weights of {task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        self._bar.start()
-        self._task = self._bar.add_task(path, total=total_bytes)
+        self._path, self._total, self._done = path, total_bytes, 0
+        self._started = self._clock()
 
     def advance(self, nbytes: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, nbytes)
+        self._done += nbytes
+        if self._bar is None:
+            if not self._console.is_terminal or self._clock() - self._started < PROGRESS_DELAY_S:
+                return
+            self._bar = Progress(
+                TextColumn("reading weights of {task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=self._console,
+                transient=True,
+            )
+            self._task = self._bar.add_task(self._path, total=self._total)
+            self._bar.start()
+        self._bar.update(self._task, completed=self._done)
 
     def finish(self) -> None:
         if self._bar is not None:

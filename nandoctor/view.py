@@ -58,6 +58,9 @@ class Weight:
     def read(self) -> np.ndarray:
         return self.source.read()
 
+    def row_labels(self, rows: list[int]) -> list[str] | None:
+        return self.source.row_labels(rows)
+
     def stats(self, progress: Callable[[int], None] | None = None) -> WeightStats:
         """Row and value statistics, computed in one streaming pass and cached."""
         if self._stats is None:

@@ -69,6 +69,10 @@ class ArraySource:
     def _read_rows(self, start: int, out: np.ndarray) -> None:
         raise NotImplementedError
 
+    def row_labels(self, rows: list[int]) -> list[str] | None:
+        """Names of the given rows (the words of a word2vec file), where the file has them."""
+        return None
+
     def read(self) -> np.ndarray:
         """The whole tensor in its logical dtype (bfloat16 widened to float32)."""
         out = np.empty((self.rows, self.row_len), self.dtype)

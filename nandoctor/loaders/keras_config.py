@@ -151,17 +151,29 @@ class _Builder:
             return name
         return inner.outputs[min(tensor_index, len(inner.outputs) - 1)]
 
-    def inputs_of(self, name: str, position: int | None) -> list[str]:
+    def inputs_of(self, name: str, argument: str) -> list[str]:
+        """The layers inside nested model `name` that receive the tensor passed as `argument`.
+
+        Keras 2 passes a model's inputs as positional arguments (`0`, `1`); Keras 3 as one
+        list (`0.0`, `0.1`) or one dict keyed by input name (`0.left_in`).
+        """
         inner = self.nested.get(name)
         if inner is None or not inner.inputs:
             return [name]
-        if position is not None and position < len(inner.inputs):
-            return [inner.inputs[position]]
+        parts = argument.split(".")
+        if len(parts) > 1 and parts[0] == "0":
+            key = parts[1]
+            if key.isdigit() and int(key) < len(inner.inputs):
+                return [inner.inputs[int(key)]]
+            named = [receiver for receiver in inner.inputs if receiver.rsplit("/", 1)[-1] == key]
+            if named:
+                return named
+        elif parts[0].isdigit() and int(parts[0]) < len(inner.inputs):
+            return [inner.inputs[int(parts[0])]]
         return inner.inputs[:1]
 
     def connect(self, source: str, tensor_index: int, target: str, argument: str, kwargs: dict) -> None:
-        position = int(argument.split(".")[0]) if argument.split(".")[0].isdigit() else None
-        for receiver in self.inputs_of(target, position):
+        for receiver in self.inputs_of(target, argument):
             self.model.edges.append(
                 Edge(self.output_of(source, tensor_index), receiver, argument, kwargs)
             )
@@ -172,7 +184,7 @@ class _Builder:
             # `Sequential.layers` omits the InputLayer, and so does the weights file.
             name = self.add(entry, saved_in_layers=entry.get("class_name") != "InputLayer")
             if previous is None:
-                self.model.inputs = self.inputs_of(name, 0)
+                self.model.inputs = self.inputs_of(name, "0")
             else:
                 self.connect(previous, 0, name, "0", {})
             previous = name
@@ -195,7 +207,7 @@ class _Builder:
             receiver
             for source, _ in _tensor_refs_list(config.get("input_layers"))
             if source in names
-            for receiver in self.inputs_of(names[source], 0)
+            for receiver in self.inputs_of(names[source], "0")
         ]
         self.model.outputs = [
             self.output_of(names[source], index)

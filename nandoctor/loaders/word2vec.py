@@ -92,6 +92,18 @@ class Word2VecTextSource(ArraySource):
                     raise UnreadableFile(f"a value near line {line_number} is not a number") from None
                 yield start, block
 
+    def row_labels(self, rows: list[int]) -> list[str] | None:
+        wanted = set(rows)
+        words: dict[int, str] = {}
+        with open(self.path, "rb") as file:
+            if self.skip_header:
+                file.readline(MAX_LINE)
+            for row in range(max(wanted, default=-1) + 1):
+                line = file.readline(MAX_LINE)
+                if row in wanted:
+                    words[row] = _decode(line.rstrip().rsplit(None, self.row_len)[0] if line.strip() else b"")
+        return [words.get(row, "") for row in rows]
+
 
 class Word2VecBinarySource(ArraySource):
     def __init__(self, path: str, rows: int, dim: int):
@@ -106,27 +118,43 @@ class Word2VecBinarySource(ArraySource):
             for start in range(0, self.rows, self.rows_per_block):
                 count = min(self.rows_per_block, self.rows - start)
                 for row in range(count):
-                    _skip_word(file, start + row)
+                    _read_word(file, start + row)
                     data = file.read(row_bytes)
                     if len(data) != row_bytes:
                         raise UnreadableFile(f"word2vec file ends inside row {start + row} of {self.rows}")
                     buffer[row] = np.frombuffer(data, self.dtype)
                 yield start, buffer[:count]
 
+    def row_labels(self, rows: list[int]) -> list[str] | None:
+        wanted = set(rows)
+        words: dict[int, str] = {}
+        with open(self.path, "rb") as file:
+            file.readline(MAX_LINE)
+            for row in range(max(wanted, default=-1) + 1):
+                word = _read_word(file, row)
+                file.seek(self.row_len * 4, os.SEEK_CUR)
+                if row in wanted:
+                    words[row] = _decode(word)
+        return [words.get(row, "") for row in rows]
 
-def _skip_word(file, row: int) -> None:
-    """Consume `word ` (and the newline some writers put before it)."""
-    length = 0
+
+def _read_word(file, row: int) -> bytes:
+    """Consume and return `word ` (skipping the newline some writers put before it)."""
+    word = bytearray()
     while True:
         char = file.read(1)
         if not char:
             raise UnreadableFile(f"word2vec file ends before row {row}")
-        if char == b" " and length:
-            return
+        if char == b" " and word:
+            return bytes(word)
         if char != b"\n":
-            length += 1
-        if length > MAX_WORD:
+            word += char
+        if len(word) > MAX_WORD:
             raise UnreadableFile(f"row {row} has no word separator within {MAX_WORD} bytes: corrupt binary")
+
+
+def _decode(word: bytes) -> str:
+    return word.decode("utf-8", "replace")
 
 
 def _view(path: str, source: ArraySource) -> ModelView:

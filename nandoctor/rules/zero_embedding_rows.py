@@ -94,8 +94,13 @@ class ZeroEmbeddingRows(Rule):
                 continue
             count, rows = len(zero_rows), matrix.rows
             first_ids = [int(i) for i in zero_rows[:_FIRST_IDS]]
-            shown = ", ".join(map(str, first_ids)) + (", ..." if count > _FIRST_IDS else "")
-            message = f"{count:,} of {plural(rows, 'row')} ({count / rows:.1%}) are all zero (ids {shown})"
+            words = matrix.row_labels(first_ids)
+            shown = ", ".join(repr(w) for w in words) if words else ", ".join(map(str, first_ids))
+            shown += ", ..." if count > _FIRST_IDS else ""
+            message = (
+                f"{count:,} of {plural(rows, 'row')} ({count / rows:.1%}) are all zero "
+                f"({'words' if words else 'ids'} {shown})"
+            )
             details = {
                 "count": count,
                 "rows": rows,
@@ -104,6 +109,8 @@ class ZeroEmbeddingRows(Rule):
                 "weight": matrix.name,
                 "feeds": None,
             }
+            if words:
+                details["first_words"] = words
             consumer = _normalising_consumer(view, layer)
             if consumer is None:
                 yield self.finding(layer.name, message, details=details)

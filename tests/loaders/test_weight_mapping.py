@@ -142,3 +142,29 @@ def test_compile_config_is_read_from_keras3_and_keras2_files(keras, tf_keras, sa
     with load(save(keras2_model(tf_keras), "k2.h5")) as view:
         assert view.compile.losses["probabilities"].name == "categorical_crossentropy"
         assert view.outputs == ["probabilities"]
+
+
+def test_a_functional_model_with_two_inputs_used_as_a_layer_is_wired_input_by_input(keras, save):
+    left, right = keras.Input((4,), name="left_in"), keras.Input((4,), name="right_in")
+    tower = keras.Model(
+        [left, right], keras.layers.Add(name="join")([keras.layers.Dense(4, name="l")(left), right]), name="tower"
+    )
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    out = keras.layers.Dense(2, name="head")(tower([keras.layers.Dense(4, name="pre_a")(a), b]))
+    model = keras.Model([a, b], out)
+    with load(save(model, "nested.keras")) as view:
+        sources = {(edge.source, edge.target) for edge in view.edges}
+        assert ("pre_a", "tower/left_in") in sources and ("b", "tower/right_in") in sources
+        assert ("tower/join", "head") in sources
+        assert view.path_between("a", "head") == ["a", "pre_a", "tower/left_in", "tower/l", "tower/join", "head"]
+        assert_same_weights(view, live_weights(model))
+
+
+def test_keras2_nested_functional_model_is_wired_input_by_input(tf_keras, save):
+    left, right = tf_keras.Input((4,), name="left_in"), tf_keras.Input((4,), name="right_in")
+    tower = tf_keras.Model([left, right], tf_keras.layers.Add(name="join")([left, right]), name="tower")
+    a, b = tf_keras.Input((4,), name="a"), tf_keras.Input((4,), name="b")
+    model = tf_keras.Model([a, b], tf_keras.layers.Dense(2, name="head")(tower([b, a])))
+    with load(save(model, "nested.h5")) as view:
+        sources = {(edge.source, edge.target) for edge in view.edges}
+        assert {("b", "tower/left_in"), ("a", "tower/right_in"), ("tower/join", "head")} <= sources

@@ -66,8 +66,22 @@ def test_zero_rows_are_found_in_keras2_files(tf_keras, save):
     assert finding.layer == "emb" and finding.details["count"] == 3
 
 
-def test_zero_rows_in_a_word2vec_file(tmp_path):
-    values = table(rows=6, dim=3, zero=(1,))
-    lines = ["6 3"] + [f"w{i} " + " ".join(str(v) for v in row) for i, row in enumerate(values)]
+def test_zero_rows_of_a_word2vec_file_are_named_by_their_words(tmp_path):
+    values = table(rows=6, dim=3, zero=(1, 4))
+    words = ["the", "covid", "of", "and", "zoom", "a"]
+    lines = ["6 3"] + [f"{w} " + " ".join(str(v) for v in row) for w, row in zip(words, values)]
     (tmp_path / "v.vec").write_text("\n".join(lines) + "\n")
-    assert only(nandoctor.scan(str(tmp_path / "v.vec"))).details["first_ids"] == [1]
+    finding = only(nandoctor.scan(str(tmp_path / "v.vec")))
+    assert finding.details["first_ids"] == [1, 4] and finding.details["first_words"] == ["covid", "zoom"]
+    assert "(words 'covid', 'zoom')" in finding.message
+
+
+def test_zero_rows_of_a_binary_word2vec_file_are_named_by_their_words(tmp_path):
+    import struct
+
+    values = table(rows=4, dim=3, zero=(2,))
+    with open(tmp_path / "v.bin", "wb") as file:
+        file.write(b"4 3\n")
+        for word, row in zip(["un", "deux", "trois", "quatre"], values):
+            file.write(word.encode() + b" " + struct.pack("<3f", *row) + b"\n")
+    assert only(nandoctor.scan(str(tmp_path / "v.bin"))).details["first_words"] == ["trois"]
