@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
-from nandoctor.loaders import Target, discover, load
+from nandoctor.loaders import Target, discover, guess_format, load
 from nandoctor.report import FileResult, FileStatus, Report
 from nandoctor.rule import Rule
 from nandoctor.rules import select_rules
@@ -40,7 +40,7 @@ def scan(
 
 def scan_target(target: Target, rules: list[Rule], progress: Progress | None = None) -> FileResult:
     if target.error is not None:
-        return FileResult(target.path, None, FileStatus.ERROR, target.error)
+        return _failed(target, target.error)
     try:
         with load(target.path) as view:
             if any(rule.needs_weights for rule in rules):
@@ -48,16 +48,20 @@ def scan_target(target: Target, rules: list[Rule], progress: Progress | None = N
             findings = [finding for rule in rules for finding in rule.check(view)]
             return FileResult(target.path, view.format, FileStatus.SCANNED, findings=findings)
     except NotAModel as reason:
-        status = FileStatus.ERROR if target.explicit else FileStatus.SKIPPED
-        return FileResult(target.path, None, status, str(reason))
+        return _failed(target, str(reason), FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     except UnreadableFile as reason:
-        return FileResult(target.path, None, FileStatus.ERROR, str(reason))
+        return _failed(target, str(reason))
     except Exception as error:
         # Hostile or corrupt files make h5py, numpy and zipfile fail in ways too many to
         # list; the promise is one line per file and no traceback. NANDOCTOR_DEBUG=1 shows it.
         if os.environ.get("NANDOCTOR_DEBUG"):
             raise
-        return FileResult(target.path, None, FileStatus.ERROR, f"cannot read: {type(error).__name__}: {first_line(error)}")
+        return _failed(target, f"cannot read: {type(error).__name__}: {first_line(error)}")
+
+
+def _failed(target: Target, reason: str, status: FileStatus = FileStatus.ERROR) -> FileResult:
+    # Reasons may quote names from the file itself, which may hold newlines: one line it is.
+    return FileResult(target.path, guess_format(target.path), status, " ".join(reason.split()))
 
 
 def _read_weights(view, progress: Progress | None) -> None:

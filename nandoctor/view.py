@@ -143,9 +143,24 @@ class ModelView:
     has_config: bool = True
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
+    # Indexes built on first use: loaders finish the layer and edge lists before rules run.
     @cached_property
     def _by_name(self) -> dict[str, Layer]:
         return {layer.name: layer for layer in self.layers}
+
+    @cached_property
+    def _edges_from(self) -> dict[str, list[Edge]]:
+        index: dict[str, list[Edge]] = {}
+        for edge in self.edges:
+            index.setdefault(edge.source, []).append(edge)
+        return index
+
+    @cached_property
+    def _edges_to(self) -> dict[str, list[Edge]]:
+        index: dict[str, list[Edge]] = {}
+        for edge in self.edges:
+            index.setdefault(edge.target, []).append(edge)
+        return index
 
     def layer(self, name: str) -> Layer | None:
         return self._by_name.get(name)
@@ -155,10 +170,10 @@ class ModelView:
             yield from layer.weights
 
     def consumers(self, name: str) -> list[Edge]:
-        return [edge for edge in self.edges if edge.source == name]
+        return self._edges_from.get(name, [])
 
     def producers(self, name: str) -> list[Edge]:
-        return [edge for edge in self.edges if edge.target == name]
+        return self._edges_to.get(name, [])
 
     def downstream(self, name: str) -> Iterator[Layer]:
         """Every layer reachable from `name`'s output, nearest first (breadth first)."""

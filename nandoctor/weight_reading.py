@@ -40,8 +40,6 @@ class ArraySource:
         self.bfloat16 = bfloat16
         self.rows = self.shape[0] if self.shape else 1
         self.row_len = int(np.prod(self.shape[1:], dtype=np.int64)) if len(self.shape) > 1 else 1
-        if not self.shape:
-            self.row_len = 1
 
     @property
     def itemsize(self) -> int:

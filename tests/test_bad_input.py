@@ -111,3 +111,11 @@ def test_a_non_model_hdf5_found_in_a_directory_walk_is_skipped_not_an_error(tmp_
     statuses = {entry["path"].rsplit("/", 1)[-1]: entry["status"] for entry in json.loads(result.stdout)["files"]}
     assert statuses == {"dataset.h5": "skipped", "mlp.keras": "scanned"}
     run_cli("scan", tmp_path / "dataset.h5", expected_exit=2)  # named explicitly, it is an error
+
+
+def test_a_reason_quoting_a_hostile_name_stays_on_one_line(tmp_path):
+    path = tmp_path / "newline.weights.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_group("layers/evil\nname/vars").create_dataset("0", shape=(10**9, 10**6), dtype="float32")
+    result = run_cli("scan", path, expected_exit=2)
+    assert len(result.stderr.strip().splitlines()) == 1 and "evil name" in result.stderr

@@ -103,6 +103,22 @@ def loader_for(path: str) -> Callable[[str], ModelView]:
     )
 
 
+def guess_format(path: str) -> str | None:
+    """The format a file's name claims, for reporting files that could not be read."""
+    lowered = path.lower()
+    for suffixes, name in (
+        ((".weights.h5",), "weights-h5"),
+        ((".keras",), "keras"),
+        ((".h5", ".hdf5"), "h5"),
+        ((".npy",), "npy"),
+        ((".npz",), "npz"),
+        (WORD2VEC_SUFFIXES, "word2vec"),
+    ):
+        if lowered.endswith(suffixes) and os.path.isfile(path):
+            return name
+    return None
+
+
 def load(path: str) -> ModelView:
     """A ModelView of the file at `path`. Raises `UnreadableFile` with a one-line reason."""
     return loader_for(path)(path)

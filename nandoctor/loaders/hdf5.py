@@ -18,7 +18,7 @@ from nandoctor.loaders.h5_datasets import attribute_text, dataset_source
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.weight_layouts import (
     attach_legacy_weights,
-    keras3_weights_only_layers,
+    keras3_layers_from_tree,
 )
 from nandoctor.loaders.zip_members import parse_json
 from nandoctor.view import ModelView
@@ -63,6 +63,6 @@ def _read(path: str, h5: h5py.File) -> ModelView:
         layers = attach_legacy_weights(h5, [], make_source)
         return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
     if isinstance(h5.get("layers"), h5py.Group):
-        layers = keras3_weights_only_layers(h5, make_source)
+        layers = keras3_layers_from_tree(h5, make_source)
         return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
     raise NotAModel("HDF5 file holds no Keras model or weights (no model_config, layer_names or layers)")

@@ -16,7 +16,7 @@ import h5py
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import dataset_source
 from nandoctor.loaders.keras_config import model_view
-from nandoctor.loaders.weight_layouts import attach_keras3_weights
+from nandoctor.loaders.weight_layouts import attach_keras3_weights, keras3_layers_from_tree
 from nandoctor.loaders.zip_members import (
     FileWindow,
     extract_member,
@@ -43,16 +43,22 @@ def load_keras(path: str) -> ModelView:
             try:
                 root, region_file, base_offset = _open_weights(path, archive, archive.getinfo(WEIGHTS_MEMBER), view)
                 file_size = os.path.getsize(region_file)
-                attach_keras3_weights(
-                    view.layers,
-                    parsed.h5_paths,
-                    root,
-                    lambda dataset: dataset_source(dataset, region_file, base_offset, file_size),
-                )
+
+                def make_source(dataset):
+                    return dataset_source(dataset, region_file, base_offset, file_size)
+
+                attach_keras3_weights(view.layers, parsed.h5_paths, root, make_source)
+                if _is_subclassed(view, parsed):
+                    view.layers.extend(keras3_layers_from_tree(root, make_source, view.layers[0].name + "/"))
             except BaseException:
                 view.close()
                 raise
     return view
+
+
+def _is_subclassed(view: ModelView, parsed) -> bool:
+    """A subclassed model has no layer list in its config: one opaque model layer."""
+    return len(view.layers) == 1 and view.layers[0].is_model and not parsed.h5_paths.get(view.layers[0].name)
 
 
 def _open_weights(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, view: ModelView):

@@ -118,24 +118,30 @@ def _weight(name: str, layer: str, dataset: h5py.Dataset, make_source: SourceFac
     return Weight(name, layer, tuple(source.shape), source.logical_dtype, source)
 
 
-def keras3_weights_only_layers(root: h5py.Group, make_source: SourceFactory, prefix: str = "") -> list[Layer]:
-    """Layers of a Keras 3 `.weights.h5`, which has no config: names from the file alone."""
+def keras3_layers_from_tree(root: h5py.Group, make_source: SourceFactory, prefix: str = "") -> list[Layer]:
+    """Layers found in a Keras 3 weights tree alone, with no config to name them: a
+    `.weights.h5`, or a subclassed model, whose layers Keras tracks by attribute name."""
     layers: list[Layer] = []
-    container = _group(root, "layers")
-    if container is None:
-        return layers
-    for key in container:
-        group = _group(container, key)
-        if group is None:
+    for key in root:
+        group = _group(root, key)
+        if group is None or key in ("vars", "optimizer"):
             continue
-        name = prefix + (_saved_name(group) or key)
-        nested = _group(group, "layers") is not None
-        layer = Layer(name=name, class_name=_class_from_path(key), parent=prefix.rstrip("/") or None, is_model=nested)
-        layer.weights = _collect(group, layer, make_source)
-        layers.append(layer)
-        if nested:
-            layers.extend(keras3_weights_only_layers(group, make_source, name + "/"))
+        if key == "layers":
+            for child in group:
+                if _group(group, child) is not None:
+                    layers.extend(_tree_layer(group[child], _class_from_path(child), make_source, prefix))
+        else:
+            # An attribute of a subclassed model (`self.head = Dense(...)`): class unknown.
+            layers.extend(_tree_layer(group, "Layer", make_source, prefix))
     return layers
+
+
+def _tree_layer(group: h5py.Group, class_name: str, make_source: SourceFactory, prefix: str) -> list[Layer]:
+    name = prefix + (_saved_name(group) or group.name.rsplit("/", 1)[-1])
+    nested = _group(group, "layers") is not None
+    layer = Layer(name=name, class_name=class_name, parent=prefix.rstrip("/") or None, is_model=nested)
+    layer.weights = _collect(group, layer, make_source)
+    return [layer, *(keras3_layers_from_tree(group, make_source, name + "/") if nested else [])]
 
 
 def _class_from_path(key: str) -> str:

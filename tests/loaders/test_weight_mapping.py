@@ -168,3 +168,30 @@ def test_keras2_nested_functional_model_is_wired_input_by_input(tf_keras, save):
     with load(save(model, "nested.h5")) as view:
         sources = {(edge.source, edge.target) for edge in view.edges}
         assert {("b", "tower/left_in"), ("a", "tower/right_in"), ("tower/join", "head")} <= sources
+
+
+def test_a_subclassed_model_has_its_tracked_layers_and_weights_read(keras, save):
+    import nandoctor
+
+    @keras.saving.register_keras_serializable(package="tests")
+    class Ranker(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.emb = keras.layers.Embedding(20, 4, name="item_emb")
+            self.head = keras.layers.Dense(2, name="head")
+
+        def call(self, ids):
+            return self.head(keras.ops.mean(self.emb(ids), axis=1))
+
+    model = Ranker(name="ranker")
+    model(np.zeros((1, 3), "int32"))
+    kernel, bias = model.head.get_weights()
+    kernel[0, 0] = np.nan
+    model.head.set_weights([kernel, bias])
+    path = save(model, "ranker.keras")
+    with load(path) as view:
+        held = {layer.name: [w.read() for w in layer.weights] for layer in view.layers if layer.weights}
+        assert sorted(held) == ["ranker/head", "ranker/item_emb"]
+        np.testing.assert_array_equal(held["ranker/item_emb"][0], model.emb.get_weights()[0])
+    findings = {(f.code, f.layer) for f in nandoctor.scan(path).findings}
+    assert findings == {("ND102", "ranker/head"), ("ND901", "ranker")}
