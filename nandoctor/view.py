@@ -150,17 +150,11 @@ class ModelView:
 
     @cached_property
     def _edges_from(self) -> dict[str, list[Edge]]:
-        index: dict[str, list[Edge]] = {}
-        for edge in self.edges:
-            index.setdefault(edge.source, []).append(edge)
-        return index
+        return _group_edges(self.edges, lambda edge: edge.source)
 
     @cached_property
     def _edges_to(self) -> dict[str, list[Edge]]:
-        index: dict[str, list[Edge]] = {}
-        for edge in self.edges:
-            index.setdefault(edge.target, []).append(edge)
-        return index
+        return _group_edges(self.edges, lambda edge: edge.target)
 
     def layer(self, name: str) -> Layer | None:
         return self._by_name.get(name)
@@ -225,3 +219,10 @@ class ModelView:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _group_edges(edges: list[Edge], key: Callable[[Edge], str]) -> dict[str, list[Edge]]:
+    grouped: dict[str, list[Edge]] = {}
+    for edge in edges:
+        grouped.setdefault(key(edge), []).append(edge)
+    return grouped

@@ -16,7 +16,10 @@ import h5py
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import dataset_source
 from nandoctor.loaders.keras_config import model_view
-from nandoctor.loaders.weight_layouts import attach_keras3_weights, keras3_layers_from_tree
+from nandoctor.loaders.weight_layouts import (
+    attach_keras3_weights,
+    keras3_layers_from_tree,
+)
 from nandoctor.loaders.zip_members import (
     FileWindow,
     extract_member,

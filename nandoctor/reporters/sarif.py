@@ -10,7 +10,6 @@ from typing import Any
 from nandoctor.report import Finding, Report, Severity
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://github.com/nandoctor/nandoctor"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
@@ -21,7 +20,6 @@ def _rule_descriptor(rule) -> dict[str, Any]:
         "shortDescription": {"text": rule.summary()},
         "fullDescription": {"text": rule.sections().get("Why is this bad?", rule.summary())},
         "help": {"text": rule.fix, "markdown": rule.documentation()},
-        "helpUri": f"{INFORMATION_URI}/blob/main/docs/rules/{rule.name}.md",
         "defaultConfiguration": {"level": _LEVEL[rule.severity]},
         "properties": {"tags": [rule.code[:3]]},
     }
@@ -72,7 +70,6 @@ def render_sarif(report: Report) -> str:
                     "driver": {
                         "name": "nandoctor",
                         "version": __version__,
-                        "informationUri": INFORMATION_URI,
                         "rules": [_rule_descriptor(rule) for rule in RULES],
                     }
                 },
