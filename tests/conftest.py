@@ -59,3 +59,9 @@ def run_cli(*args: str, expected_exit: int | None = None):
 
 def codes(report) -> list[str]:
     return sorted(finding.code for finding in report.findings)
+
+
+@pytest.fixture
+def keras_seed(keras):
+    """Seeds Keras, numpy and Python for a test that trains."""
+    keras.utils.set_random_seed(0)

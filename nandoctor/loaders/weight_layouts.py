@@ -24,7 +24,11 @@ SourceFactory = Callable[[h5py.Dataset], ArraySource]
 _KERNEL_AND_BIAS = ("kernel", "bias")
 _VARIABLE_NAMES = {
     "Embedding": ("embeddings",),
-    "ReversibleEmbedding": ("embeddings", "reverse_embeddings"),
+    "MaskedEmbedding": ("embeddings",),
+    "TiedEmbedding": ("embeddings",),
+    "PositionEmbedding": ("position_embeddings",),
+    "TemporalEncoding": ("position_embeddings",),
+    "MemoryHop": ("H",),
     "Dense": _KERNEL_AND_BIAS,
     "EinsumDense": _KERNEL_AND_BIAS,
     **{f"Conv{d}D": _KERNEL_AND_BIAS for d in (1, 2, 3)},
@@ -35,6 +39,9 @@ _VARIABLE_NAMES = {
 def variable_names(layer: Layer, count: int) -> list[str]:
     """Names of a Keras 3 layer's own variables, in the order Keras saves them."""
     names: tuple[str, ...] | None = _VARIABLE_NAMES.get(layer.class_name)
+    if layer.class_name == "ReversibleEmbedding":
+        tied = layer.config.get("tie_weights", True)
+        names = ("embeddings",) if tied else ("embeddings", "reverse_embeddings")
     if layer.class_name in ("LayerNormalization", "BatchNormalization"):
         names = tuple(
             name

@@ -51,8 +51,8 @@ class OpaqueCode(Rule):
     name = "opaque-code"
     severity = Severity.INFO
     fix = (
-        "Replace it with built-in Keras layers where you can; otherwise test its numerics "
-        "yourself, since the static scan cannot see inside it."
+        "Replace it with built-in Keras layers or nandoctor.layers where you can; otherwise test "
+        "its numerics yourself, since the static scan cannot see inside it."
     )
 
     def check(self, view: ModelView) -> Iterator[Finding]:

@@ -76,8 +76,7 @@ class ZeroEmbeddingRows(Rule):
     severity = Severity.INFO
     fix = (
         "Give rows of unknown words small random vectors instead of zeros, and compute cosine "
-        "similarity with the epsilon inside the square root: sqrt(sum(x**2) + eps), "
-        "not max(sqrt(sum(x**2)), eps)."
+        "similarity with nandoctor.layers.SafeCosineSimilarity, whose epsilon sits inside the square root."
     )
     needs_weights = True
 
