@@ -61,6 +61,16 @@ class Weight:
     def row_labels(self, rows: list[int]) -> list[str] | None:
         return self.source.row_labels(rows)
 
+    def row_norms(self, rows: list[int]) -> np.ndarray:
+        """L2 norms of the given rows, read without reading the whole tensor where possible."""
+        values = self.source.rows_at(rows).astype(np.float64)
+        return np.sqrt((values * values).sum(axis=1))
+
+    def median_row_norm(self, sample: int = 2048) -> float:
+        """The median L2 norm of up to `sample` rows spread evenly over the tensor."""
+        rows = np.unique(np.linspace(0, self.rows - 1, num=min(sample, self.rows)).astype(np.int64))
+        return float(np.median(self.row_norms(rows.tolist()))) if len(rows) else 0.0
+
     def stats(self, progress: Callable[[int], None] | None = None) -> WeightStats:
         """Row and value statistics, computed in one streaming pass and cached."""
         if self._stats is None:
@@ -101,13 +111,16 @@ class Edge:
     """`source`'s output feeds `target`, as positional argument or keyword `argument`.
 
     `call_kwargs` holds the non-tensor keyword arguments of that call, such as
-    `use_causal_mask=True` or `training=False`.
+    `use_causal_mask=True` or `training=False`. `shape` and `dtype` describe the tensor
+    where the file records them (Keras 3 does; Keras 2 does not).
     """
 
     source: str
     target: str
     argument: str = "inputs"
     call_kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    shape: tuple[int | None, ...] | None = field(default=None, hash=False, compare=False)
+    dtype: str | None = field(default=None, hash=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,15 @@ class ArraySource:
         """Names of the given rows (the words of a word2vec file), where the file has them."""
         return None
 
+    def rows_at(self, rows: list[int]) -> np.ndarray:
+        """The given rows as a `(len(rows), row_len)` array, by one pass over the blocks."""
+        wanted = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(wanted), self.row_len), self.dtype)
+        for start, block in self.blocks():
+            hit = (wanted >= start) & (wanted < start + len(block))
+            out[hit] = block[wanted[hit] - start]
+        return widen_bfloat16(out) if self.bfloat16 else out
+
     def read(self) -> np.ndarray:
         """The whole tensor in its logical dtype (bfloat16 widened to float32)."""
         out = np.empty((self.rows, self.row_len), self.dtype)
@@ -96,6 +105,12 @@ class FileRegionSource(ArraySource):
         with open(self.path, "rb", buffering=0) as file:
             file.seek(self.offset + start * self.row_len * self.itemsize)
             _read_exactly(file, out)
+
+    def rows_at(self, rows: list[int]) -> np.ndarray:
+        out = np.empty((len(rows), self.row_len), self.dtype)
+        for index, row in enumerate(rows):
+            self._read_rows(int(row), out[index : index + 1])
+        return widen_bfloat16(out) if self.bfloat16 else out
 
     def map_blocks(self, fn: Callable[[int, np.ndarray], T]) -> list[T]:
         nbytes = self.rows * self.row_len * self.itemsize

@@ -172,10 +172,18 @@ class _Builder:
             return [inner.inputs[int(parts[0])]]
         return inner.inputs[:1]
 
-    def connect(self, source: str, tensor_index: int, target: str, argument: str, kwargs: dict) -> None:
+    def connect(
+        self, source: str, tensor_index: int, target: str, argument: str, kwargs: dict, spec: dict | None = None
+    ) -> None:
+        spec = spec or {}
+        shape = spec.get("shape")
         for receiver in self.inputs_of(target, argument):
             self.model.edges.append(
-                Edge(self.output_of(source, tensor_index), receiver, argument, kwargs)
+                Edge(
+                    self.output_of(source, tensor_index), receiver, argument, kwargs,
+                    shape=tuple(shape) if isinstance(shape, list) else None,
+                    dtype=spec.get("dtype") if isinstance(spec.get("dtype"), str) else None,
+                )
             )
 
     def sequential(self, entries: list[dict[str, Any]]) -> ParsedModel:
@@ -199,10 +207,10 @@ class _Builder:
             if not isinstance(nodes, list):
                 raise UnreadableFile(f"layer {target!r} has malformed inbound_nodes")
             for node in nodes:
-                for argument, (source, tensor_index), kwargs in _node_inputs(node):
+                for argument, (source, tensor_index, spec), kwargs in _node_inputs(node):
                     if source not in names:
                         raise UnreadableFile(f"layer {target!r} takes input from unknown layer {source!r}")
-                    self.connect(names[source], tensor_index, target, argument, kwargs)
+                    self.connect(names[source], tensor_index, target, argument, kwargs, spec)
         self.model.inputs = [
             receiver
             for source, _ in _tensor_refs_list(config.get("input_layers"))
@@ -239,7 +247,8 @@ def _tensor_refs_list(value: Any) -> list[tuple[str, int]]:
 
 
 def _node_inputs(node: Any):
-    """Yield `(argument, (layer, tensor_index), call_kwargs)` for each tensor a call took."""
+    """Yield `(argument, (layer, tensor_index, spec), call_kwargs)` for each tensor a call
+    took; `spec` holds the tensor's `shape` and `dtype` where Keras 3 recorded them."""
     if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
         args = node.get("args") or []
         kwargs = node.get("kwargs") or {}
@@ -260,11 +269,11 @@ def _node_inputs(node: Any):
         for index, item in enumerate(node):
             if not (isinstance(item, list) and len(item) >= 3 and isinstance(item[0], str)):
                 raise UnreadableFile("malformed inbound node in model config")
-            yield str(index), (item[0], item[2] if isinstance(item[2], int) else 0), merged
+            yield str(index), (item[0], item[2] if isinstance(item[2], int) else 0, None), merged
             if len(item) > 3 and isinstance(item[3], dict):
                 for key, value in item[3].items():
                     if _is_ref(value):
-                        yield key, (value[0], value[2]), merged
+                        yield key, (value[0], value[2], None), merged
     else:
         raise UnreadableFile("malformed inbound node in model config")
 
@@ -272,9 +281,10 @@ def _node_inputs(node: Any):
 def _keras3_refs(value: Any, label: str):
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            history = (value.get("config") or {}).get("keras_history")
+            spec = value.get("config") if isinstance(value.get("config"), dict) else {}
+            history = spec.get("keras_history")
             if _is_ref(history):
-                yield label, (history[0], history[2])
+                yield label, (history[0], history[2], spec)
             return
         for key, item in value.items():
             yield from _keras3_refs(item, f"{label}.{key}")

@@ -8,14 +8,20 @@ from typing import Any
 from nandoctor.rule import Rule
 from nandoctor.rules.collapsed_weights import CollapsedWeights
 from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
+from nandoctor.rules.mask_dropped import MaskDropped
 from nandoctor.rules.nonfinite_weights import NonfiniteWeights
 from nandoctor.rules.opaque_code import OpaqueCode
+from nandoctor.rules.padding_not_masked import PaddingNotMasked
+from nandoctor.rules.padding_row_not_zero import PaddingRowNotZero
 from nandoctor.rules.zero_embedding_rows import ZeroEmbeddingRows
 
 RULES: list[type[Rule]] = [
     ZeroEmbeddingRows,
     NonfiniteWeights,
     CollapsedWeights,
+    PaddingNotMasked,
+    MaskDropped,
+    PaddingRowNotZero,
     LossActivationMismatch,
     OpaqueCode,
 ]

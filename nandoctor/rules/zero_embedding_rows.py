@@ -35,13 +35,12 @@ class ZeroEmbeddingRows(Rule):
 
     table = np.random.default_rng(0).normal(size=(100, 8)).astype("float32")
     table[10:40] = 0.0  # words the pretrained vectors did not cover
-    words = keras.Input((5,), dtype="int32")
-    entity = keras.Input((1,), dtype="int32")
+    query = keras.Input((1,), dtype="int32")
+    candidate = keras.Input((1,), dtype="int32")
     embed = keras.layers.Embedding(100, 8, weights=[table], name="word_emb")
-    text = keras.layers.GlobalAveragePooling1D()(embed(words))
-    target = keras.layers.Flatten()(embed(entity))
-    cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine")([text, target])
-    model = keras.Model([words, entity], cosine)
+    flat = keras.layers.Flatten()
+    cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine")([flat(embed(query)), flat(embed(candidate))])
+    model = keras.Model([query, candidate], cosine)
     ```
 
     ## Use instead
@@ -53,13 +52,12 @@ class ZeroEmbeddingRows(Rule):
     table = rng.normal(size=(100, 8)).astype("float32")
     missing = np.arange(10, 40)
     table[missing] = rng.normal(scale=0.1, size=(len(missing), 8))  # small random vectors
-    words = keras.Input((5,), dtype="int32")
-    entity = keras.Input((1,), dtype="int32")
+    query = keras.Input((1,), dtype="int32")
+    candidate = keras.Input((1,), dtype="int32")
     embed = keras.layers.Embedding(100, 8, weights=[table], name="word_emb")
-    text = keras.layers.GlobalAveragePooling1D()(embed(words))
-    target = keras.layers.Flatten()(embed(entity))
-    cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine")([text, target])
-    model = keras.Model([words, entity], cosine)
+    flat = keras.layers.Flatten()
+    cosine = keras.layers.Dot(axes=1, normalize=True, name="cosine")([flat(embed(query)), flat(embed(candidate))])
+    model = keras.Model([query, candidate], cosine)
     ```
 
     ## Known problems

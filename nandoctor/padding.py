@@ -1,0 +1,188 @@
+"""Where padding goes: what Keras layers do to padded positions and to the padding mask.
+
+The facts come from Keras 3.15's source (which layers set `supports_masking`, which take
+a `mask` in `call`) and hold for Keras 2 files too. A walk follows an embedding's output
+through layers that act on each position alone, and stops at each layer whose result
+mixes positions, noting whether the padding mask was still alive there and, if not,
+which layer dropped it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from nandoctor.keras_classes import is_known_class
+from nandoctor.view import Layer, ModelView
+
+# Per-position layers that carry the mask on (supports_masking in Keras 3.15).
+MASK_CARRIERS = frozenset(
+    {
+        "Activation", "ELU", "LeakyReLU", "PReLU", "ReLU", "Dense", "Identity", "Masking",
+        "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+        "BatchNormalization", "GroupNormalization", "LayerNormalization", "UnitNormalization",
+        "Normalization", "Rescaling", "ActivityRegularization", "AlphaDropout", "Dropout",
+        "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "TimeDistributed",
+        # nandoctor's own layers that pass the mask through
+        "PositionEmbedding", "TemporalEncoding", "SinusoidalPositionEncoding",
+    }
+)
+# Per-position layers that keep a zero padding vector exactly zero.
+ZERO_PRESERVING = frozenset({"Dropout", "SpatialDropout1D", "AlphaDropout", "GaussianDropout", "Identity", "ActivityRegularization"})
+# Layers that mix neighbouring positions and drop the mask; what they feed is followed on.
+LOCAL_MIXERS = frozenset(
+    {"Conv1D", "SeparableConv1D", "DepthwiseConv1D", "Conv1DTranspose", "MaxPooling1D", "AveragePooling1D"}
+)
+
+RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D"})
+ATTENTION = frozenset({"MultiHeadAttention", "GroupedQueryAttention", "Attention", "AdditiveAttention", "CausalSelfAttention"})
+
+# What each position-mixing layer does with padding that reaches it unmasked.
+FLATTEN, AVERAGE, MAXIMUM, SUM, RECURRENCE, ATTENDING, OPAQUE = (
+    "flatten", "average", "maximum", "sum", "recurrent", "attention", "opaque"
+)
+WHY = {
+    FLATTEN: "lays every position, padding included, side by side as features of the next layer",
+    AVERAGE: "averages over every position, padding included",
+    MAXIMUM: "takes its maximum over padded positions too",
+    SUM: "adds up every position, padding included",
+    RECURRENCE: "runs its state over the padding, so the final state summarises padding",
+    ATTENDING: "gives attention weight to padded positions",
+    OPAQUE: "is code the scan cannot see, given every position, padding included",
+}
+# Kinds whose layers would use a live mask correctly.
+MASK_USING = frozenset({AVERAGE, RECURRENCE, ATTENDING})
+
+
+@dataclass(frozen=True)
+class PaddingReach:
+    """Padding reaches `consumer`, a layer whose result mixes positions, without a live mask."""
+
+    consumer: Layer
+    kind: str
+    dropped_by: Layer | None = None  # the layer that silently dropped a mask, if there was one
+    via: tuple[str, ...] = ()  # local mixers (convolutions) on the way
+    zero_padding: bool = False  # the padding vectors were still exactly zero there
+
+    @property
+    def why(self) -> str:
+        return WHY[self.kind]
+
+    def describe(self) -> str:
+        through = f" (through {', '.join(repr(name) for name in self.via)})" if self.via else ""
+        return f"{self.consumer.class_name} '{self.consumer.name}'{through}, which {self.why}"
+
+
+def mixing_kind(layer: Layer) -> str | None:
+    """What kind of position mixing `layer` does, or None for a per-position layer."""
+    cls = layer.class_name
+    if cls == "Flatten":
+        return FLATTEN
+    if cls == "GlobalAveragePooling1D":
+        return AVERAGE
+    if cls == "GlobalMaxPooling1D":
+        return MAXIMUM
+    if cls in RECURRENT:
+        return RECURRENCE
+    if cls in ATTENTION:
+        return ATTENDING
+    if _reduces_time(layer):
+        return SUM
+    if cls == "Lambda" or not is_known_class(cls, layer.module):
+        return OPAQUE
+    return None
+
+
+def _reduces_time(layer: Layer) -> bool:
+    """`keras.ops.sum/mean(x, axis=1)` saved as an op (Keras 3), or `tf.reduce_sum` (Keras 2)."""
+    config = layer.config
+    if layer.class_name in ("Sum", "Mean") and (layer.module or "").startswith("keras"):
+        return config.get("axis") in (1, -2, [1], [-2])
+    return layer.class_name == "TFOpLambda" and config.get("function") in (
+        "math.reduce_sum", "math.reduce_mean", "reduce_sum", "reduce_mean",
+    )
+
+
+def input_spec(view: ModelView, layer: Layer) -> tuple[tuple | None, str | None]:
+    """The `(shape, dtype)` of the tensor `layer` receives, from its edge (Keras 3) or from
+    the InputLayer feeding it (both dialects)."""
+    for edge in view.producers(layer.name):
+        if edge.shape is not None:
+            return edge.shape, edge.dtype
+        producer = view.layer(edge.source)
+        if producer is not None and producer.class_name == "InputLayer":
+            config = producer.config
+            shape = config.get("batch_shape") or config.get("batch_input_shape")
+            return (tuple(shape) if isinstance(shape, list) else None), config.get("dtype")
+    shape = layer.config.get("batch_input_shape")  # Keras 2 first layer of a Sequential
+    if isinstance(shape, list):
+        return tuple(shape), layer.config.get("dtype") if isinstance(layer.config.get("dtype"), str) else None
+    return None, None
+
+
+def integer_sequence_length(view: ModelView, embedding: Layer) -> int | None | bool:
+    """For an embedding fed a batch of integer sequences, their static length (None when
+    variable); False when its input is not a sequence of several integer ids."""
+    shape, dtype = input_spec(view, embedding)
+    length = embedding.config.get("input_length")  # Keras 2
+    if shape is not None:
+        if len(shape) != 2 or (dtype is not None and "int" not in dtype):
+            return False
+        length = shape[1]
+    if length == 1:
+        return False
+    return length if isinstance(length, int) else None
+
+
+def mask_id(layer: Layer) -> int | None:
+    """The padding id whose positions the layer masks, or None when it emits no mask."""
+    if layer.class_name == "MaskedEmbedding":
+        value = layer.config.get("mask_id", 0)
+        return value if isinstance(value, int) else 0
+    return 0 if layer.config.get("mask_zero") else None
+
+
+def _returns_sequences(layer: Layer) -> bool:
+    config: dict[str, Any] = layer.config
+    if layer.class_name == "Bidirectional" and isinstance(config.get("layer"), dict):
+        config = config["layer"].get("config") or {}
+    return bool(config.get("return_sequences")) or layer.class_name in ATTENTION
+
+
+def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = False) -> list[PaddingReach]:
+    """Every position-mixing layer that the embedding's padded positions reach unmasked.
+
+    `zero_padding` says the padding vectors are exact zeros (a MaskedEmbedding, or a frozen
+    table whose padding row is zero); layers that keep zeros zero are tracked.
+    """
+    alive = mask_id(embedding) is not None
+    zero = zero_padding or embedding.class_name == "MaskedEmbedding"
+    reaches: list[PaddingReach] = []
+    seen: set[tuple[str, bool]] = set()
+    # state: layer name, mask alive, layer that dropped it, local mixers passed, padding still zero
+    queue = deque([(embedding.name, alive, None, (), zero)])
+    while queue:
+        name, alive, dropped_by, via, zero = queue.popleft()
+        for edge in view.consumers(name):
+            layer = view.layer(edge.target)
+            if layer is None or (layer.name, alive) in seen:
+                continue
+            seen.add((layer.name, alive))
+            kind = mixing_kind(layer)
+            if kind is not None:
+                if alive and kind in MASK_USING:
+                    if _returns_sequences(layer):  # used the mask, and carries it on
+                        queue.append((layer.name, True, None, (), False))
+                    continue
+                lost_here = layer if alive else dropped_by
+                reaches.append(PaddingReach(layer, kind, lost_here, via, zero))
+                if kind == OPAQUE:  # assume it acts per position; Keras drops the mask there
+                    queue.append((layer.name, False, lost_here, via, False))
+            elif layer.class_name in LOCAL_MIXERS:
+                queue.append((layer.name, False, layer if alive else dropped_by, (*via, layer.name), False))
+            elif layer.class_name == "Masking":
+                queue.append((layer.name, True, None, via, zero))
+            elif layer.class_name in MASK_CARRIERS:
+                queue.append((layer.name, alive, dropped_by, via, zero and layer.class_name in ZERO_PRESERVING))
+    return reaches
