@@ -26,7 +26,7 @@ def rule_page(rule: type[Rule]) -> str:
     return (
         f"# {rule.name} ({rule.code})\n\n"
         f"Default severity: **{rule.severity.value}**. Confidence: {rule.confidence.value}. "
-        f"Reads weights: {'yes' if rule.needs_weights else 'no'}.\n\n"
+        f"Reads weights: {'yes' if rule.needs_weights or rule.reads_weights else 'no'}.\n\n"
         f"Fix: {rule.fix}\n\n"
         f"{rule.documentation()}\n"
         + (f"\nDefaults:{options}\n" if options else "")

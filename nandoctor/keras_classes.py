@@ -1,9 +1,10 @@
 """Which classes in a model config are Keras's own, and so known to nandoctor.
 
-Keras 3 configs name a module (`keras.layers`, `keras.src.ops.numpy`); Keras 2 configs name
-only the class. The names below are every class in `keras.layers` and `keras.models` of
-Keras 3.15 and of tf-keras 2.21 (the Keras 2 API), listed once by hand from those packages
-so that the static scan never imports them. `Lambda` is deliberately absent: it is code.
+Keras 3 configs name a module (`keras.layers`, `keras.src.ops.numpy`); Keras 2 configs and
+Keras 3's legacy `.h5` writer name only the class. The names below are every class in
+`keras.layers` and `keras.models` of Keras 3.15 and of tf-keras 2.21 (the Keras 2 API), and
+every operation class of Keras 3.15, listed once from those packages so that the static scan
+never imports them. `Lambda` is deliberately absent: it is code.
 """
 
 from __future__ import annotations
@@ -50,6 +51,59 @@ KERAS_CLASS_NAMES = frozenset(
     }
 )
 
+# Keras 3's operations (`keras.ops.*` called on symbolic tensors become graph nodes); the
+# legacy `.h5` writer records them without their module. Listed from keras.src.ops of 3.15.
+KERAS_OP_NAMES = frozenset(
+    {
+    "Abs", "Absolute", "AdaptiveAveragePool", "AdaptiveMaxPool", "Add", "AffineTransform",
+    "All", "AllClose", "Amax", "Amin", "Angle", "Any", "Append", "Arange", "Arccos",
+    "Arccosh", "Arcsin", "Arcsinh", "Arctan", "Arctan2", "Arctanh", "Argmax", "Argmin",
+    "Argpartition", "Argsort", "Array", "ArraySplit", "AssociativeScan", "Average",
+    "AveragePool", "BatchNorm", "BinaryCrossentropy", "Bincount", "BitwiseAnd",
+    "BitwiseInvert", "BitwiseLeftShift", "BitwiseNot", "BitwiseOr", "BitwiseRightShift",
+    "BitwiseXor", "BroadcastTo", "CDist", "CTCDecode", "CTCLoss", "Cast",
+    "CategoricalCrossentropy", "Cbrt", "Ceil", "Celu", "Cholesky", "CholeskyInverse",
+    "Clip", "Concatenate", "Cond", "Conj", "Conjugate", "Conv", "ConvTranspose",
+    "ConvertToTensor", "Copy", "Corrcoef", "Correlate", "Cos", "Cosh", "CountNonzero",
+    "CropImages", "Cross", "Cumprod", "Cumsum", "Deg2rad", "DepthToSpace", "DepthwiseConv",
+    "Det", "Diag", "Diagflat", "Diagonal", "Diff", "Digitize", "Divide", "DivideNoNan",
+    "Dot", "DotProductAttention", "Dsplit", "Dstack", "DummyLayer", "Eig", "Eigh", "Einsum",
+    "ElasticTransform", "Elu", "EmptyLike", "Equal", "Erf", "Erfc", "Erfinv", "Exp", "Exp2",
+    "ExpandDims", "Expm1", "ExtractPatches", "ExtractSequences", "FFT", "FFT2", "Fabs",
+    "Flip", "Fliplr", "Flipud", "Floor", "FloorDivide", "Fmax", "Fmin", "Fmod", "Fold",
+    "ForiLoop", "Full", "FullLike", "Function", "GaussianBlur", "Gcd", "Gelu", "Geomspace",
+    "GetItem", "Glu", "Greater", "GreaterEqual", "HSVToRGB", "HardShrink", "HardSigmoid",
+    "HardSilu", "HardTanh", "Heaviside", "Histogram", "Hsplit", "Hstack", "Hypot", "I0",
+    "IFFT2", "IRFFT", "ISTFT", "Imag", "InTopK", "Inner", "Inv", "IsIn", "Isclose",
+    "Isfinite", "Isinf", "Isnan", "Isneginf", "Isposinf", "Isreal", "JVP", "Kron",
+    "LayerNorm", "Lcm", "Ldexp", "LeakyRelu", "LeftShift", "Less", "LessEqual", "Linspace",
+    "Log", "Log10", "Log1p", "Log2", "LogSigmoid", "LogSoftmax", "Logaddexp", "Logaddexp2",
+    "Logdet", "LogicalAnd", "LogicalNot", "LogicalOr", "LogicalXor", "Logspace",
+    "Logsumexp", "Lstsq", "LuFactor", "Map", "MapCoordinates", "Matmul", "MatrixRank",
+    "Max", "MaxPool", "Maximum", "Mean", "Median", "Meshgrid", "Min", "Minimum", "Mod",
+    "Moments", "Moveaxis", "MultiHot", "Multiply", "NanToNum", "Nanargmax", "Nanargmin",
+    "Nancumprod", "Nancumsum", "Nanmax", "Nanmean", "Nanmedian", "Nanmin", "Nanpercentile",
+    "Nanprod", "Nanquantile", "Nanstd", "Nansum", "Nanvar", "Ndim", "Negative", "Nextafter",
+    "Nonzero", "Norm", "Normalize", "NotEqual", "OneHot", "OnesLike", "Outer", "PSNR",
+    "Pad", "PadImages", "Percentile", "PerspectiveTransform", "Pinv", "Polar", "Power",
+    "Prod", "Ptp", "Qr", "Quantile", "RFFT", "RGBToGrayscale", "RGBToHSV", "RMSNorm",
+    "Rad2deg", "Ravel", "Real", "Rearrange", "Reciprocal", "Relu", "Relu6", "Repeat",
+    "Reshape", "Resize", "RightShift", "Roll", "Rot90", "Round", "Rsqrt", "SSIM", "STFT",
+    "SVD", "SaturateCast", "ScaleAndTranslate", "Scan", "Scatter", "ScatterUpdate",
+    "SearchSorted", "SegmentMax", "SegmentMin", "SegmentProd", "SegmentReduction",
+    "SegmentSum", "Select", "Selu", "SeparableConv", "Sigmoid", "Sign", "Signbit", "Silu",
+    "Sin", "Sinc", "Sinh", "Size", "Slice", "SliceUpdate", "Slogdet", "SobelEdges",
+    "SoftShrink", "Softmax", "Softplus", "Softsign", "Solve", "SolveTriangular", "Sort",
+    "SpaceToDepth", "SparseCategoricalCrossentropy", "SparsePlus", "SparseSigmoid",
+    "Sparsemax", "Split", "Sqrt", "Square", "Squareplus", "Squeeze", "Stack", "Std",
+    "StopGradient", "Subtract", "Sum", "Swapaxes", "Switch", "Take", "TakeAlongAxis", "Tan",
+    "Tanh", "TanhShrink", "Tensordot", "Threshold", "Tile", "TopK", "Trace", "Transpose",
+    "Trapezoid", "Tril", "Triu", "TrueDivide", "Trunc", "Unfold", "Unique", "UnravelIndex",
+    "Unstack", "Vander", "Var", "Vdot", "VectorizedMap", "View", "ViewAsComplex",
+    "ViewAsReal", "Vsplit", "Vstack", "Where", "WhileLoop", "ZerosLike",
+    }
+)
+
 KERAS_MODULE_PREFIXES = ("keras.", "tf_keras.", "keras_hub.", "keras_nlp.", "nandoctor.")
 KERAS_MODULES = ("keras", "tf_keras")
 
@@ -62,4 +116,4 @@ def is_known_class(class_name: str, module: str | None) -> bool:
         return False
     if module is not None and module != "builtins":
         return module in KERAS_MODULES or module.startswith(KERAS_MODULE_PREFIXES)
-    return class_name in KERAS_CLASS_NAMES
+    return class_name in KERAS_CLASS_NAMES or class_name in KERAS_OP_NAMES

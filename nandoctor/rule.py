@@ -27,8 +27,10 @@ class Rule:
     confidence: ClassVar[Confidence] = Confidence.HIGH
     fix: ClassVar[str]
     options: ClassVar[dict[str, Any]] = {}
-    # Whether the rule reads weight values (the scan then streams every tensor once).
+    # Whether the rule needs every tensor's statistics (the scan then streams them all once),
+    # and whether it reads some weight values itself (a padding row, two matrices to compare).
     needs_weights: ClassVar[bool] = False
+    reads_weights: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.options))

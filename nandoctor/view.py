@@ -90,6 +90,13 @@ class Layer:
     parent: str | None = None
     is_model: bool = False
     weights: list[Weight] = field(default_factory=list)
+    # Keras 3 records the input shape a layer was built with beside its config.
+    build_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple | None:
+        shape = self.build_config.get("input_shape") or self.config.get("batch_input_shape")
+        return tuple(shape) if isinstance(shape, list) else None
 
     @property
     def is_embedding(self) -> bool:

@@ -80,6 +80,22 @@ class ArraySource:
             out[hit] = block[wanted[hit] - start]
         return widen_bfloat16(out) if self.bfloat16 else out
 
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows `[start, stop)` in one read where the source allows it."""
+        out = np.empty((stop - start, self.row_len), self.dtype)
+        try:
+            self._read_rows(start, out)
+        except NotImplementedError:  # a source that can only stream from the start
+            return self.rows_at(list(range(start, stop)))
+        return widen_bfloat16(out) if self.bfloat16 else out
+
+    def column_block(self, start: int, stop: int) -> np.ndarray:
+        """Columns `[start, stop)` of a matrix, all rows, by one pass over the blocks."""
+        out = np.empty((self.rows, stop - start), self.dtype)
+        for first, block in self.blocks():
+            out[first : first + len(block)] = block[:, start:stop]
+        return widen_bfloat16(out) if self.bfloat16 else out
+
     def read(self) -> np.ndarray:
         """The whole tensor in its logical dtype (bfloat16 widened to float32)."""
         out = np.empty((self.rows, self.row_len), self.dtype)
@@ -110,6 +126,18 @@ class FileRegionSource(ArraySource):
         out = np.empty((len(rows), self.row_len), self.dtype)
         for index, row in enumerate(rows):
             self._read_rows(int(row), out[index : index + 1])
+        return widen_bfloat16(out) if self.bfloat16 else out
+
+    def column_block(self, start: int, stop: int) -> np.ndarray:
+        """One read per row of just the wanted columns: no pass over the whole matrix."""
+        out = np.empty((self.rows, stop - start), self.dtype)
+        width = (stop - start) * self.itemsize
+        with open(self.path, "rb", buffering=0) as file:
+            for row in range(self.rows):
+                data = os.pread(file.fileno(), width, self.offset + (row * self.row_len + start) * self.itemsize)
+                if len(data) != width:
+                    raise UnreadableFile("file ends inside a weight tensor (truncated)")
+                out[row] = np.frombuffer(data, self.dtype)
         return widen_bfloat16(out) if self.bfloat16 else out
 
     def map_blocks(self, fn: Callable[[int, np.ndarray], T]) -> list[T]:
@@ -176,6 +204,12 @@ class SlicedSource(ArraySource):
             out[...] = self.array[()]
         else:
             out[...] = np.asarray(self.array[start : start + count]).reshape(count, self.row_len)
+
+    def column_block(self, start: int, stop: int) -> np.ndarray:
+        if len(self.shape) != 2:
+            return super().column_block(start, stop)
+        values = np.asarray(self.array[:, start:stop])
+        return widen_bfloat16(values) if self.bfloat16 else values
 
 
 class StreamSource(ArraySource):

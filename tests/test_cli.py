@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from nandoctor.rules import RULES
 from tests.conftest import FIXTURES, run_cli
 
 BROKEN = FIXTURES / "broken"
@@ -11,7 +12,7 @@ RELU_OUTPUT = BROKEN / "seed_a_memory_network.keras"  # ND601 error + ND901 info
 
 def test_clean_models_exit_0(tmp_path):
     result = run_cli("scan", CLEAN, expected_exit=0)
-    assert "No findings in" in result.stdout
+    assert "warning" not in result.stdout and "error" not in result.stdout
 
 
 def test_findings_at_or_above_fail_on_exit_1_and_below_exit_0():
@@ -41,7 +42,7 @@ def test_sarif_output_has_the_2_1_0_structure():
     assert sarif["version"] == "2.1.0" and "sarif-2.1.0" in sarif["$schema"]
     run = sarif["runs"][0]
     rule_ids = [rule["id"] for rule in run["tool"]["driver"]["rules"]]
-    assert rule_ids == ["ND101", "ND102", "ND103", "ND601", "ND901"]
+    assert rule_ids == [rule.code for rule in RULES] and "ND601" in rule_ids
     result = next(r for r in run["results"] if r["ruleId"] == "ND601")
     assert result["level"] == "error" and result["message"]["text"]
     assert result["locations"][0]["logicalLocations"][0]["name"] == "next_word"
@@ -92,8 +93,8 @@ def test_bad_settings_are_a_usage_error(tmp_path, monkeypatch):
 
 def test_rules_lists_every_rule():
     out = run_cli("rules", expected_exit=0).stdout
-    for code in ("ND101", "ND102", "ND103", "ND601", "ND901"):
-        assert code in out
+    for rule in RULES:
+        assert rule.code in out
 
 
 def test_rule_prints_the_same_page_as_the_docs():

@@ -33,8 +33,12 @@ def build_example(code: str, tmp_path, name: str) -> str:
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
 def test_example_fires_exactly_this_rule(keras, tmp_path, rule):
-    report = nandoctor.scan(build_example(rule.code_block("Example"), tmp_path, "example"))
-    assert {finding.code for finding in report.findings} == {rule.code}
+    code = rule.code_block("Example")
+    report = nandoctor.scan(build_example(code, tmp_path, "example"))
+    # An example that must define a custom layer (a hand-written tie) is also code the
+    # scan cannot see, which ND901 names; no other rule may fire.
+    companions = {"ND901"} if "class " in code else set()
+    assert {finding.code for finding in report.findings} - companions == {rule.code}
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)

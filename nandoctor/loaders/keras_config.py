@@ -96,6 +96,7 @@ def _make_layer(entry: dict[str, Any], name: str, parent: str | None) -> Layer:
         registered_name=entry.get("registered_name") if isinstance(entry.get("registered_name"), str) else None,
         parent=parent,
         is_model=entry.get("class_name") in MODEL_CLASSES,
+        build_config=entry.get("build_config") if isinstance(entry.get("build_config"), dict) else {},
     )
 
 

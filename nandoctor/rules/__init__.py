@@ -6,13 +6,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nandoctor.rule import Rule
+from nandoctor.rules.broken_tie import BrokenTie
 from nandoctor.rules.collapsed_weights import CollapsedWeights
 from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
+from nandoctor.rules.malformed_positional_table import MalformedPositionalTable
 from nandoctor.rules.mask_dropped import MaskDropped
+from nandoctor.rules.missing_causal_mask import MissingCausalMask
 from nandoctor.rules.nonfinite_weights import NonfiniteWeights
 from nandoctor.rules.opaque_code import OpaqueCode
 from nandoctor.rules.padding_not_masked import PaddingNotMasked
 from nandoctor.rules.padding_row_not_zero import PaddingRowNotZero
+from nandoctor.rules.positional_scale_mismatch import PositionalScaleMismatch
+from nandoctor.rules.positional_table_too_short import PositionalTableTooShort
+from nandoctor.rules.untied_embeddings import UntiedEmbeddings
 from nandoctor.rules.zero_embedding_rows import ZeroEmbeddingRows
 
 RULES: list[type[Rule]] = [
@@ -22,6 +28,12 @@ RULES: list[type[Rule]] = [
     PaddingNotMasked,
     MaskDropped,
     PaddingRowNotZero,
+    UntiedEmbeddings,
+    BrokenTie,
+    MissingCausalMask,
+    MalformedPositionalTable,
+    PositionalScaleMismatch,
+    PositionalTableTooShort,
     LossActivationMismatch,
     OpaqueCode,
 ]

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
+from nandoctor.outputs import output_activation, output_units
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.rule import Rule
 from nandoctor.view import Layer, LossSpec, ModelView
@@ -12,14 +12,6 @@ _CATEGORICAL = frozenset(
     {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy"}
 )
 _BINARY = frozenset({"binary_crossentropy", "binary_focal_crossentropy"})
-# Layers that pass their input's values through unchanged (up to shape).
-_PASSTHROUGH = frozenset(
-    {
-        "Reshape", "Flatten", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
-        "AlphaDropout", "Permute", "RepeatVector", "Identity", "ActivityRegularization",
-    }
-)
-_ACTIVATION_LAYERS = {"Softmax": "softmax", "ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu"}
 
 
 class LossActivationMismatch(Rule):
@@ -79,11 +71,11 @@ class LossActivationMismatch(Rule):
             return
         for output in view.outputs:
             loss = view.compile.losses.get(output)
-            resolved = _output_activation(view, output)
+            resolved = output_activation(view, output)
             if resolved is None:
                 continue
             activation, layer = resolved
-            units = _units(view, layer)
+            units = output_units(view, layer)
             if activation == "softmax" and units == 1:
                 yield self.finding(
                     layer.name,
@@ -162,58 +154,3 @@ def _why_not_probabilities(activation: str) -> str:
     if activation in _NON_NEGATIVE:
         return "are not normalised and can all be zero"
     return "can be negative and are not normalised"
-
-
-def activation_name(value: Any) -> str:
-    """`"relu"`, or Keras 3's serialized `{"class_name": "function", "config": "relu"}`."""
-    if value is None:
-        return "linear"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        config = value.get("config")
-        if isinstance(config, str):
-            return config
-        if isinstance(value.get("class_name"), str):
-            return value["class_name"].lower()
-    return str(value)
-
-
-def _output_activation(view: ModelView, name: str) -> tuple[str, Layer] | None:
-    """The activation that last shapes output `name`, and the layer that applies it."""
-    layer = view.layer(name)
-    seen = set()
-    while layer is not None and layer.name not in seen:
-        seen.add(layer.name)
-        config = layer.config
-        if layer.class_name in ("TimeDistributed", "Bidirectional") and isinstance(config.get("layer"), dict):
-            config = config["layer"].get("config") or {}
-        if layer.class_name in _ACTIVATION_LAYERS:
-            return _ACTIVATION_LAYERS[layer.class_name], layer
-        if "activation" in config:
-            return activation_name(config["activation"]), layer
-        if layer.class_name not in _PASSTHROUGH:
-            return None
-        producers = view.producers(layer.name)
-        if len(producers) != 1:
-            return None
-        layer = view.layer(producers[0].source)
-    return None
-
-
-def _units(view: ModelView, layer: Layer) -> int | None:
-    """How many values the activation normalises over: the nearest Dense's `units`."""
-    current: Layer | None = layer
-    for _ in range(8):
-        if current is None:
-            return None
-        config = current.config
-        if current.class_name in ("TimeDistributed", "Bidirectional") and isinstance(config.get("layer"), dict):
-            config = config["layer"].get("config") or {}
-        if isinstance(config.get("units"), int):
-            return config["units"]
-        producers = view.producers(current.name)
-        if len(producers) != 1 or current.class_name not in _PASSTHROUGH | set(_ACTIVATION_LAYERS) | {"Activation"}:
-            return None
-        current = view.layer(producers[0].source)
-    return None

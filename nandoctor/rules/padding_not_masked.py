@@ -4,7 +4,16 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.padding import ATTENDING, AVERAGE, FLATTEN, MAXIMUM, RECURRENCE, integer_sequence_length, mask_id, padding_reaches
+from nandoctor.padding import (
+    ATTENDING,
+    AVERAGE,
+    FLATTEN,
+    MAXIMUM,
+    RECURRENCE,
+    integer_sequence_length,
+    mask_id,
+    padding_reaches,
+)
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.rule import Rule
 from nandoctor.view import Layer, ModelView
@@ -72,7 +81,7 @@ class PaddingNotMasked(Rule):
         "Use nandoctor.layers.MaskedEmbedding (padding outputs exactly zero, and a mask for the "
         "layers that use one), or Embedding(mask_zero=True) with mask-aware layers after it."
     )
-    needs_weights = True
+    reads_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
         for layer in view.layers:

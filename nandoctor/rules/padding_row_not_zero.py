@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.padding import AVERAGE, FLATTEN, MAXIMUM, SUM, integer_sequence_length, mask_id, padding_reaches
+from nandoctor.padding import (
+    AVERAGE,
+    FLATTEN,
+    MAXIMUM,
+    SUM,
+    integer_sequence_length,
+    mask_id,
+    padding_reaches,
+)
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.rule import Rule
 from nandoctor.view import ModelView
@@ -63,7 +71,7 @@ class PaddingRowNotZero(Rule):
     name = "padding-row-not-zero"
     severity = Severity.WARNING
     fix = "Use nandoctor.layers.MaskedEmbedding, whose padding row is zero and takes no gradient."
-    needs_weights = True
+    reads_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
         for layer in view.layers:

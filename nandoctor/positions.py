@@ -1,0 +1,165 @@
+"""Position tables: finding them in a model, and checking a sinusoidal one against the
+closed form of Vaswani et al. (2017), up to any order of its columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nandoctor.keras_classes import is_known_class
+from nandoctor.padding import MASK_CARRIERS, integer_sequence_length
+from nandoctor.view import Layer, ModelView, Weight
+
+_POSITION_LAYERS = frozenset({"PositionEmbedding", "TemporalEncoding"})
+# A table is read whole only below this many values (a position table is small).
+MAX_TABLE_VALUES = 16 << 20
+
+
+@dataclass(frozen=True)
+class PositionTable:
+    """A stored `(rows, hidden)` table added to token vectors at each position."""
+
+    layer: Layer
+    weight: Weight
+    tokens: Layer | None  # the token embedding it is added to
+    length: int | None  # the static number of positions it must cover
+
+
+def position_tables(view: ModelView) -> list[PositionTable]:
+    tables = []
+    for layer in view.layers:
+        weight = _added_table(view, layer)
+        if weight is not None:
+            tokens = _token_embedding_upstream(view, layer)
+            length = integer_sequence_length(view, tokens) if tokens else None
+            tables.append(PositionTable(layer, weight, tokens, length if isinstance(length, int) else None))
+    return tables + _position_embeddings_merged_by_add(view)
+
+
+def _added_table(view: ModelView, layer: Layer) -> Weight | None:
+    """The table a layer adds to the sequence it receives: a known position layer's, or a
+    custom layer's one weight shaped like its input's (length, hidden)."""
+    matrices = [w for w in layer.weights if len(w.shape) == 2]
+    if layer.class_name in _POSITION_LAYERS:
+        return matrices[0] if matrices else None
+    if is_known_class(layer.class_name, layer.module) or len(matrices) != 1:
+        return None
+    shape = layer.input_shape
+    tokens = _token_embedding_upstream(view, layer)
+    if shape is not None and len(shape) == 3:
+        return matrices[0] if tuple(matrices[0].shape) == tuple(shape[1:]) else None
+    width = tokens.config.get("output_dim") if tokens else None
+    return matrices[0] if tokens is not None and matrices[0].shape[1] == width else None
+
+
+def _token_embedding_upstream(view: ModelView, layer: Layer) -> Layer | None:
+    """The nearest embedding of integer sequences feeding `layer` through per-position layers."""
+    frontier = [edge.source for edge in view.producers(layer.name)]
+    seen = set(frontier)
+    while frontier:
+        name = frontier.pop(0)
+        candidate = view.layer(name)
+        if candidate is None:
+            continue
+        if candidate.is_embedding and integer_sequence_length(view, candidate) is not False:
+            return candidate
+        if candidate.class_name in MASK_CARRIERS or candidate.class_name in _POSITION_LAYERS:
+            for edge in view.producers(name):
+                if edge.source not in seen:
+                    seen.add(edge.source)
+                    frontier.append(edge.source)
+    return None
+
+
+def _position_embeddings_merged_by_add(view: ModelView) -> list[PositionTable]:
+    """`Add([token_embedding(ids), position_embedding(positions)])`."""
+    tables = []
+    for add in view.layers:
+        if add.class_name != "Add":
+            continue
+        embeddings = []
+        for edge in view.producers(add.name):
+            source = view.layer(edge.source)
+            if source is not None and source.class_name == "Embedding" and source.embedding_matrix() is not None:
+                embeddings.append(source)
+        if len(embeddings) != 2:
+            continue
+        positions, tokens = sorted(embeddings, key=_position_likeness, reverse=True)
+        length = integer_sequence_length(view, positions)
+        tables.append(PositionTable(positions, positions.embedding_matrix(), tokens, length if isinstance(length, int) else None))
+    return tables
+
+
+def _position_likeness(layer: Layer) -> tuple[bool, int]:
+    """Named for positions first, then the smaller table (a vocabulary outnumbers positions)."""
+    return ("pos" in layer.name.lower(), -int(layer.config.get("input_dim") or 0))
+
+
+def looks_sinusoidal(row0: np.ndarray) -> bool:
+    """Row 0 of a sinusoidal table: sin(0) = 0 and cos(0) = 1, one of each per frequency."""
+    zeros, ones = np.isclose(row0, 0.0, atol=1e-6), np.isclose(row0, 1.0, atol=1e-6)
+    hidden = len(row0)
+    return hidden >= 4 and bool(np.all(zeros | ones)) and hidden // 2 <= ones.sum() <= (hidden + 1) // 2 and ones.any()
+
+
+def sinusoid_defects(table: np.ndarray, max_wavelength: float = 10000.0) -> list[str]:
+    """What is wrong with a sinusoidal table, in words; empty when it is the closed form
+    `sin/cos(pos / w**(2i/d))` with its columns in any order."""
+    table = np.asarray(table, dtype=np.float64)
+    rows, hidden = table.shape
+    kinds = np.where(np.isclose(table[0], 1.0, atol=1e-6), "cos", "sin")
+    frequencies = np.array([_frequency(table[:, j], kinds[j]) for j in range(hidden)])
+    positions = np.arange(rows)[:, None]
+    rebuilt = np.where(kinds == "sin", np.sin(positions * frequencies), np.cos(positions * frequencies))
+    tolerance = 2e-3 * (1 + rows / 1000)
+    not_sinusoids = np.flatnonzero(np.abs(rebuilt - table).max(axis=0) > tolerance)
+    defects = []
+    if len(not_sinusoids):
+        defects.append(f"{len(not_sinusoids)} of {hidden} columns are not sinusoids of one frequency (first: column {not_sinusoids[0]})")
+    expected = max_wavelength ** (-2.0 * np.arange((hidden + 1) // 2) / hidden)
+    # Below this frequency, a column cannot tell its frequency apart over `rows` positions.
+    resolution = 1e-3 / max(rows - 1, 1)
+    counts: dict[tuple[str, int], int] = {}
+    wrong = []
+    for column in range(hidden):
+        if column in not_sinusoids:
+            continue
+        frequency = frequencies[column]
+        if frequency < resolution and expected.min() < resolution * 10:
+            continue
+        nearest = int(np.argmin(np.abs(np.log(np.maximum(frequency, 1e-30)) - np.log(expected))))
+        if abs(frequency - expected[nearest]) > 1e-2 * expected[nearest] + resolution:
+            wrong.append(column)
+            continue
+        counts[(kinds[column], nearest)] = counts.get((kinds[column], nearest), 0) + 1
+    if wrong:
+        defects.append(
+            f"{len(wrong)} columns have frequencies that are not {max_wavelength:g}^(-2i/d) "
+            f"(column {wrong[0]}: {frequencies[wrong[0]]:.4g})"
+        )
+    unpaired = sorted({i for (_, i), count in counts.items() if count != 1}
+                      | {i for kind, i in counts if (("cos" if kind == "sin" else "sin"), i) not in counts
+                         and not (kind == "sin" and hidden % 2 and i == len(expected) - 1)})
+    if unpaired and not wrong:
+        defects.append(
+            f"sines and cosines are not paired by frequency: {len(unpaired)} frequencies lack one "
+            f"sine and one cosine (first: i = {unpaired[0]})"
+        )
+    return defects
+
+
+def _frequency(column: np.ndarray, kind: str) -> float:
+    """The angular frequency of a sin or cos column, refined on later rows: a cosine of a
+    small frequency rounds to 1.0 at row 1, and reveals its frequency only further on."""
+    inverse = np.arcsin if kind == "sin" else np.arccos
+    estimate = float(inverse(np.clip(column[1], -1.0, 1.0)))
+    row = 2
+    while row < len(column) and row * estimate < 1.0:
+        estimate = float(inverse(np.clip(column[row], -1.0, 1.0))) / row
+        row *= 2
+    return estimate
+
+
+def readable(weight: Weight) -> bool:
+    return len(weight.shape) == 2 and weight.size <= MAX_TABLE_VALUES and weight.dtype.startswith(("float", "bfloat"))

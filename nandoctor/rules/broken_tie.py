@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from nandoctor.keras_classes import is_known_class
+from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.rule import Rule
+from nandoctor.view import Layer, ModelView, Weight
+from nandoctor.weight_compare import max_abs_difference
+
+# Hand-written tied output layers, as Stack Overflow and NMT-Keras wrote them
+# (`TiedEmbeddingsTransposed(tied_to=...)`, `DenseTranspose(dense)`).
+_TIED_CLASS = re.compile(r"tied|tying|transpose", re.IGNORECASE)
+_TIE_KEYS = ("tied_to", "tied_layer", "tie_to", "dense")
+_DECLARED_TIES = ("ReversibleEmbedding", "TiedEmbedding")
+
+
+class BrokenTie(Rule):
+    """## What it does
+    Finds weight ties that a model declares but its file does not keep: an output matrix
+    stored apart from the embedding it is tied to, with other values, or not stored at all.
+
+    ## Why is this bad?
+    The common hand-written tie (field report B) is an output layer that holds a Python
+    reference to the embedding layer and multiplies by its transpose. It trains, but the
+    reference is not part of the saved config: reloading either fails or builds the layer
+    with a fresh matrix of its own, so the model that comes back is not the model that was
+    trained, and whatever training follows unties it. A file that stores the shared matrix
+    twice with different values has already come apart.
+
+    ## Example
+    ```python
+    import keras
+
+    @keras.saving.register_keras_serializable(package="example")
+    class TiedEmbeddingsTransposed(keras.layers.Layer):
+        def __init__(self, tied_to=None, **kwargs):
+            super().__init__(**kwargs)
+            self.tied_to = tied_to
+
+        def call(self, x):
+            return keras.ops.matmul(x, keras.ops.transpose(self.tied_to.embeddings))
+
+        def get_config(self):  # a layer reference cannot be serialized, so it is left out
+            return super().get_config()
+
+    tokens = keras.Input((8,), dtype="int32")
+    embedding = keras.layers.Embedding(500, 16, name="word_emb")
+    logits = TiedEmbeddingsTransposed(tied_to=embedding, name="tied_output")(embedding(tokens))
+    model = keras.Model(tokens, logits)
+    ```
+
+    ## Use instead
+    ```python
+    import keras
+    import nandoctor.layers
+
+    tokens = keras.Input((8,), dtype="int32")
+    embedding = nandoctor.layers.TiedEmbedding(500, 16, name="word_emb")
+    model = keras.Model(tokens, embedding(embedding(tokens), reverse=True))
+    ```
+
+    ## Known problems
+    Hand-written ties are recognised by their class name (`Tied...`, `...Transpose`) or a
+    `tied_to`-style config key; a tie written under another name is not seen.
+
+    ## References
+    - Field report B in nandoctor's SEEDS; Keras issues on shared weights duplicated or not
+      restored on save and load.
+    """
+
+    code = "ND402"
+    name = "broken-tie"
+    severity = Severity.ERROR
+    fix = (
+        "Tie with nandoctor.layers.TiedEmbedding (keras.layers.ReversibleEmbedding with the tie on): "
+        "one matrix in the file, still tied after reloading and further training."
+    )
+    reads_weights = True
+
+    def check(self, view: ModelView) -> Iterator[Finding]:
+        for layer in view.layers:
+            if layer.class_name in _DECLARED_TIES and layer.config.get("tie_weights", True):
+                yield from self._stored_twice(layer)
+            elif _is_hand_written_tie(layer):
+                yield from self._hand_written(view, layer)
+
+    def _stored_twice(self, layer: Layer) -> Iterator[Finding]:
+        matrices = [w for w in layer.weights if len(w.shape) == 2]
+        if len(matrices) < 2:
+            return
+        first, second = matrices[:2]
+        difference = max_abs_difference(first, second, transposed=tuple(second.shape) != tuple(first.shape))
+        if difference > 0:
+            yield self.finding(
+                layer.name,
+                f"'{layer.name}' declares its input and output matrices tied, but the file stores two, "
+                f"{first.name} {tuple(first.shape)} and {second.name} {tuple(second.shape)}, which differ "
+                f"(max |difference| {difference:.3g})",
+                details={"weights": [first.name, second.name], "max_abs_difference": difference},
+            )
+
+    def _hand_written(self, view: ModelView, layer: Layer) -> Iterator[Finding]:
+        embedding = _tie_target(view, layer)
+        target = f"'{embedding.name}'" if embedding else "an embedding"
+        stored = next((w for w in layer.weights if len(w.shape) == 2), None)
+        details = {"class_name": layer.class_name, "embedding": embedding.name if embedding else None}
+        if stored is None:
+            yield self.finding(
+                layer.name,
+                f"'{layer.name}' ({layer.class_name}) ties its output to {target} through a Python reference, "
+                "which the saved file does not hold: reloading cannot restore the tie",
+                confidence=Confidence.MEDIUM,
+                details=details,
+            )
+            return
+        matrix = embedding.embedding_matrix() if embedding else None
+        if matrix is None:
+            return
+        difference = _difference(matrix, stored)
+        details["max_abs_difference"] = difference
+        if difference > 0:
+            yield self.finding(
+                layer.name,
+                f"'{layer.name}' ({layer.class_name}) declares a tie to {target}, but stores its own matrix "
+                f"{tuple(stored.shape)}, which differs from the embedding (max |difference| {difference:.3g})",
+                details=details,
+            )
+        else:
+            yield self.finding(
+                layer.name,
+                f"'{layer.name}' ({layer.class_name}) stores its own copy of {target}'s matrix: equal now, "
+                "but reloaded they are two variables that training moves apart",
+                severity=Severity.WARNING,
+                details=details,
+            )
+
+
+def _is_hand_written_tie(layer: Layer) -> bool:
+    if is_known_class(layer.class_name, layer.module):
+        return False
+    return bool(_TIED_CLASS.search(layer.class_name)) or any(key in layer.config for key in _TIE_KEYS)
+
+
+def _tie_target(view: ModelView, layer: Layer) -> Layer | None:
+    """The embedding a hand-written tie refers to: named in its config, else the nearest
+    embedding upstream."""
+    for key in _TIE_KEYS:
+        named = layer.config.get(key)
+        if isinstance(named, str) and view.layer(named) is not None:
+            return view.layer(named)
+    embeddings = [other for other in view.layers if other.is_embedding and view.path_between(other.name, layer.name)]
+    return embeddings[-1] if embeddings else None
+
+
+def _difference(matrix: Weight, stored: Weight) -> float:
+    if tuple(stored.shape) == tuple(matrix.shape):
+        return max_abs_difference(matrix, stored)
+    return max_abs_difference(matrix, stored, transposed=True)

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from nandoctor.outputs import wrapped_config
+from nandoctor.padding import (
+    ATTENTION,
+    MASK_CARRIERS,
+    RECURRENT,
+    integer_sequence_length,
+)
+from nandoctor.report import Finding, Severity
+from nandoctor.rule import Rule
+from nandoctor.view import Edge, Layer, ModelView
+
+_SELF_ATTENTION = frozenset({"MultiHeadAttention", "GroupedQueryAttention"})
+_QUERY, _VALUE = ("0", "query"), ("1", "value")
+# Layers after which each position still holds its own prediction.
+_PER_POSITION = MASK_CARRIERS | ATTENTION | {"EinsumDense", "Embedding", "ReversibleEmbedding", "TiedEmbedding"}
+
+
+class MissingCausalMask(Rule):
+    """## What it does
+    Finds self-attention in a next-token model (token ids in, a distribution over the
+    vocabulary out at every position) called without a causal mask.
+
+    ## Why is this bad?
+    A language model learns to predict the token after each position. Without
+    `use_causal_mask=True` (or an explicit `attention_mask`), `MultiHeadAttention` lets
+    every position attend to the whole window, the next token included: training loss
+    drops to implausibly low values because the model copies the answer, and the model is
+    useless for generation, where the future is not there to copy (field report E's
+    models rely on this mask).
+
+    ## Example
+    ```python
+    import keras
+    import nandoctor.layers
+
+    tokens = keras.Input((16,), dtype="int32")
+    embedding = nandoctor.layers.TiedEmbedding(100, 32, mask_zero=True, name="tokens")
+    x = embedding(tokens)
+    x = keras.layers.Add()([x, keras.layers.MultiHeadAttention(4, 8, name="attention")(x, x)])
+    model = keras.Model(tokens, embedding(x, reverse=True))
+    ```
+
+    ## Use instead
+    ```python
+    import keras
+    import nandoctor.layers
+
+    tokens = keras.Input((16,), dtype="int32")
+    embedding = nandoctor.layers.TiedEmbedding(100, 32, mask_zero=True, name="tokens")
+    x = embedding(tokens)
+    attended = keras.layers.MultiHeadAttention(4, 8, name="attention")(x, x, use_causal_mask=True)
+    x = keras.layers.Add()([x, attended])
+    model = keras.Model(tokens, embedding(x, reverse=True))
+    ```
+
+    `nandoctor.layers.CausalSelfAttention` is a whole decoder block whose attention is
+    always causal.
+
+    ## Known problems
+    Attention written in a custom layer or Lambda is code the scan cannot see (ND901); the
+    live causal probe checks it. Encoders that attend both ways and then pool (classifiers)
+    are not next-token models and are not reported.
+
+    ## References
+    - Vaswani et al., 2017, section 3.2.3 (masking in the decoder).
+    - Field report E in nandoctor's SEEDS.
+    """
+
+    code = "ND501"
+    name = "missing-causal-mask"
+    severity = Severity.ERROR
+    fix = (
+        "Call the attention with use_causal_mask=True, or build the decoder from "
+        "nandoctor.layers.CausalSelfAttention, whose attention is always causal."
+    )
+
+    def check(self, view: ModelView) -> Iterator[Finding]:
+        for layer in view.layers:
+            if layer.class_name not in _SELF_ATTENTION:
+                continue
+            edges = view.producers(layer.name)
+            if _is_causal(edges) or not _is_self_attention(edges):
+                continue
+            output = _next_token_output(view, layer)
+            if output is None:
+                continue
+            yield self.finding(
+                layer.name,
+                f"self-attention '{layer.name}' is called without use_causal_mask=True or an attention_mask, "
+                f"in a next-token model: each position sees the tokens after it, including the one that "
+                f"output '{output.name}' must predict",
+                details={"output": output.name, "call_kwargs": edges[0].call_kwargs if edges else {}},
+            )
+
+
+def _is_causal(edges: list[Edge]) -> bool:
+    return any(edge.call_kwargs.get("use_causal_mask") is True or edge.argument == "attention_mask" for edge in edges)
+
+
+def _is_self_attention(edges: list[Edge]) -> bool:
+    query = {edge.source for edge in edges if edge.argument in _QUERY}
+    value = {edge.source for edge in edges if edge.argument in _VALUE}
+    return bool(query) and query == value
+
+
+def _vocabularies(view: ModelView) -> set[int]:
+    """Sizes of the vocabularies embedded from integer token sequences."""
+    return {
+        layer.config["input_dim"]
+        for layer in view.layers
+        if layer.is_embedding and isinstance(layer.config.get("input_dim"), int)
+        and integer_sequence_length(view, layer) is not False
+    }
+
+
+def _next_token_output(view: ModelView, attention: Layer) -> Layer | None:
+    """The model output that the attention reaches position by position and that projects
+    onto a token vocabulary, if there is one."""
+    vocabularies = _vocabularies(view)
+    outputs = set(view.outputs)
+    seen = {attention.name}
+    queue = deque([attention])
+    while queue:
+        layer = queue.popleft()
+        if layer.name in outputs and layer is not attention:
+            units = wrapped_config(layer).get("units")
+            is_reverse = layer.class_name in ("ReversibleEmbedding", "TiedEmbedding")
+            if is_reverse or units in vocabularies:
+                return layer
+        for edge in view.consumers(layer.name):
+            following = view.layer(edge.target)
+            if following is None or following.name in seen:
+                continue
+            if following.class_name in _PER_POSITION or (
+                following.class_name in RECURRENT and wrapped_config(following).get("return_sequences")
+            ):
+                seen.add(following.name)
+                queue.append(following)
+    return None

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nandoctor.positions import position_tables
+from nandoctor.report import Finding, Severity
+from nandoctor.rule import Rule
+from nandoctor.view import ModelView
+
+
+class PositionalTableTooShort(Rule):
+    """## What it does
+    Finds position tables with fewer rows than the model has positions.
+
+    ## Why is this bad?
+    A model built for sequences of `T` tokens looks up positions `0 .. T-1`. A table of
+    fewer rows has nothing for the last ones: on CPU the lookup fails at run time, but on
+    GPU, TensorFlow's gather returns zero vectors for out-of-range ids without a word, so
+    the model trains with the end of every sequence unplaced.
+
+    ## Example
+    ```python
+    import keras
+
+    tokens = keras.Input((64,), dtype="int32")
+    positions = keras.Input((64,), dtype="int32")
+    x = keras.layers.Embedding(100, 16, name="tokens")(tokens)
+    p = keras.layers.Embedding(32, 16, name="positions")(positions)  # 32 rows for 64 positions
+    model = keras.Model([tokens, positions], keras.layers.Dense(4)(keras.layers.Add()([x, p])))
+    ```
+
+    ## Use instead
+    ```python
+    import keras
+
+    tokens = keras.Input((64,), dtype="int32")
+    positions = keras.Input((64,), dtype="int32")
+    x = keras.layers.Embedding(100, 16, name="tokens")(tokens)
+    p = keras.layers.Embedding(64, 16, name="positions")(positions)
+    model = keras.Model([tokens, positions], keras.layers.Dense(4)(keras.layers.Add()([x, p])))
+    ```
+
+    ## Known problems
+    Only fixed sequence lengths are checked: with a variable length (`None`), the table's
+    length is a limit the file does not state.
+    """
+
+    code = "ND505"
+    name = "positional-table-too-short"
+    severity = Severity.ERROR
+    fix = (
+        "Give the position table one row per position of the longest sequence "
+        "(nandoctor.layers.PositionEmbedding(sequence_length=...) refuses longer inputs when built)."
+    )
+
+    def check(self, view: ModelView) -> Iterator[Finding]:
+        for table in position_tables(view):
+            rows = table.weight.rows
+            if table.length is None or rows >= table.length:
+                continue
+            yield self.finding(
+                table.layer.name,
+                f"position table '{table.layer.name}' has {rows} rows, but the model takes sequences of "
+                f"{table.length} positions: positions {rows} to {table.length - 1} have no row",
+                details={"rows": rows, "positions": table.length},
+            )

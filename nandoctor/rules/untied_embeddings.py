@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nandoctor.outputs import output_activation, wrapped_config
+from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.rule import Rule
+from nandoctor.view import Layer, ModelView
+
+
+class UntiedEmbeddings(Rule):
+    """## What it does
+    Finds an input embedding and an output projection over the same vocabulary that keep
+    separate matrices where one shared matrix would do.
+
+    ## Why is this bad?
+    A language model embeds `V` token ids into `d` dimensions at its input and predicts a
+    distribution over the same `V` tokens at its output. Tying the two matrices (Press and
+    Wolf, 2016) removes `V x d` parameters, often the largest block of the model, and
+    usually lowers perplexity, since each word's vector is trained by both its uses. It is
+    a choice rather than a fault, so the finding is `info`.
+
+    ## Example
+    ```python
+    import keras
+
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(2000, 32, mask_zero=True, name="word_emb")(tokens)
+    x = keras.layers.GRU(32, return_sequences=True)(x)
+    model = keras.Model(tokens, keras.layers.Dense(2000, activation="softmax", name="next_word")(x))
+    ```
+
+    ## Use instead
+    ```python
+    import keras
+    import nandoctor.layers
+
+    tokens = keras.Input((None,), dtype="int32")
+    embedding = nandoctor.layers.TiedEmbedding(2000, 32, mask_zero=True, name="word_emb")
+    x = keras.layers.GRU(32, return_sequences=True)(embedding(tokens))
+    model = keras.Model(tokens, embedding(x, reverse=True))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ```
+
+    ## Known problems
+    Two layers over the same number of ids are taken to share a vocabulary; a classifier
+    with as many classes as its input has tokens would be reported too.
+
+    ## References
+    - Press and Wolf, 2016, "Using the Output Embedding to Improve Language Models",
+      arXiv 1608.05859.
+    - Field report B in nandoctor's SEEDS.
+    """
+
+    code = "ND401"
+    name = "untied-embeddings"
+    severity = Severity.INFO
+    confidence = Confidence.MEDIUM
+    fix = (
+        "Share one matrix with nandoctor.layers.TiedEmbedding (built on keras.layers.ReversibleEmbedding): "
+        "embed with it, and call it with reverse=True for the logits."
+    )
+
+    def check(self, view: ModelView) -> Iterator[Finding]:
+        total = sum(weight.size for weight in view.weights())
+        for embedding in view.layers:
+            if embedding.class_name != "Embedding":
+                continue
+            vocabulary, width = embedding.config.get("input_dim"), embedding.config.get("output_dim")
+            if not isinstance(vocabulary, int) or not isinstance(width, int):
+                continue
+            for projection in view.downstream(embedding.name):
+                if wrapped_config(projection).get("units") != vocabulary or _input_width(projection) != width:
+                    continue
+                if not _predicts_a_distribution(view, projection):
+                    continue
+                saved = vocabulary * width
+                share = f" ({saved / total:.0%} of the model's weights)" if total else ""
+                yield self.finding(
+                    projection.name,
+                    f"'{embedding.name}' ({vocabulary:,} x {width}) embeds the vocabulary that '{projection.name}' "
+                    f"({width} x {vocabulary:,}) predicts, each with its own matrix: tying them saves {saved:,} parameters{share}",
+                    details={"embedding": embedding.name, "projection": projection.name, "vocabulary": vocabulary,
+                             "width": width, "parameters_saved": saved},
+                )
+
+
+def _input_width(layer: Layer) -> int | None:
+    for weight in layer.weights:
+        if weight.name.endswith("kernel") and len(weight.shape) == 2:
+            return weight.shape[0]
+    shape = layer.input_shape
+    return shape[-1] if shape else None
+
+
+def _predicts_a_distribution(view: ModelView, projection: Layer) -> bool:
+    """The projection feeds a softmax, or is an output trained with a logits loss."""
+    for output in view.outputs:
+        if output != projection.name and view.path_between(projection.name, output) is None:
+            continue
+        resolved = output_activation(view, output)
+        if resolved is None:
+            continue
+        activation, _ = resolved
+        loss = view.compile.losses.get(output) if view.compile else None
+        if activation == "softmax" or (activation == "linear" and loss is not None and loss.from_logits):
+            return True
+    return False

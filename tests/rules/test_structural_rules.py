@@ -1,0 +1,143 @@
+"""Structural rules on real saved models: the evidence in each finding, and near misses."""
+
+import tracemalloc
+
+import h5py
+import numpy as np
+import pytest
+
+import nandoctor
+from nandoctor import weight_reading
+from nandoctor.loaders import load
+from nandoctor.weight_compare import max_abs_difference
+from tests.conftest import FIXTURES
+
+
+def findings(path, code):
+    return [f for f in nandoctor.scan(str(path)).findings if f.code == code]
+
+
+@pytest.mark.parametrize("name", [
+    "near_miss_one_hot_flatten.keras", "near_miss_frozen_zero_padding_flatten.keras",
+    "near_miss_mask_carried_to_lstm.keras", "near_miss_bidirectional_encoder.keras",
+])
+def test_padding_near_misses_are_quiet(name):
+    assert [f.code for f in nandoctor.scan(str(FIXTURES / "clean" / name)).findings if f.code.startswith("ND3")] == []
+
+
+def test_padding_not_masked_names_the_consumer_and_why():
+    (finding,) = findings(FIXTURES / "broken" / "seed_d_padding_flatten.keras", "ND301")
+    assert finding.details["consumer"] == "flatten" and finding.details["length"] == 60
+    assert "Flatten 'flatten'" in finding.message and "side by side" in finding.message
+
+
+def test_a_lambda_drops_the_mask_before_a_recurrent_layer(keras, save):
+    model = keras.Sequential([keras.Input((10,), dtype="int32"), keras.layers.Embedding(50, 8, mask_zero=True, name="emb"),
+                              keras.layers.Lambda(lambda x: x * 2.0, name="scale"), keras.layers.GRU(4, name="gru")])
+    (finding,) = findings(save(model, "m.keras"), "ND302")
+    assert (finding.layer, finding.details["consumer"]) == ("scale", "gru")
+
+
+def test_padding_row_norm_is_compared_with_the_median_row():
+    (finding,) = findings(FIXTURES / "broken" / "seed_d_padding_flatten.keras", "ND303")
+    with load(str(FIXTURES / "broken" / "seed_d_padding_flatten.keras")) as view:
+        table = view.layer("embedding").weights[0].read()
+    assert finding.details["row_norm"] == pytest.approx(float(np.linalg.norm(table[0])))
+    assert finding.details["median_row_norm"] == pytest.approx(float(np.median(np.linalg.norm(table, axis=1))), rel=1e-6)
+
+
+def test_untied_embeddings_report_the_parameters_tying_saves():
+    (finding,) = findings(FIXTURES / "broken" / "seed_b_untied_language_model.keras", "ND401")
+    assert finding.details["parameters_saved"] == 200 * 32 and finding.severity == "info"
+
+
+def test_a_tied_embedding_is_not_reported_untied():
+    assert findings(FIXTURES / "clean" / "fixed_seed_b_tied_language_model.keras", "ND4") == []
+
+
+def test_a_declared_tie_stored_twice_with_different_values_is_broken(keras, save):
+    model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.ReversibleEmbedding(30, 8, name="rev")])
+    path = save(model, "tied.weights.h5")
+    with h5py.File(path, "r+") as h5:  # a second copy of the matrix, drifted: as a broken save leaves it
+        variables = h5["layers/reversible_embedding/vars"]
+        variables.create_dataset("1", data=variables["0"][()].T + 0.5)
+    (finding,) = findings(path, "ND402")
+    assert finding.layer == "rev" and finding.details["max_abs_difference"] == pytest.approx(0.5)
+
+
+def test_the_tie_comparison_reads_in_blocks_with_bounded_memory(tmp_path, monkeypatch):
+    rows, width = 160_000, 64  # 40 MiB per matrix
+    table = np.random.default_rng(0).normal(size=(rows, width)).astype(np.float32)
+    with h5py.File(tmp_path / "pair.weights.h5", "w") as h5:
+        group = h5.create_group("layers/embedding/vars")
+        group["0"] = table
+        group["1"] = table.T.copy()
+    monkeypatch.setattr(weight_reading, "BLOCK_BYTES", 256 << 10)
+    with load(str(tmp_path / "pair.weights.h5")) as view:
+        first, second = view.layer("embedding").weights
+        tracemalloc.start()
+        difference = max_abs_difference(first, second, transposed=True)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert difference == 0.0
+    assert peak < 8 << 20, f"peak {peak} bytes for two 40 MiB matrices"
+
+
+@pytest.mark.parametrize("name", ["near_miss_transformer_with_causal_mask.keras",
+                                  "near_miss_transformer_with_causal_mask_keras2.h5",
+                                  "fixed_seed_e_causal_transformer.keras",
+                                  "near_miss_bidirectional_encoder.keras"])
+def test_causal_or_pooled_attention_is_not_reported(name):
+    assert findings(FIXTURES / "clean" / name, "ND501") == []
+
+
+def test_missing_causal_mask_names_the_output_that_would_see_the_future():
+    found = findings(FIXTURES / "broken" / "nd501_transformer_without_causal_mask_keras2.h5", "ND501")
+    assert {f.layer for f in found} == {"attention_0", "attention_1"}
+    assert all(f.details["output"] == "next_char" for f in found)
+
+
+def test_an_explicit_attention_mask_counts_as_causal(keras, save):
+    tokens = keras.Input((8,), dtype="int32")
+    mask = keras.Input((8, 8), dtype="bool")
+    x = keras.layers.Embedding(20, 8, mask_zero=True)(tokens)
+    x = keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x, attention_mask=mask)
+    model = keras.Model([tokens, mask], keras.layers.Dense(20, name="next")(x))
+    assert findings(save(model, "m.keras"), "ND501") == []
+
+
+@pytest.mark.parametrize("name", ["near_miss_sinusoid_concatenated.keras", "near_miss_sinusoid_interleaved.keras",
+                                  "near_miss_position_table_exact_length.keras"])
+def test_position_near_misses_are_quiet(name):
+    assert [f.code for f in nandoctor.scan(str(FIXTURES / "clean" / name)).findings if f.code.startswith("ND5")] == []
+
+
+def test_malformed_sinusoid_says_what_is_wrong():
+    (finding,) = findings(FIXTURES / "broken" / "nd503_malformed_sinusoid.keras", "ND503")
+    assert "frequencies that are not 10000^(-2i/d)" in finding.message
+
+
+def test_scale_mismatch_reports_the_ratio():
+    (finding,) = findings(FIXTURES / "broken" / "nd504_position_scale_mismatch.keras", "ND504")
+    assert finding.details["ratio"] > 10 and finding.details["tokens"] == "token_emb"
+
+
+def test_scale_factor_is_an_option():
+    path = str(FIXTURES / "broken" / "nd504_position_scale_mismatch.keras")
+    ratio = findings(path, "ND504")[0].details["ratio"]
+    assert nandoctor.scan(path, select=["ND504"], options={"ND504": {"factor": ratio * 2}}).findings == []
+
+
+def test_a_too_short_table_names_the_missing_positions():
+    (finding,) = findings(FIXTURES / "broken" / "nd505_position_table_too_short.keras", "ND505")
+    assert finding.details == {"rows": 16, "positions": 32}
+    assert "positions 16 to 31 have no row" in finding.message
+
+
+def test_the_memory_network_temporal_table_is_found_as_a_position_table():
+    """Field report A's custom `x + kernel` layer is recognised by its weight's shape."""
+    from nandoctor.positions import position_tables
+
+    with load(str(FIXTURES / "broken" / "seed_a_memory_network.keras")) as view:
+        tables = {table.layer.name: table.tokens.name for table in position_tables(view)}
+    assert tables == {"temporal_a": "embedding_a", "temporal_c": "embedding_c"}
