@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nandoctor.view import Weight
+from nandoctor.weight_reading import widen_bfloat16
 
 
 def max_abs_difference(matrix: Weight, other: Weight, transposed: bool = False) -> float:
@@ -25,17 +26,14 @@ def max_abs_difference(matrix: Weight, other: Weight, transposed: bool = False) 
             counterpart = other.source.column_block(start, stop).T
         else:
             counterpart = other.source.read_rows(start, stop)
-        left, right = _as_float(block, matrix), counterpart.astype(np.float64)
-        both_nan = np.isnan(left) & np.isnan(right)
-        with np.errstate(invalid="ignore"):
-            difference = np.where(both_nan, 0.0, np.abs(left - right))
-        if np.isnan(difference).any():
+        left = widen_bfloat16(block) if matrix.dtype == "bfloat16" else block
+        # In the stored precision and in place: one block-sized temporary, not a dozen.
+        with np.errstate(invalid="ignore", over="ignore"):
+            difference = np.subtract(left, counterpart, dtype=np.result_type(left, counterpart, np.float32))
+            np.abs(difference, out=difference)
+        undefined = np.isnan(difference)
+        if undefined.any() and not np.array_equal(np.isnan(left)[undefined], np.isnan(counterpart)[undefined]):
             return float("inf")
+        difference[undefined] = 0.0  # NaN in both: the same value
         largest = max(largest, float(difference.max()) if difference.size else 0.0)
     return largest
-
-
-def _as_float(block: np.ndarray, weight: Weight) -> np.ndarray:
-    from nandoctor.weight_reading import widen_bfloat16
-
-    return (widen_bfloat16(block) if weight.dtype == "bfloat16" else block).astype(np.float64)
