@@ -19,8 +19,36 @@ def scan(paths, *, select=None, ignore=None, options=None) -> Report:
     return run_scan(paths, select=select, ignore=ignore, options=options)
 
 
+def check(model, *, probes=True, select=None, ignore=None, options=None) -> Report:
+    """Examine a live Keras model: the same rules as `scan`, on its config and weights.
+
+    The live probes (NaN, padding, causal and tie probes, and the graph checks of the
+    model's code) belong to the live-analysis work and are not run yet, whatever `probes`
+    says; what runs today is every static rule, on the model in memory.
+    """
+    from nandoctor.engine import check_model
+
+    return check_model(model, select=select, ignore=ignore, options=options)
+
+
+def assert_healthy(model_or_path, *, fail_on="warning", select=None, ignore=None) -> None:
+    """Raise `AssertionError` with the rendered report when a finding reaches `fail_on`, or
+    a file cannot be read. Takes a path (scanned statically) or a live model (`check`)."""
+    import os
+
+    from nandoctor.reporters.text import render_text
+
+    if isinstance(model_or_path, (str, os.PathLike)):
+        report = scan(model_or_path, select=select, ignore=ignore)
+    else:
+        report = check(model_or_path, select=select, ignore=ignore)
+    if report.exit_code(fail_on) != 0:
+        failures = "".join(f"{r.path}: {r.error}\n" for r in report.errors)
+        raise AssertionError("nandoctor found problems:\n" + failures + render_text(report))
+
+
 from nandoctor import keras_registration  # noqa: E402
 
 keras_registration.install()
 
-__all__ = ["Confidence", "Finding", "Report", "Severity", "__version__", "scan"]
+__all__ = ["Confidence", "Finding", "Report", "Severity", "__version__", "assert_healthy", "check", "scan"]

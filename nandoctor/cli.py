@@ -22,8 +22,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif"]), default="text",
-              show_default=True, help="Report format, printed on stdout.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
+              show_default=True, help="Report format, printed on stdout (github: Actions annotations).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file instead.")
 @click.option("--select", multiple=True, metavar="CODES",
               help="Rules to run: codes (ND101), families (ND1) or names, comma-separated.")

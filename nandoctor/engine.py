@@ -38,14 +38,34 @@ def scan(
     return Report([scan_target(target, rules, progress) for target in discover([os.fspath(p) for p in paths])])
 
 
+def check_model(
+    model,
+    *,
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Report:
+    """The rules on a live Keras model's structure and weights (the live probes are added
+    by the live-analysis work; see `nandoctor.check`)."""
+    from nandoctor.loaders.live_model import view_of_model
+
+    rules = select_rules(select, ignore, options)
+    view = view_of_model(model)
+    return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=run_rules(view, rules))])
+
+
+def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list:
+    if any(rule.needs_weights for rule in rules):
+        _read_weights(view, progress)
+    return [finding for rule in rules for finding in rule.check(view)]
+
+
 def scan_target(target: Target, rules: list[Rule], progress: Progress | None = None) -> FileResult:
     if target.error is not None:
         return _failed(target, target.error)
     try:
         with load(target.path) as view:
-            if any(rule.needs_weights for rule in rules):
-                _read_weights(view, progress)
-            findings = [finding for rule in rules for finding in rule.check(view)]
+            findings = run_rules(view, rules, progress)
             return FileResult(target.path, view.format, FileStatus.SCANNED, findings=findings)
     except NotAModel as reason:
         return _failed(target, str(reason), FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)

@@ -114,9 +114,9 @@ def input_spec(view: ModelView, layer: Layer) -> tuple[tuple | None, str | None]
         if producer is not None and producer.class_name == "InputLayer":
             config = producer.config
             shape = config.get("batch_shape") or config.get("batch_input_shape")
-            return (tuple(shape) if isinstance(shape, list) else None), config.get("dtype")
+            return (tuple(shape) if isinstance(shape, (list, tuple)) else None), config.get("dtype")
     shape = layer.config.get("batch_input_shape")  # Keras 2 first layer of a Sequential
-    if isinstance(shape, list):
+    if isinstance(shape, (list, tuple)):
         return tuple(shape), layer.config.get("dtype") if isinstance(layer.config.get("dtype"), str) else None
     return None, None
 

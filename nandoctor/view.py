@@ -96,7 +96,7 @@ class Layer:
     @property
     def input_shape(self) -> tuple | None:
         shape = self.build_config.get("input_shape") or self.config.get("batch_input_shape")
-        return tuple(shape) if isinstance(shape, list) else None
+        return tuple(shape) if isinstance(shape, (list, tuple)) else None
 
     @property
     def is_embedding(self) -> bool:

@@ -65,3 +65,5 @@ def codes(report) -> list[str]:
 def keras_seed(keras):
     """Seeds Keras, numpy and Python for a test that trains."""
     keras.utils.set_random_seed(0)
+
+pytest_plugins = ["pytester"]

@@ -182,7 +182,7 @@ class _Builder:
             self.model.edges.append(
                 Edge(
                     self.output_of(source, tensor_index), receiver, argument, kwargs,
-                    shape=tuple(shape) if isinstance(shape, list) else None,
+                    shape=tuple(shape) if isinstance(shape, (list, tuple)) else None,
                     dtype=spec.get("dtype") if isinstance(spec.get("dtype"), str) else None,
                 )
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nandoctor.report import Report
 
-FORMATS = ("text", "json", "sarif")
+FORMATS = ("text", "json", "sarif", "github")
 
 
 def render(report: Report, output_format: str, **options) -> str:
@@ -16,6 +16,10 @@ def render(report: Report, output_format: str, **options) -> str:
         from nandoctor.reporters.sarif import render_sarif
 
         return render_sarif(report)
+    if output_format == "github":
+        from nandoctor.reporters.github import render_github
+
+        return render_github(report)
     if output_format == "text":
         from nandoctor.reporters.text import render_text
 

@@ -32,7 +32,7 @@ def render_text(report: Report, *, color: bool = False, width: int = 100, summar
             continue
         if result.status is FileStatus.ERROR:
             continue  # unreadable files are reported on stderr, one line each
-        console.print(Text(result.path, style="bold"))
+        console.print(Text(result.path, style="bold"), soft_wrap=True)  # a path is never wrapped
         if result.status is FileStatus.SKIPPED:
             console.print(Text(f"  skipped: {result.error}", style="dim"))
             continue
