@@ -16,7 +16,8 @@ demo: $(STAMP)
 	$(BIN)/nandoctor scan fixtures --exit-zero
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/nandoctor scan fixtures/clean --fail-on warning --quiet
+	$(BIN)/python -m pytest tests --nandoctor fixtures/clean
 
 docs: $(STAMP)
 	$(BIN)/python -m nandoctor.docgen

@@ -104,3 +104,16 @@ def test_rule_prints_the_same_page_as_the_docs():
     assert out.startswith("# zero-embedding-rows (ND101)")
     assert out in (DOCS / "zero-embedding-rows.md").read_text()
     run_cli("rule", "ND999", expected_exit=2)
+
+
+def test_github_format_writes_one_annotation_per_finding_escaped():
+    out = run_cli("scan", RELU_OUTPUT, BROKEN / "entity_tables.npz", "--format", "github", expected_exit=1).stdout
+    lines = out.splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith(f"::error file={RELU_OUTPUT.as_posix()},title=ND601 loss-activation-mismatch (next_word)::")
+    assert any(line.startswith("::notice ") and "(20.0%25)" in line for line in lines)  # % escaped
+
+
+def test_github_format_reports_an_unreadable_file(tmp_path):
+    out = run_cli("scan", tmp_path / "missing.keras", "--format", "github", expected_exit=2).stdout
+    assert out.startswith("::error file=") and "unreadable file::no such file" in out
