@@ -47,8 +47,18 @@ def assert_healthy(model_or_path, *, fail_on="warning", select=None, ignore=None
         raise AssertionError("nandoctor found problems:\n" + failures + render_text(report))
 
 
+def __getattr__(name: str):
+    # Monitor imports Keras: only when it is asked for, so `import nandoctor` stays TF-free.
+    if name in ("Monitor", "NonfiniteTrainingError"):
+        import nandoctor.monitor
+
+        return getattr(nandoctor.monitor, name)
+    raise AttributeError(f"module 'nandoctor' has no attribute {name!r}")
+
+
 from nandoctor import keras_registration  # noqa: E402
 
 keras_registration.install()
 
-__all__ = ["Confidence", "Finding", "Report", "Severity", "__version__", "assert_healthy", "check", "scan"]
+__all__ = ["Confidence", "Finding", "Monitor", "NonfiniteTrainingError", "Report", "Severity", "__version__",
+           "assert_healthy", "check", "scan"]

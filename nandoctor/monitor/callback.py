@@ -1,0 +1,167 @@
+"""`nandoctor.Monitor`: a Keras callback that sees NaN coming and names where it starts."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+
+from nandoctor.monitor.detector import Check
+from nandoctor.monitor.exploding_updates import ExplodingUpdates
+from nandoctor.monitor.health_log import HealthLog
+from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
+from nandoctor.monitor.shrinking_weights import ShrinkingWeights
+from nandoctor.monitor.stats import NONFINITE, StatsKernel
+from nandoctor.report import FileResult, FileStatus, Report
+
+ACTIONS = ("warn", "stop", "raise")
+# Keeping a snapshot doubles the weights' memory on the device; below this many values it
+# is cheap enough to do by default (the update ratio and restore_last_good need it).
+AUTO_SNAPSHOT_VALUES = 50_000_000
+
+
+class NonfiniteTrainingError(RuntimeError):
+    """Raised by `Monitor(on_nonfinite="raise")`; the message is the ND702 finding."""
+
+
+class Monitor(keras.callbacks.Callback):
+    """Watches the weights during `fit` and reports, with the step, variable and layer:
+    weights shrinking geometrically toward underflow (ND701, with a forecast), the first
+    non-finite weight or loss (ND702), and updates as large as the weights (ND703).
+
+    Every `every_n_steps` optimiser steps, one compiled function computes per-variable
+    statistics on the device and only a small matrix reaches the host. Findings are
+    printed as they fire and gathered in `monitor.report`.
+
+    Args:
+        every_n_steps: optimiser steps between checks. Defaults to `10`.
+        on_nonfinite: `"warn"` (report and go on), `"stop"` (end `fit` gracefully), or
+            `"raise"` (raise `NonfiniteTrainingError`). Defaults to `"warn"`.
+        restore_last_good: put back the weights of the last check at which every weight
+            was finite, when a non-finite value appears. Defaults to `False`.
+        log_dir: where to append the JSON-lines health log (`nandoctor-health.jsonl`), one
+            line per check. Defaults to `None` (no log).
+        snapshots: keep a copy of the weights on the device, for the update-to-weight
+            ratio and `restore_last_good`: `True`, `False`, or `"auto"` (below 50 million
+            values, or when `restore_last_good` asks). Defaults to `"auto"`.
+        verbose: `1` prints each finding when it fires, `0` is silent. Defaults to `1`.
+
+    Example:
+    ```python
+    monitor = nandoctor.Monitor(on_nonfinite="stop", restore_last_good=True)
+    model.fit(x, y, epochs=10, callbacks=[monitor])
+    print(monitor.report.to_json())
+    ```
+    """
+
+    def __init__(self, every_n_steps=10, on_nonfinite="warn", restore_last_good=False, log_dir=None,
+                 snapshots="auto", verbose=1):
+        super().__init__()
+        if not isinstance(every_n_steps, int) or every_n_steps <= 0:
+            raise ValueError(f"`every_n_steps` must be a positive integer. Received: every_n_steps={every_n_steps}")
+        if on_nonfinite not in ACTIONS:
+            raise ValueError(f"`on_nonfinite` must be one of {ACTIONS}. Received: on_nonfinite={on_nonfinite!r}")
+        if snapshots not in (True, False, "auto"):
+            raise ValueError(f"`snapshots` must be True, False or 'auto'. Received: snapshots={snapshots!r}")
+        self.every_n_steps = every_n_steps
+        self.on_nonfinite = on_nonfinite
+        self.restore_last_good = restore_last_good
+        self.log_dir = log_dir
+        self.snapshots = snapshots
+        self.verbose = verbose
+        self.report = Report()
+        self.last_good_step: int | None = None
+        self.restored = False
+
+    def on_train_begin(self, logs=None):
+        variables = list(self.model.trainable_variables)
+        owners = _variable_owners(self.model)
+        self._names = tuple(v.path for v in variables)
+        self._layers = tuple(owners.get(id(v), v.path.rsplit("/", 1)[0]) for v in variables)
+        embedding = [len(v.shape) == 2 and v.name == "embeddings" for v in variables]
+        total = sum(int(np.prod(v.shape)) for v in variables)
+        keep = self.snapshots is True or self.restore_last_good or (self.snapshots == "auto" and total <= AUTO_SNAPSHOT_VALUES)
+        if self.restore_last_good and self.snapshots is False:
+            raise ValueError("`restore_last_good=True` needs snapshots of the weights. Received: snapshots=False")
+        self._kernel = StatsKernel(variables, embedding, snapshots=keep)
+        self._kernel.snapshot()
+        self._detectors = [ShrinkingWeights(), NonfiniteDuringTraining(), ExplodingUpdates()]
+        self._result = FileResult(f"<model {self.model.name}>", "live", FileStatus.SCANNED)
+        self.report = Report([self._result])
+        self._log = HealthLog(self.log_dir) if self.log_dir else None
+        self._last_check = int(self.model.optimizer.iterations)
+        self._nonfinite_seen = False
+        self.last_good_step = self._last_check
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations)
+        if step - self._last_check >= self.every_n_steps:
+            self._check(step, (logs or {}).get("loss"))
+
+    def on_train_end(self, logs=None):
+        step = int(self.model.optimizer.iterations)
+        if step > self._last_check and not self._nonfinite_seen:
+            self._check(step, (logs or {}).get("loss"))
+        if self._log is not None:
+            self._log.close()
+
+    def _check(self, step: int, loss) -> None:
+        self._last_check = step
+        stats = self._kernel()
+        loss = float(loss) if loss is not None else None
+        check = Check(step, stats, loss, self._names, self._layers)
+        findings = [finding for detector in self._detectors for finding in detector.observe(check)]
+        self._result.findings.extend(findings)
+        for finding in findings:
+            self._announce(finding)
+        if self._log is not None:
+            self._log.write(check, [finding.code for finding in findings])
+        nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
+        if not nonfinite:
+            self._kernel.snapshot()
+            self.last_good_step = step
+        elif not self._nonfinite_seen:
+            self._nonfinite_seen = True
+            self._act(next((f for f in findings if f.code == "ND702"), None))
+
+    def _act(self, finding) -> None:
+        if self.restore_last_good:
+            self._kernel.restore()
+            self.restored = True
+            if self.verbose:
+                _print(f"nandoctor: restored the weights of step {self.last_good_step}, the last check with every weight finite")
+        if self.on_nonfinite == "stop":
+            self.model.stop_training = True
+        elif self.on_nonfinite == "raise":
+            raise NonfiniteTrainingError(finding.message if finding else "non-finite values during training")
+
+    def _announce(self, finding) -> None:
+        if self.verbose:
+            where = f" in layer '{finding.layer}'" if finding.layer else ""
+            _print(f"nandoctor: {finding.code} {finding.name}{where}: {finding.message}")
+
+
+def _print(message: str) -> None:
+    from rich.text import Text
+
+    from nandoctor.console import console
+
+    console.print(Text(message, style="bold yellow"), soft_wrap=True)
+
+
+def _variable_owners(model) -> dict[int, str]:
+    """id(variable) -> the name of the outermost layer holding it (nested as outer/inner)."""
+    owners: dict[int, str] = {}
+
+    def walk(layers, prefix: str) -> None:
+        for layer in layers:
+            name = prefix + layer.name
+            inner = getattr(layer, "layers", None)
+            if inner and isinstance(layer, keras.Model):
+                walk(inner, name + "/")
+            for variable in layer.trainable_weights:
+                owners.setdefault(id(variable), name)
+
+    walk(model.layers, "")
+    return owners

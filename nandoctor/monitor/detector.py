@@ -1,0 +1,51 @@
+"""What a training detector sees at each check, and the anatomy every detector follows."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nandoctor.report import Confidence, Finding, Severity
+
+
+@dataclass(frozen=True)
+class Check:
+    """The statistics of one check: `stats[i]` belongs to `variables[i]` (see stats.py)."""
+
+    step: int
+    stats: np.ndarray
+    loss: float | None
+    variables: tuple[str, ...]
+    layers: tuple[str, ...]
+
+
+class Detector:
+    """Like a rule, a detector carries its documentation, metadata and one `observe`."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity]
+    confidence: ClassVar[Confidence] = Confidence.HIGH
+    fix: ClassVar[str]
+    options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **options: Any):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(f"Unknown option for {self.code} ({self.name}). Received: {', '.join(unknown)}")
+        self.settings = {**self.options, **options}
+
+    def observe(self, check: Check) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    def finding(self, layer: str | None, message: str, step: int, **details: Any) -> Finding:
+        return Finding(self.code, self.name, self.severity, self.confidence, layer, message, self.fix,
+                       {"step": step, **details})
+
+    @classmethod
+    def documentation(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nandoctor.monitor.detector import Check, Detector
+from nandoctor.monitor.stats import NONFINITE, NORM, UPDATE_NORM
+from nandoctor.report import Finding, Severity
+
+
+class ExplodingUpdates(Detector):
+    """## What it does
+    Reports a variable whose update between two checks is larger than the variable was
+    before it (the update-to-weight ratio, as SageMaker Debugger's WeightUpdateRatio), or
+    whose norm grows by a large factor between checks.
+
+    ## Why is this bad?
+    Healthy training moves a weight matrix by a small fraction of its size per step
+    (ratios around 1e-3). An update as large as the weights means the optimiser is jumping,
+    not descending: a learning rate too large, gradients of order 1/epsilon, or a loss
+    without a lower bound. The next stop is usually overflow and NaN.
+
+    ## Options
+    - `max_update_ratio` (default 1.0): largest |update| / |weights| between checks.
+    - `max_growth` (default 10): largest factor by which a norm may grow between checks.
+    """
+
+    code = "ND703"
+    name = "exploding-updates"
+    severity = Severity.WARNING
+    fix = "Lower the learning rate, clip gradients (clipnorm), or guard the divisions that make huge gradients."
+    options = {"max_update_ratio": 1.0, "max_growth": 10.0}
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.previous: dict[str, float] = {}
+        self.fired: set[str] = set()
+
+    def observe(self, check: Check) -> Iterator[Finding]:
+        for index, variable in enumerate(check.variables):
+            norm, update = float(check.stats[index, NORM]), float(check.stats[index, UPDATE_NORM])
+            previous = self.previous.get(variable)
+            self.previous[variable] = norm
+            if variable in self.fired or check.stats[index, NONFINITE] > 0 or not norm > 0:
+                continue
+            # Against the weights before the update: a collapsing weight's update is large
+            # beside what is left of it, which is ND701's business, not an explosion.
+            ratio = update / previous if update >= 0 and previous else None
+            growth = norm / previous if previous else None
+            if ratio is not None and ratio > float(self.settings["max_update_ratio"]):
+                reason = f"its update since the last check is {ratio:.3g} times its norm before it ({previous:.3g})"
+            elif growth is not None and growth > float(self.settings["max_growth"]):
+                reason = f"its norm grew {growth:.3g}x since the last check, to {norm:.3g}"
+            else:
+                continue
+            self.fired.add(variable)
+            yield self.finding(check.layers[index], f"{variable}: {reason}", check.step,
+                               variable=variable, update_ratio=ratio, growth=growth, norm=norm)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from nandoctor.monitor.detector import Check, Detector
+from nandoctor.monitor.stats import NONFINITE
+from nandoctor.report import Finding, Severity
+
+
+class NonfiniteDuringTraining(Detector):
+    """## What it does
+    Reports the first check at which a weight or the loss is NaN or infinite, with the
+    variables that went non-finite first and their layers.
+
+    ## Why is this bad?
+    Once one weight is NaN, every output and gradient it touches follows within a step or
+    two, and the run is lost. The loss is a late and unreliable witness: a max-margin loss,
+    for one, can stay finite, even fall to zero, with NaN weights (field report C). The
+    variables that were first non-finite point at where it started.
+    """
+
+    code = "ND702"
+    name = "nonfinite-during-training"
+    severity = Severity.ERROR
+    fix = (
+        "Find the layer that made the first non-finite value (an unguarded division or square root, a log "
+        "of zero, a learning rate too large); nandoctor.layers.SafeCosineSimilarity guards a cosine."
+    )
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.fired = False
+
+    def observe(self, check: Check) -> Iterator[Finding]:
+        if self.fired:
+            return
+        bad = np.flatnonzero(check.stats[:, NONFINITE] > 0)
+        loss_bad = check.loss is not None and not math.isfinite(check.loss)
+        if not len(bad) and not loss_bad:
+            return
+        self.fired = True
+        variables = [check.variables[i] for i in bad]
+        layers = list(dict.fromkeys(check.layers[i] for i in bad))
+        counts = {check.variables[i]: int(check.stats[i, NONFINITE]) for i in bad}
+        if variables:
+            shown = ", ".join(f"{name} ({counts[name]:,} values)" for name in variables[:5])
+            more = f" and {len(variables) - 5} more" if len(variables) > 5 else ""
+            loss_state = "the loss is non-finite too" if loss_bad else f"the loss is still finite ({check.loss:.4g})" if check.loss is not None else ""
+            message = f"at step {check.step}, weights went non-finite: {shown}{more}; {loss_state}".rstrip("; ")
+        else:
+            message = f"at step {check.step}, the loss is {check.loss} while every weight is still finite"
+        yield self.finding(layers[0] if layers else None, message, check.step,
+                           variables=variables, layers=layers, counts=counts, loss=check.loss)
