@@ -46,6 +46,9 @@ class Monitor(keras.callbacks.Callback):
             ratio and `restore_last_good`: `True`, `False`, or `"auto"` (below 50 million
             values, or when `restore_last_good` asks). Defaults to `"auto"`.
         verbose: `1` prints each finding when it fires, `0` is silent. Defaults to `1`.
+        sample: a batch `(x, y)` to replay layer by layer when a non-finite value appears,
+            from the last good weights, to name the layer where it starts. Defaults to
+            `None` (the finding then names the variables only).
 
     Example:
     ```python
@@ -56,7 +59,7 @@ class Monitor(keras.callbacks.Callback):
     """
 
     def __init__(self, every_n_steps=10, on_nonfinite="warn", restore_last_good=False, log_dir=None,
-                 snapshots="auto", verbose=1):
+                 snapshots="auto", verbose=1, sample=None):
         super().__init__()
         if not isinstance(every_n_steps, int) or every_n_steps <= 0:
             raise ValueError(f"`every_n_steps` must be a positive integer. Received: every_n_steps={every_n_steps}")
@@ -70,6 +73,7 @@ class Monitor(keras.callbacks.Callback):
         self.log_dir = log_dir
         self.snapshots = snapshots
         self.verbose = verbose
+        self.sample = sample
         self.report = Report()
         self.last_good_step: int | None = None
         self.restored = False
@@ -90,21 +94,25 @@ class Monitor(keras.callbacks.Callback):
         self._result = FileResult(f"<model {self.model.name}>", "live", FileStatus.SCANNED)
         self.report = Report([self._result])
         self._log = HealthLog(self.log_dir) if self.log_dir else None
-        self._last_check = int(self.model.optimizer.iterations)
+        self._last_check = self._step()
         self._nonfinite_seen = False
         self.last_good_step = self._last_check
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = self._step()
         if step - self._last_check >= self.every_n_steps:
             self._check(step, (logs or {}).get("loss"))
 
     def on_train_end(self, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = self._step()
         if step > self._last_check and not self._nonfinite_seen:
             self._check(step, (logs or {}).get("loss"))
         if self._log is not None:
             self._log.close()
+
+    def _step(self) -> int:
+        # `.numpy()` reads a MirroredVariable too, where int() does not.
+        return int(np.asarray(self.model.optimizer.iterations.numpy()))
 
     def _check(self, step: int, loss) -> None:
         self._last_check = step
@@ -112,18 +120,43 @@ class Monitor(keras.callbacks.Callback):
         loss = float(loss) if loss is not None else None
         check = Check(step, stats, loss, self._names, self._layers)
         findings = [finding for detector in self._detectors for finding in detector.observe(check)]
+        nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
+        if nonfinite and not self._nonfinite_seen and self.sample is not None:
+            findings = [self._localized(f) if f.code == "ND702" else f for f in findings]
         self._result.findings.extend(findings)
         for finding in findings:
             self._announce(finding)
         if self._log is not None:
             self._log.write(check, [finding.code for finding in findings])
-        nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
         if not nonfinite:
             self._kernel.snapshot()
             self.last_good_step = step
         elif not self._nonfinite_seen:
             self._nonfinite_seen = True
             self._act(next((f for f in findings if f.code == "ND702"), None))
+
+    def _localized(self, finding):
+        """The finding, with where the replay of `sample` from the last good weights broke."""
+        from dataclasses import replace
+
+        from nandoctor.monitor.localize import localize
+
+        if self._kernel.snapshots is None:
+            return finding
+        broken = [np.array(v.numpy()) for v in self._kernel.variables]
+        self._kernel.restore()
+        try:
+            where = localize(self.model, self.sample)
+        finally:
+            for variable, values in zip(self._kernel.variables, broken):
+                variable.assign(values)
+        layer = where.forward_culprit or where.backward_culprit or finding.layer
+        return replace(
+            finding,
+            layer=layer,
+            message=f"{finding.message}. Replaying the sample from step {self.last_good_step}: {where.describe()}",
+            details={**finding.details, "localization": where.to_dict()},
+        )
 
     def _act(self, finding) -> None:
         if self.restore_last_good:

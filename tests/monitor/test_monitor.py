@@ -192,3 +192,16 @@ def test_options_are_checked():
     with pytest.raises(ValueError, match="Received: every_n_steps=0"):
         Monitor(every_n_steps=0)
     assert nandoctor.Monitor is Monitor
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_a_sample_localises_the_culprit_layer_even_under_xla(keras_seed, jit_compile):
+    rng = np.random.default_rng(0)
+    model, data = report_c_model(rng)
+    model.compile(keras.optimizers.Adam(0.01), loss=lambda y_true, y_pred: keras.ops.mean(y_pred), jit_compile=jit_compile)
+    sample = ([part[:8] for part in data], np.zeros((8, 1)))
+    monitor = fit(model, data, np.zeros((64, 1)), Monitor(every_n_steps=1, verbose=0, sample=sample), batch_size=8)
+    (finding,) = by_code(monitor, "ND702")
+    where = finding.details["localization"]
+    assert where["forward_culprit"] in ("cos_pos", "cos_neg") and finding.layer == where["forward_culprit"]
+    assert "the culprit" in finding.message

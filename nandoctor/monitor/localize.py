@@ -1,0 +1,110 @@
+"""Finding where a non-finite value starts: one batch replayed eagerly, layer by layer.
+
+The replay uses the weights of the last good check (the current ones are already NaN
+everywhere), so it re-runs the step that broke. Forward: the first layer whose output is
+non-finite while every input is finite is the culprit; the layers after it propagate.
+Backward: the gradient of the loss with respect to each layer's output names the layer
+where the backward pass first turns non-finite. Eager, so a model compiled with XLA is
+replayed the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Localization:
+    forward_culprit: str | None = None
+    forward_propagators: list[str] = field(default_factory=list)
+    backward_culprit: str | None = None
+    nonfinite_weight_gradients: list[str] = field(default_factory=list)
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return {key: value for key, value in self.__dict__.items() if value not in (None, [])}
+
+    def describe(self) -> str:
+        if self.note:
+            return self.note
+        parts = []
+        if self.forward_culprit:
+            parts.append(f"the first non-finite output is made by layer '{self.forward_culprit}' from finite inputs (the culprit)")
+        elif self.backward_culprit:
+            parts.append(
+                f"the forward pass is finite; the backward pass first turns non-finite at layer '{self.backward_culprit}' "
+                "(a finite value with an infinite derivative, such as sqrt at 0)"
+            )
+        else:
+            parts.append("the replayed batch stays finite")
+        if self.forward_propagators:
+            count = len(self.forward_propagators)
+            parts.append(f"{count} later layer{'s' if count > 1 else ''} only propagate{'' if count > 1 else 's'} it")
+        return "; ".join(parts)
+
+
+def localize(model, sample) -> Localization:
+    import keras
+    import tensorflow as tf
+
+    x, y = sample
+    layers = [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
+    try:
+        probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    except (AttributeError, ValueError, TypeError) as error:
+        return Localization(note=f"cannot replay this model layer by layer ({type(error).__name__})")
+    with tf.GradientTape() as tape:
+        outputs = probe(x, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        for output in outputs:
+            tape.watch(output)
+        prediction = outputs[layers.index(_output_layer(model, layers))]
+        loss = model.compute_loss(x=x, y=y, y_pred=prediction) if hasattr(model, "compute_loss") else None
+    result = Localization()
+    finite = {}
+    for layer, output in zip(layers, outputs):
+        ok = _finite(output)
+        finite[layer.name] = ok
+        if not ok:
+            inputs_ok = all(finite.get(inbound, True) for inbound in _inbound_names(layer))
+            if result.forward_culprit is None and inputs_ok:
+                result.forward_culprit = layer.name
+            else:
+                result.forward_propagators.append(layer.name)
+    if loss is not None:
+        gradients = tape.gradient(loss, outputs + [w for layer in layers for w in layer.trainable_weights])
+        output_gradients = gradients[: len(outputs)]
+        for layer, gradient in reversed(list(zip(layers, output_gradients))):
+            if gradient is not None and not _finite(gradient):
+                result.backward_culprit = layer.name
+        weight_gradients = gradients[len(outputs):]
+        weights = [w for layer in layers for w in layer.trainable_weights]
+        result.nonfinite_weight_gradients = [
+            w.path for w, g in zip(weights, weight_gradients) if g is not None and not _finite(g)
+        ]
+    return result
+
+
+def _finite(tensor) -> bool:
+    values = np.asarray(tensor)
+    return values.dtype.kind not in "fc" or bool(np.isfinite(values).all())  # ids and masks are finite
+
+
+def _output_layer(model, layers):
+    output = model.outputs[0]
+    for layer in layers:
+        if layer.output is output:
+            return layer
+    return layers[-1]
+
+
+def _inbound_names(layer) -> list[str]:
+    names = []
+    for node in getattr(layer, "_inbound_nodes", []):
+        for tensor in getattr(node, "input_tensors", []):
+            history = getattr(tensor, "_keras_history", None)
+            if history is not None:
+                names.append(history[0].name)
+    return names
