@@ -33,12 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "bench" / ".cache"
 RESULTS = ROOT / "bench" / "results" / "scan_speed.json"
-DOC = ROOT / "docs" / "benchmarks.md"
 SMALL = ROOT / "fixtures" / "clean" / "mlp.keras"
 ROWS, DIM = 1_000_000, 256
 
 sys.path.insert(0, str(ROOT))
 
+from doc_sections import DOC, replace_section  # noqa: E402
 
 # The child reports its own peak resident memory (VmHWM) as it exits. `ru_maxrss` from
 # wait4 would not do: Linux carries the forked parent's high-water mark across exec.
@@ -242,18 +242,6 @@ tied copy of it, transposed ({tie['file_bytes'] / 2**30:.2f} GiB), compared bloc
 <!-- scan_speed:end -->"""
 
 
-def write_doc(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start, end = "<!-- scan_speed:start", "<!-- scan_speed:end -->"
-    if start in text:
-        before = text[: text.index(start)]
-        after = text[text.index(end) + len(end):]
-        text = before + section + after
-    else:
-        text = text.rstrip() + "\n\n## Scan speed\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 50,000-row table and fewer runs (smoke test)")
@@ -269,7 +257,7 @@ def main() -> None:
     print(json.dumps(results, indent=2))
     if not args.quick:
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        write_doc(markdown(results))
+        replace_section("scan_speed", "Scan speed", markdown(results))
         print(f"wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
 
 

@@ -50,9 +50,9 @@ def assert_healthy(model_or_path, *, fail_on="warning", select=None, ignore=None
 def __getattr__(name: str):
     # Monitor imports Keras: only when it is asked for, so `import nandoctor` stays TF-free.
     if name in ("Monitor", "NonfiniteTrainingError"):
-        import nandoctor.monitor
+        from nandoctor.monitor import callback
 
-        return getattr(nandoctor.monitor, name)
+        return getattr(callback, name)
     raise AttributeError(f"module 'nandoctor' has no attribute {name!r}")
 
 

@@ -92,12 +92,35 @@ def _text_options(output_format: str, output: str | None, quiet: bool) -> dict:
     }
 
 
+@main.command(name="plot")
+@click.argument("log", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="health.png", show_default=True,
+              help="PNG file to write.")
+def plot(log: str, output: str) -> None:
+    """Draw a Monitor health log (a nandoctor-health.jsonl, or its directory) as a PNG."""
+    from nandoctor import console
+    from nandoctor.errors import UnreadableFile
+
+    try:
+        from nandoctor.plot import plot_health, read_log
+
+        written = plot_health(read_log(log), output, title=f"nandoctor health: {log}")
+    except ImportError:
+        console.error("nandoctor plot needs matplotlib: pip install 'nandoctor[plot]'")
+        sys.exit(EXIT_UNUSABLE)
+    except UnreadableFile as error:
+        console.error(str(error))
+        sys.exit(EXIT_UNUSABLE)
+    click.echo(f"wrote {written}")
+
+
 @main.command(name="rules")
 def list_rules() -> None:
-    """List every rule: code, name, default severity and what it does."""
+    """List every rule (and training detector): code, name, default severity, what it does."""
     from rich.console import Console
     from rich.table import Table
 
+    from nandoctor.monitor import DETECTORS
     from nandoctor.rules import RULES
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -105,6 +128,8 @@ def list_rules() -> None:
         table.add_column(column, overflow="fold")
     for rule in RULES:
         table.add_row(rule.code, rule.name, rule.severity.value, rule.summary())
+    for detector in DETECTORS:
+        table.add_row(detector.code, detector.name, detector.severity.value, detector.summary() + " (Monitor)")
     Console(highlight=False).print(table)
 
 
@@ -113,9 +138,10 @@ def list_rules() -> None:
 def show_rule(code: str) -> None:
     """Print a rule's documentation (a code such as ND101, or a name)."""
     from nandoctor.docgen import rule_page
+    from nandoctor.monitor import DETECTORS
     from nandoctor.rules import find_rule
 
-    rule = find_rule(code)
+    rule = find_rule(code) or next((d for d in DETECTORS if code.upper() == d.code or code.lower() == d.name), None)
     if rule is None:
         raise click.UsageError(f"Unknown rule. Expected a code (ND101) or a name. Received: {code!r}")
     click.echo(rule_page(rule), nl=False)

@@ -7,12 +7,11 @@ import math
 import keras
 import numpy as np
 
+from nandoctor.monitor import DETECTORS
 from nandoctor.monitor.detector import Check
-from nandoctor.monitor.exploding_updates import ExplodingUpdates
 from nandoctor.monitor.health_log import HealthLog
-from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
-from nandoctor.monitor.shrinking_weights import ShrinkingWeights
 from nandoctor.monitor.stats import NONFINITE, StatsKernel
+from nandoctor.monitor.tensorboard import TensorBoardScalars
 from nandoctor.report import FileResult, FileStatus, Report
 
 ACTIONS = ("warn", "stop", "raise")
@@ -49,6 +48,14 @@ class Monitor(keras.callbacks.Callback):
         sample: a batch `(x, y)` to replay layer by layer when a non-finite value appears,
             from the last good weights, to name the layer where it starts. Defaults to
             `None` (the finding then names the variables only).
+        backup: the run's `keras.callbacks.BackupAndRestore`, if any. Keras deletes its backup
+            whenever `fit` ends gracefully, a stop after NaN included (keras-team/keras#21771),
+            and saves one at the end of that epoch, NaN weights and all. Given here, a stop
+            for non-finite values first restores the last good weights (so the epoch-end
+            backup is finite) and keeps the backup, so a rerun resumes from it.
+            With `on_nonfinite="raise"`, `fit` never ends gracefully and Keras keeps it anyway.
+        tensorboard_dir: where to write the statistics as TensorBoard scalars
+            (`nandoctor/<variable>/norm`, `max_abs`, `nonfinite`). Defaults to `None`.
 
     Example:
     ```python
@@ -59,7 +66,7 @@ class Monitor(keras.callbacks.Callback):
     """
 
     def __init__(self, every_n_steps=10, on_nonfinite="warn", restore_last_good=False, log_dir=None,
-                 snapshots="auto", verbose=1, sample=None):
+                 snapshots="auto", verbose=1, sample=None, backup=None, tensorboard_dir=None):
         super().__init__()
         if not isinstance(every_n_steps, int) or every_n_steps <= 0:
             raise ValueError(f"`every_n_steps` must be a positive integer. Received: every_n_steps={every_n_steps}")
@@ -67,6 +74,10 @@ class Monitor(keras.callbacks.Callback):
             raise ValueError(f"`on_nonfinite` must be one of {ACTIONS}. Received: on_nonfinite={on_nonfinite!r}")
         if snapshots not in (True, False, "auto"):
             raise ValueError(f"`snapshots` must be True, False or 'auto'. Received: snapshots={snapshots!r}")
+        if tensorboard_dir is not None:
+            TensorBoardScalars.require()
+        if backup is not None and not isinstance(backup, keras.callbacks.BackupAndRestore):
+            raise ValueError(f"`backup` must be a keras.callbacks.BackupAndRestore. Received: backup={backup!r}")
         self.every_n_steps = every_n_steps
         self.on_nonfinite = on_nonfinite
         self.restore_last_good = restore_last_good
@@ -74,6 +85,8 @@ class Monitor(keras.callbacks.Callback):
         self.snapshots = snapshots
         self.verbose = verbose
         self.sample = sample
+        self.backup = backup
+        self.tensorboard_dir = tensorboard_dir
         self.report = Report()
         self.last_good_step: int | None = None
         self.restored = False
@@ -83,17 +96,25 @@ class Monitor(keras.callbacks.Callback):
         owners = _variable_owners(self.model)
         self._names = tuple(v.path for v in variables)
         self._layers = tuple(owners.get(id(v), v.path.rsplit("/", 1)[0]) for v in variables)
+        self._sizes = tuple(int(np.prod(v.shape)) for v in variables)
+        self._ranks = tuple(len(v.shape) for v in variables)
         embedding = [len(v.shape) == 2 and v.name == "embeddings" for v in variables]
         total = sum(int(np.prod(v.shape)) for v in variables)
-        keep = self.snapshots is True or self.restore_last_good or (self.snapshots == "auto" and total <= AUTO_SNAPSHOT_VALUES)
-        if self.restore_last_good and self.snapshots is False:
-            raise ValueError("`restore_last_good=True` needs snapshots of the weights. Received: snapshots=False")
-        self._kernel = StatsKernel(variables, embedding, snapshots=keep)
+        restoring = self.restore_last_good or (self.backup is not None and self.on_nonfinite == "stop")
+        keep = self.snapshots is True or restoring or (self.snapshots == "auto" and total <= AUTO_SNAPSHOT_VALUES)
+        if restoring and self.snapshots is False:
+            raise ValueError("Restoring the last good weights needs snapshots of them. Received: snapshots=False")
+        # The compiled statistics and the device snapshots outlive one `fit`: a notebook that
+        # calls fit again on the same model would otherwise pay the tracing every time.
+        kernel = getattr(self, "_kernel", None)
+        if kernel is None or [id(v) for v in kernel.variables] != [id(v) for v in variables] or (keep and kernel.snapshots is None):
+            self._kernel = StatsKernel(variables, embedding, snapshots=keep)
         self._kernel.snapshot()
-        self._detectors = [ShrinkingWeights(), NonfiniteDuringTraining(), ExplodingUpdates()]
+        self._detectors = [detector() for detector in DETECTORS]
         self._result = FileResult(f"<model {self.model.name}>", "live", FileStatus.SCANNED)
         self.report = Report([self._result])
         self._log = HealthLog(self.log_dir) if self.log_dir else None
+        self._scalars = TensorBoardScalars(self.tensorboard_dir) if self.tensorboard_dir else None
         self._last_check = self._step()
         self._nonfinite_seen = False
         self.last_good_step = self._last_check
@@ -107,8 +128,9 @@ class Monitor(keras.callbacks.Callback):
         step = self._step()
         if step > self._last_check and not self._nonfinite_seen:
             self._check(step, (logs or {}).get("loss"))
-        if self._log is not None:
-            self._log.close()
+        for sink in (self._log, self._scalars):
+            if sink is not None:
+                sink.close()
 
     def _step(self) -> int:
         # `.numpy()` reads a MirroredVariable too, where int() does not.
@@ -118,7 +140,7 @@ class Monitor(keras.callbacks.Callback):
         self._last_check = step
         stats = self._kernel()
         loss = float(loss) if loss is not None else None
-        check = Check(step, stats, loss, self._names, self._layers)
+        check = Check(step, stats, loss, self._names, self._layers, self._sizes, self._ranks)
         findings = [finding for detector in self._detectors for finding in detector.observe(check)]
         nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
         if nonfinite and not self._nonfinite_seen and self.sample is not None:
@@ -127,7 +149,9 @@ class Monitor(keras.callbacks.Callback):
         for finding in findings:
             self._announce(finding)
         if self._log is not None:
-            self._log.write(check, [finding.code for finding in findings])
+            self._log.write(check, findings)
+        if self._scalars is not None:
+            self._scalars.write(check)
         if not nonfinite:
             self._kernel.snapshot()
             self.last_good_step = step
@@ -159,7 +183,10 @@ class Monitor(keras.callbacks.Callback):
         )
 
     def _act(self, finding) -> None:
-        if self.restore_last_good:
+        keep_backup = self.backup is not None and self.on_nonfinite == "stop"
+        if keep_backup:
+            self.backup.delete_checkpoint = False
+        if self.restore_last_good or keep_backup:
             self._kernel.restore()
             self.restored = True
             if self.verbose:

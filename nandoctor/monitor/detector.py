@@ -21,6 +21,8 @@ class Check:
     loss: float | None
     variables: tuple[str, ...]
     layers: tuple[str, ...]
+    sizes: tuple[int, ...] = ()
+    ranks: tuple[int, ...] = ()
 
 
 class Detector:
@@ -49,3 +51,9 @@ class Detector:
     @classmethod
     def documentation(cls) -> str:
         return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def summary(cls) -> str:
+        """The one sentence of `What it does`."""
+        text = cls.documentation().split("## What it does", 1)[-1].split("##", 1)[0]
+        return " ".join(text.split())

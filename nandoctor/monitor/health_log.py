@@ -17,6 +17,8 @@ from nandoctor.monitor.stats import (
 )
 
 FILENAME = "nandoctor-health.jsonl"
+# Finding details a plot of the log can use.
+_PLOTTED = ("step", "variable", "variables", "forecast_step", "underflow_step")
 
 
 def _number(value: float) -> float | None:
@@ -29,7 +31,7 @@ class HealthLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
 
-    def write(self, check: Check, findings: list[str]) -> None:
+    def write(self, check: Check, findings) -> None:
         variables = []
         for index, name in enumerate(check.variables):
             row = check.stats[index]
@@ -46,7 +48,8 @@ class HealthLog:
                 "update_norm": _number(float(row[UPDATE_NORM])) if row[UPDATE_NORM] >= 0 else None,
             })
         loss = _number(check.loss) if check.loss is not None else None
-        record = {"step": check.step, "loss": loss, "findings": findings, "variables": variables}
+        fired = [{"code": f.code, "layer": f.layer, **{k: v for k, v in f.details.items() if k in _PLOTTED}} for f in findings]
+        record = {"step": check.step, "loss": loss, "findings": fired, "variables": variables}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 

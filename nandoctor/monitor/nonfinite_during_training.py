@@ -19,7 +19,30 @@ class NonfiniteDuringTraining(Detector):
     Once one weight is NaN, every output and gradient it touches follows within a step or
     two, and the run is lost. The loss is a late and unreliable witness: a max-margin loss,
     for one, can stay finite, even fall to zero, with NaN weights (field report C). The
-    variables that were first non-finite point at where it started.
+    variables that were first non-finite point at where it started; with
+    `Monitor(sample=(x, y))`, a replay from the last good weights names the layer.
+
+    ## Example
+    ```python
+    import numpy as np
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    y = np.zeros((64, 1), "float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu", kernel_initializer="zeros")])
+    model.compile("sgd", loss=lambda y_true, y_pred: -keras.ops.mean(keras.ops.log(y_pred)))  # log(0)
+    ```
+
+    ## Use instead
+    ```python
+    import numpy as np
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    y = np.zeros((64, 1), "float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+    model.compile("sgd", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    ```
     """
 
     code = "ND702"

@@ -29,6 +29,30 @@ class ShrinkingWeights(Detector):
     of Conv1D and Dense shrank step after step until they were NaN). The trend is plain
     long before the failure: the log of the norm falls along a straight line.
 
+    ## Example
+    ```python
+    import numpy as np
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(600, 8)).astype("float32")
+    y = np.zeros_like(x)  # nothing to learn but an L2 pull toward zero
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(
+        8, use_bias=False, kernel_regularizer=keras.regularizers.L2(0.25), name="shrinking")])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    ```
+
+    ## Use instead
+    ```python
+    import numpy as np
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(600, 8)).astype("float32")
+    y = x @ np.random.default_rng(1).normal(size=(8, 8)).astype("float32")  # a real target
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(
+        8, use_bias=False, kernel_regularizer=keras.regularizers.L2(1e-4), name="shrinking")])
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    ```
+
     ## Options
     - `window` (default 8): checks over which the trend is fitted.
     - `min_drop` (default 10): how many times smaller the norm must have become over the

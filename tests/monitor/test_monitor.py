@@ -205,3 +205,19 @@ def test_a_sample_localises_the_culprit_layer_even_under_xla(keras_seed, jit_com
     where = finding.details["localization"]
     assert where["forward_culprit"] in ("cos_pos", "cos_neg") and finding.layer == where["forward_culprit"]
     assert "the culprit" in finding.message
+
+
+def test_weights_going_nan_while_the_loss_stays_finite(keras_seed):
+    """A hand-written norm penalty, sqrt(sum(h^2)), on a ReLU layer whose units are dead:
+    its value is 0 but its gradient NaN, so the step's loss is finite and the weights are not."""
+    x = features(rows=64)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(4, activation="relu", kernel_initializer="zeros", name="dead_relu")(inputs)
+    prediction = keras.layers.Dense(1, name="prediction")(hidden)
+    model = keras.Model(inputs, [prediction, hidden])
+    penalty = lambda y_true, y_pred: keras.ops.mean(keras.ops.sqrt(keras.ops.sum(y_pred * y_pred, -1)))  # noqa: E731
+    model.compile(keras.optimizers.RMSprop(0.01), loss=["mse", penalty])
+    monitor = fit(model, x, [x[:, :1], np.zeros((64, 4))], Monitor(every_n_steps=1, verbose=0), batch_size=8)
+    (finding,) = by_code(monitor, "ND702")
+    assert finding.details["step"] == 1 and np.isfinite(finding.details["loss"])
+    assert "dead_relu/kernel" in finding.details["variables"] and "the loss is still finite" in finding.message

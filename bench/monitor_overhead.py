@@ -1,0 +1,163 @@
+"""The Monitor's cost during training, measured on this machine's CPU (not a test).
+
+A small transformer language model (2 blocks, width 128, sequence length 64, batch 32)
+with a vocabulary of 2,000, and the same with 100,000 (about 26M parameters, where pulling
+weights to the host costs more). Epochs with and without a callback alternate in one
+process; the cost is the median, over the pairs, of the ratio of process CPU time (wall
+time is too noisy on a shared machine). Beside the Monitor at its defaults: Keras's
+TerminateOnNaN, a naive callback that calls get_weights() every batch, and TensorFlow's
+enable_check_numerics.
+
+    python bench/monitor_overhead.py [--quick]
+
+Writes bench/results/monitor_overhead.json and the Monitor section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results" / "monitor_overhead.json"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from doc_sections import DOC, replace_section  # noqa: E402
+
+import nandoctor  # noqa: E402
+
+LENGTH, WIDTH, BATCH, HEADS = 64, 128, 32, 4
+
+
+def language_model(vocabulary: int):
+    from nandoctor.layers import CausalSelfAttention, PositionEmbedding
+
+    tokens = keras.Input((LENGTH,), dtype="int32")
+    x = PositionEmbedding(LENGTH)(keras.layers.Embedding(vocabulary, WIDTH)(tokens))
+    for _ in range(2):
+        x = CausalSelfAttention(num_heads=HEADS, intermediate_dim=4 * WIDTH)(x)
+    model = keras.Model(tokens, keras.layers.Dense(vocabulary)(x))
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+class GetWeightsEveryBatch(keras.callbacks.Callback):
+    """The naive approach: pull every weight to the host at every batch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        weights = self.model.get_weights()
+        any(not np.isfinite(w).all() for w in weights)
+
+
+def epoch_cpu_seconds(model, data, callbacks) -> float:
+    start = time.process_time()
+    model.fit(data[0], data[1], batch_size=BATCH, epochs=1, verbose=0, callbacks=callbacks)
+    return time.process_time() - start
+
+
+def paired_overhead(model, data, make_callbacks, pairs: int, setup=None, teardown=None) -> dict:
+    """Median over pairs of (epoch with the callback) / (epoch without) - 1, CPU time."""
+    ratios, without, with_ = [], [], []
+    for _ in range(pairs):
+        base = epoch_cpu_seconds(model, data, [])
+        if setup:
+            setup(model)
+        watched = epoch_cpu_seconds(model, data, make_callbacks())
+        if teardown:
+            teardown(model)
+        ratios.append(watched / base - 1)
+        without.append(base)
+        with_.append(watched)
+    return {"overhead": statistics.median(ratios), "pairs": pairs,
+            "epoch_cpu_s_without": statistics.median(without), "epoch_cpu_s_with": statistics.median(with_)}
+
+
+def check_numerics_on(model):
+    tf.debugging.enable_check_numerics()
+    model.make_train_function(force=True)
+
+
+def check_numerics_off(model):
+    tf.debugging.disable_check_numerics()
+    model.make_train_function(force=True)
+
+
+def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict:
+    keras.utils.set_random_seed(0)
+    model = language_model(vocabulary)
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, vocabulary, size=(steps * BATCH, LENGTH)).astype("int32")
+    data = (x, np.roll(x, -1, axis=1))
+    # One Monitor for the whole run, as a user passes one to fit; the warm-up epoch traces
+    # both the training step and the Monitor's statistics.
+    monitor = nandoctor.Monitor(verbose=0)
+    epoch_cpu_seconds(model, data, [monitor])
+    epoch_cpu_seconds(model, data, [])
+    result = {
+        "vocabulary": vocabulary,
+        "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "steps_per_epoch": steps,
+        "every_n_steps": monitor.every_n_steps,
+        "monitor": paired_overhead(model, data, lambda: [monitor], pairs),
+        "terminate_on_nan": paired_overhead(model, data, lambda: [keras.callbacks.TerminateOnNaN()], compare_pairs),
+        "get_weights_every_batch": paired_overhead(model, data, lambda: [GetWeightsEveryBatch()], compare_pairs),
+        "check_numerics": paired_overhead(model, data, list, compare_pairs, check_numerics_on, check_numerics_off),
+    }
+    print(json.dumps(result, indent=2), flush=True)
+    return result
+
+
+def markdown(results: dict) -> str:
+    rows = []
+    for model in results["models"]:
+        cells = [f"{model[key]['overhead'] * 100:+.1f}%" for key in ("monitor", "terminate_on_nan", "get_weights_every_batch", "check_numerics")]
+        rows.append(f"| vocabulary {model['vocabulary']:,} ({model['parameters'] / 1e6:.1f}M parameters, "
+                    f"{model['monitor']['epoch_cpu_s_without']:.1f} s CPU per epoch of {model['steps_per_epoch']} steps) | "
+                    + " | ".join(cells) + " |")
+    first = results["models"][0]
+    return f"""<!-- monitor_overhead:start (written by bench/monitor_overhead.py; do not edit) -->
+Measured {results['date']} on this machine's CPU ({os.cpu_count()} cores), TensorFlow {tf.__version__},
+Keras {keras.__version__}. Added process CPU time per epoch, median of {first['monitor']['pairs']} alternating pairs
+for the Monitor (target: at most 3%) and {first['terminate_on_nan']['pairs']} for the others:
+
+| model | Monitor (defaults) | TerminateOnNaN | get_weights() every batch | enable_check_numerics |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+A negative figure is noise (a callback cannot make training cheaper): it shows the resolution
+of a median over few pairs on a shared 2-core machine.
+<!-- monitor_overhead:end -->"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small vocabulary only, few steps and pairs (smoke test)")
+    parser.add_argument("--rewrite-doc", action="store_true",
+                        help="rewrite the docs section from the stored results, without measuring")
+    args = parser.parse_args()
+    if args.rewrite_doc:
+        replace_section("monitor_overhead", "Monitor overhead", markdown(json.loads(RESULTS.read_text())))
+        return
+    if args.quick:
+        models = [measure(2000, steps=4, pairs=2, compare_pairs=1)]
+    else:
+        models = [measure(2000, steps=40, pairs=8, compare_pairs=4), measure(100_000, steps=12, pairs=8, compare_pairs=4)]
+    results = {"date": time.strftime("%Y-%m-%d"), "models": models}
+    if not args.quick:
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        replace_section("monitor_overhead", "Monitor overhead", markdown(results),
+                        "`bench/monitor_overhead.py` alternates epochs with and without a callback in one process.")
+        print(f"wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
