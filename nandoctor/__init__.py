@@ -20,15 +20,13 @@ def scan(paths, *, select=None, ignore=None, options=None) -> Report:
 
 
 def check(model, *, probes=True, select=None, ignore=None, options=None) -> Report:
-    """Examine a live Keras model: the same rules as `scan`, on its config and weights.
-
-    The live probes (NaN, padding, causal and tie probes, and the graph checks of the
-    model's code) belong to the live-analysis work and are not run yet, whatever `probes`
-    says; what runs today is every static rule, on the model in memory.
+    """Examine a live Keras model: the same rules as `scan`, on its config and weights, then
+    (with `probes`) the probes that run it: the causal probe (ND502) and the tie probe (ND402).
+    The graph checks of the model's code and the NaN and padding probes are not built yet.
     """
     from nandoctor.engine import check_model
 
-    return check_model(model, select=select, ignore=ignore, options=options)
+    return check_model(model, probes=probes, select=select, ignore=ignore, options=options)
 
 
 def assert_healthy(model_or_path, *, fail_on="warning", select=None, ignore=None) -> None:

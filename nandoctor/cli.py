@@ -32,7 +32,11 @@ def main() -> None:
               help="Exit 1 when a finding is at or above this severity.  [default: warning]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings reach --fail-on.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
-def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet) -> None:
+@click.option("--trust", is_flag=True,
+              help="Load the models with Keras (running their code: only files you trust) and probe them live.")
+@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
+              help="With --trust: import MODULE first, to register your custom classes.")
+def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet, trust, custom_objects) -> None:
     """Examine saved models and embedding matrices without running them.
 
     PATHS are .keras, .h5/.hdf5, .weights.h5, .npy, .npz and word2vec (.vec, .txt,
@@ -46,15 +50,18 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet
     from nandoctor.reporters import render
     from nandoctor.settings import SettingsError, load_settings
 
+    if custom_objects and not trust:
+        raise click.UsageError("--custom-objects loads your code and goes with --trust.")
     try:
         settings = load_settings()
-        report = run_scan(
-            list(paths),
-            select=list(select) or settings.select,
-            ignore=list(ignore) or settings.ignore,
-            options=settings.options,
-            progress=None if quiet else console.WeightProgress(),
-        )
+        chosen = {"select": list(select) or settings.select, "ignore": list(ignore) or settings.ignore,
+                  "options": settings.options}
+        if trust:
+            from nandoctor.engine import scan_trusted
+
+            report = scan_trusted(list(paths), custom_objects=custom_objects, **chosen)
+        else:
+            report = run_scan(list(paths), progress=None if quiet else console.WeightProgress(), **chosen)
         threshold = fail_on or settings.fail_on or Severity.WARNING.value
         code = report.exit_code(threshold)
     except (ValueError, SettingsError) as error:
@@ -130,6 +137,9 @@ def list_rules() -> None:
         table.add_row(rule.code, rule.name, rule.severity.value, rule.summary())
     for detector in DETECTORS:
         table.add_row(detector.code, detector.name, detector.severity.value, detector.summary() + " (Monitor)")
+    from nandoctor.probes.causal import CausalLeak
+
+    table.add_row(CausalLeak.code, CausalLeak.name, CausalLeak.severity.value, CausalLeak.summary() + " (live)")
     Console(highlight=False).print(table)
 
 
@@ -139,9 +149,11 @@ def show_rule(code: str) -> None:
     """Print a rule's documentation (a code such as ND101, or a name)."""
     from nandoctor.docgen import rule_page
     from nandoctor.monitor import DETECTORS
+    from nandoctor.probes.causal import CausalLeak
     from nandoctor.rules import find_rule
 
-    rule = find_rule(code) or next((d for d in DETECTORS if code.upper() == d.code or code.lower() == d.name), None)
+    others = [*DETECTORS, CausalLeak]
+    rule = find_rule(code) or next((d for d in others if code.upper() == d.code or code.lower() == d.name), None)
     if rule is None:
         raise click.UsageError(f"Unknown rule. Expected a code (ND101) or a name. Received: {code!r}")
     click.echo(rule_page(rule), nl=False)

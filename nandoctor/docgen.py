@@ -25,6 +25,8 @@ def rule_page(rule: type[Rule]) -> str:
     options = "".join(f"\n- `{key}` = `{value!r}`" for key, value in rule.options.items())
     if hasattr(rule, "observe"):
         where = "Runs during training, in `nandoctor.Monitor`."
+    elif hasattr(rule, "run"):
+        where = "Runs on a live model: `nandoctor.check(model)` or `nandoctor scan --trust`."
     else:
         reads = getattr(rule, "needs_weights", False) or getattr(rule, "reads_weights", False)
         where = f"Reads weights: {'yes' if reads else 'no'}."
@@ -108,9 +110,11 @@ def layers_page() -> str:
 
 def expected_pages() -> dict[Path, str]:
     from nandoctor.monitor import DETECTORS
+    from nandoctor.probes.causal import CausalLeak
     from nandoctor.rules import RULES
 
-    documented = sorted([*RULES, *DETECTORS], key=lambda rule: rule.code)
+    # ND402's probe shares the static rule's code and page; the causal probe has its own.
+    documented = sorted([*RULES, *DETECTORS, CausalLeak], key=lambda rule: rule.code)
     pages = {DOCS / f"{rule.name}.md": _HEADER + "\n" + rule_page(rule) for rule in documented}
     pages[DOCS / "index.md"] = _HEADER + "\n" + index_page(documented)
     pages[LAYERS_PAGE] = _LAYERS_HEADER + "\n" + layers_page()

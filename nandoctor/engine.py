@@ -41,17 +41,70 @@ def scan(
 def check_model(
     model,
     *,
+    probes: bool = True,
     select: Iterable[str] | None = None,
     ignore: Iterable[str] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Report:
-    """The rules on a live Keras model's structure and weights (the live probes are added
-    by the live-analysis work; see `nandoctor.check`)."""
+    """The rules on a live Keras model's structure and weights, then the probes that run it."""
     from nandoctor.loaders.live_model import view_of_model
 
     rules = select_rules(select, ignore, options)
     view = view_of_model(model)
-    return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=run_rules(view, rules))])
+    findings = run_rules(view, rules)
+    if probes:
+        findings += run_probes(model, select, ignore)
+    return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=findings)])
+
+
+def run_probes(model, select: Iterable[str] | None, ignore: Iterable[str] | None) -> list:
+    from nandoctor.probes import PROBES
+    from nandoctor.rules import split_selectors
+
+    def wanted(probe) -> bool:
+        chosen = split_selectors(select)
+        dropped = split_selectors(ignore)
+        matches = lambda key: probe.code.startswith(key.upper()) or key.lower() == probe.name  # noqa: E731
+        return (not chosen or any(matches(key) for key in chosen)) and not any(matches(key) for key in dropped)
+
+    return [finding for probe in PROBES if wanted(probe) for finding in probe().run(model)]
+
+
+def scan_trusted(
+    paths: Iterable[str],
+    *,
+    custom_objects: Iterable[str] = (),
+    select: Iterable[str] | None = None,
+    ignore: Iterable[str] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Report:
+    """Load each file with Keras (it runs the file's code: only for files you trust), after
+    importing the modules that register your classes, then `check` the live model."""
+    import importlib
+
+    for module in custom_objects:
+        importlib.import_module(module)
+    results = []
+    for target in discover([os.fspath(p) for p in paths]):
+        if target.error is not None:
+            results.append(_failed(target, target.error))
+            continue
+        try:
+            model = _load_trusted(target.path)
+        except Exception as error:
+            results.append(_failed(target, f"cannot load with Keras: {type(error).__name__}: {first_line(error)}"))
+            continue
+        (result,) = check_model(model, select=select, ignore=ignore, options=options).files
+        results.append(FileResult(target.path, guess_format(target.path), FileStatus.SCANNED, findings=result.findings))
+    return Report(results)
+
+
+def _load_trusted(path: str):
+    import keras
+
+    if path.lower().endswith((".npy", ".npz", ".vec", ".txt", ".bin")):
+        raise ValueError("not a model file: matrices are scanned statically")
+    return keras.models.load_model(path, safe_mode=False, compile=True)
 
 
 def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list:

@@ -20,7 +20,31 @@ REQUIRED_SECTIONS = ("What it does", "Why is this bad?", "Example", "Use instead
 OPTIONAL_SECTIONS = ("Options", "Known problems", "References")
 
 
-class Rule:
+class Documented:
+    """The docstring is the documentation: Markdown with `## Heading` sections."""
+
+    @classmethod
+    def documentation(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def sections(cls) -> dict[str, str]:
+        """The docstring's `## Heading` sections, by heading, in order."""
+        parts = re.split(r"^## +(.+?)\s*$", cls.documentation(), flags=re.MULTILINE)
+        return {heading: body.strip() for heading, body in zip(parts[1::2], parts[2::2])}
+
+    @classmethod
+    def summary(cls) -> str:
+        """The one sentence of `What it does`."""
+        return " ".join(cls.sections().get("What it does", "").split())
+
+    @classmethod
+    def code_block(cls, section: str) -> str | None:
+        match = re.search(r"```python\n(.*?)```", cls.sections().get(section, ""), flags=re.DOTALL)
+        return match.group(1) if match else None
+
+
+class Rule(Documented):
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity]
@@ -65,27 +89,6 @@ class Rule:
             fix=fix or self.fix,
             details=details or {},
         )
-
-    @classmethod
-    def documentation(cls) -> str:
-        return inspect.cleandoc(cls.__doc__ or "")
-
-    @classmethod
-    def sections(cls) -> dict[str, str]:
-        """The docstring's `## Heading` sections, by heading, in order."""
-        parts = re.split(r"^## +(.+?)\s*$", cls.documentation(), flags=re.MULTILINE)
-        return {heading: body.strip() for heading, body in zip(parts[1::2], parts[2::2])}
-
-    @classmethod
-    def summary(cls) -> str:
-        """The one sentence of `What it does`."""
-        return " ".join(cls.sections().get("What it does", "").split())
-
-    @classmethod
-    def code_block(cls, section: str) -> str | None:
-        match = re.search(r"```python\n(.*?)```", cls.sections().get(section, ""), flags=re.DOTALL)
-        return match.group(1) if match else None
-
 
 def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -10,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.rule import Documented
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Check:
     ranks: tuple[int, ...] = ()
 
 
-class Detector:
+class Detector(Documented):
     """Like a rule, a detector carries its documentation, metadata and one `observe`."""
 
     code: ClassVar[str]
@@ -48,12 +48,3 @@ class Detector:
         return Finding(self.code, self.name, self.severity, self.confidence, layer, message, self.fix,
                        {"step": step, **details})
 
-    @classmethod
-    def documentation(cls) -> str:
-        return inspect.cleandoc(cls.__doc__ or "")
-
-    @classmethod
-    def summary(cls) -> str:
-        """The one sentence of `What it does`."""
-        text = cls.documentation().split("## What it does", 1)[-1].split("##", 1)[0]
-        return " ".join(text.split())

@@ -1,0 +1,13 @@
+"""Live-model checks: run the model on inputs built to break it (they import Keras).
+
+Each probe states its evidence: the inputs it used and what it measured. Probes never
+change the model's weights or optimizer state: they run forward passes, or train a
+reloaded copy.
+"""
+
+from nandoctor.probes.causal import CausalLeak
+from nandoctor.probes.tying import TieProbe
+
+PROBES = [CausalLeak, TieProbe]
+
+__all__ = ["PROBES", "CausalLeak", "TieProbe"]

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+
+from nandoctor.errors import first_line
+from nandoctor.report import Confidence, Finding
+from nandoctor.rule import Documented
+from nandoctor.rules.broken_tie import BrokenTie
+
+_TIED_CLASSES = ("ReversibleEmbedding", "TiedEmbedding")
+
+
+class TieProbe(Documented):
+    """## What it does
+    Saves the model to a temporary `.keras`, reloads it, and checks that each declared tie
+    between the input embedding and the output projection still holds, then again after one
+    training step on the reloaded copy.
+
+    ## Why is this bad?
+    A tie held by a Python reference (field report B) trains, but is not in the file: the
+    model fails to reload, or reloads with two separate matrices that the next training step
+    pulls apart. The file scan can suspect it from the config; only a round trip proves it.
+    """
+
+    code, name, severity, fix = BrokenTie.code, BrokenTie.name, BrokenTie.severity, BrokenTie.fix
+
+    def run(self, model) -> Iterator[Finding]:
+        import keras
+
+        tied = [layer for layer in model._flatten_layers() if _declares_tie(layer)]
+        if not tied:
+            return
+        with tempfile.TemporaryDirectory(prefix="nandoctor-tie-") as folder:
+            path = os.path.join(folder, "round_trip.keras")
+            try:
+                model.save(path)
+                reloaded = keras.models.load_model(path, safe_mode=False)
+            except Exception as error:
+                names = ", ".join(f"'{layer.name}'" for layer in tied)
+                yield self._finding(
+                    tied[0].name,
+                    f"saving and reloading the model fails ({type(error).__name__}: {first_line(error)}): "
+                    f"the tie held by {names} does not survive the file",
+                    stage="reload",
+                )
+                return
+        for layer in tied:
+            copy = _layer_named(reloaded, layer.name)
+            if copy is None:
+                continue
+            if not _still_tied(copy):
+                yield self._finding(layer.name, f"after reloading, '{layer.name}' no longer shares one matrix", stage="reload")
+                continue
+            _train_one_step(reloaded)
+            if not _still_tied(copy):
+                yield self._finding(layer.name, f"after reloading and one training step, '{layer.name}' is no longer tied",
+                                    stage="training")
+
+    def _finding(self, layer: str, message: str, **details) -> Finding:
+        return Finding(self.code, self.name, self.severity, Confidence.HIGH, layer, message, self.fix,
+                       {"probe": "save, reload, train one step", **details})
+
+
+def _declares_tie(layer) -> bool:
+    if type(layer).__name__ in _TIED_CLASSES:
+        return bool(getattr(layer, "tie_weights", True))
+    name = type(layer).__name__.lower()
+    return ("tied" in name or "transpose" in name) and not type(layer).__module__.startswith("keras")
+
+
+def _layer_named(model, name: str):
+    for layer in model._flatten_layers():
+        if layer.name == name:
+            return layer
+    return None
+
+
+def _still_tied(layer) -> bool:
+    """The reverse projection is exactly `h @ E^T` with the layer's one embedding matrix."""
+    if type(layer).__name__ not in _TIED_CLASSES:
+        return True  # a hand-written tie that reloaded: nothing further to prove here
+    table = np.asarray(layer.embeddings)
+    hidden = np.random.default_rng(0).normal(size=(3, table.shape[1])).astype(table.dtype)
+    projected = np.asarray(layer(hidden, reverse=True))
+    return len(layer.weights) == 1 and np.allclose(projected, hidden @ table.T, atol=1e-5)
+
+
+def _train_one_step(model) -> None:
+    import keras
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.integers(0, 2, size=(2, *tensor.shape[1:])).astype(str(tensor.dtype)) if "int" in str(tensor.dtype)
+              else rng.normal(size=(2, *tensor.shape[1:])).astype("float32") for tensor in model.inputs]
+    outputs = model(inputs if len(inputs) > 1 else inputs[0])
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    model.compile(keras.optimizers.SGD(0.1), loss=["mse"] * len(outputs))
+    targets = [rng.normal(size=tuple(np.shape(o))).astype("float32") for o in outputs]
+    model.fit(inputs if len(inputs) > 1 else inputs[0], targets if len(targets) > 1 else targets[0], epochs=1, verbose=0)
