@@ -53,8 +53,36 @@ def check_model(
     view = view_of_model(model)
     findings = run_rules(view, rules)
     if probes:
-        findings += run_probes(model, select, ignore)
+        findings = merge_confirmations(findings, run_probes(model, select, ignore))
     return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=findings)])
+
+
+def _confirms(probed, static) -> bool:
+    """Same code, and the same layer (ND302 names the dropping layer, the probe the embedding)."""
+    return probed.code == static.code and probed.layer in (static.layer, static.details.get("mask_from"))
+
+
+def merge_confirmations(static: list, probed: list) -> list:
+    """A probe finding with the same code and layer as a static one confirms it: the static
+    finding rises to high confidence and carries the probe's evidence; others are added."""
+    from dataclasses import replace
+
+    from nandoctor.report import Confidence
+
+    merged = list(static)
+    for finding in probed:
+        index = next((i for i, s in enumerate(merged) if _confirms(finding, s)), None)
+        if index is None:
+            merged.append(finding)
+            continue
+        original = merged[index]
+        merged[index] = replace(
+            original,
+            confidence=Confidence.HIGH,
+            message=f"{original.message}; confirmed on the live model: {finding.message}",
+            details={**original.details, "probe": finding.details},
+        )
+    return merged
 
 
 def run_probes(model, select: Iterable[str] | None, ignore: Iterable[str] | None) -> list:
@@ -64,7 +92,8 @@ def run_probes(model, select: Iterable[str] | None, ignore: Iterable[str] | None
     def wanted(probe) -> bool:
         chosen = split_selectors(select)
         dropped = split_selectors(ignore)
-        matches = lambda key: probe.code.startswith(key.upper()) or key.lower() == probe.name  # noqa: E731
+        codes = probe.code.split("/")  # the padding probe confirms ND301 and ND302
+        matches = lambda key: any(c.startswith(key.upper()) for c in codes) or key.lower() == probe.name  # noqa: E731
         return (not chosen or any(matches(key) for key in chosen)) and not any(matches(key) for key in dropped)
 
     return [finding for probe in PROBES if wanted(probe) for finding in probe().run(model)]

@@ -6,8 +6,9 @@ reloaded copy.
 """
 
 from nandoctor.probes.causal import CausalLeak
+from nandoctor.probes.padding import PaddingProbe
 from nandoctor.probes.tying import TieProbe
 
-PROBES = [CausalLeak, TieProbe]
+PROBES = [PaddingProbe, TieProbe, CausalLeak]
 
-__all__ = ["PROBES", "CausalLeak", "TieProbe"]
+__all__ = ["PROBES", "CausalLeak", "PaddingProbe", "TieProbe"]

@@ -48,8 +48,9 @@ def hand_written_tie_model():
 
 
 def test_the_tie_probe_proves_a_hand_written_tie_does_not_survive_the_file(keras_seed):
-    findings = probe_findings(hand_written_tie_model(), "ND402")
-    assert any(f.details.get("stage") == "reload" and "saving and reloading the model fails" in f.message for f in findings)
+    (finding,) = probe_findings(hand_written_tie_model(), "ND402")  # the static suspicion, confirmed
+    assert finding.confidence == "high" and finding.details["probe"]["stage"] == "reload"
+    assert "confirmed on the live model: saving and reloading the model fails" in finding.message
 
 
 def test_the_tie_probe_is_silent_on_tied_embedding(keras_seed):
@@ -94,3 +95,28 @@ def test_without_trust_the_same_file_is_scanned_statically_and_nothing_is_loaded
 
 def test_custom_objects_without_trust_is_a_usage_error(tmp_path):
     run_cli("scan", "--custom-objects", "tests.probes.leaky_layers", tmp_path, expected_exit=2)
+
+
+def padded_classifier(make_middle, embedding):
+    tokens = keras.Input((12,), dtype="int32")
+    x = make_middle(embedding(tokens))
+    return keras.Model(tokens, keras.layers.Dense(3, name="label")(x))
+
+
+@pytest.mark.parametrize("make, code", [
+    (lambda: padded_classifier(keras.layers.Flatten(), keras.layers.Embedding(40, 8, name="emb")), "ND301"),
+    (lambda: padded_classifier(lambda x: keras.layers.LSTM(4)(keras.layers.Conv1D(8, 3, padding="same")(x)),
+                               keras.layers.Embedding(40, 8, mask_zero=True, name="emb")), "ND302"),
+], ids=["no mask into Flatten", "mask dropped by Conv1D"])
+def test_the_padding_probe_confirms_the_static_finding(keras_seed, make, code):
+    (finding,) = [f for f in nandoctor.check(make()).findings if f.code == code]
+    assert finding.confidence == "high" and "confirmed on the live model" in finding.message
+    assert finding.details["probe"]["padding_change"] > 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: padded_classifier(keras.layers.LSTM(4), keras.layers.Embedding(40, 8, mask_zero=True, name="emb")),
+    lambda: padded_classifier(keras.layers.Flatten(), nandoctor.layers.MaskedEmbedding(40, 8, name="emb")),
+], ids=["mask consumed by LSTM", "MaskedEmbedding into Flatten"])
+def test_the_padding_probe_is_silent_when_padding_is_masked(keras_seed, make):
+    assert [f.code for f in nandoctor.check(make()).findings if f.code.startswith("ND30")] == []

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.rule import Documented
+from nandoctor.rules.mask_dropped import MaskDropped
+from nandoctor.rules.padding_not_masked import PaddingNotMasked
+
+_EMBEDDINGS = ("Embedding", "MaskedEmbedding", "TiedEmbedding", "ReversibleEmbedding")
+# Padding reaches the output when changing it moves the output by more than this fraction
+# of what one real token moves it by.
+_LEAK_RATIO = 1e-3
+
+
+class PaddingProbe(Documented):
+    """## What it does
+    Confirms on the live model whether padded positions reach the output: on a copy of the
+    model, it gives the padding row (id 0) of each embedding other values and measures how
+    much the outputs of padded sequences move, against how much one real token moves them.
+
+    ## Why is this bad?
+    A masked model's output does not depend on what the padding vector holds. If it moves,
+    padding leaks into the computation (no mask: ND301; a mask dropped on the way: ND302),
+    and the static finding is confirmed with the measurement as its evidence.
+    """
+
+    code = "ND301/ND302"
+    name = "padding-probe"
+    severity = Severity.WARNING
+
+    def run(self, model) -> Iterator[Finding]:
+        import keras
+
+        if len(model.inputs) != 1 or "int" not in str(model.inputs[0].dtype) or len(model.inputs[0].shape) != 2:
+            return
+        length = model.inputs[0].shape[1] or 16
+        embeddings = [layer for layer in model._flatten_layers() if type(layer).__name__ in _EMBEDDINGS]
+        if not embeddings or length < 4:
+            return
+        try:
+            copy = keras.models.clone_model(model)
+            copy.set_weights(model.get_weights())
+        except Exception:  # a model Keras cannot clone is not probed
+            return
+        vocabulary = min(int(layer.input_dim) for layer in embeddings)
+        rng = np.random.default_rng(0)
+        tokens = rng.integers(1, vocabulary, size=(4, length)).astype("int32")
+        tokens[:, length // 2:] = 0  # post-padding: the second half of each sequence
+        one_token = tokens.copy()
+        one_token[:, 0] = (one_token[:, 0] % (vocabulary - 1)) + 1 if vocabulary > 2 else one_token[:, 0]
+        base = _outputs(copy, tokens)
+        real_change = float(np.abs(_outputs(copy, one_token) - base).max()) or 1.0
+        for layer in embeddings:
+            twin = next(other for other in copy._flatten_layers() if other.name == layer.name)
+            table = keras.ops.convert_to_numpy(twin.embeddings)
+            altered = table.copy()
+            altered[0] = rng.normal(scale=float(np.abs(table).mean()) * 10 + 1e-3, size=table.shape[1])
+            twin.embeddings.assign(altered)
+            leak = float(np.abs(_outputs(copy, tokens) - base).max())
+            twin.embeddings.assign(table)
+            if leak > _LEAK_RATIO * real_change:
+                masked = getattr(layer, "mask_zero", False) or type(layer).__name__ == "MaskedEmbedding"
+                rule = MaskDropped if masked else PaddingNotMasked
+                yield Finding(
+                    rule.code, rule.name, rule.severity, Confidence.HIGH, layer.name,
+                    f"changing only the padding vector (id 0) of '{layer.name}' moves the output by {leak:.3g}, "
+                    f"{leak / real_change:.3g} times what changing one real token does: padded positions reach the output",
+                    rule.fix,
+                    {"padding_change": leak, "real_token_change": real_change,
+                     "inputs": f"4 random sequences of {length} ids, the second half padded with 0"},
+                )
+
+
+def _outputs(model, tokens: np.ndarray) -> np.ndarray:
+    output = model(tokens, training=False)
+    output = output[0] if isinstance(output, (list, tuple)) else output
+    return np.asarray(output, dtype=np.float64)
