@@ -21,10 +21,11 @@ def scan(paths, *, select=None, ignore=None, options=None) -> Report:
 
 def check(model, *, probes=True, select=None, ignore=None, options=None) -> Report:
     """Examine a live Keras model: the same rules as `scan`, on its config and weights, then
-    (with `probes`) the probes that run it: the padding probe (confirms ND301/ND302), the tie
-    probe (ND402) and the causal probe (ND502). A probe that confirms a static finding raises
-    it to high confidence with its evidence. The graph checks of the model's code (ND201-203)
-    and the NaN probe are not built yet.
+    (with `probes`) the live checks: the graph checks of hand-written numerics (ND201
+    unguarded division, ND202 singular gradient, ND203 unguarded log), the padding probe
+    (confirms ND301/ND302), the tie probe (ND402) and the causal probe (ND502). A probe that
+    confirms a static finding raises it to high confidence with its evidence. The NaN probe
+    (inputs built to break the model) is not built yet.
     """
     from nandoctor.engine import check_model
 

@@ -53,7 +53,7 @@ def check_model(
     view = view_of_model(model)
     findings = run_rules(view, rules)
     if probes:
-        findings = merge_confirmations(findings, run_probes(model, select, ignore))
+        findings = merge_confirmations(findings, run_probes(model, view, select, ignore))
     return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=findings)])
 
 
@@ -85,8 +85,8 @@ def merge_confirmations(static: list, probed: list) -> list:
     return merged
 
 
-def run_probes(model, select: Iterable[str] | None, ignore: Iterable[str] | None) -> list:
-    from nandoctor.probes import PROBES
+def run_probes(model, view, select: Iterable[str] | None, ignore: Iterable[str] | None) -> list:
+    from nandoctor.probes import PROBES, VIEW_PROBES
     from nandoctor.rules import split_selectors
 
     def wanted(probe) -> bool:
@@ -96,7 +96,9 @@ def run_probes(model, select: Iterable[str] | None, ignore: Iterable[str] | None
         matches = lambda key: any(c.startswith(key.upper()) for c in codes) or key.lower() == probe.name  # noqa: E731
         return (not chosen or any(matches(key) for key in chosen)) and not any(matches(key) for key in dropped)
 
-    return [finding for probe in PROBES if wanted(probe) for finding in probe().run(model)]
+    found = [finding for probe in PROBES if wanted(probe) for finding in probe().run(model)]
+    found += [finding for probe in VIEW_PROBES if wanted(probe) for finding in probe().run(model, view)]
+    return found
 
 
 def scan_trusted(

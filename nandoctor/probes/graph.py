@@ -1,0 +1,169 @@
+"""Graph checks: the operations of a live model's forward pass, judged for guards.
+
+The model is traced with `tf.function`; each division, square root and log is traced back
+to its layer by its name scope, and its input is examined: a positive constant added or
+taken as a maximum, an exponential or a softplus, makes it safe. Only operations made by
+Lambdas, custom layers and `keras.ops` nodes are judged: Keras's own layers guard theirs,
+and hand-written code is where the unguarded ones live.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+
+from nandoctor.keras_classes import is_known_class
+from nandoctor.report import Finding
+from nandoctor.rule import Documented
+
+_DIVISIONS = ("RealDiv", "Div", "Reciprocal", "Inv")
+_ROOTS = ("Sqrt", "Rsqrt")
+_LOGS = ("Log",)
+_POSITIVE = ("Exp", "Softplus", "Sigmoid")
+_PASS_THROUGH = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "BroadcastTo")
+_NON_NEGATIVE = ("Square", "Abs", "Relu", "Sqrt", "Exp", "Softplus", "Sigmoid", "Softmax")
+
+
+def _constant(tensor) -> np.ndarray | None:
+    if tensor.op.type != "Const":
+        return None
+    from tensorflow.python.framework import tensor_util
+
+    return tensor_util.MakeNdarray(tensor.op.get_attr("value"))
+
+
+def _positive_constant(tensor) -> bool:
+    value = _constant(tensor)
+    return value is not None and value.size > 0 and bool(np.all(value > 0))
+
+
+def is_positive(tensor, depth: int = 0) -> bool:
+    """Provably > 0: a positive constant, exp or softplus, a max with a positive constant,
+    or a non-negative value plus a positive constant."""
+    op = tensor.op
+    if depth > 12:
+        return False
+    if _positive_constant(tensor) or op.type in _POSITIVE:
+        return True
+    if op.type in _PASS_THROUGH + _ROOTS + ("Square",):  # a root or square of a positive value
+        return is_positive(op.inputs[0], depth + 1)
+    if op.type in ("Maximum",):
+        return any(_positive_constant(i) or is_positive(i, depth + 1) for i in op.inputs)
+    if op.type in ("AddV2", "Add"):
+        return any(_positive_constant(i) for i in op.inputs) and all(
+            _positive_constant(i) or is_non_negative(i, depth + 1) for i in op.inputs
+        )
+    if op.type in ("Mul", "Sum", "Mean", "Prod"):
+        return all(is_positive(i, depth + 1) or (op.type != "Mul" and i.op.type == "Const") for i in op.inputs)
+    return False
+
+
+def is_non_negative(tensor, depth: int = 0) -> bool:
+    op = tensor.op
+    if depth > 12:
+        return False
+    if op.type in _NON_NEGATIVE or is_positive(tensor, depth):
+        return True
+    if op.type in _PASS_THROUGH + ("Sum", "Mean", "Max"):
+        return is_non_negative(op.inputs[0], depth + 1)
+    if op.type in ("Mul",):
+        return all(is_non_negative(i, depth + 1) for i in op.inputs) or (op.inputs[0] is op.inputs[1])
+    return False
+
+
+def _clamp_outside_root(tensor) -> bool:
+    """`maximum(sqrt(...), eps)` (or of a product of roots): the value is guarded, but the
+    gradient through it is of order 1/eps."""
+    op = tensor.op
+    if op.type != "Maximum":
+        return False
+    other = [i for i in op.inputs if not _positive_constant(i)]
+    return bool(other) and (other[0].op.type in _ROOTS or (
+        other[0].op.type == "Mul" and any(i.op.type in _ROOTS for i in other[0].op.inputs)))
+
+
+class GraphChecks(Documented):
+    """## What it does
+    Traces the live model's forward pass and finds divisions, square roots and logs in
+    hand-written code (Lambdas, custom layers, `keras.ops` nodes) whose input can be zero.
+
+    ## Why is this bad?
+    `x / norm(x)` is 0/0 = NaN for a zero vector (ND201); `sqrt(s)` has an infinite
+    derivative at 0, and a clamp put outside the root, `maximum(sqrt(s), eps)`, guards the
+    value but gives gradients of order 1/eps (ND202); `log(p)` of a probability that
+    underflows to 0 is -inf (ND203). Each returns NaN only on some inputs, so it trains for a
+    while and then fails without a word (field report C).
+    """
+
+    code = "ND201/ND202/ND203"
+    name = "graph-checks"
+
+    def run(self, model, view) -> Iterator[Finding]:
+        graph = _trace(model)
+        if graph is None:
+            return
+        judged = _hand_written_layers(view)
+        seen: set[tuple[str, str]] = set()
+        for op in graph.get_operations():
+            layer = _layer_of(op.name, judged)
+            if layer is None or op.type not in _DIVISIONS + _ROOTS + _LOGS:
+                continue
+            finding = _judge(op, layer)
+            if finding is not None and (finding.code, layer) not in seen:
+                seen.add((finding.code, layer))
+                yield finding
+
+
+def _judge(op, layer: str) -> Finding | None:
+    from nandoctor.probes.numerics import (
+        SINGULAR_GRADIENT,
+        UNGUARDED_DIVISION,
+        UNGUARDED_LOG,
+    )
+
+    argument = op.inputs[-1] if op.type in ("RealDiv", "Div") else op.inputs[0]
+    where = f"'{op.name}' in layer '{layer}'"
+    if op.type in _DIVISIONS:
+        if _clamp_outside_root(argument):
+            return SINGULAR_GRADIENT.finding(layer, f"the division {where} is guarded by a maximum outside its square "
+                                            "root: the value is safe, the gradient of order 1/epsilon", op.name)
+        if not is_positive(argument):
+            return UNGUARDED_DIVISION.finding(layer, f"the denominator of the division {where} ({argument.op.type}) "
+                                              "is not guarded against 0: 0/0 gives NaN", op.name)
+    elif op.type in _ROOTS:
+        if not is_positive(argument):
+            return SINGULAR_GRADIENT.finding(layer, f"the square root {where} takes {argument.op.type}, which can be 0, "
+                                            "where its derivative is infinite", op.name)
+    elif op.type in _LOGS and not is_positive(argument):
+        softmax = " (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)" if argument.op.type == "Softmax" else ""
+        return UNGUARDED_LOG.finding(layer, f"the log {where} takes {argument.op.type}, which can be 0{softmax}", op.name)
+    return None
+
+
+def _trace(model):
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in model.inputs]
+    try:
+        function = tf.function(lambda *inputs: model(list(inputs) if len(inputs) > 1 else inputs[0], training=False))
+        return function.get_concrete_function(*specs).graph
+    except Exception:  # a model that cannot be traced symbolically is not judged
+        return None
+
+
+def _hand_written_layers(view) -> set[str]:
+    return {layer.name.rsplit("/", 1)[-1] for layer in view.layers
+            if layer.class_name == "Lambda" or not is_known_class(layer.class_name, layer.module)
+            or (layer.module or "").startswith("keras.src.ops")}
+
+
+def _layer_of(op_name: str, judged: set[str]) -> str | None:
+    for part in reversed(op_name.split("/")[:-1]):
+        base = re.sub(r"_\d+$", "", part)
+        if part in judged:
+            return part
+        if base in judged:
+            return base
+    return None

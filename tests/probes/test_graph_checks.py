@@ -1,0 +1,53 @@
+"""Graph checks on hand-written numerics in live models (ND201, ND202, ND203)."""
+
+import keras
+import pytest
+
+import nandoctor
+
+
+def two_tower(function):
+    a, b = keras.Input((4,)), keras.Input((4,))
+    return keras.Model([a, b], keras.layers.Lambda(function, name="similarity")([keras.layers.Dense(4)(a), b]))
+
+
+def norm(t):
+    return keras.ops.sqrt(keras.ops.sum(t * t, -1))
+
+
+def graph_codes(model):
+    return sorted({(f.code, f.layer) for f in nandoctor.check(model).findings if f.code in ("ND201", "ND202", "ND203")})
+
+
+def test_report_c_cosine_without_epsilon_is_an_unguarded_division_and_a_singular_root():
+    model = two_tower(lambda p: keras.ops.sum(p[0] * p[1], -1) / (norm(p[0]) * norm(p[1])))
+    assert graph_codes(model) == [("ND201", "similarity"), ("ND202", "similarity")]
+
+
+def test_a_clamp_outside_the_root_still_leaves_the_gradient_singular():
+    model = two_tower(lambda p: keras.ops.sum(p[0] * p[1], -1) / keras.ops.maximum(norm(p[0]) * norm(p[1]), 1e-7))
+    assert graph_codes(model) == [("ND202", "similarity")]
+
+
+def test_a_log_of_a_softmax_is_an_unguarded_log():
+    (finding,) = [f for f in nandoctor.check(two_tower(lambda p: keras.ops.log(keras.ops.softmax(p[0])))).findings
+                  if f.code == "ND203"]
+    assert "log_softmax" in finding.message and finding.details["operation"].endswith("Log")
+
+
+@pytest.mark.parametrize("function", [
+    lambda p: keras.ops.sum(p[0] * p[1], -1) / (keras.ops.sqrt(keras.ops.sum(p[0] * p[0], -1) + 1e-12)
+                                                * keras.ops.sqrt(keras.ops.sum(p[1] * p[1], -1) + 1e-12)),
+    lambda p: keras.ops.log(keras.ops.softmax(p[0]) + 1e-7),
+    lambda p: p[0] / keras.ops.exp(p[1]),
+], ids=["epsilon inside the roots", "log with epsilon", "division by exp"])
+def test_guarded_code_is_quiet(function):
+    assert graph_codes(two_tower(function)) == []
+
+
+def test_keras_and_nandoctor_layers_are_not_judged():
+    a, b = keras.Input((4,)), keras.Input((4,))
+    x = keras.layers.LayerNormalization()(keras.layers.Dense(4)(a))
+    model = keras.Model([a, b], [keras.layers.Dot(axes=1, normalize=True)([x, b]),
+                                 nandoctor.layers.SafeCosineSimilarity()([x, b])])
+    assert graph_codes(model) == []
