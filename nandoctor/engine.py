@@ -47,14 +47,19 @@ def check_model(
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Report:
     """The rules on a live Keras model's structure and weights, then the probes that run it."""
+    import time
+
     from nandoctor.loaders.live_model import view_of_model
 
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
     rules = select_rules(select, ignore, options)
     view = view_of_model(model)
     findings = run_rules(view, rules)
+    timings["static rules"] = time.perf_counter() - started
     if probes:
-        findings = merge_confirmations(findings, run_probes(model, view, select, ignore))
-    return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=findings)])
+        findings = merge_confirmations(findings, run_probes(model, view, select, ignore, timings))
+    return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=findings)], timings)
 
 
 def _confirms(probed, static) -> bool:
@@ -85,7 +90,10 @@ def merge_confirmations(static: list, probed: list) -> list:
     return merged
 
 
-def run_probes(model, view, select: Iterable[str] | None, ignore: Iterable[str] | None) -> list:
+def run_probes(model, view, select: Iterable[str] | None, ignore: Iterable[str] | None,
+               timings: dict[str, float] | None = None) -> list:
+    import time
+
     from nandoctor.probes import PROBES, VIEW_PROBES
     from nandoctor.rules import split_selectors
 
@@ -96,8 +104,14 @@ def run_probes(model, view, select: Iterable[str] | None, ignore: Iterable[str] 
         matches = lambda key: any(c.startswith(key.upper()) for c in codes) or key.lower() == probe.name  # noqa: E731
         return (not chosen or any(matches(key) for key in chosen)) and not any(matches(key) for key in dropped)
 
-    found = [finding for probe in PROBES if wanted(probe) for finding in probe().run(model)]
-    found += [finding for probe in VIEW_PROBES if wanted(probe) for finding in probe().run(model, view)]
+    found = []
+    for probe in [*VIEW_PROBES, *PROBES]:
+        if not wanted(probe):
+            continue
+        started = time.perf_counter()
+        found += list(probe().run(model, view) if probe in VIEW_PROBES else probe().run(model))
+        if timings is not None:
+            timings[probe.name] = time.perf_counter() - started
     return found
 
 

@@ -102,6 +102,8 @@ class Report:
     """Every file's result from one run, in the order the files were given."""
 
     files: list[FileResult] = field(default_factory=list)
+    # Seconds each live check took (`nandoctor.check`); empty for a static scan.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def findings(self) -> list[Finding]:
@@ -121,11 +123,14 @@ class Report:
     def to_dict(self, version: str | None = None) -> dict[str, Any]:
         if version is None:
             from nandoctor import __version__ as version
-        return {
+        data = {
             "nandoctor": version,
             "files": [result.to_dict() for result in self.files],
             "summary": self.summary(),
         }
+        if self.timings:  # an addition to the contract: only live checks have it
+            data["timings"] = {name: round(seconds, 4) for name, seconds in self.timings.items()}
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

@@ -68,3 +68,11 @@ def test_assert_healthy_fails_on_an_unreadable_file(tmp_path):
     (tmp_path / "broken.keras").write_bytes(b"PK\x03\x04 not really")
     with pytest.raises(AssertionError, match="not a valid zip archive"):
         nandoctor.assert_healthy(str(tmp_path / "broken.keras"))
+
+
+def test_each_live_check_reports_its_own_time(keras):
+    model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(20, 4), keras.layers.Flatten()])
+    report = nandoctor.check(model)
+    assert set(report.timings) == {"static rules", "graph-checks", "padding-probe", "broken-tie", "causal-leak"}
+    assert all(seconds >= 0 for seconds in report.timings.values())
+    assert "timings" in report.to_dict() and "timings" not in nandoctor.scan([]).to_dict()
