@@ -24,8 +24,9 @@ def check(model, *, probes=True, select=None, ignore=None, options=None) -> Repo
     (with `probes`) the live checks: the graph checks of hand-written numerics (ND201
     unguarded division, ND202 singular gradient, ND203 unguarded log), the padding probe
     (confirms ND301/ND302), the tie probe (ND402) and the causal probe (ND502). A probe that
-    confirms a static finding raises it to high confidence with its evidence. The NaN probe
-    (inputs built to break the model) is not built yet.
+    confirms a static finding raises it to high confidence with its evidence; the NaN probe
+    (inputs built to break the model: zero-row ids, all padding, zeros, 1e30, identical
+    pairs) confirms the graph checks' ND201/ND202 and names the culprit layer.
     """
     from nandoctor.engine import check_model
 

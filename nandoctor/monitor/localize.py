@@ -61,7 +61,10 @@ def localize(model, sample) -> Localization:
         for output in outputs:
             tape.watch(output)
         prediction = outputs[layers.index(_output_layer(model, layers))]
-        loss = model.compute_loss(x=x, y=y, y_pred=prediction) if hasattr(model, "compute_loss") else None
+        try:
+            loss = model.compute_loss(x=x, y=y, y_pred=prediction)
+        except ValueError:  # not compiled: the gradient of the outputs' sum
+            loss = tf.reduce_sum(tf.cast(prediction, "float32"))
     result = Localization()
     finite = {}
     for layer, output in zip(layers, outputs):
@@ -79,7 +82,7 @@ def localize(model, sample) -> Localization:
         for layer, gradient in reversed(list(zip(layers, output_gradients))):
             if gradient is not None and not _finite(gradient):
                 result.backward_culprit = layer.name
-        weight_gradients = gradients[len(outputs):]
+        weight_gradients = [tf.convert_to_tensor(g) if g is not None else None for g in gradients[len(outputs):]]
         weights = [w for layer in layers for w in layer.trainable_weights]
         result.nonfinite_weight_gradients = [
             w.path for w, g in zip(weights, weight_gradients) if g is not None and not _finite(g)

@@ -7,11 +7,12 @@ reloaded copy.
 
 from nandoctor.probes.causal import CausalLeak
 from nandoctor.probes.graph import GraphChecks
+from nandoctor.probes.nan_probe import NanProbe
 from nandoctor.probes.padding import PaddingProbe
 from nandoctor.probes.tying import TieProbe
 
 # Probes run the model; the graph checks trace it and need the view to know its layers.
 PROBES = [PaddingProbe, TieProbe, CausalLeak]
-VIEW_PROBES = [GraphChecks]
+VIEW_PROBES = [GraphChecks, NanProbe]
 
-__all__ = ["PROBES", "VIEW_PROBES", "CausalLeak", "GraphChecks", "PaddingProbe", "TieProbe"]
+__all__ = ["PROBES", "VIEW_PROBES", "CausalLeak", "GraphChecks", "NanProbe", "PaddingProbe", "TieProbe"]

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from nandoctor.probes.numerics import SINGULAR_GRADIENT, UNGUARDED_DIVISION
+from nandoctor.report import Confidence, Finding
+from nandoctor.rule import Documented
+
+# A gradient this large on a single weight is the signature of a guard that turned 0/0 into
+# 1/epsilon (Keras's Dot(normalize=True) gives 5e6, a clamp at 1e-7 gives 1e7).
+ABSURD_GRADIENT = 1e6
+
+
+class NanProbe(Documented):
+    """## What it does
+    Runs the live model on inputs built to break it: token ids that hit all-zero embedding
+    rows (alone, and against real ones), all-padding sequences, zeros, magnitudes of 1e12,
+    identical pairs for two-tower models. It computes the outputs, the loss and the gradients (without applying them),
+    and when one is non-finite or absurdly large, replays the batch layer by layer to name
+    the culprit.
+
+    ## Why is this bad?
+    A division or a square root that is safe on typical data returns NaN, or gradients of
+    order 1/epsilon, on the one input that makes its argument 0. Training meets that input
+    sooner or later (field report C: a text whose words are all missing from the
+    pretrained table). The probe meets it first, and confirms the graph check's suspicion.
+    """
+
+    code = "ND201/ND202"
+    name = "nan-probe"
+
+    def run(self, model, view) -> Iterator[Finding]:
+        for recipe, inputs in _recipes(model, view):
+            outcome = _evaluate(model, inputs)
+            if outcome is None:
+                continue
+            kind, value = outcome
+            from nandoctor.monitor.localize import localize
+
+            where = localize(model, (inputs, _targets(model, inputs)))
+            layer = where.forward_culprit or where.backward_culprit
+            rule = UNGUARDED_DIVISION if kind == "non-finite output" else SINGULAR_GRADIENT
+            message = (f"on {recipe}, the model's {kind} ({value}); replaying it layer by layer: "
+                       f"{where.describe()}")
+            yield Finding(rule.code, rule.name, rule.severity, Confidence.HIGH, layer, message, rule.fix,
+                          {"recipe": recipe, "kind": kind, "localization": where.to_dict()})
+            return
+
+
+def _recipes(model, view):
+    """(description, inputs) pairs, most likely to break first."""
+    rng = np.random.default_rng(0)
+    specs = [(tensor.shape, str(tensor.dtype), tensor.name) for tensor in model.inputs]
+    zero_ids = _zero_row_ids(view)
+    vocabulary = min((int(layer.config["input_dim"]) for layer in view.layers if isinstance(layer.config.get("input_dim"), int)),
+                     default=50)
+
+    def batch(fill):
+        return [fill(index, (2, *[d or 8 for d in shape[1:]]), dtype) for index, (shape, dtype, _) in enumerate(specs)]
+
+    def ids(shape, dtype, high):
+        return rng.integers(1, max(high, 2), size=shape).astype(dtype)
+
+    if zero_ids is not None:
+        yield (f"token ids of all-zero embedding rows ({zero_ids[:3].tolist()}...)",
+               _single(batch(lambda i, s, d: rng.choice(zero_ids, size=s).astype(d) if "int" in d else rng.normal(size=s).astype(d))))
+        live = np.setdiff1d(np.arange(1, vocabulary), zero_ids)
+        if len(specs) > 1 and len(live):
+            # One zero row against a real vector: where a clamped division's gradient is 1/eps.
+            yield ("a zero embedding row in the first input against real ones in the others",
+                   batch(lambda i, s, d: (rng.choice(zero_ids if i == 0 else live, size=s).astype(d)) if "int" in d
+                         else rng.normal(size=s).astype(d)))
+    if any("int" in dtype for _, dtype, _ in specs):
+        yield ("all-padding sequences (every id 0)",
+               _single(batch(lambda i, s, d: np.zeros(s, d) if "int" in d else rng.normal(size=s).astype(d))))
+    floats = [i for i, (_, dtype, _) in enumerate(specs) if "float" in dtype]
+    if floats:
+        yield ("all-zero inputs", _single(batch(lambda i, s, d: np.zeros(s, d) if "float" in d else ids(s, d, vocabulary))))
+        # Large but representable (raw counts, amounts): 1e30 would overflow any norm's
+        # squares, guarded or not, which says nothing about its guards.
+        yield ("inputs of magnitude 1e12", _single(batch(lambda i, s, d: np.full(s, 1e12, d) if "float" in d else ids(s, d, vocabulary))))
+    if len(specs) == 2 and specs[0][:2] == specs[1][:2]:
+        same = batch(lambda i, s, d: ids(s, d, vocabulary) if "int" in d else rng.normal(size=s).astype(d))
+        yield ("identical pairs on both towers", [same[0], same[0]])
+
+
+def _single(inputs: list):
+    return inputs if len(inputs) > 1 else inputs[0]
+
+
+def _zero_row_ids(view) -> np.ndarray | None:
+    for layer in view.layers:
+        matrix = layer.embedding_matrix() if layer.is_embedding else None
+        if matrix is not None and len(matrix.shape) == 2:
+            zero = matrix.stats().zero_rows
+            zero = zero[zero != 0] if zero is not None else None
+            if zero is not None and len(zero):
+                return zero
+    return None
+
+
+def _targets(model, inputs):
+    outputs = model(inputs, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    targets = [np.zeros(np.shape(o), "float32") for o in outputs]
+    return targets if len(targets) > 1 else targets[0]
+
+
+def _evaluate(model, inputs) -> tuple[str, str] | None:
+    """What breaks: a non-finite output, loss or gradient, or an absurd gradient."""
+    import tensorflow as tf
+
+    weights = model.trainable_weights
+    with tf.GradientTape() as tape:
+        outputs = model(inputs, training=False)
+        flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        loss = tf.add_n([tf.reduce_sum(tf.cast(o, "float32")) for o in flat])
+    values = [np.asarray(o, dtype=np.float64) for o in flat]
+    if any(not np.isfinite(v).all() for v in values):
+        return "non-finite output", "NaN or Inf in the outputs"
+    # An embedding's gradient is sparse (IndexedSlices): densify it to read it.
+    gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, weights) if g is not None]
+    largest = max((float(np.nanmax(np.abs(np.asarray(g)))) if np.asarray(g).size else 0.0 for g in gradients), default=0.0)
+    if any(not np.isfinite(np.asarray(g)).all() for g in gradients):
+        return "non-finite gradient", "NaN or Inf in the gradients of its weights"
+    if largest > ABSURD_GRADIENT:
+        return "absurd gradient", f"a weight gradient of {largest:.3g}"
+    return None

@@ -1,0 +1,50 @@
+"""The NaN probe meets the input that breaks a model and confirms the graph check's suspicion."""
+
+import keras
+import numpy as np
+
+import nandoctor
+
+
+def cosine_model(function=None):
+    table = np.random.default_rng(0).normal(size=(30, 4)).astype("float32")
+    table[5:15] = 0.0  # words missing from the pretrained table
+    query, candidate = keras.Input((1,), dtype="int32"), keras.Input((1,), dtype="int32")
+    embed, flat = keras.layers.Embedding(30, 4, weights=[table], name="emb"), keras.layers.Flatten()
+    pair = [flat(embed(query)), flat(embed(candidate))]
+    layer = keras.layers.Lambda(function, name="cos") if function else nandoctor.layers.SafeCosineSimilarity(name="cos")
+    return keras.Model([query, candidate], layer(pair))
+
+
+def norm(t):
+    return keras.ops.sqrt(keras.ops.sum(t * t, -1))
+
+
+def confirmed(model, code):
+    return [f for f in nandoctor.check(model).findings if f.code == code and f.confidence == "high"]
+
+
+def test_zero_rows_make_the_unguarded_cosine_nan_and_the_probe_names_its_layer():
+    (finding,) = confirmed(cosine_model(lambda p: keras.ops.sum(p[0] * p[1], -1) / (norm(p[0]) * norm(p[1]))), "ND201")
+    probe = finding.details["probe"]
+    assert finding.layer == "cos" and probe["kind"] == "non-finite output"
+    assert probe["localization"]["forward_culprit"] == "cos" and "all-zero embedding rows" in probe["recipe"]
+
+
+def test_a_zero_row_against_a_real_one_gives_the_clamped_cosine_an_absurd_gradient():
+    (finding,) = confirmed(cosine_model(lambda p: keras.ops.sum(p[0] * p[1], -1) / keras.ops.maximum(norm(p[0]) * norm(p[1]), 1e-7)), "ND202")
+    assert finding.details["probe"]["kind"] == "absurd gradient"
+    assert "a zero embedding row in the first input" in finding.details["probe"]["recipe"]
+
+
+def test_safe_cosine_similarity_survives_every_recipe():
+    report = nandoctor.check(cosine_model())
+    assert [f.code for f in report.findings if f.code.startswith("ND2")] == []
+
+
+def test_float_inputs_are_probed_with_zeros():
+    features = keras.Input((4,))
+    normalised = keras.layers.Lambda(lambda t: t / norm(t)[:, None], name="normalise")(features)
+    model = keras.Model(features, keras.layers.Dense(2)(normalised))
+    (finding,) = [f for f in nandoctor.check(model).findings if f.code == "ND201"]
+    assert finding.confidence == "high" and finding.details["probe"]["recipe"] == "all-zero inputs"
