@@ -58,7 +58,10 @@ def check_model(
     findings = run_rules(view, rules)
     timings["static rules"] = time.perf_counter() - started
     if probes:
-        findings = merge_confirmations(findings, run_probes(model, view, select, ignore, timings))
+        from nandoctor.probes import PROBES, SUSPICIONS
+
+        findings += run_probes(SUSPICIONS, model, view, select, ignore, timings)
+        findings = merge_confirmations(findings, run_probes(PROBES, model, view, select, ignore, timings))
     return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=findings)], timings)
 
 
@@ -68,8 +71,9 @@ def _confirms(probed, static) -> bool:
 
 
 def merge_confirmations(static: list, probed: list) -> list:
-    """A probe finding with the same code and layer as a static one confirms it: the static
-    finding rises to high confidence and carries the probe's evidence; others are added."""
+    """A probe finding with the same code and layer as a suspicion (a static rule's or a graph
+    check's) confirms it: the suspicion rises to high confidence and carries the probe's
+    evidence; other probe findings are added."""
     from dataclasses import replace
 
     from nandoctor.report import Confidence
@@ -77,6 +81,10 @@ def merge_confirmations(static: list, probed: list) -> list:
     merged = list(static)
     for finding in probed:
         index = next((i for i, s in enumerate(merged) if _confirms(finding, s)), None)
+        if index is None and finding.code.startswith("ND20"):
+            # The NaN probe sees that a layer breaks, not which of its operations: it confirms
+            # whichever numerics suspicion the graph checks raised on that layer.
+            index = next((i for i, s in enumerate(merged) if s.code.startswith("ND20") and s.layer == finding.layer), None)
         if index is None:
             merged.append(finding)
             continue
@@ -90,11 +98,10 @@ def merge_confirmations(static: list, probed: list) -> list:
     return merged
 
 
-def run_probes(model, view, select: Iterable[str] | None, ignore: Iterable[str] | None,
+def run_probes(probes: list, model, view, select: Iterable[str] | None, ignore: Iterable[str] | None,
                timings: dict[str, float] | None = None) -> list:
     import time
 
-    from nandoctor.probes import PROBES, VIEW_PROBES
     from nandoctor.rules import split_selectors
 
     def wanted(probe) -> bool:
@@ -105,11 +112,11 @@ def run_probes(model, view, select: Iterable[str] | None, ignore: Iterable[str] 
         return (not chosen or any(matches(key) for key in chosen)) and not any(matches(key) for key in dropped)
 
     found = []
-    for probe in [*VIEW_PROBES, *PROBES]:
+    for probe in probes:
         if not wanted(probe):
             continue
         started = time.perf_counter()
-        found += list(probe().run(model, view) if probe in VIEW_PROBES else probe().run(model))
+        found += list(probe().run(model, view))
         if timings is not None:
             timings[probe.name] = time.perf_counter() - started
     return found

@@ -11,8 +11,9 @@ from nandoctor.probes.nan_probe import NanProbe
 from nandoctor.probes.padding import PaddingProbe
 from nandoctor.probes.tying import TieProbe
 
-# Probes run the model; the graph checks trace it and need the view to know its layers.
-PROBES = [PaddingProbe, TieProbe, CausalLeak]
-VIEW_PROBES = [GraphChecks, NanProbe]
+# The graph checks raise suspicions, as the static rules do; the probes run the model and
+# confirm them (or find what no suspicion named). Each takes (model, view).
+SUSPICIONS = [GraphChecks]
+PROBES = [NanProbe, PaddingProbe, TieProbe, CausalLeak]
 
-__all__ = ["PROBES", "VIEW_PROBES", "CausalLeak", "GraphChecks", "NanProbe", "PaddingProbe", "TieProbe"]
+__all__ = ["PROBES", "SUSPICIONS", "CausalLeak", "GraphChecks", "NanProbe", "PaddingProbe", "TieProbe"]

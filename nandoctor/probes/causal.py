@@ -55,7 +55,7 @@ class CausalLeak(Documented):
     options: dict = {}
     fix = "Mask attention causally (use_causal_mask=True), or build the decoder from nandoctor.layers.CausalSelfAttention."
 
-    def run(self, model) -> Iterator[Finding]:
+    def run(self, model, view=None) -> Iterator[Finding]:
         shape = _next_token_shape(model)
         if shape is None:
             return

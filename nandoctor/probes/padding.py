@@ -31,7 +31,7 @@ class PaddingProbe(Documented):
     name = "padding-probe"
     severity = Severity.WARNING
 
-    def run(self, model) -> Iterator[Finding]:
+    def run(self, model, view=None) -> Iterator[Finding]:
         import keras
 
         if len(model.inputs) != 1 or "int" not in str(model.inputs[0].dtype) or len(model.inputs[0].shape) != 2:

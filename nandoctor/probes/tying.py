@@ -28,7 +28,7 @@ class TieProbe(Documented):
 
     code, name, severity, fix = BrokenTie.code, BrokenTie.name, BrokenTie.severity, BrokenTie.fix
 
-    def run(self, model) -> Iterator[Finding]:
+    def run(self, model, view=None) -> Iterator[Finding]:
         import keras
 
         tied = [layer for layer in model._flatten_layers() if _declares_tie(layer)]

@@ -29,10 +29,12 @@ def test_a_clamp_outside_the_root_still_leaves_the_gradient_singular():
     assert graph_codes(model) == [("ND202", "similarity")]
 
 
-def test_a_log_of_a_softmax_is_an_unguarded_log():
-    (finding,) = [f for f in nandoctor.check(two_tower(lambda p: keras.ops.log(keras.ops.softmax(p[0])))).findings
-                  if f.code == "ND203"]
-    assert "log_softmax" in finding.message and finding.details["operation"].endswith("Log")
+def test_a_log_of_a_softmax_is_an_unguarded_log_and_the_nan_probe_confirms_it():
+    findings = [f for f in nandoctor.check(two_tower(lambda p: keras.ops.log(keras.ops.softmax(p[0])))).findings
+                if f.code.startswith("ND2")]
+    (finding,) = findings  # the probe's failure confirms the log, not a division
+    assert finding.code == "ND203" and "log_softmax" in finding.message and finding.details["operation"].endswith("Log")
+    assert finding.confidence == "high" and finding.details["probe"]["recipe"] == "inputs of magnitude 1e12"
 
 
 @pytest.mark.parametrize("function", [
