@@ -146,7 +146,13 @@ def scan_trusted(
         except Exception as error:
             results.append(_failed(target, f"cannot load with Keras: {type(error).__name__}: {first_line(error)}"))
             continue
-        (result,) = check_model(model, select=select, ignore=ignore, options=options).files
+        try:
+            (result,) = check_model(model, select=select, ignore=ignore, options=options).files
+        except Exception as error:  # the user's own model code failing under a probe: one line
+            if os.environ.get("NANDOCTOR_DEBUG"):
+                raise
+            results.append(_failed(target, f"checking the loaded model failed: {type(error).__name__}: {first_line(error)}"))
+            continue
         results.append(FileResult(target.path, guess_format(target.path), FileStatus.SCANNED, findings=result.findings))
     return Report(results)
 

@@ -120,3 +120,24 @@ def test_the_padding_probe_confirms_the_static_finding(keras_seed, make, code):
 ], ids=["mask consumed by LSTM", "MaskedEmbedding into Flatten"])
 def test_the_padding_probe_is_silent_when_padding_is_masked(keras_seed, make):
     assert [f.code for f in nandoctor.check(make()).findings if f.code.startswith("ND30")] == []
+
+
+def test_trusted_scan_of_the_fixed_field_reports_is_quiet(monkeypatch):
+    """Variable-length inputs (report B, fixed) and SafeCosineSimilarity (report C, fixed)
+    go through every probe without an error and without a finding at warning or above."""
+    from tests.conftest import FIXTURES
+
+    monkeypatch.chdir(ROOT)
+    run_cli("scan", "--trust", FIXTURES / "clean" / "fixed_seed_b_tied_language_model.keras",
+            FIXTURES / "clean" / "fixed_seed_c_safe_cosine.keras", FIXTURES / "clean" / "fixed_seed_e_causal_transformer.keras",
+            expected_exit=0)
+
+
+def test_an_all_padding_sequence_makes_a_masked_average_nan():
+    """A true positive no static rule can see: Keras's masked GlobalAveragePooling1D divides
+    by the number of real tokens, 0 for an empty (all-padding) document."""
+    from tests.conftest import FIXTURES
+
+    model = keras.models.load_model(FIXTURES / "clean" / "near_miss_classifier_over_tokens.keras")
+    (finding,) = [f for f in nandoctor.check(model).findings if f.code == "ND201"]
+    assert finding.layer == "mean" and finding.details["recipe"].startswith("all-padding")
