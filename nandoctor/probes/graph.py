@@ -21,6 +21,10 @@ from nandoctor.rule import Documented
 _DIVISIONS = ("RealDiv", "Div", "Reciprocal", "Inv")
 _ROOTS = ("Sqrt", "Rsqrt")
 _LOGS = ("Log",)
+_POWERS = ("Pow",)
+# Infinite derivative at the ends of their domain: acos/asin at +-1, atan2 at (0, 0).
+_ANGLES = ("Acos", "Asin", "Atan2")
+_CLIPS = ("Minimum", "Maximum", "ClipByValue")
 _POSITIVE = ("Exp", "Softplus", "Sigmoid")
 _PASS_THROUGH = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "BroadcastTo")
 _NON_NEGATIVE = ("Square", "Abs", "Relu", "Sqrt", "Exp", "Softplus", "Sigmoid", "Softmax")
@@ -108,7 +112,7 @@ class GraphChecks(Documented):
         seen: set[tuple[str, str]] = set()
         for op in graph.get_operations():
             layer = _layer_of(op.name, judged)
-            if layer is None or op.type not in _DIVISIONS + _ROOTS + _LOGS:
+            if layer is None or op.type not in _DIVISIONS + _ROOTS + _LOGS + _POWERS + _ANGLES:
                 continue
             finding = _judge(op, layer)
             if finding is not None and (finding.code, layer) not in seen:
@@ -136,6 +140,19 @@ def _judge(op, layer: str) -> Finding | None:
         if not is_positive(argument):
             return SINGULAR_GRADIENT.finding(layer, f"the square root {where} takes {argument.op.type}, which can be 0, "
                                             "where its derivative is infinite", op.name)
+    elif op.type in _POWERS:
+        exponent = _constant(op.inputs[1])
+        if exponent is not None and not is_positive(op.inputs[0]):
+            if np.any(exponent < 0):
+                return UNGUARDED_DIVISION.finding(layer, f"the power {where} has a negative exponent, a division by a "
+                                                  "base that can be 0", op.name)
+            if np.any((exponent > 0) & (exponent < 1)):
+                return SINGULAR_GRADIENT.finding(layer, f"the power {where} has a fractional exponent below 1, whose "
+                                                "derivative is infinite at a base of 0", op.name)
+    elif op.type in _ANGLES:
+        if op.type == "Atan2" or op.inputs[0].op.type not in _CLIPS:
+            return SINGULAR_GRADIENT.finding(layer, f"the {op.type.lower()} {where} has an infinite derivative at the ends of "
+                                            "its domain (acos of a cosine of 1: identical vectors)", op.name)
     elif op.type in _LOGS and not is_positive(argument):
         softmax = " (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)" if argument.op.type == "Softmax" else ""
         return UNGUARDED_LOG.finding(layer, f"the log {where} takes {argument.op.type}, which can be 0{softmax}", op.name)

@@ -53,3 +53,18 @@ def test_keras_and_nandoctor_layers_are_not_judged():
     model = keras.Model([a, b], [keras.layers.Dot(axes=1, normalize=True)([x, b]),
                                  nandoctor.layers.SafeCosineSimilarity()([x, b])])
     assert graph_codes(model) == []
+
+
+@pytest.mark.parametrize("function, code", [
+    (lambda p: keras.ops.power(keras.ops.sum(p[0] * p[0], -1), 0.5), "ND202"),
+    (lambda p: keras.ops.power(keras.ops.sum(p[0] * p[0], -1), -1.0), "ND201"),
+    (lambda p: keras.ops.arccos(keras.ops.sum(p[0] * p[1], -1)), "ND202"),
+], ids=["fractional power", "negative power", "arccos of a dot product"])
+def test_powers_and_angles_with_singular_derivatives(function, code):
+    assert (code, "similarity") in graph_codes(two_tower(function))
+
+
+def test_a_clipped_arccos_and_a_power_of_a_positive_base_are_quiet():
+    clipped = lambda p: keras.ops.arccos(keras.ops.clip(keras.ops.sum(p[0] * p[1], -1), -0.999, 0.999))  # noqa: E731
+    assert graph_codes(two_tower(clipped)) == []
+    assert graph_codes(two_tower(lambda p: keras.ops.power(keras.ops.sum(p[0] * p[0], -1) + 1e-6, 0.5))) == []
