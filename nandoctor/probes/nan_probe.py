@@ -33,6 +33,8 @@ class NanProbe(Documented):
     name = "nan-probe"
 
     def run(self, model, view) -> Iterator[Finding]:
+        if any(weight.stats().nonfinite for weight in view.weights()):
+            return  # weights already NaN break every input: that is ND102's finding, not a recipe's
         for recipe, inputs in _recipes(model, view):
             # Gradients grow with the inputs: at 1e12 only non-finite values say something.
             outcome = _evaluate(model, inputs, judge_size="magnitude" not in recipe)

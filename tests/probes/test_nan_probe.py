@@ -48,3 +48,11 @@ def test_float_inputs_are_probed_with_zeros():
     model = keras.Model(features, keras.layers.Dense(2)(normalised))
     (finding,) = [f for f in nandoctor.check(model).findings if f.code == "ND201"]
     assert finding.confidence == "high" and finding.details["probe"]["recipe"] == "all-zero inputs"
+
+
+def test_a_model_whose_weights_are_already_nan_is_left_to_nd102():
+    from tests.conftest import FIXTURES
+
+    model = keras.models.load_model(FIXTURES / "broken" / "diverged_checkpoint.keras")
+    codes = {f.code for f in nandoctor.check(model).findings}
+    assert "ND102" in codes and not codes & {"ND201", "ND202"}
