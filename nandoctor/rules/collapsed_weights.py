@@ -51,7 +51,8 @@ class CollapsedWeights(Rule):
     severity = Severity.ERROR
     fix = (
         "Restore a checkpoint from before the collapse and find what drives the weights down: "
-        "a zero vector under a normalisation, a loss that rewards small norms, or too much weight decay."
+        "a zero vector under a normalisation, a loss that rewards small norms, or too much weight decay. "
+        "nandoctor.Monitor() in the callbacks forecasts the collapse while training."
     )
     options = {"tiny": 1e-20}
     needs_weights = True

@@ -44,8 +44,9 @@ class NonfiniteWeights(Rule):
     name = "nonfinite-weights"
     severity = Severity.ERROR
     fix = (
-        "Restore the last checkpoint whose weights are finite, then find the step and the layer "
-        "where training diverged before training further."
+        "Restore the last checkpoint whose weights are finite and train again with "
+        "nandoctor.Monitor(sample=(x, y)) in the callbacks: it names the step, the variable and "
+        "the layer where the weights first go non-finite."
     )
     needs_weights = True
 
