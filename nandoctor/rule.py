@@ -44,17 +44,15 @@ class Documented:
         return match.group(1) if match else None
 
 
-class Rule(Documented):
+class Diagnosis(Documented):
+    """What rules and the Monitor's detectors share: a code, a severity, a fix, and options."""
+
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity]
     confidence: ClassVar[Confidence] = Confidence.HIGH
     fix: ClassVar[str]
     options: ClassVar[dict[str, Any]] = {}
-    # Whether the rule needs every tensor's statistics (the scan then streams them all once),
-    # and whether it reads some weight values itself (a padding row, two matrices to compare).
-    needs_weights: ClassVar[bool] = False
-    reads_weights: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         unknown = sorted(set(options) - set(self.options))
@@ -65,6 +63,13 @@ class Rule(Documented):
                 f"Received: {', '.join(unknown)}"
             )
         self.settings = {**self.options, **options}
+
+
+class Rule(Diagnosis):
+    # Whether the rule needs every tensor's statistics (the scan then streams them all once),
+    # and whether it reads some weight values itself (a padding row, two matrices to compare).
+    needs_weights: ClassVar[bool] = False
+    reads_weights: ClassVar[bool] = False
 
     def check(self, view: ModelView) -> Iterator[Finding]:
         raise NotImplementedError

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Documented
+from nandoctor.report import Finding
+from nandoctor.rule import Diagnosis
 
 
 @dataclass(frozen=True)
@@ -25,21 +25,8 @@ class Check:
     ranks: tuple[int, ...] = ()
 
 
-class Detector(Documented):
+class Detector(Diagnosis):
     """Like a rule, a detector carries its documentation, metadata and one `observe`."""
-
-    code: ClassVar[str]
-    name: ClassVar[str]
-    severity: ClassVar[Severity]
-    confidence: ClassVar[Confidence] = Confidence.HIGH
-    fix: ClassVar[str]
-    options: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, **options: Any):
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            raise ValueError(f"Unknown option for {self.code} ({self.name}). Received: {', '.join(unknown)}")
-        self.settings = {**self.options, **options}
 
     def observe(self, check: Check) -> Iterator[Finding]:
         raise NotImplementedError
