@@ -3,38 +3,34 @@
 import keras
 
 
-@keras.saving.register_keras_serializable(package="leaky")
-class ForgetfulAttention(keras.layers.Layer):
-    """An attention wrapper that takes use_causal_mask and never passes it on."""
+class _AttentionWrapper(keras.layers.Layer):
+    """Self-attention around a MultiHeadAttention; each subclass gets its masking wrong."""
 
     def __init__(self, heads=2, key_dim=4, **kwargs):
         super().__init__(**kwargs)
         self.heads, self.key_dim = heads, key_dim
         self.attention = keras.layers.MultiHeadAttention(heads, key_dim)
-
-    def call(self, x, use_causal_mask=True):
-        return self.attention(x, x)
 
     def get_config(self):
         return {**super().get_config(), "heads": self.heads, "key_dim": self.key_dim}
 
 
 @keras.saving.register_keras_serializable(package="leaky")
-class FutureOnlyAttention(keras.layers.Layer):
-    """An inverted mask: each position attends to itself and the positions after it."""
+class ForgetfulAttention(_AttentionWrapper):
+    """An attention wrapper that takes use_causal_mask and never passes it on."""
 
-    def __init__(self, heads=2, key_dim=4, **kwargs):
-        super().__init__(**kwargs)
-        self.heads, self.key_dim = heads, key_dim
-        self.attention = keras.layers.MultiHeadAttention(heads, key_dim)
+    def call(self, x, use_causal_mask=True):
+        return self.attention(x, x)
+
+
+@keras.saving.register_keras_serializable(package="leaky")
+class FutureOnlyAttention(_AttentionWrapper):
+    """An inverted mask: each position attends to itself and the positions after it."""
 
     def call(self, x):
         length = keras.ops.shape(x)[1]
         future = keras.ops.triu(keras.ops.ones((length, length), "bool"))
         return self.attention(x, x, attention_mask=keras.ops.expand_dims(future, 0))
-
-    def get_config(self):
-        return {**super().get_config(), "heads": self.heads, "key_dim": self.key_dim}
 
 
 def language_model(attention_layer=None, causal=True, length=8, vocabulary=20):
