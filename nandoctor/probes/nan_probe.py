@@ -56,37 +56,47 @@ class NanProbe(Documented):
 def _recipes(model, view):
     """(description, inputs) pairs, most likely to break first."""
     rng = np.random.default_rng(0)
-    specs = [(tensor.shape, str(tensor.dtype), tensor.name) for tensor in model.inputs]
-    zero_ids = _zero_row_ids(view)
-    vocabulary = min((int(layer.config["input_dim"]) for layer in view.layers if isinstance(layer.config.get("input_dim"), int)),
-                     default=50)
+    specs = [(tensor.shape, str(tensor.dtype), _input_layer_name(tensor)) for tensor in model.inputs]
+    # Each id input is drawn from the table it feeds: a words input and an entities input
+    # have vocabularies of their own, and an id past a table's end is an error, not a probe.
+    tables = [_first_embedding(view, name) for _, _, name in specs]
+    vocabularies = [_vocabulary(table) for table in tables]
+    zero_ids = [_zero_row_ids(table) for table in tables]
 
     def batch(fill):
         return [fill(index, (2, *[d or 8 for d in shape[1:]]), dtype) for index, (shape, dtype, _) in enumerate(specs)]
 
-    def ids(shape, dtype, high):
-        return rng.integers(1, max(high, 2), size=shape).astype(dtype)
+    def ids(index, shape, dtype):
+        return rng.integers(1, max(vocabularies[index], 2), size=shape).astype(dtype)
 
-    if zero_ids is not None:
-        yield (f"token ids of all-zero embedding rows ({zero_ids[:3].tolist()}...)",
-               _single(batch(lambda i, s, d: rng.choice(zero_ids, size=s).astype(d) if "int" in d else rng.normal(size=s).astype(d))))
-        live = np.setdiff1d(np.arange(1, vocabulary), zero_ids)
-        if len(specs) > 1 and len(live):
-            # One zero row against a real vector: where a clamped division's gradient is 1/eps.
-            yield ("a zero embedding row in the first input against real ones in the others",
-                   batch(lambda i, s, d: (rng.choice(zero_ids if i == 0 else live, size=s).astype(d)) if "int" in d
+    def zero_or_real(index, shape, dtype):
+        return rng.choice(zero_ids[index], size=shape).astype(dtype) if zero_ids[index] is not None else ids(index, shape, dtype)
+
+    def live(index, shape, dtype):
+        rows = np.setdiff1d(np.arange(1, vocabularies[index]), zero_ids[index] if zero_ids[index] is not None else [])
+        return rng.choice(rows, size=shape).astype(dtype) if len(rows) else ids(index, shape, dtype)
+
+    if any(z is not None for z in zero_ids):
+        first = min(i for i, z in enumerate(zero_ids) if z is not None)
+        shown = zero_ids[first][:3].tolist()
+        yield (f"token ids of all-zero embedding rows ({shown}...)",
+               _single(batch(lambda i, s, d: zero_or_real(i, s, d) if "int" in d else rng.normal(size=s).astype(d))))
+        if len(specs) > 1:
+            # One zero row against real vectors: where a clamped division's gradient is 1/eps.
+            yield (f"a zero embedding row in input '{specs[first][2]}' against real ones in the others",
+                   batch(lambda i, s, d: (zero_or_real(i, s, d) if i == first else live(i, s, d)) if "int" in d
                          else rng.normal(size=s).astype(d)))
     if any("int" in dtype for _, dtype, _ in specs):
         yield ("all-padding sequences (every id 0)",
                _single(batch(lambda i, s, d: np.zeros(s, d) if "int" in d else rng.normal(size=s).astype(d))))
     floats = [i for i, (_, dtype, _) in enumerate(specs) if "float" in dtype]
     if floats:
-        yield ("all-zero inputs", _single(batch(lambda i, s, d: np.zeros(s, d) if "float" in d else ids(s, d, vocabulary))))
+        yield ("all-zero inputs", _single(batch(lambda i, s, d: np.zeros(s, d) if "float" in d else ids(i, s, d))))
         # Large but representable (raw counts, amounts): 1e30 would overflow any norm's
         # squares, guarded or not, which says nothing about its guards.
-        yield ("inputs of magnitude 1e12", _single(batch(lambda i, s, d: np.full(s, 1e12, d) if "float" in d else ids(s, d, vocabulary))))
+        yield ("inputs of magnitude 1e12", _single(batch(lambda i, s, d: np.full(s, 1e12, d) if "float" in d else ids(i, s, d))))
     if len(specs) == 2 and specs[0][:2] == specs[1][:2]:
-        same = batch(lambda i, s, d: ids(s, d, vocabulary) if "int" in d else rng.normal(size=s).astype(d))
+        same = batch(lambda i, s, d: ids(0, s, d) if "int" in d else rng.normal(size=s).astype(d))
         yield ("identical pairs on both towers", [same[0], same[0]])
 
 
@@ -94,15 +104,31 @@ def _single(inputs: list):
     return inputs if len(inputs) > 1 else inputs[0]
 
 
-def _zero_row_ids(view) -> np.ndarray | None:
-    for layer in view.layers:
-        matrix = layer.embedding_matrix() if layer.is_embedding else None
-        if matrix is not None and len(matrix.shape) == 2:
-            zero = matrix.stats().zero_rows
-            zero = zero[zero != 0] if zero is not None else None
-            if zero is not None and len(zero):
-                return zero
-    return None
+def _input_layer_name(tensor) -> str:
+    # A Keras 3 input tensor is named keras_tensor_N; the graph knows its InputLayer's name.
+    history = getattr(tensor, "_keras_history", None)
+    return getattr(getattr(history, "operation", None), "name", None) or tensor.name
+
+
+def _first_embedding(view, input_name: str):
+    """The embedding table nearest downstream of the named model input; failing that (an
+    input the view cannot place), the model's first embedding."""
+    found = next((layer for layer in view.downstream(input_name) if layer.is_embedding), None)
+    return found or next((layer for layer in view.layers if layer.is_embedding), None)
+
+
+def _vocabulary(table) -> int:
+    input_dim = table.config.get("input_dim") if table is not None else None
+    return int(input_dim) if isinstance(input_dim, int) else 50
+
+
+def _zero_row_ids(table) -> np.ndarray | None:
+    matrix = table.embedding_matrix() if table is not None else None
+    if matrix is None or len(matrix.shape) != 2:
+        return None
+    zero = matrix.stats().zero_rows
+    zero = zero[zero != 0] if zero is not None else None
+    return zero if zero is not None and len(zero) else None
 
 
 def _targets(model, inputs):
