@@ -48,12 +48,22 @@ class MaskedEmbedding(keras.layers.Embedding):
             )
         if not isinstance(mask_id, int) or not 0 <= mask_id < input_dim:
             raise ValueError(f"`mask_id` must be an id in [0, input_dim). Received: mask_id={mask_id}")
+        # Embedding builds and sets `weights` inside its __init__, before `mask_id` exists
+        # here: set them afterwards, then zero the padding row of the given table too.
+        weights = kwargs.pop("weights", None)
         super().__init__(input_dim, output_dim, mask_zero=False, **kwargs)
         self.mask_id = mask_id
         self.supports_masking = True
+        if weights is not None:
+            self.build()
+            self.set_weights(weights if isinstance(weights, list) else [weights])
+            self._zero_padding_row()
 
     def build(self, input_shape=None):
         super().build(input_shape)
+        self._zero_padding_row()
+
+    def _zero_padding_row(self):
         padding_row = ops.expand_dims(ops.arange(self.input_dim) == self.mask_id, -1)
         self.embeddings.assign(ops.where(padding_row, 0.0, self.embeddings))
 

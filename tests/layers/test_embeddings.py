@@ -42,6 +42,14 @@ def test_the_padding_row_stays_zero_through_training(keras_seed):
     assert not np.array_equal(table_after[1:], table_before[1:])
 
 
+def test_pretrained_weights_are_taken_as_given_except_the_padding_row():
+    """`weights=` is how gensim tables reach an Embedding (field report C)."""
+    table = np.random.default_rng(0).normal(size=(6, 3)).astype("float32")
+    layer = MaskedEmbedding(6, 3, weights=[table], mask_id=2)
+    np.testing.assert_array_equal(layer.get_weights()[0][[0, 1, 3, 4, 5]], table[[0, 1, 3, 4, 5]])
+    np.testing.assert_array_equal(layer.get_weights()[0][2], 0.0)
+
+
 def test_masked_embedding_contract(tmp_path):
     run_layer_test(MaskedEmbedding, {"input_dim": VOCAB, "output_dim": DIM}, padded_documents(np.random.default_rng(1), 4),
                    (4, 10, DIM), 1, tmp_path)
