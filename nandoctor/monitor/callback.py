@@ -39,8 +39,9 @@ class Monitor(keras.callbacks.Callback):
             `"raise"` (raise `NonfiniteTrainingError`). Defaults to `"warn"`.
         restore_last_good: put back the weights of the last check at which every weight
             was finite, when a non-finite value appears. Defaults to `False`.
-        log_dir: where to append the JSON-lines health log (`nandoctor-health.jsonl`), one
-            line per check. Defaults to `None` (no log).
+        log_dir: where to write the JSON-lines health log (`nandoctor-health.jsonl`), one
+            line per check. A new Monitor replaces the file; later `fit` calls with the
+            same Monitor append to it. Defaults to `None` (no log).
         snapshots: keep a copy of the weights on the device, for the update-to-weight
             ratio and `restore_last_good`: `True`, `False`, or `"auto"` (below 50 million
             values, or when `restore_last_good` asks). Defaults to `"auto"`.
@@ -88,6 +89,7 @@ class Monitor(keras.callbacks.Callback):
         self.backup = backup
         self.tensorboard_dir = tensorboard_dir
         self.report = Report()
+        self._logged = False
         self.last_good_step: int | None = None
         self.restored = False
 
@@ -113,7 +115,9 @@ class Monitor(keras.callbacks.Callback):
         self._detectors = [detector() for detector in DETECTORS]
         self._result = FileResult(f"<model {self.model.name}>", "live", FileStatus.SCANNED)
         self.report = Report([self._result])
-        self._log = HealthLog(self.log_dir) if self.log_dir else None
+        # Each Monitor writes its log afresh; its own later fits (a notebook's) append to it.
+        self._log = HealthLog(self.log_dir, append=self._logged) if self.log_dir else None
+        self._logged = self._log is not None
         self._scalars = TensorBoardScalars(self.tensorboard_dir) if self.tensorboard_dir else None
         self._last_check = self._step()
         self._nonfinite_seen = False

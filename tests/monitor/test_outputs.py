@@ -28,6 +28,19 @@ def test_plot_draws_the_norms_with_the_forecast_and_the_first_nan(keras_seed, tm
     assert png.startswith(b"\x89PNG") and len(png) > 10_000 and "wrote" in result.stdout
 
 
+def test_a_new_monitor_starts_a_new_log_and_its_own_later_fits_append(keras_seed, tmp_path):
+    from nandoctor.plot import read_log
+
+    x = features(rows=40)
+    model = shrinking_model(normalise=False)
+    fit(model, x, np.zeros_like(x), Monitor(log_dir=tmp_path, verbose=0))
+    monitor = Monitor(log_dir=tmp_path, verbose=0)
+    fit(model, x, np.zeros_like(x), monitor)  # steps 41-80: the first run's lines are gone
+    assert [r["step"] for r in read_log(tmp_path)] == [50, 60, 70, 80]
+    fit(model, x, np.zeros_like(x), monitor)
+    assert [r["step"] for r in read_log(tmp_path)] == [50, 60, 70, 80, 90, 100, 110, 120]
+
+
 def test_plot_refuses_a_file_that_is_not_a_health_log(tmp_path):
     (tmp_path / "notes.jsonl").write_text("not json\n")
     result = run_cli("plot", tmp_path / "notes.jsonl", expected_exit=2)
