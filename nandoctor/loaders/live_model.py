@@ -23,10 +23,14 @@ def view_of_model(model) -> ModelView:
     if len(view.layers) == 1 and view.layers[0].is_model and not view.edges:
         # A subclassed model: its graph is code, but its tracked layers and weights are real.
         view.layers.extend(_tracked_layers(model, view.layers[0].name))
+    # A variable shared by reference (a hand-written tie tracks the embedding layer) belongs
+    # to the first layer that holds it, as a saved file stores it once: the second holder
+    # would otherwise look like a layer with an equal copy of its own.
+    seen: set[int] = set()
     for layer in view.layers:
         live = _find(model, layer.name)
         if live is not None and not layer.weights and not layer.is_model:
-            layer.weights = _weights_of(live, layer.name)
+            layer.weights = _weights_of(live, layer.name, seen)
     return view
 
 
@@ -40,9 +44,13 @@ def _find(model, name: str):
     return current
 
 
-def _weights_of(live, layer_name: str) -> list[Weight]:
+def _weights_of(live, layer_name: str, seen: set[int] | None = None) -> list[Weight]:
     weights = []
     for variable in live.weights:
+        if seen is not None:
+            if id(variable) in seen:
+                continue
+            seen.add(id(variable))
         path = getattr(variable, "path", variable.name)
         prefix = f"{live.name}/"
         name = path[len(prefix):] if path.startswith(prefix) else variable.name

@@ -51,6 +51,8 @@ def test_the_tie_probe_proves_a_hand_written_tie_does_not_survive_the_file(keras
     (finding,) = probe_findings(hand_written_tie_model(), "ND402")  # the static suspicion, confirmed
     assert finding.confidence == "high" and finding.details["probe"]["stage"] == "reload"
     assert "confirmed on the live model: saving and reloading the model fails" in finding.message
+    # The embedding variable is shared, not copied: the live model must read as the file does.
+    assert finding.severity == "error" and "through a Python reference" in finding.message
 
 
 def test_the_tie_probe_is_silent_on_tied_embedding(keras_seed):
