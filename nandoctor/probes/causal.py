@@ -59,13 +59,13 @@ class CausalLeak(Documented):
         shape = _next_token_shape(model)
         if shape is None:
             return
-        length, vocabulary = shape
+        length, outputs_length, vocabulary = shape
         rng = np.random.default_rng(0)
         tokens = rng.integers(1, vocabulary, size=(2, length)).astype("int32")
         base = _predict(model, tokens)
         scale = float(np.abs(base).max()) or 1.0
         tolerance = 1e-4 * scale
-        for t in _positions(length):
+        for t in _positions(outputs_length):
             changed = tokens.copy()
             changed[:, t + 1:] = rng.integers(1, vocabulary, size=changed[:, t + 1:].shape)
             outputs = _predict(model, changed)
@@ -85,18 +85,22 @@ class CausalLeak(Documented):
                 return
 
 
-def _next_token_shape(model) -> tuple[int, int] | None:
-    """(length, input vocabulary) for a model mapping one integer sequence to a sequence."""
+def _next_token_shape(model) -> tuple[int, int, int] | None:
+    """(input length, output length, input vocabulary) for a model mapping one integer
+    sequence to a sequence. The output may be shorter than the input, aligned at its
+    start: a window that also carries the targets (field report E's auxiliary losses read
+    the characters after the last position from the same input)."""
     if len(model.inputs) != 1 or len(model.outputs) < 1:
         return None
     inputs, outputs = model.inputs[0], model.outputs[0]
     if "int" not in str(inputs.dtype) or len(inputs.shape) != 2 or len(outputs.shape) != 3:
         return None
     length = inputs.shape[1]
-    if length is None or length < 2 or outputs.shape[1] != length:
+    outputs_length = outputs.shape[1]
+    if length is None or outputs_length is None or not 2 <= outputs_length <= length:
         return None
     vocabularies = [layer.input_dim for layer in model._flatten_layers() if hasattr(layer, "input_dim")]
-    return length, int(min(vocabularies)) if vocabularies else 100
+    return length, outputs_length, int(min(vocabularies)) if vocabularies else 100
 
 
 def _positions(length: int) -> list[int]:

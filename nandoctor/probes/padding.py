@@ -66,9 +66,10 @@ class PaddingProbe(Documented):
                 # A tied projection computes the padding id's own logit from the padding row,
                 # by design: that logit is not padding leaking through the computation.
                 difference = difference[..., 1:]
-            if difference.ndim == 3 and difference.shape[1] == length:
-                # Per-position outputs: what the padded positions output is ignored by any
-                # masked loss; padding leaks when the real positions (the first half) move.
+            if difference.ndim == 3 and difference.shape[1] <= length:
+                # Per-position outputs (aligned at the start; a window may also carry the
+                # targets, so it can be longer): what the padded positions output is ignored
+                # by any masked loss; padding leaks when the real positions (the first half) move.
                 difference = difference[:, : length // 2]
             leak = float(difference.max()) if difference.size else 0.0
             if leak > _LEAK_RATIO * real_change:

@@ -18,6 +18,8 @@ _SELF_ATTENTION = frozenset({"MultiHeadAttention", "GroupedQueryAttention"})
 _QUERY, _VALUE = ("0", "query"), ("1", "value")
 # Layers after which each position still holds its own prediction.
 _PER_POSITION = MASK_CARRIERS | ATTENTION | {"EinsumDense", "Embedding", "ReversibleEmbedding", "TiedEmbedding"}
+# Layers whose output is next-token logits by construction: the loss is added inside them.
+_NEXT_TOKEN_OBJECTIVES = {"AuxiliaryLosses"}
 
 
 class MissingCausalMask(Rule):
@@ -130,13 +132,13 @@ def _next_token_output(view: ModelView, attention: Layer) -> Layer | None:
         if layer.name in outputs and layer is not attention:
             units = wrapped_config(layer).get("units")
             is_reverse = layer.class_name in ("ReversibleEmbedding", "TiedEmbedding")
-            if is_reverse or units in vocabularies:
+            if is_reverse or units in vocabularies or layer.class_name in _NEXT_TOKEN_OBJECTIVES:
                 return layer
         for edge in view.consumers(layer.name):
             following = view.layer(edge.target)
             if following is None or following.name in seen:
                 continue
-            if following.class_name in _PER_POSITION or (
+            if following.class_name in _PER_POSITION | _NEXT_TOKEN_OBJECTIVES or (
                 following.class_name in RECURRENT and wrapped_config(following).get("return_sequences")
             ):
                 seen.add(following.name)
