@@ -137,9 +137,10 @@ def list_rules() -> None:
         table.add_row(rule.code, rule.name, rule.severity.value, rule.summary())
     for detector in DETECTORS:
         table.add_row(detector.code, detector.name, detector.severity.value, detector.summary() + " (Monitor)")
-    from nandoctor.probes.causal import CausalLeak
+    from nandoctor.probes import LIVE_RULES
 
-    table.add_row(CausalLeak.code, CausalLeak.name, CausalLeak.severity.value, CausalLeak.summary() + " (live)")
+    for live in LIVE_RULES:
+        table.add_row(live.code, live.name, live.severity.value, live.summary() + " (live)")
     Console(highlight=False).print(table)
 
 
@@ -149,10 +150,10 @@ def show_rule(code: str) -> None:
     """Print a rule's documentation (a code such as ND101, or a name)."""
     from nandoctor.docgen import rule_page
     from nandoctor.monitor import DETECTORS
-    from nandoctor.probes.causal import CausalLeak
+    from nandoctor.probes import LIVE_RULES
     from nandoctor.rules import find_rule
 
-    others = [*DETECTORS, CausalLeak]
+    others = [*DETECTORS, *LIVE_RULES]
     rule = find_rule(code) or next((d for d in others if code.upper() == d.code or code.lower() == d.name), None)
     if rule is None:
         raise click.UsageError(f"Unknown rule. Expected a code (ND101) or a name. Received: {code!r}")

@@ -25,7 +25,7 @@ def rule_page(rule: type[Rule]) -> str:
     options = "".join(f"\n- `{key}` = `{value!r}`" for key, value in rule.options.items())
     if hasattr(rule, "observe"):
         where = "Runs during training, in `nandoctor.Monitor`."
-    elif hasattr(rule, "run"):
+    elif not issubclass(rule, Rule):
         where = "Runs on a live model: `nandoctor.check(model)` or `nandoctor scan --trust`."
     else:
         reads = getattr(rule, "needs_weights", False) or getattr(rule, "reads_weights", False)
@@ -110,11 +110,10 @@ def layers_page() -> str:
 
 def expected_pages() -> dict[Path, str]:
     from nandoctor.monitor import DETECTORS
-    from nandoctor.probes.causal import CausalLeak
+    from nandoctor.probes import LIVE_RULES
     from nandoctor.rules import RULES
 
-    # ND402's probe shares the static rule's code and page; the causal probe has its own.
-    documented = sorted([*RULES, *DETECTORS, CausalLeak], key=lambda rule: rule.code)
+    documented = sorted([*RULES, *DETECTORS, *LIVE_RULES], key=lambda rule: rule.code)
     pages = {DOCS / f"{rule.name}.md": _HEADER + "\n" + rule_page(rule) for rule in documented}
     pages[DOCS / "index.md"] = _HEADER + "\n" + index_page(documented)
     pages[LAYERS_PAGE] = _LAYERS_HEADER + "\n" + layers_page()

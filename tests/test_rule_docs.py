@@ -50,3 +50,28 @@ def test_use_instead_does_not_fire_it(keras, tmp_path, rule):
 def test_generated_rule_docs_are_up_to_date():
     stale = docgen.stale_pages()
     assert stale == [], f"run `python -m nandoctor.docgen`; stale: {stale}"
+
+
+def live_rules():
+    from nandoctor.probes import LIVE_RULES
+
+    return LIVE_RULES
+
+
+def live_example(code: str):
+    namespace: dict = {}
+    exec(compile(code, "<live example>", "exec"), namespace)
+    return namespace["model"]
+
+
+@pytest.mark.parametrize("rule", live_rules(), ids=lambda rule: rule.code)
+def test_live_rules_are_documented_like_the_static_ones(rule):
+    test_docstring_has_the_required_sections_in_order(rule)
+    test_codes_and_names_follow_the_catalogue(rule)
+
+
+@pytest.mark.parametrize("rule", live_rules(), ids=lambda rule: rule.code)
+def test_live_examples_fire_on_a_live_model_and_their_fixes_do_not(keras, rule):
+    assert rule.code in {f.code for f in nandoctor.check(live_example(rule.code_block("Example"))).findings}
+    fixed = nandoctor.check(live_example(rule.code_block("Use instead")))
+    assert [f.code for f in fixed.findings if f.severity != "info"] == []

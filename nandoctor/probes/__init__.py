@@ -8,6 +8,7 @@ reloaded copy.
 from nandoctor.probes.causal import CausalLeak
 from nandoctor.probes.graph import GraphChecks
 from nandoctor.probes.nan_probe import NanProbe
+from nandoctor.probes.numerics import SingularGradient, UnguardedDivision, UnguardedLog
 from nandoctor.probes.padding import PaddingProbe
 from nandoctor.probes.tying import TieProbe
 
@@ -15,5 +16,8 @@ from nandoctor.probes.tying import TieProbe
 # confirm them (or find what no suspicion named). Each takes (model, view).
 SUSPICIONS = [GraphChecks]
 PROBES = [NanProbe, PaddingProbe, TieProbe, CausalLeak]
+# The codes only a live model can raise, each with its documentation page (ND402's probe
+# confirms the static rule and shares its page).
+LIVE_RULES = [UnguardedDivision, SingularGradient, UnguardedLog, CausalLeak]
 
-__all__ = ["PROBES", "SUSPICIONS", "CausalLeak", "GraphChecks", "NanProbe", "PaddingProbe", "TieProbe"]
+__all__ = ["LIVE_RULES", "PROBES", "SUSPICIONS", "CausalLeak", "GraphChecks", "NanProbe", "PaddingProbe", "TieProbe"]

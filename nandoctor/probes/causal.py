@@ -42,7 +42,7 @@ class CausalLeak(Documented):
     import nandoctor
 
     tokens = keras.Input((16,), dtype="int32")
-    x = keras.layers.Embedding(100, 32)(tokens)
+    x = keras.layers.Embedding(100, 32, mask_zero=True)(tokens)
     x = nandoctor.layers.CausalSelfAttention(num_heads=4, intermediate_dim=128)(x)
     model = keras.Model(tokens, keras.layers.Dense(100)(x))
     ```
