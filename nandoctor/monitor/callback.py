@@ -40,8 +40,8 @@ class Monitor(keras.callbacks.Callback):
         restore_last_good: put back the weights of the last check at which every weight
             was finite, when a non-finite value appears. Defaults to `False`.
         log_dir: where to write the JSON-lines health log (`nandoctor-health.jsonl`), one
-            line per check. A new Monitor replaces the file; later `fit` calls with the
-            same Monitor append to it. Defaults to `None` (no log).
+            line for the starting weights, then one per check. A new Monitor replaces the
+            file; later `fit` calls with the same Monitor append to it. Defaults to `None`.
         snapshots: keep a copy of the weights on the device, for the update-to-weight
             ratio and `restore_last_good`: `True`, `False`, or `"auto"` (below 50 million
             values, or when `restore_last_good` asks). Defaults to `"auto"`.
@@ -122,6 +122,11 @@ class Monitor(keras.callbacks.Callback):
         self._last_check = self._step()
         self._nonfinite_seen = False
         self.last_good_step = self._last_check
+        if self._log is not None and not self._log.appending:
+            # The weights as training starts: without this line a run that breaks at its
+            # first step leaves a plot of one point, and no level to compare the first check to.
+            start = Check(self._last_check, self._kernel(), None, self._names, self._layers, self._sizes, self._ranks)
+            self._log.write(start, [])
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
