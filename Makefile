@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs fixtures bench clean
+.PHONY: demo test docs fixtures bench examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ fixtures: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_speed.py
+
+# The five field reports, full runs (about 20 minutes on 2 cores), then docs/examples.md.
+EXAMPLE_RUNS := a_memory.broken a_memory.fixed b_tied.broken b_tied.fixed c_cosine.broken c_cosine.fixed \
+	d_padding.broken d_padding.fixed e_characters.broken e_characters.fixed
+examples: $(STAMP)
+	for run in $(EXAMPLE_RUNS); do $(BIN)/python -m examples.$$run || exit 1; done
+	$(BIN)/python -m examples.a_memory.broken --learning-rate 0.5
+	$(BIN)/python -m examples.a_memory.fixed --learning-rate 0.5
+	$(BIN)/python -m examples.summary
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench/.cache

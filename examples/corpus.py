@@ -8,7 +8,6 @@ offline and reproducible on any machine with Python 3.11.
 
 import re
 from collections import Counter
-
 from pydoc_data.topics import topics
 
 PADDING = "<pad>"
