@@ -20,13 +20,13 @@ def view_of_model(model) -> ModelView:
     # configs reads the live one unchanged.
     entry = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=repr))
     view, _ = model_view(entry, entry.get("compile_config"), path=f"<model {model.name}>", format="live")
-    if len(view.layers) == 1 and view.layers[0].is_model and not view.edges:
-        # A subclassed model: its graph is code, but its tracked layers and weights are real.
-        view.layers.extend(_tracked_layers(model, view.layers[0].name))
     # A variable shared by reference (a hand-written tie tracks the embedding layer) belongs
     # to the first layer that holds it, as a saved file stores it once: the second holder
     # would otherwise look like a layer with an equal copy of its own.
     seen: set[int] = set()
+    if len(view.layers) == 1 and view.layers[0].is_model and not view.edges:
+        # A subclassed model: its graph is code, but its tracked layers and weights are real.
+        view.layers.extend(_tracked_layers(model, view.layers[0].name, seen))
     for layer in view.layers:
         live = _find(model, layer.name)
         if live is not None and not layer.weights and not layer.is_model:
@@ -44,13 +44,13 @@ def _find(model, name: str):
     return current
 
 
-def _weights_of(live, layer_name: str, seen: set[int] | None = None) -> list[Weight]:
+def _weights_of(live, layer_name: str, seen: set[int]) -> list[Weight]:
+    """The layer's variables that no earlier layer holds (`seen` collects their ids)."""
     weights = []
     for variable in live.weights:
-        if seen is not None:
-            if id(variable) in seen:
-                continue
-            seen.add(id(variable))
+        if id(variable) in seen:
+            continue
+        seen.add(id(variable))
         path = getattr(variable, "path", variable.name)
         prefix = f"{live.name}/"
         name = path[len(prefix):] if path.startswith(prefix) else variable.name
@@ -60,7 +60,7 @@ def _weights_of(live, layer_name: str, seen: set[int] | None = None) -> list[Wei
     return weights
 
 
-def _tracked_layers(model, prefix: str) -> list[Layer]:
+def _tracked_layers(model, prefix: str, seen: set[int]) -> list[Layer]:
     layers = []
     for live in model.layers:
         try:
@@ -70,6 +70,6 @@ def _tracked_layers(model, prefix: str) -> list[Layer]:
         name = f"{prefix}/{live.name}"
         layer = Layer(name=name, class_name=type(live).__name__, config=config,
                       module=type(live).__module__, parent=prefix)
-        layer.weights = _weights_of(live, name)
+        layer.weights = _weights_of(live, name, seen)
         layers.append(layer)
     return layers

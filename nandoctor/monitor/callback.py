@@ -116,13 +116,14 @@ class Monitor(keras.callbacks.Callback):
         self._result = FileResult(f"<model {self.model.name}>", "live", FileStatus.SCANNED)
         self.report = Report([self._result])
         # Each Monitor writes its log afresh; its own later fits (a notebook's) append to it.
-        self._log = HealthLog(self.log_dir, append=self._logged) if self.log_dir else None
+        appending = self._logged
+        self._log = HealthLog(self.log_dir, append=appending) if self.log_dir else None
         self._logged = self._log is not None
         self._scalars = TensorBoardScalars(self.tensorboard_dir) if self.tensorboard_dir else None
         self._last_check = self._step()
         self._nonfinite_seen = False
         self.last_good_step = self._last_check
-        if self._log is not None and not self._log.appending:
+        if self._log is not None and not appending:
             # The weights as training starts: without this line a run that breaks at its
             # first step leaves a plot of one point, and no level to compare the first check to.
             start = Check(self._last_check, self._kernel(), None, self._names, self._layers, self._sizes, self._ranks)

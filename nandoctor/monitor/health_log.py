@@ -29,7 +29,6 @@ class HealthLog:
     def __init__(self, log_dir: str | Path, append: bool = False):
         self.path = Path(log_dir) / FILENAME
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.appending = append
         # A new run starts a new log, as Keras's CSVLogger does: a stale run's lines would
         # interleave their steps with this one's in every plot.
         self._file = open(self.path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 (closed in close())

@@ -5,13 +5,13 @@ from collections.abc import Iterator
 import numpy as np
 
 from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Documented
+from nandoctor.rule import Diagnosis
 
 # How many perturbation positions the probe tries, spread over the sequence.
 _POSITIONS = 12
 
 
-class CausalLeak(Documented):
+class CausalLeak(Diagnosis):
     """## What it does
     Proves, on the live model, whether a next-token model's outputs at positions up to `t`
     depend on the tokens after `t`: it changes only the later tokens and measures the change
@@ -52,7 +52,6 @@ class CausalLeak(Documented):
     name = "causal-leak"
     severity = Severity.ERROR
     confidence = Confidence.HIGH
-    options: dict = {}
     fix = "Mask attention causally (use_causal_mask=True), or build the decoder from nandoctor.layers.CausalSelfAttention."
 
     def run(self, model, view=None) -> Iterator[Finding]:

@@ -122,40 +122,40 @@ class GraphChecks(Documented):
 
 def _judge(op, layer: str) -> Finding | None:
     from nandoctor.probes.numerics import (
-        SINGULAR_GRADIENT,
-        UNGUARDED_DIVISION,
-        UNGUARDED_LOG,
+        SingularGradient,
+        UnguardedDivision,
+        UnguardedLog,
     )
 
     argument = op.inputs[-1] if op.type in ("RealDiv", "Div") else op.inputs[0]
     where = f"'{op.name}' in layer '{layer}'"
     if op.type in _DIVISIONS:
         if _clamp_outside_root(argument):
-            return SINGULAR_GRADIENT.finding(layer, f"the division {where} is guarded by a maximum outside its square "
+            return SingularGradient.finding(layer, f"the division {where} is guarded by a maximum outside its square "
                                             "root: the value is safe, the gradient of order 1/epsilon", op.name)
         if not is_positive(argument):
-            return UNGUARDED_DIVISION.finding(layer, f"the denominator of the division {where} ({argument.op.type}) "
+            return UnguardedDivision.finding(layer, f"the denominator of the division {where} ({argument.op.type}) "
                                               "is not guarded against 0: 0/0 gives NaN", op.name)
     elif op.type in _ROOTS:
         if not is_positive(argument):
-            return SINGULAR_GRADIENT.finding(layer, f"the square root {where} takes {argument.op.type}, which can be 0, "
+            return SingularGradient.finding(layer, f"the square root {where} takes {argument.op.type}, which can be 0, "
                                             "where its derivative is infinite", op.name)
     elif op.type in _POWERS:
         exponent = _constant(op.inputs[1])
         if exponent is not None and not is_positive(op.inputs[0]):
             if np.any(exponent < 0):
-                return UNGUARDED_DIVISION.finding(layer, f"the power {where} has a negative exponent, a division by a "
+                return UnguardedDivision.finding(layer, f"the power {where} has a negative exponent, a division by a "
                                                   "base that can be 0", op.name)
             if np.any((exponent > 0) & (exponent < 1)):
-                return SINGULAR_GRADIENT.finding(layer, f"the power {where} has a fractional exponent below 1, whose "
+                return SingularGradient.finding(layer, f"the power {where} has a fractional exponent below 1, whose "
                                                 "derivative is infinite at a base of 0", op.name)
     elif op.type in _ANGLES:
         if op.type == "Atan2" or op.inputs[0].op.type not in _CLIPS:
-            return SINGULAR_GRADIENT.finding(layer, f"the {op.type.lower()} {where} has an infinite derivative at the ends of "
+            return SingularGradient.finding(layer, f"the {op.type.lower()} {where} has an infinite derivative at the ends of "
                                             "its domain (acos of a cosine of 1: identical vectors)", op.name)
     elif op.type in _LOGS and not is_positive(argument):
         softmax = " (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)" if argument.op.type == "Softmax" else ""
-        return UNGUARDED_LOG.finding(layer, f"the log {where} takes {argument.op.type}, which can be 0{softmax}", op.name)
+        return UnguardedLog.finding(layer, f"the log {where} takes {argument.op.type}, which can be 0{softmax}", op.name)
     return None
 
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.probes.numerics import SINGULAR_GRADIENT, UNGUARDED_DIVISION
+from nandoctor.probes.numerics import SingularGradient, UnguardedDivision
 from nandoctor.report import Confidence, Finding
 from nandoctor.rule import Documented
 
@@ -45,7 +45,7 @@ class NanProbe(Documented):
 
             where = localize(model, (inputs, _targets(model, inputs)))
             layer = where.forward_culprit or where.backward_culprit
-            rule = UNGUARDED_DIVISION if kind == "non-finite output" else SINGULAR_GRADIENT
+            rule = UnguardedDivision if kind == "non-finite output" else SingularGradient
             message = (f"on {recipe}, the model's {kind} ({value}); replaying it layer by layer: "
                        f"{where.describe()}")
             yield Finding(rule.code, rule.name, rule.severity, Confidence.HIGH, layer, message, rule.fix,

@@ -7,20 +7,14 @@ the NaN probe confirms a suspicion by making the division, root or log meet its 
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Documented
+from nandoctor.rule import Diagnosis
 
 
-class NumericsRule(Documented):
-    code: ClassVar[str]
-    name: ClassVar[str]
-    fix: ClassVar[str]
-    severity: ClassVar[Severity] = Severity.ERROR
+class NumericsRule(Diagnosis):
+    severity = Severity.ERROR
     # A graph check judges structure; the NaN probe's measurement raises it to high.
-    confidence: ClassVar[Confidence] = Confidence.MEDIUM
-    options: ClassVar[dict] = {}
+    confidence = Confidence.MEDIUM
 
     @classmethod
     def finding(cls, layer: str, message: str, operation: str) -> Finding:
@@ -154,6 +148,3 @@ class UnguardedLog(NumericsRule):
     code = "ND203"
     name = "unguarded-log"
     fix = "Work in log space (keras.ops.log_softmax, or a loss with from_logits=True), or take log(x + eps)."
-
-
-UNGUARDED_DIVISION, SINGULAR_GRADIENT, UNGUARDED_LOG = UnguardedDivision, SingularGradient, UnguardedLog
