@@ -54,8 +54,10 @@ def codes(report) -> list[str]:
 
 
 def serious_codes(report) -> list[str]:
-    """Codes of findings at warning or error: what makes `nandoctor scan` exit 1."""
-    return sorted({f.code for f in report.findings if f.severity.value in ("warning", "error")})
+    """Codes of findings at warning or above: what makes `nandoctor scan` exit 1."""
+    from nandoctor import Severity
+
+    return sorted({f.code for f in report.findings if f.severity.rank >= Severity.WARNING.rank})
 
 
 def diagnose(args: argparse.Namespace, name: str, model, *, live: bool = True) -> dict:
@@ -83,13 +85,13 @@ def save_results(args: argparse.Namespace, name: str, results: dict) -> dict:
     return results
 
 
-def load_results(args: argparse.Namespace, name: str) -> dict | None:
-    """Another script's results from the same folder (for plots that compare runs)."""
-    path = args.out / f"{name}.json"
+def load_results(folder: Path, name: str) -> dict | None:
+    """A run's results from a results folder (for plots and tables that compare runs)."""
+    path = folder / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def plot_curves(args: argparse.Namespace, filename: str, curves: dict, *, xlabel: str, ylabel: str, title: str,
+def plot_curves(folder: Path, filename: str, curves: dict, *, xlabel: str, ylabel: str, title: str,
                 reference: tuple[str, float] | None = None) -> Path:
     """One line per run (`{label: (x values, y values)}`), with an optional horizontal
     reference line such as chance; written as PNG beside the results."""
@@ -107,7 +109,7 @@ def plot_curves(args: argparse.Namespace, filename: str, curves: dict, *, xlabel
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    path = args.out / filename
+    path = folder / filename
     figure.savefig(path)
     plt.close(figure)
     return path

@@ -20,8 +20,7 @@ BEGIN, END = "<!-- results: written by python -m examples.summary -->", "<!-- /r
 
 
 def results(folder: str, name: str) -> dict | None:
-    path = EXAMPLES / folder / "results" / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return runner.load_results(EXAMPLES / folder / "results", name)
 
 
 def percent(value: float) -> str:
@@ -178,15 +177,13 @@ def examples_page(summaries: dict) -> str:
 def draw_comparisons() -> None:
     """The plots that compare runs of different scripts (the others are drawn by the scripts)."""
     fixed = results("b_tied", "fixed")
-    args = type("Args", (), {"out": EXAMPLES / "b_tied" / "results"})
     curves = {name: (list(range(1, len(fixed[name]["val_perplexity"]) + 1)), fixed[name]["val_perplexity"])
               for name in ("tied", "untied")}
-    runner.plot_curves(args, "perplexity.png", curves, xlabel="epoch", ylabel="held-out perplexity",
+    runner.plot_curves(EXAMPLES / "b_tied" / "results", "perplexity.png", curves, xlabel="epoch", ylabel="held-out perplexity",
                        title="Report B: TiedEmbedding against an untied softmax, same budget")
-    args.out = EXAMPLES / "a_memory" / "results"
     curves = {f"{name}, SGD lr {r['learning_rate']:g}": (list(range(1, len(r["val_accuracy"]) + 1)), r["val_accuracy"])
               for name in ("broken", "fixed", "broken_lr0.5", "fixed_lr0.5") if (r := results("a_memory", name))}
-    runner.plot_curves(args, "learning_curves.png", curves, xlabel="epoch", ylabel="held-out next-word accuracy",
+    runner.plot_curves(EXAMPLES / "a_memory" / "results", "learning_curves.png", curves, xlabel="epoch", ylabel="held-out next-word accuracy",
                        title="Report A: memory network language model")
 
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from examples import corpus
+from examples import corpus, runner
 
 VOCABULARY, WIDTH, MEMORY_SIZE, HOPS = 2000, 64, 10, 3
 EPOCHS, QUICK_EPOCHS, BATCH_SIZE = 10, 1, 32
@@ -57,7 +57,6 @@ def train(model, quick: bool) -> dict:
 def diagnose_and_train(args, script: str, model) -> dict:
     """nandoctor's scan and check of the compiled model, then training; the results are
     saved as `script`, or `script_lr0.5` at another learning rate than the report's."""
-    from examples import runner
 
     run = run_name(script, args.learning_rate)
     diagnosis = runner.diagnose(args, run, model)

@@ -15,7 +15,7 @@ from pydoc_data.topics import topics
 
 import numpy as np
 
-from examples import corpus
+from examples import corpus, runner
 
 WORDS, NEGATIVES, WIDTH, MIN_COUNT, VOCABULARY = 20, 10, 32, 5, 4000
 EPOCHS = 30  # 38 steps each
@@ -99,7 +99,6 @@ def train(args, name: str, model, inputs, epochs: int = EPOCHS, quick_epochs: in
     import keras
 
     import nandoctor
-    from examples import runner
     from nandoctor.plot import plot_health, read_log
 
     boundary = int(0.8 * len(inputs[0]))

@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from examples import corpus
+from examples import corpus, runner
 
 LENGTH, VOCABULARY = 1000, 8000  # the report: 1,100 tokens
 EPOCHS, QUICK_EPOCHS, BATCH_SIZE = 15, 1, 32
@@ -129,12 +129,10 @@ def train(model, quick: bool) -> dict:
 
 def plot_learning_curves(args) -> None:
     """Held-out accuracy per epoch of every run in the results folder so far."""
-    from examples import runner
-
-    runs = {name: runner.load_results(args, name) for name in ("broken", "fixed")}
+    runs = {name: runner.load_results(args.out, name) for name in ("broken", "fixed")}
     curves = {f"{name}: {label}": (list(range(1, len(r["val_accuracy"]) + 1)), r["val_accuracy"])
               for (name, r), label in zip(runs.items(), ("Embedding", "MaskedEmbedding")) if r}
     majority = next(r for r in runs.values() if r)["majority_class_accuracy"]
-    runner.plot_curves(args, "learning_curves.png", curves, xlabel="epoch", ylabel="held-out accuracy",
+    runner.plot_curves(args.out, "learning_curves.png", curves, xlabel="epoch", ylabel="held-out accuracy",
                        title="Report D: documents zero-padded to 1,000 tokens, Flatten -> Dense",
                        reference=("chance (majority topic)", majority))
