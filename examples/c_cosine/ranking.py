@@ -53,9 +53,10 @@ def dataset(seed: int = 0):
     """Inputs [words, positive topic, negative topics], the two tables, and the topic names."""
     pairs = paragraphs_by_topic()
     entity_names = sorted(topics)
-    counts = Counter(word for _, tokens in pairs for word in tokens)
-    counts.update(corpus.words(corpus.english_text()))
-    word_list = corpus.vocabulary(list(counts.elements()), VOCABULARY)
+    # Counted once over the whole text, as gensim counts its training corpus.
+    tokens = corpus.words(corpus.english_text())
+    counts = Counter(tokens)
+    word_list = corpus.vocabulary(tokens, VOCABULARY)
     index = {word: i for i, word in enumerate(word_list)}
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
