@@ -28,7 +28,7 @@ fixtures: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/scan_speed.py
 
-# The five field reports, full runs (about 20 minutes on 2 cores), then docs/examples.md.
+# The five field reports, full runs, then docs/examples.md (README.md gives the measured time).
 EXAMPLE_RUNS := a_memory.broken a_memory.fixed b_tied.broken b_tied.fixed c_cosine.broken c_cosine.fixed \
 	d_padding.broken d_padding.fixed e_characters.broken e_characters.fixed
 examples: $(STAMP)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -27,16 +29,19 @@ def main() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file instead.")
 @click.option("--select", multiple=True, metavar="CODES",
               help="Rules to run: codes (ND101), families (ND1) or names, comma-separated.")
-@click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip, as for --select.")
+@click.option("--ignore", multiple=True, metavar="CODES",
+              help="Rules to skip, as for --select; CODE:LAYER suppresses a code on layers matching a glob.")
 @click.option("--fail-on", type=click.Choice(_SEVERITIES), default=None,
               help="Exit 1 when a finding is at or above this severity.  [default: warning]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings reach --fail-on.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour the text report (auto: on a terminal, unless NO_COLOR is set or FORCE_COLOR asks).")
 @click.option("--trust", is_flag=True,
               help="Load the models with Keras (running their code: only files you trust) and probe them live.")
 @click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
               help="With --trust: import MODULE first, to register your custom classes.")
-def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet, trust, custom_objects) -> None:
+def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet, color, trust, custom_objects) -> None:
     """Examine saved models and embedding matrices without running them.
 
     PATHS are .keras, .h5/.hdf5, .weights.h5, .npy, .npz and word2vec (.vec, .txt,
@@ -48,14 +53,14 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet
     from nandoctor import console
     from nandoctor.engine import scan as run_scan
     from nandoctor.reporters import render
-    from nandoctor.settings import SettingsError, load_settings
+    from nandoctor.settings import load_settings
 
     if custom_objects and not trust:
         raise click.UsageError("--custom-objects loads your code and goes with --trust.")
     try:
         settings = load_settings()
-        chosen = {"select": list(select) or settings.select, "ignore": list(ignore) or settings.ignore,
-                  "options": settings.options}
+        chosen = {"select": list(select) or settings.select, "ignore": [*settings.ignore, *ignore],
+                  "options": settings.options, "per_file_ignores": settings.per_file_ignores}
         if trust:
             from nandoctor.engine import scan_trusted
 
@@ -64,39 +69,58 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet
             report = run_scan(list(paths), progress=None if quiet else console.WeightProgress(), **chosen)
         threshold = fail_on or settings.fail_on or Severity.WARNING.value
         code = report.exit_code(threshold)
-    except (ValueError, SettingsError) as error:
-        raise click.UsageError(str(error)) from None
+    except ValueError as error:  # a selector, an option, a setting or a module: one line, exit 2
+        _fail(str(error))
 
     for failed in report.errors:
         console.error(f"{failed.path}: {failed.error}")
-    text = render(report, output_format, **_text_options(output_format, output, quiet))
+    text = render(report, output_format, **_text_options(output_format, output, quiet, color))
     if output:
         try:
             with open(output, "w", encoding="utf-8") as file:
                 file.write(text)
         except OSError as error:
-            console.error(f"cannot write {output}: {error.strerror or error}")
-            sys.exit(EXIT_UNUSABLE)
+            _fail(f"cannot write {output}: {error.strerror or error}")
     else:
-        click.echo(text, nl=not text.endswith("\n"))
+        # The text carries colour only when --color asked for it; click would strip it from a pipe.
+        click.echo(text, nl=not text.endswith("\n"), color=True)
     if exit_zero and code == EXIT_FINDINGS:
         code = EXIT_CLEAN
     sys.exit(code)
 
 
-def _text_options(output_format: str, output: str | None, quiet: bool) -> dict:
+def _fail(message: str) -> NoReturn:
+    from nandoctor import console
+
+    console.error(" ".join(message.split()))
+    sys.exit(EXIT_UNUSABLE)
+
+
+def _text_options(output_format: str, output: str | None, quiet: bool, color: str) -> dict:
     if output_format != "text":
         return {}
     import shutil
 
-    from nandoctor.console import console
-
-    to_terminal = output is None and sys.stdout.isatty()
+    to_terminal = output is None and stdout_is_terminal()
     return {
-        "color": to_terminal and not console.no_color,
+        "color": use_color(color, to_terminal),
         "width": shutil.get_terminal_size((100, 24)).columns if to_terminal else 100,
         "summary": not quiet,
     }
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def use_color(choice: str, to_terminal: bool) -> bool:
+    """`--color`: always and never say so; auto colours a terminal unless NO_COLOR is set,
+    and FORCE_COLOR colours even a pipe (https://no-color.org, https://force-color.org)."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool(os.environ.get("FORCE_COLOR")) or to_terminal
 
 
 @main.command(name="plot")
@@ -105,56 +129,58 @@ def _text_options(output_format: str, output: str | None, quiet: bool) -> dict:
               help="PNG file to write.")
 def plot(log: str, output: str) -> None:
     """Draw a Monitor health log (a nandoctor-health.jsonl, or its directory) as a PNG."""
-    from nandoctor import console
     from nandoctor.errors import UnreadableFile
 
     try:
-        from nandoctor.plot import plot_health, read_log
+        from nandoctor.monitor.plot import plot_health, read_log
 
         written = plot_health(read_log(log), output, title=f"nandoctor health: {log}")
     except ImportError:
-        console.error("nandoctor plot needs matplotlib: pip install 'nandoctor[plot]'")
-        sys.exit(EXIT_UNUSABLE)
+        _fail("nandoctor plot needs matplotlib: pip install 'nandoctor[plot]'")
     except UnreadableFile as error:
-        console.error(str(error))
-        sys.exit(EXIT_UNUSABLE)
+        _fail(str(error))
     click.echo(f"wrote {written}")
 
 
 @main.command(name="rules")
 def list_rules() -> None:
-    """List every rule (and training detector): code, name, default severity, what it does."""
+    """List every diagnosis: code, name, default severity, where it runs, what it does.
+
+    file: the static scan (and check() on a live model); live: only on a live model
+    (check(), scan --trust); training: the Monitor.
+    """
     from rich.console import Console
     from rich.table import Table
 
-    from nandoctor.monitor import DETECTORS
-    from nandoctor.rules import RULES
+    from nandoctor.catalogue import DIAGNOSES
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("code", "name", "severity", "what it does"):
-        table.add_column(column, overflow="fold")
-    for rule in RULES:
-        table.add_row(rule.code, rule.name, rule.severity.value, rule.summary())
-    for detector in DETECTORS:
-        table.add_row(detector.code, detector.name, detector.severity.value, detector.summary() + " (Monitor)")
-    from nandoctor.probes import LIVE_RULES
-
-    for live in LIVE_RULES:
-        table.add_row(live.code, live.name, live.severity.value, live.summary() + " (live)")
+    for column in ("code", "name", "severity", "runs on"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what it does", overflow="fold", ratio=1)
+    for diagnosis in DIAGNOSES:
+        table.add_row(diagnosis.code, diagnosis.name, diagnosis.severity.value, diagnosis.runs_on.value,
+                      diagnosis.summary())
     Console(highlight=False).print(table)
 
 
 @main.command(name="rule")
 @click.argument("code")
 def show_rule(code: str) -> None:
-    """Print a rule's documentation (a code such as ND101, or a name)."""
+    """Print a rule's documentation (a code such as ND101, or a name): rendered on a
+    terminal, Markdown when piped."""
+    from nandoctor.catalogue import find
     from nandoctor.docgen import rule_page
-    from nandoctor.monitor import DETECTORS
-    from nandoctor.probes import LIVE_RULES
-    from nandoctor.rules import find_rule
 
-    others = [*DETECTORS, *LIVE_RULES]
-    rule = find_rule(code) or next((d for d in others if code.upper() == d.code or code.lower() == d.name), None)
-    if rule is None:
-        raise click.UsageError(f"Unknown rule. Expected a code (ND101) or a name. Received: {code!r}")
-    click.echo(rule_page(rule), nl=False)
+    diagnosis = find(code)
+    if diagnosis is None:
+        _fail(f"Unknown rule. Expected a code (ND101) or a name (zero-embedding-rows); "
+              f"`nandoctor rules` lists them. Received: {code!r}")
+    page = rule_page(diagnosis)
+    if stdout_is_terminal():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console(highlight=False).print(Markdown(page))
+    else:
+        click.echo(page, nl=False)

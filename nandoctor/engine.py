@@ -1,16 +1,24 @@
-"""Running the rules over files: one file's failure never stops the run."""
+"""Runs the diagnoses that apply to a file or a live model; knows no diagnosis by its code.
+
+One file's failure never stops the run, and one live check's failure never loses the report:
+it becomes a note that says why, and every other check still reports.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
+from nandoctor.catalogue import Selection
+from nandoctor.diagnosis import Rule, RunsOn
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders import Target, discover, guess_format, load
-from nandoctor.report import FileResult, FileStatus, Report
-from nandoctor.rule import Rule
-from nandoctor.rules import select_rules
+from nandoctor.report import Confidence, FileResult, FileStatus, Finding, Report
+
+Selectors = str | Iterable[str] | None
 
 
 class Progress(Protocol):
@@ -26,65 +34,77 @@ class Progress(Protocol):
 def scan(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     *,
-    select: Iterable[str] | None = None,
-    ignore: Iterable[str] | None = None,
+    select: Selectors = None,
+    ignore: Selectors = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    per_file_ignores: Mapping[str, str | Iterable[str]] | None = None,
     progress: Progress | None = None,
 ) -> Report:
     """Scan model files and directories statically; never imports TensorFlow or Keras."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    rules = select_rules(select, ignore, options)
-    return Report([scan_target(target, rules, progress) for target in discover([os.fspath(p) for p in paths])])
+    selection = Selection.resolve(select, ignore, per_file_ignores)
+    rules = selection.instances(RunsOn.FILE, options)
+    return Report([scan_target(target, rules, selection, progress) for target in discover([os.fspath(p) for p in paths])])
 
 
 def check_model(
     model,
     *,
     probes: bool = True,
-    select: Iterable[str] | None = None,
-    ignore: Iterable[str] | None = None,
+    select: Selectors = None,
+    ignore: Selectors = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Report:
-    """The rules on a live Keras model's structure and weights, then the probes that run it."""
-    import time
-
-    from nandoctor.loaders.live_model import view_of_model
+    """The static rules on a live model's structure and weights, then the live checks."""
+    from nandoctor.live.model_view import view_of_model
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    rules = select_rules(select, ignore, options)
+    selection = Selection.resolve(select, ignore)
+    rules = selection.instances(RunsOn.FILE, options)
     view = view_of_model(model)
     findings = run_rules(view, rules)
     timings["static rules"] = time.perf_counter() - started
+    notes = list(view.notes)
     if probes:
-        from nandoctor.probes import PROBES, SUSPICIONS
-
-        findings += run_probes(SUSPICIONS, model, view, select, ignore, timings)
-        findings = merge_confirmations(findings, run_probes(PROBES, model, view, select, ignore, timings))
-    return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=findings)], timings)
-
-
-def _confirms(probed, static) -> bool:
-    """Same code, and the same layer (ND302 names the dropping layer, the probe the embedding)."""
-    return probed.code == static.code and probed.layer in (static.layer, static.details.get("mask_from"))
+        findings = run_live_checks(model, view, selection, findings, timings, notes)
+    kept, suppressed = selection.filter(findings)
+    return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=kept, notes=notes,
+                              suppressed=suppressed)], timings)
 
 
-def merge_confirmations(static: list, probed: list) -> list:
-    """A probe finding with the same code and layer as a suspicion (a static rule's or a graph
-    check's) confirms it: the suspicion rises to high confidence and carries the probe's
-    evidence; other probe findings are added."""
-    from dataclasses import replace
+def run_live_checks(model, view, selection: Selection, findings: list[Finding],
+                    timings: dict[str, float], notes: list[str]) -> list[Finding]:
+    """Every selected live check in order; a measurement that confirms an earlier finding
+    raises it to high confidence with the evidence, other findings are added."""
+    from nandoctor.live import LIVE_CHECKS
 
-    from nandoctor.report import Confidence
+    merged = list(findings)
+    for check_class in LIVE_CHECKS:
+        if not selection.any_of(check_class.raises):
+            continue
+        check = check_class()
+        started = time.perf_counter()
+        try:
+            found = [finding for finding in check.run(model, view) if finding.code in selection]
+        except Exception as error:  # the user's model failing under a probe: the rest still reports
+            if os.environ.get("NANDOCTOR_DEBUG"):
+                raise
+            notes.append(f"{check.name} could not run: {type(error).__name__}: {first_line(error)}")
+            continue
+        finally:
+            timings[check.name] = time.perf_counter() - started
+        merged = _merge(merged, found, check) if check.measures else merged + found
+    return merged
 
-    merged = list(static)
-    for finding in probed:
-        index = next((i for i, s in enumerate(merged) if _confirms(finding, s)), None)
-        if index is None and finding.code.startswith("ND20"):
-            # The NaN probe sees that a layer breaks, not which of its operations: it confirms
-            # whichever numerics suspicion the graph checks raised on that layer.
-            index = next((i for i, s in enumerate(merged) if s.code.startswith("ND20") and s.layer == finding.layer), None)
+
+def _merge(findings: list[Finding], measured: list[Finding], check) -> list[Finding]:
+    merged = list(findings)
+    for finding in measured:
+        confirmed = [i for i, earlier in enumerate(merged) if check.confirms(finding, earlier)]
+        # Of the findings it proves, the one of its own code first.
+        index = next((i for i in confirmed if merged[i].code == finding.code), confirmed[0] if confirmed else None)
         if index is None:
             merged.append(finding)
             continue
@@ -98,44 +118,26 @@ def merge_confirmations(static: list, probed: list) -> list:
     return merged
 
 
-def run_probes(probes: list, model, view, select: Iterable[str] | None, ignore: Iterable[str] | None,
-               timings: dict[str, float] | None = None) -> list:
-    import time
-
-    from nandoctor.rules import split_selectors
-
-    def wanted(probe) -> bool:
-        chosen = split_selectors(select)
-        dropped = split_selectors(ignore)
-        codes = probe.code.split("/")  # the padding probe confirms ND301 and ND302
-        matches = lambda key: any(c.startswith(key.upper()) for c in codes) or key.lower() == probe.name  # noqa: E731
-        return (not chosen or any(matches(key) for key in chosen)) and not any(matches(key) for key in dropped)
-
-    found = []
-    for probe in probes:
-        if not wanted(probe):
-            continue
-        started = time.perf_counter()
-        found += list(probe().run(model, view))
-        if timings is not None:
-            timings[probe.name] = time.perf_counter() - started
-    return found
-
-
 def scan_trusted(
     paths: Iterable[str],
     *,
     custom_objects: Iterable[str] = (),
-    select: Iterable[str] | None = None,
-    ignore: Iterable[str] | None = None,
+    select: Selectors = None,
+    ignore: Selectors = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    per_file_ignores: Mapping[str, str | Iterable[str]] | None = None,
 ) -> Report:
     """Load each file with Keras (it runs the file's code: only for files you trust), after
     importing the modules that register your classes, then `check` the live model."""
     import importlib
 
+    selection = Selection.resolve(select, ignore, per_file_ignores)  # a bad selector fails before any load
     for module in custom_objects:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except Exception as error:
+            raise ValueError(f"cannot import the --custom-objects module {module!r}: "
+                             f"{type(error).__name__}: {first_line(error)}") from None
     results = []
     for target in discover([os.fspath(p) for p in paths]):
         if target.error is not None:
@@ -148,12 +150,14 @@ def scan_trusted(
             continue
         try:
             (result,) = check_model(model, select=select, ignore=ignore, options=options).files
-        except Exception as error:  # the user's own model code failing under a probe: one line
+        except Exception as error:  # the user's own model code failing: one line
             if os.environ.get("NANDOCTOR_DEBUG"):
                 raise
             results.append(_failed(target, f"checking the loaded model failed: {type(error).__name__}: {first_line(error)}"))
             continue
-        results.append(FileResult(target.path, guess_format(target.path), FileStatus.SCANNED, findings=result.findings))
+        kept, suppressed = selection.filter(result.findings, target.path)
+        results.append(FileResult(target.path, guess_format(target.path), FileStatus.SCANNED, findings=kept,
+                                  notes=result.notes, suppressed=_added(result.suppressed, suppressed)))
     return Report(results)
 
 
@@ -165,19 +169,20 @@ def _load_trusted(path: str):
     return keras.models.load_model(path, safe_mode=False, compile=True)
 
 
-def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list:
+def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list[Finding]:
     if any(rule.needs_weights for rule in rules):
         _read_weights(view, progress)
     return [finding for rule in rules for finding in rule.check(view)]
 
 
-def scan_target(target: Target, rules: list[Rule], progress: Progress | None = None) -> FileResult:
+def scan_target(target: Target, rules: list[Rule], selection: Selection, progress: Progress | None = None) -> FileResult:
     if target.error is not None:
-        return _failed(target, target.error)
+        return _failed(target, target.error, FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     try:
         with load(target.path) as view:
-            findings = run_rules(view, rules, progress)
-            return FileResult(target.path, view.format, FileStatus.SCANNED, findings=findings)
+            kept, suppressed = selection.filter(run_rules(view, rules, progress), target.path)
+            return FileResult(target.path, view.format, FileStatus.SCANNED, findings=kept, notes=list(view.notes),
+                              suppressed=suppressed)
     except NotAModel as reason:
         return _failed(target, str(reason), FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     except UnreadableFile as reason:
@@ -193,6 +198,10 @@ def scan_target(target: Target, rules: list[Rule], progress: Progress | None = N
 def _failed(target: Target, reason: str, status: FileStatus = FileStatus.ERROR) -> FileResult:
     # Reasons may quote names from the file itself, which may hold newlines: one line it is.
     return FileResult(target.path, guess_format(target.path), status, " ".join(reason.split()))
+
+
+def _added(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
+    return {code: first.get(code, 0) + second.get(code, 0) for code in {**first, **second}}
 
 
 def _read_weights(view, progress: Progress | None) -> None:

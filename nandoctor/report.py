@@ -70,6 +70,10 @@ class FileResult:
     status: FileStatus
     error: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    # What could not be read or judged (weights absent, a live check that could not run).
+    notes: list[str] = field(default_factory=list)
+    # Findings left out by per-file or per-layer ignores, counted by code.
+    suppressed: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +82,9 @@ class FileResult:
             "status": self.status.value,
             "error": self.error,
             "findings": [finding.to_dict() for finding in self.findings],
+            # Additions to the contract: keys are only ever added.
+            "notes": list(self.notes),
+            "suppressed": dict(self.suppressed),
         }
 
 
@@ -118,7 +125,8 @@ class Report:
         counts = {severity.value: 0 for severity in Severity}
         for finding in findings:
             counts[finding.severity.value] += 1
-        return {"files": len(self.files), "findings": len(findings), **counts}
+        return {"files": len(self.files), "findings": len(findings), **counts,
+                "unreadable": len(self.errors), "suppressed": sum(sum(r.suppressed.values()) for r in self.files)}
 
     def to_dict(self, version: str | None = None) -> dict[str, Any]:
         if version is None:
@@ -131,6 +139,18 @@ class Report:
         if self.timings:  # an addition to the contract: only live checks have it
             data["timings"] = {name: round(seconds, 4) for name, seconds in self.timings.items()}
         return data
+
+    def __str__(self) -> str:
+        """The text report, as `nandoctor scan` prints it (`print(nandoctor.check(model))`)."""
+        from nandoctor.reporters.text import render_text
+
+        return render_text(self)
+
+    def _repr_html_(self) -> str:
+        """A table of the findings, for Jupyter."""
+        from nandoctor.reporters.html import render_html
+
+        return render_html(self)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

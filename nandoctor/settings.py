@@ -6,9 +6,18 @@ select = ["ND1", "ND601"]
 ignore = ["opaque-code"]
 fail-on = "error"
 
-[tool.nandoctor.options.collapsed-weights]
+[tool.nandoctor.options.collapsed-weights]   # by code or name
 tiny = 1e-30
+
+[tool.nandoctor.per-file-ignores]            # a glob of the path (or of the file name) -> codes
+"tests/fixtures/*.keras" = ["ND901"]
+
+[tool.nandoctor.per-layer-ignores]           # a glob of the layer name -> codes
+"gpt2_backbone/*" = ["ND301"]
 ```
+
+Everything is checked when it is read (selectors, option names and their types), so a
+mistake is one error naming `pyproject.toml`, not a failure of every model scanned.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_KNOWN_KEYS = {"select", "ignore", "fail-on", "options"}
+_KNOWN_KEYS = {"select", "ignore", "fail-on", "options", "per-file-ignores", "per-layer-ignores"}
 
 
 class SettingsError(ValueError):
@@ -32,6 +41,7 @@ class Settings:
     ignore: list[str] = field(default_factory=list)
     fail_on: str | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     source: str | None = None
 
 
@@ -58,19 +68,46 @@ def load_settings(start: str | os.PathLike | None = None) -> Settings:
             f"Unknown key in [tool.nandoctor] of {path}. Expected one of: "
             f"{', '.join(sorted(_KNOWN_KEYS))}. Received: {', '.join(unknown)}"
         )
-    return Settings(
+    layer_ignores = _glob_table(table, "per-layer-ignores", path)
+    settings = Settings(
         select=_string_list(table, "select", path) or None,
-        ignore=_string_list(table, "ignore", path),
+        ignore=_string_list(table, "ignore", path)
+        + [f"{code}:{layer}" for layer, codes in layer_ignores.items() for code in codes],
         fail_on=table.get("fail-on"),
         options=table.get("options", {}),
+        per_file_ignores=_glob_table(table, "per-file-ignores", path),
         source=str(path),
     )
+    _check(settings, path)
+    return settings
 
 
-def _string_list(table: dict[str, Any], key: str, path: Path) -> list[str]:
+def _check(settings: Settings, path: Path) -> None:
+    from nandoctor.catalogue import Selection, resolve_options
+    from nandoctor.report import parse_severity
+
+    try:
+        Selection.resolve(settings.select, settings.ignore, settings.per_file_ignores)
+        if not isinstance(settings.options, dict):
+            raise ValueError(f"options must be a table of tables. Received: {settings.options!r}")
+        resolve_options(settings.options)
+        if settings.fail_on is not None:
+            parse_severity(settings.fail_on)
+    except ValueError as error:
+        raise SettingsError(f"[tool.nandoctor] in {path}: {error}") from None
+
+
+def _glob_table(table: dict[str, Any], key: str, path: Path) -> dict[str, list[str]]:
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        raise SettingsError(f"[tool.nandoctor.{key}] in {path} must be a table of globs and codes. Received: {value!r}")
+    return {glob: _string_list(value, glob, path, f"{key}.{glob!r}") for glob in value}
+
+
+def _string_list(table: dict[str, Any], key: str, path: Path, label: str | None = None) -> list[str]:
     value = table.get(key, [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise SettingsError(f"[tool.nandoctor] {key} in {path} must be a list of strings. Received: {value!r}")
+        raise SettingsError(f"[tool.nandoctor] {label or key} in {path} must be a list of strings. Received: {value!r}")
     return value

@@ -1,32 +1,72 @@
-"""The rule catalogue follows DESIGN.md: permanent codes, one name each, families listed."""
+"""The catalogue follows the design: permanent codes, one name each, one list for every way in."""
 
-from nandoctor.rules import RULES
+import pytest
+
+from nandoctor.catalogue import (
+    DIAGNOSES,
+    Selection,
+    codes_matching,
+    diagnoses_running_on,
+    find,
+)
+from nandoctor.diagnosis import RunsOn
 from tests.conftest import ROOT
 
-# DESIGN.md's catalogue: a code is never reused or renamed.
-CATALOGUE = {
+# The codes of the design's catalogue: a code is never reused or renamed (new ones are added).
+PERMANENT = {
     "ND101": "zero-embedding-rows", "ND102": "nonfinite-weights", "ND103": "collapsed-weights",
+    "ND201": "unguarded-division", "ND202": "singular-gradient", "ND203": "unguarded-log",
     "ND301": "padding-not-masked", "ND302": "mask-dropped", "ND303": "padding-row-not-zero",
     "ND401": "untied-embeddings", "ND402": "broken-tie",
-    "ND501": "missing-causal-mask", "ND503": "malformed-positional-table",
+    "ND501": "missing-causal-mask", "ND502": "causal-leak", "ND503": "malformed-positional-table",
     "ND504": "positional-scale-mismatch", "ND505": "positional-table-too-short",
-    "ND601": "loss-activation-mismatch", "ND901": "opaque-code",
+    "ND601": "loss-activation-mismatch",
+    "ND701": "shrinking-weights", "ND702": "nonfinite-during-training", "ND703": "exploding-updates",
+    "ND901": "opaque-code",
 }
 
 
-def test_codes_and_names_are_those_of_the_design():
-    assert {rule.code: rule.name for rule in RULES} == CATALOGUE
+def test_every_permanent_code_keeps_its_name():
+    catalogue = {diagnosis.code: diagnosis.name for diagnosis in DIAGNOSES}
+    assert {code: catalogue.get(code) for code in PERMANENT} == PERMANENT
 
 
-def test_rules_are_registered_in_code_order():
-    assert [rule.code for rule in RULES] == sorted(rule.code for rule in RULES)
+def test_codes_and_names_are_unique_and_in_code_order():
+    codes = [diagnosis.code for diagnosis in DIAGNOSES]
+    names = [diagnosis.name for diagnosis in DIAGNOSES]
+    assert codes == sorted(codes) and len(set(codes)) == len(codes) and len(set(names)) == len(names)
 
 
-def test_readme_counts_the_rules_and_names_every_family():
-    from nandoctor.probes import LIVE_RULES
+def test_each_diagnosis_runs_in_one_declared_place():
+    kinds = {diagnosis.code: diagnosis.runs_on for diagnosis in DIAGNOSES}
+    assert {code for code, kind in kinds.items() if kind is RunsOn.LIVE} == {"ND201", "ND202", "ND203", "ND502"}
+    assert {code for code, kind in kinds.items() if kind is RunsOn.TRAINING} == {"ND701", "ND702", "ND703"}
+    assert len(diagnoses_running_on(RunsOn.FILE)) == len(DIAGNOSES) - 7
 
+
+@pytest.mark.parametrize("diagnosis", DIAGNOSES, ids=lambda d: d.code)
+def test_every_code_family_and_name_selects(diagnosis):
+    assert find(diagnosis.code) is diagnosis and find(diagnosis.name) is diagnosis
+    assert codes_matching(diagnosis.name) == {diagnosis.code}
+    assert diagnosis.code in codes_matching(diagnosis.code[:3])
+    assert diagnosis.code not in Selection.resolve(ignore=[diagnosis.name])
+
+
+def test_unknown_selectors_say_what_is_accepted():
+    with pytest.raises(ValueError, match="Expected a code .* Received: 'ND8'"):
+        Selection.resolve(select=["ND8"])
+    with pytest.raises(ValueError, match="Received: 'zero-rows'"):
+        Selection.resolve(ignore=["zero-rows"])
+
+
+def test_every_live_check_and_detector_raises_only_catalogued_diagnoses():
+    from nandoctor.live import LIVE_CHECKS
+
+    for check in LIVE_CHECKS:
+        assert check.raises and all(d in DIAGNOSES and d.runs_on in (RunsOn.LIVE, RunsOn.FILE) for d in check.raises)
+
+
+def test_readme_names_every_family():
     readme = (ROOT / "README.md").read_text()
-    assert "Fourteen static rules, four that only a live model can raise" in readme
-    assert (len(RULES), len(LIVE_RULES)) == (14, 4)
-    for family in sorted({rule.code[:3] for rule in [*RULES, *LIVE_RULES]}):
+    for family in sorted({diagnosis.code[:3] for diagnosis in DIAGNOSES}):
         assert f"| {family} |" in readme

@@ -47,3 +47,52 @@ def test_the_pre_commit_recipe_names_the_hook_this_repository_defines():
 def test_the_gitlab_job_keeps_the_report():
     job = recipe("gitlab-ci")["nandoctor"]
     assert job["artifacts"]["when"] == "always" and "nandoctor.json" in job["artifacts"]["paths"]
+
+
+@pytest.fixture(scope="module")
+def fresh_runner(tmp_path_factory):
+    """A fresh virtual environment, as a CI runner starts: no nandoctor, no numpy."""
+    import venv
+
+    folder = tmp_path_factory.mktemp("runner")
+    venv.create(folder / "venv", with_pip=True)
+    return folder / "venv" / "bin"
+
+
+def run_steps(commands: list[str], bin_dir, models, cwd) -> list[int]:
+    """Each recipe line in bash, as the runner would, with NANDOCTOR at this checkout and
+    `models/` holding the given models; the exit code of each."""
+    import os
+    import shutil
+    import subprocess
+
+    shutil.copytree(models, cwd / "models")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "NANDOCTOR": str(ROOT),
+           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTHONPATH", None)
+    codes = []
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode in (0, 1), f"{command}: {done.stderr[-2000:]}"
+        codes.append(done.returncode)
+    return codes
+
+
+def test_the_github_workflow_runs_on_a_fresh_runner(fresh_runner, tmp_path):
+    steps = recipe("github-actions")["jobs"]["scan-models"]["steps"]
+    commands = [step["run"] for step in steps if "run" in step]
+    assert commands[0].startswith("pip install")
+    for folder, expected in (("broken", [0, 1, 0]), ("clean", [0, 0, 0])):
+        cwd = tmp_path / folder
+        cwd.mkdir()
+        assert run_steps(commands, fresh_runner, FIXTURES / folder, cwd) == expected
+        assert (cwd / "nandoctor.sarif").exists()
+
+
+def test_the_gitlab_job_runs_on_a_fresh_runner(fresh_runner, tmp_path):
+    import json
+
+    job = recipe("gitlab-ci")["nandoctor"]
+    assert run_steps(job["script"], fresh_runner, FIXTURES / "broken", tmp_path) == [0, 1]
+    report = json.loads((tmp_path / "nandoctor.json").read_text())
+    assert report["summary"]["findings"] > 0

@@ -1,5 +1,5 @@
 import nandoctor
-from nandoctor import weight_stats
+from nandoctor.view import weight_stats
 from tests.conftest import FIXTURES
 
 MODEL = str(FIXTURES / "broken" / "seed_c_zero_rows_cosine.keras")
@@ -10,7 +10,7 @@ def test_weights_are_not_read_when_no_selected_rule_needs_them(monkeypatch):
         raise AssertionError("weights were read")
 
     monkeypatch.setattr(weight_stats, "compute_stats", refuse)
-    monkeypatch.setattr("nandoctor.view.compute_stats", refuse)
+    monkeypatch.setattr("nandoctor.view.model_view.compute_stats", refuse)
     report = nandoctor.scan(MODEL, select=["ND601", "ND901"])
     assert {f.code for f in report.findings} == {"ND901"}
 
@@ -23,7 +23,7 @@ def test_each_tensor_is_read_once_for_all_weight_rules(monkeypatch):
         calls.append(source)
         return real(source, progress)
 
-    monkeypatch.setattr("nandoctor.view.compute_stats", counting)
+    monkeypatch.setattr("nandoctor.view.model_view.compute_stats", counting)
     report = nandoctor.scan(MODEL, select=["ND1"])
     assert len(calls) == len(set(map(id, calls))) == 6  # two embeddings, the conv and dense kernels and biases
     assert {f.code for f in report.findings} == {"ND101"}

@@ -39,15 +39,16 @@ def test_an_unreadable_file_makes_the_exit_code_2_whatever_the_findings():
     assert report.exit_code("warning") == 2
 
 
-def test_json_has_exactly_the_contract_keys():
+def test_json_has_the_contract_keys_in_order_then_only_additions():
     report = Report([FileResult("a.keras", "keras", FileStatus.SCANNED, findings=[finding(Severity.ERROR)])])
     data = json.loads(report.to_json())
     assert list(data) == ["nandoctor", "files", "summary"]
-    assert list(data["files"][0]) == ["path", "format", "status", "error", "findings"]
+    assert list(data["files"][0]) == ["path", "format", "status", "error", "findings", "notes", "suppressed"]
     assert list(data["files"][0]["findings"][0]) == [
         "code", "name", "severity", "confidence", "layer", "message", "fix", "details"
     ]
-    assert data["summary"] == {"files": 1, "findings": 1, "error": 1, "warning": 0, "info": 0}
+    assert data["summary"] == {"files": 1, "findings": 1, "error": 1, "warning": 0, "info": 0,
+                               "unreadable": 0, "suppressed": 0}
 
 
 def test_unknown_severity_is_refused_with_what_was_received():

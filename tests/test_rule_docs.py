@@ -4,11 +4,13 @@ import pytest
 
 import nandoctor
 from nandoctor import docgen
-from nandoctor.rule import OPTIONAL_SECTIONS, REQUIRED_SECTIONS
-from nandoctor.rules import RULES
+from nandoctor.catalogue import DIAGNOSES, diagnoses_running_on
+from nandoctor.diagnosis import OPTIONAL_SECTIONS, REQUIRED_SECTIONS, RunsOn
+
+RULES = diagnoses_running_on(RunsOn.FILE)
 
 
-@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+@pytest.mark.parametrize("rule", DIAGNOSES, ids=lambda rule: rule.code)
 def test_docstring_has_the_required_sections_in_order(rule):
     headings = list(rule.sections())
     assert headings[: len(REQUIRED_SECTIONS)] == list(REQUIRED_SECTIONS)
@@ -17,7 +19,7 @@ def test_docstring_has_the_required_sections_in_order(rule):
     assert rule.summary().endswith(".") and rule.summary().count(". ") == 0
 
 
-@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.code)
+@pytest.mark.parametrize("rule", DIAGNOSES, ids=lambda rule: rule.code)
 def test_codes_and_names_follow_the_catalogue(rule):
     assert rule.code.startswith("ND") and len(rule.code) == 5
     assert rule.name == rule.name.lower() and " " not in rule.name
@@ -53,9 +55,7 @@ def test_generated_rule_docs_are_up_to_date():
 
 
 def live_rules():
-    from nandoctor.probes import LIVE_RULES
-
-    return LIVE_RULES
+    return diagnoses_running_on(RunsOn.LIVE)
 
 
 def live_example(code: str):

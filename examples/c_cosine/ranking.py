@@ -100,7 +100,7 @@ def train(args, name: str, model, inputs, epochs: int = EPOCHS, quick_epochs: in
     import keras
 
     import nandoctor
-    from nandoctor.plot import plot_health, read_log
+    from nandoctor.monitor.plot import plot_health, read_log
 
     boundary = int(0.8 * len(inputs[0]))
     train_x, test_x = [x[:boundary] for x in inputs], [x[boundary:] for x in inputs]

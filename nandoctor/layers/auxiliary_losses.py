@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from nandoctor.live.model_layers import every_layer
+
 
 @keras.saving.register_keras_serializable(package="nandoctor")
 class AuxiliaryLosses(keras.layers.Layer):
@@ -111,7 +113,7 @@ class AuxiliaryLossSchedule(keras.callbacks.Callback):
         self._step = 0
 
     def on_train_begin(self, logs=None):
-        self._layers = [layer for layer in self.model._flatten_layers() if isinstance(layer, AuxiliaryLosses)]
+        self._layers = [layer for layer in every_layer(self.model) if isinstance(layer, AuxiliaryLosses)]
         if not self._layers:
             raise ValueError("AuxiliaryLossSchedule found no AuxiliaryLosses layer in the model.")
         if self.total_steps is None:

@@ -78,7 +78,7 @@ class SafeCosineSimilarity(keras.layers.Layer):
     )  # (batch, 10)
     ```
 
-    Reference: field report C in nandoctor's SEEDS.md.
+    Reference: [field report C](field-reports.md).
     """
 
     def __init__(self, axis=-1, keepdims=False, epsilon=DEFAULT_EPSILON, **kwargs):

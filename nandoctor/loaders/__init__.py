@@ -1,13 +1,17 @@
 """Finding model files and choosing the loader for each. Static and TF-free.
 
-Formats are told by their first bytes where they have a signature (zip, HDF5, .npy), and by
-their suffix otherwise (word2vec). A directory is walked for supported files; a `.txt` or
-`.bin` in a directory is taken only if its first line looks like word vectors.
+`FORMATS` is the one table of the formats nandoctor reads: every lookup (the loader for a
+file, the suffixes a directory walk takes, the `format` named in reports, the error for an
+unsupported file, the pytest plugin's files) reads it. Adding a format is its loader module
+plus one row. A file is matched by its suffix, confirmed by its first bytes where the format
+has a signature; a file whose suffix says nothing is matched by its signature alone.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -18,10 +22,51 @@ ZIP_SIGNATURE = b"PK\x03\x04"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 NPY_SIGNATURE = b"\x93NUMPY"
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".npy", ".npz", ".vec")
-WORD2VEC_SUFFIXES = (".txt", ".vec", ".bin")
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # as reports name it (`"format"` in JSON)
+    suffixes: tuple[str, ...]
+    loader: str  # "module:function" in nandoctor.loaders, imported when a file needs it
+    signature: bytes | None = None  # the first bytes, where the format has them
+    # A directory walk takes these files by suffix; otherwise only when `sniff` says so
+    # (a `.txt` or `.bin` is a word-vector file only if its first line looks like one).
+    walked: bool = True
+    sniff: str | None = None
+
+    def load(self) -> Callable[[str], ModelView]:
+        return _function(self.loader)
+
+    def claims(self, lowered: str) -> bool:
+        return lowered.endswith(self.suffixes)
+
+
+FORMATS: tuple[Format, ...] = (
+    Format("keras", (".keras",), "keras_zip:load_keras", ZIP_SIGNATURE),
+    Format("npz", (".npz",), "numpy_arrays:load_npz", ZIP_SIGNATURE),
+    Format("weights-h5", (".weights.h5",), "hdf5:load_hdf5", HDF5_SIGNATURE),
+    Format("h5", (".h5", ".hdf5"), "hdf5:load_hdf5", HDF5_SIGNATURE),
+    Format("npy", (".npy",), "numpy_arrays:load_npy", NPY_SIGNATURE),
+    Format("word2vec", (".vec",), "word2vec:load_word2vec_text"),
+    Format("word2vec", (".txt",), "word2vec:load_word2vec_text", walked=False, sniff="word2vec:looks_like_vectors"),
+    Format("word2vec", (".bin",), "word2vec:load_word2vec_binary", walked=False, sniff="word2vec:looks_like_vectors"),
+)
+SUFFIXES = tuple(suffix for format_ in FORMATS for suffix in format_.suffixes)
+# The files a model-file walk takes by suffix alone (the pytest plugin's too).
+MODEL_SUFFIXES = tuple(suffix for format_ in FORMATS if format_.walked for suffix in format_.suffixes)
 _SKIPPED_DIRECTORIES = {"__pycache__", "node_modules", "site-packages"}
 
+
+def _function(reference: str) -> Callable:
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(f"nandoctor.loaders.{module}"), name)
+
+
+def format_claimed_by(path: str) -> Format | None:
+    """The format a file's name claims (the longest suffix wins: `.weights.h5` over `.h5`)."""
+    lowered = path.lower()
+    claimed = [f for f in FORMATS if f.claims(lowered)]
+    return max(claimed, key=lambda f: max(len(s) for s in f.suffixes if lowered.endswith(s)), default=None)
 
 @dataclass(frozen=True)
 class Target:
@@ -33,16 +78,38 @@ class Target:
 
 
 def discover(paths: list[str]) -> Iterator[Target]:
+    """Each file to scan once, in the order given, however often it is named or reached."""
+    seen: set[str] = set()
     for path in paths:
-        if os.path.isdir(path):
-            found = list(_walk(path))
-            if not found:
-                yield Target(path, True, f"no model files found in directory {path}")
-            yield from found
-        elif os.path.exists(path):
-            yield Target(path, True)
-        else:
-            yield Target(path, True, f"no such file or directory: {path}")
+        for target in _targets(path):
+            key = os.path.realpath(target.path)
+            if key not in seen:
+                seen.add(key)
+                yield target
+
+
+def _targets(path: str) -> Iterator[Target]:
+    if os.path.isdir(path):
+        found = list(_walk(path))
+        if not found:
+            yield Target(path, True, "no model files found in this directory")
+        yield from found
+    elif os.path.exists(path):
+        yield Target(path, True, _not_regular(path))
+    else:
+        yield Target(path, True, "no such file or directory")
+
+
+def _not_regular(path: str) -> str | None:
+    """Why `path` cannot be read as a file (a FIFO would block the read forever), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return f"cannot open: {error.strerror or first_line(error)}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"is {kind}, not a regular file"
 
 
 def _walk(directory: str) -> Iterator[Target]:
@@ -50,14 +117,14 @@ def _walk(directory: str) -> Iterator[Target]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRECTORIES)
         for name in sorted(files):
             path = os.path.join(root, name)
-            lowered = name.lower()
-            if lowered.endswith(MODEL_SUFFIXES):
+            claimed = format_claimed_by(name)
+            if claimed is None:
+                continue
+            special = _not_regular(path)
+            if special is not None:
+                yield Target(path, False, special)  # reported as skipped, never opened
+            elif claimed.walked or _function(claimed.sniff)(path):
                 yield Target(path, False)
-            elif lowered.endswith((".txt", ".bin")):
-                from nandoctor.loaders.word2vec import looks_like_vectors
-
-                if looks_like_vectors(path):
-                    yield Target(path, False)
 
 
 def _signature(path: str) -> bytes:
@@ -71,52 +138,24 @@ def _signature(path: str) -> bytes:
 
 
 def loader_for(path: str) -> Callable[[str], ModelView]:
-    """The loader for `path`, by its signature, then its suffix."""
+    """The loader for `path`: its suffix's format, confirmed by the first bytes where the
+    format has a signature; otherwise the format whose signature the bytes carry."""
     head = _signature(path)
-    lowered = path.lower()
-    if head.startswith(ZIP_SIGNATURE) or lowered.endswith((".keras", ".npz")):
-        if lowered.endswith(".npz"):
-            from nandoctor.loaders.numpy_arrays import load_npz
-
-            return load_npz
-        from nandoctor.loaders.keras_zip import load_keras
-
-        return load_keras
-    if head.startswith(HDF5_SIGNATURE) or lowered.endswith((".h5", ".hdf5")):
-        from nandoctor.loaders.hdf5 import load_hdf5
-
-        return load_hdf5
-    if head.startswith(NPY_SIGNATURE) or lowered.endswith(".npy"):
-        from nandoctor.loaders.numpy_arrays import load_npy
-
-        return load_npy
-    if lowered.endswith(".bin"):
-        from nandoctor.loaders.word2vec import load_word2vec_binary
-
-        return load_word2vec_binary
-    if lowered.endswith((".txt", ".vec")):
-        from nandoctor.loaders.word2vec import load_word2vec_text
-
-        return load_word2vec_text
-    raise UnreadableFile(
-        "unsupported file type (expected .keras, .h5, .hdf5, .weights.h5, .npy, .npz, .vec, .txt or .bin)"
-    )
+    claimed = format_claimed_by(path)
+    if claimed is not None and (claimed.signature is None or head.startswith(claimed.signature)):
+        return claimed.load()
+    by_signature = next((f for f in FORMATS if f.signature is not None and head.startswith(f.signature)), None)
+    if by_signature is not None:
+        return by_signature.load()
+    if claimed is not None:  # the suffix's loader says what is wrong with the bytes
+        return claimed.load()
+    raise UnreadableFile(f"unsupported file type (expected {', '.join(SUFFIXES[:-1])} or {SUFFIXES[-1]})")
 
 
 def guess_format(path: str) -> str | None:
     """The format a file's name claims, for reporting files that could not be read."""
-    lowered = path.lower()
-    for suffixes, name in (
-        ((".weights.h5",), "weights-h5"),
-        ((".keras",), "keras"),
-        ((".h5", ".hdf5"), "h5"),
-        ((".npy",), "npy"),
-        ((".npz",), "npz"),
-        (WORD2VEC_SUFFIXES, "word2vec"),
-    ):
-        if lowered.endswith(suffixes) and os.path.isfile(path):
-            return name
-    return None
+    claimed = format_claimed_by(path)
+    return claimed.name if claimed is not None and os.path.isfile(path) else None
 
 
 def load(path: str) -> ModelView:

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.weight_reading import ArraySource, FileRegionSource, SlicedSource
+from nandoctor.view.array_sources import ArraySource, FileRegionSource, SlicedSource
 
 # A chunked dataset may compress well (an all-zero table), but not beyond this ratio.
 _MAX_CHUNKED_EXPANSION = 1000

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from nandoctor.analysis.keras_facts import MODEL_CLASSES
 from nandoctor.errors import UnreadableFile
-from nandoctor.keras_classes import MODEL_CLASSES
 from nandoctor.view import CompileConfig, Edge, Layer, LossSpec, ModelView
 
 _MAX_DEPTH = 32

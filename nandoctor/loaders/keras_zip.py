@@ -56,6 +56,8 @@ def load_keras(path: str) -> ModelView:
             except BaseException:
                 view.close()
                 raise
+        else:
+            view.notes.append(f"the archive holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be")
     return view
 
 

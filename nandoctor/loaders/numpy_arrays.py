@@ -22,7 +22,7 @@ from nandoctor.loaders.zip_members import (
     open_archive,
 )
 from nandoctor.view import Layer, ModelView, Weight
-from nandoctor.weight_reading import (
+from nandoctor.view.array_sources import (
     ArraySource,
     FileRegionSource,
     SlicedSource,

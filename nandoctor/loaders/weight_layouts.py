@@ -17,7 +17,7 @@ import h5py
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.h5_datasets import attribute_strings, attribute_text
 from nandoctor.view import Layer, Weight
-from nandoctor.weight_reading import ArraySource
+from nandoctor.view.array_sources import ArraySource
 
 SourceFactory = Callable[[h5py.Dataset], ArraySource]
 

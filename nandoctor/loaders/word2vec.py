@@ -15,7 +15,7 @@ import numpy as np
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.view import Layer, ModelView, Weight
-from nandoctor.weight_reading import ArraySource
+from nandoctor.view.array_sources import ArraySource
 
 MAX_LINE = 1 << 20
 MAX_WORD = 1 << 16

@@ -1,17 +1,11 @@
-"""The training callback: statistics on the device, detectors, actions, log.
+"""The training callback: statistics on the device, detectors, actions, health log.
 
-The detectors are TF-free (their documentation is read by `nandoctor rule ND701`); the
-callback imports Keras, so it is imported only when asked for.
+The detectors are TF-free (their documentation is read by `nandoctor rule ND701`, and they
+are listed in `nandoctor.catalogue` with every other diagnosis); the callback imports Keras,
+so it is imported only when asked for.
 """
 
-from nandoctor.monitor.exploding_updates import ExplodingUpdates
-from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
-from nandoctor.monitor.shrinking_weights import ShrinkingWeights
-
-# The one registry of training detectors, as nandoctor.rules.RULES is of rules.
-DETECTORS = [ShrinkingWeights, NonfiniteDuringTraining, ExplodingUpdates]
-
-__all__ = ["DETECTORS", "Monitor", "NonfiniteTrainingError"]
+__all__ = ["Monitor", "NonfiniteTrainingError"]
 
 
 def __getattr__(name: str):

@@ -7,21 +7,19 @@ import math
 import keras
 import numpy as np
 
-from nandoctor.monitor import DETECTORS
+from nandoctor.catalogue import Selection
+from nandoctor.diagnosis import RunsOn
+from nandoctor.monitor.actions import Actions, NonfiniteTrainingError
 from nandoctor.monitor.detector import Check
 from nandoctor.monitor.health_log import HealthLog
 from nandoctor.monitor.stats import NONFINITE, StatsKernel
 from nandoctor.monitor.tensorboard import TensorBoardScalars
 from nandoctor.report import FileResult, FileStatus, Report
 
-ACTIONS = ("warn", "stop", "raise")
+__all__ = ["Monitor", "NonfiniteTrainingError"]
 # Keeping a snapshot doubles the weights' memory on the device; below this many values it
 # is cheap enough to do by default (the update ratio and restore_last_good need it).
 AUTO_SNAPSHOT_VALUES = 50_000_000
-
-
-class NonfiniteTrainingError(RuntimeError):
-    """Raised by `Monitor(on_nonfinite="raise")`; the message is the ND702 finding."""
 
 
 class Monitor(keras.callbacks.Callback):
@@ -57,6 +55,13 @@ class Monitor(keras.callbacks.Callback):
             With `on_nonfinite="raise"`, `fit` never ends gracefully and Keras keeps it anyway.
         tensorboard_dir: where to write the statistics as TensorBoard scalars
             (`nandoctor/<variable>/norm`, `max_abs`, `nonfinite`). Defaults to `None`.
+        select: the detectors to run, as codes (`ND701`), families (`ND7`) or names,
+            like `nandoctor scan --select`. Defaults to `None` (all of them).
+        ignore: the detectors not to run, as for `select`; `CODE:LAYER` suppresses a code
+            on the layers whose name matches a glob. Defaults to `None`.
+        options: each detector's options, keyed by its code or name:
+            `{"ND701": {"window": 50}}`. Unknown names and wrong types are refused with the
+            accepted ones. Defaults to `None`.
 
     Example:
     ```python
@@ -67,12 +72,12 @@ class Monitor(keras.callbacks.Callback):
     """
 
     def __init__(self, every_n_steps=10, on_nonfinite="warn", restore_last_good=False, log_dir=None,
-                 snapshots="auto", verbose=1, sample=None, backup=None, tensorboard_dir=None):
+                 snapshots="auto", verbose=1, sample=None, backup=None, tensorboard_dir=None,
+                 select=None, ignore=None, options=None):
         super().__init__()
         if not isinstance(every_n_steps, int) or every_n_steps <= 0:
             raise ValueError(f"`every_n_steps` must be a positive integer. Received: every_n_steps={every_n_steps}")
-        if on_nonfinite not in ACTIONS:
-            raise ValueError(f"`on_nonfinite` must be one of {ACTIONS}. Received: on_nonfinite={on_nonfinite!r}")
+        self._actions = Actions(on_nonfinite, restore_last_good, backup, verbose)
         if snapshots not in (True, False, "auto"):
             raise ValueError(f"`snapshots` must be True, False or 'auto'. Received: snapshots={snapshots!r}")
         if tensorboard_dir is not None:
@@ -88,6 +93,11 @@ class Monitor(keras.callbacks.Callback):
         self.sample = sample
         self.backup = backup
         self.tensorboard_dir = tensorboard_dir
+        self.select = select
+        self.ignore = ignore
+        self.options = options
+        self._selection = Selection.resolve(select, ignore)
+        self._selection.instances(RunsOn.TRAINING, options)  # options are checked now, not at the first fit
         self.report = Report()
         self._logged = False
         self.last_good_step: int | None = None
@@ -102,7 +112,7 @@ class Monitor(keras.callbacks.Callback):
         self._ranks = tuple(len(v.shape) for v in variables)
         embedding = [len(v.shape) == 2 and v.name == "embeddings" for v in variables]
         total = sum(int(np.prod(v.shape)) for v in variables)
-        restoring = self.restore_last_good or (self.backup is not None and self.on_nonfinite == "stop")
+        restoring = self._actions.restores
         keep = self.snapshots is True or restoring or (self.snapshots == "auto" and total <= AUTO_SNAPSHOT_VALUES)
         if restoring and self.snapshots is False:
             raise ValueError("Restoring the last good weights needs snapshots of them. Received: snapshots=False")
@@ -112,7 +122,7 @@ class Monitor(keras.callbacks.Callback):
         if kernel is None or [id(v) for v in kernel.variables] != [id(v) for v in variables] or (keep and kernel.snapshots is None):
             self._kernel = StatsKernel(variables, embedding, snapshots=keep)
         self._kernel.snapshot()
-        self._detectors = [detector() for detector in DETECTORS]
+        self._detectors = self._selection.instances(RunsOn.TRAINING, self.options)
         self._result = FileResult(f"<model {self.model.name}>", "live", FileStatus.SCANNED)
         self.report = Report([self._result])
         # Each Monitor writes its log afresh; its own later fits (a notebook's) append to it.
@@ -151,13 +161,21 @@ class Monitor(keras.callbacks.Callback):
         stats = self._kernel()
         loss = float(loss) if loss is not None else None
         check = Check(step, stats, loss, self._names, self._layers, self._sizes, self._ranks)
-        findings = [finding for detector in self._detectors for finding in detector.observe(check)]
         nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
-        if nonfinite and not self._nonfinite_seen and self.sample is not None:
-            findings = [self._localized(f) if f.code == "ND702" else f for f in findings]
+        localize = nonfinite and not self._nonfinite_seen and self.sample is not None
+        findings, first_nonfinite = [], None
+        for detector in self._detectors:
+            for finding in detector.observe(check):
+                if detector.reports_nonfinite:
+                    finding = self._localized(finding) if localize else finding
+                    first_nonfinite = first_nonfinite or finding
+                findings.append(finding)
+        findings, suppressed = self._selection.filter(findings)
         self._result.findings.extend(findings)
+        for code, count in suppressed.items():
+            self._result.suppressed[code] = self._result.suppressed.get(code, 0) + count
         for finding in findings:
-            self._announce(finding)
+            self._actions.announce(finding)
         if self._log is not None:
             self._log.write(check, findings)
         if self._scalars is not None:
@@ -167,13 +185,14 @@ class Monitor(keras.callbacks.Callback):
             self.last_good_step = step
         elif not self._nonfinite_seen:
             self._nonfinite_seen = True
-            self._act(next((f for f in findings if f.code == "ND702"), None))
+            self.restored = self._actions.on_first_nonfinite(self.model, self._kernel, first_nonfinite,
+                                                             self.last_good_step) or self.restored
 
     def _localized(self, finding):
         """The finding, with where the replay of `sample` from the last good weights broke."""
         from dataclasses import replace
 
-        from nandoctor.monitor.localize import localize
+        from nandoctor.live.replay import localize
 
         if self._kernel.snapshots is None:
             return finding
@@ -191,33 +210,6 @@ class Monitor(keras.callbacks.Callback):
             message=f"{finding.message}. Replaying the sample from step {self.last_good_step}: {where.describe()}",
             details={**finding.details, "localization": where.to_dict()},
         )
-
-    def _act(self, finding) -> None:
-        keep_backup = self.backup is not None and self.on_nonfinite == "stop"
-        if keep_backup:
-            self.backup.delete_checkpoint = False
-        if self.restore_last_good or keep_backup:
-            self._kernel.restore()
-            self.restored = True
-            if self.verbose:
-                _print(f"nandoctor: restored the weights of step {self.last_good_step}, the last check with every weight finite")
-        if self.on_nonfinite == "stop":
-            self.model.stop_training = True
-        elif self.on_nonfinite == "raise":
-            raise NonfiniteTrainingError(finding.message if finding else "non-finite values during training")
-
-    def _announce(self, finding) -> None:
-        if self.verbose:
-            where = f" in layer '{finding.layer}'" if finding.layer else ""
-            _print(f"nandoctor: {finding.code} {finding.name}{where}: {finding.message}")
-
-
-def _print(message: str) -> None:
-    from rich.text import Text
-
-    from nandoctor.console import console
-
-    console.print(Text(message, style="bold yellow"), soft_wrap=True)
 
 
 def _variable_owners(model) -> dict[int, str]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from nandoctor.diagnosis import Diagnosis, RunsOn
 from nandoctor.report import Finding
-from nandoctor.rule import Diagnosis
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,15 @@ class Check:
 class Detector(Diagnosis):
     """Like a rule, a detector carries its documentation, metadata and one `observe`."""
 
+    runs_on = RunsOn.TRAINING
+    # Its findings mark the first non-finite values: the Monitor replays its `sample` to
+    # name the layer where they start, and its actions (stop, raise) quote the finding.
+    reports_nonfinite: ClassVar[bool] = False
+
     def observe(self, check: Check) -> Iterator[Finding]:
         raise NotImplementedError
 
-    def finding(self, layer: str | None, message: str, step: int, **details: Any) -> Finding:
-        return Finding(self.code, self.name, self.severity, self.confidence, layer, message, self.fix,
-                       {"step": step, **details})
+    def finding_at(self, step: int, layer: str | None, message: str, **details: Any) -> Finding:
+        """A finding of this detector at training step `step` (in `details["step"]`)."""
+        return self.finding(layer, message, details={"step": step, **details})
 

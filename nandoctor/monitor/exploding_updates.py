@@ -88,5 +88,5 @@ class ExplodingUpdates(Detector):
             else:
                 continue
             self.fired.add(variable)
-            yield self.finding(check.layers[index], f"{variable}: {reason}", check.step,
-                               variable=variable, update_ratio=ratio, growth=growth, norm=norm)
+            yield self.finding_at(check.step, check.layers[index], f"{variable}: {reason}",
+                                  variable=variable, update_ratio=ratio, growth=growth, norm=norm)

@@ -46,6 +46,7 @@ class NonfiniteDuringTraining(Detector):
     """
 
     code = "ND702"
+    reports_nonfinite = True
     name = "nonfinite-during-training"
     severity = Severity.ERROR
     fix = (
@@ -75,5 +76,5 @@ class NonfiniteDuringTraining(Detector):
             message = f"at step {check.step}, weights went non-finite: {shown}{more}; {loss_state}".rstrip("; ")
         else:
             message = f"at step {check.step}, the loss is {check.loss} while every weight is still finite"
-        yield self.finding(layers[0] if layers else None, message, check.step,
-                           variables=variables, layers=layers, counts=counts, loss=check.loss)
+        yield self.finding_at(check.step, layers[0] if layers else None, message,
+                              variables=variables, layers=layers, counts=counts, loss=check.loss)

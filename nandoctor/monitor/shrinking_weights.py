@@ -106,13 +106,13 @@ class ShrinkingWeights(Detector):
         values_step = int(check.step + (np.log(UNDERFLOW) - log_largest) / slope)
         halving = float(np.log(0.5) / slope)
         variable = check.variables[index]
-        return self.finding(
+        return self.finding_at(
+            check.step,
             check.layers[index],
             f"{variable} shrinks geometrically: its norm is multiplied by {rate:.4g} per step (halves every "
             f"{halving:.3g} steps), {np.exp(log_norms[0] - log_norms[-1]):.3g}x smaller over the last "
             f"{int(np.ptp(steps))} steps; at this rate its squares underflow at about step {squares_step} "
             f"(a norm of them is 0, a normalisation 0/0 = NaN) and its values at about step {values_step}",
-            check.step,
             variable=variable,
             rate_per_step=rate,
             halving_steps=halving,

@@ -1,5 +1,6 @@
-"""SARIF 2.1.0, for code-scanning dashboards: rules in `tool.driver.rules`, one result per
-finding, the layer as a logical location, unreadable files as tool notifications."""
+"""SARIF 2.1.0, for code-scanning dashboards: the rules that fired in `tool.driver.rules`, one
+result per finding (with its `ruleIndex`), the layer as a logical location, unreadable files
+as tool notifications."""
 
 from __future__ import annotations
 
@@ -31,23 +32,24 @@ def _result(finding: Finding, uri: str, rule_index: dict[str, int]) -> dict[str,
         location["logicalLocations"] = [
             {"name": finding.layer, "fullyQualifiedName": f"{uri}::{finding.layer}", "kind": "module"}
         ]
-    result = {
+    return {
         "ruleId": finding.code,
+        "ruleIndex": rule_index[finding.code],
         "level": _LEVEL[finding.severity],
         "message": {"text": f"{finding.message}. Fix: {finding.fix}"},
         "locations": [location],
         "properties": {"confidence": finding.confidence.value, "details": finding.details},
     }
-    if finding.code in rule_index:
-        result["ruleIndex"] = rule_index[finding.code]
-    return result
 
 
 def render_sarif(report: Report) -> str:
     from nandoctor import __version__
-    from nandoctor.rules import RULES
+    from nandoctor.catalogue import DIAGNOSES
 
-    rule_index = {rule.code: index for index, rule in enumerate(RULES)}
+    # The rules that fired, in catalogue order: SARIF viewers list every rule a run names.
+    fired = {finding.code for finding in report.findings}
+    rules = [diagnosis for diagnosis in DIAGNOSES if diagnosis.code in fired]
+    rule_index = {rule.code: index for index, rule in enumerate(rules)}
     results = [
         _result(finding, PurePath(file.path).as_posix(), rule_index)
         for file in report.files
@@ -70,7 +72,7 @@ def render_sarif(report: Report) -> str:
                     "driver": {
                         "name": "nandoctor",
                         "version": __version__,
-                        "rules": [_rule_descriptor(rule) for rule in RULES],
+                        "rules": [_rule_descriptor(rule) for rule in rules],
                     }
                 },
                 "invocations": [

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nandoctor.report import FileStatus, Report, Severity
+from nandoctor.report import FileStatus, Finding, Report, Severity
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -36,23 +36,10 @@ def render_text(report: Report, *, color: bool = False, width: int = 100, summar
         if result.status is FileStatus.SKIPPED:
             console.print(Text(f"  skipped: {result.error}", style="dim"))
             continue
-        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 0))
-        table.add_column("code", no_wrap=True)
-        table.add_column("severity", no_wrap=True)
-        table.add_column("layer", no_wrap=True, max_width=max(12, width // 4), overflow="fold")
-        table.add_column("message", ratio=1, overflow="fold")
-        for index, finding in enumerate(result.findings):
-            if index:
-                table.add_row()
-            message = Text(finding.message)
-            message.append(f"\nfix: {finding.fix}", style="dim")
-            table.add_row(
-                Text(finding.code, style="bold"),
-                Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity]),
-                Text(finding.layer or "-", style="bold"),
-                message,
-            )
-        console.print(table, Text(""), sep="\n", end="")
+        for note in result.notes:
+            console.print(Text(f"  note: {note}", style="dim"))
+        if result.findings:
+            console.print(_findings_table(result.findings, width), Text(""), sep="\n", end="")
         console.print()
     if summary:
         console.print(Text(summary_line(report)))
@@ -60,20 +47,54 @@ def render_text(report: Report, *, color: bool = False, width: int = 100, summar
     return "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
 
 
+def _findings_table(findings: list[Finding], width: int) -> Table:
+    # A layer name is what the reader acts on, so it is never cut: a name too long for its
+    # column is printed whole on a line of its own, above the message.
+    column = max(12, width // 4)
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("code", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("layer", no_wrap=True, max_width=column)
+    table.add_column("message", ratio=1, overflow="fold")
+    for index, finding in enumerate(findings):
+        if index:
+            table.add_row()
+        layer = finding.layer or "-"
+        message = Text()
+        if len(layer) > column:
+            message.append(f"layer {layer}\n", style="bold")
+            layer = ""
+        message.append(finding.message)
+        message.append(f"\nfix: {finding.fix}", style="dim")
+        table.add_row(
+            Text(finding.code, style="bold"),
+            Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity]),
+            Text(layer, style="bold"),
+            message,
+        )
+    return table
+
+
 def summary_line(report: Report) -> str:
     counts = report.summary()
-    files = counts["files"]
-    noun = "file" if files == 1 else "files"
+    scanned = sum(1 for r in report.files if r.status is FileStatus.SCANNED)
     if counts["findings"]:
         parts = [f"{counts[s.value]} {s.value}{'s' if s is not Severity.INFO and counts[s.value] != 1 else ''}"
                  for s in Severity if counts[s.value]]
-        line = f"Found {counts['findings']} finding{'s' if counts['findings'] != 1 else ''} in {files} {noun}: {', '.join(parts)}."
+        line = f"Found {_count(counts['findings'], 'finding')} in {_count(scanned, 'file')}: {', '.join(parts)}."
+    elif scanned:
+        line = f"No findings in {_count(scanned, 'file')}."
     else:
-        line = f"No findings in {files} {noun}."
-    failed = len(report.errors)
+        line = "Nothing was scanned."
+    if counts["unreadable"]:
+        line += f" {_count(counts['unreadable'], 'file')} could not be read."
     skipped = sum(1 for r in report.files if r.status is FileStatus.SKIPPED)
-    if failed:
-        line += f" {failed} file{' was' if failed == 1 else 's were'} unreadable."
     if skipped:
         line += f" {skipped} skipped."
+    if counts["suppressed"]:
+        line += f" {counts['suppressed']} suppressed."
     return line
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

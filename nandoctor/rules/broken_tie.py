@@ -3,17 +3,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from nandoctor.keras_classes import is_known_class
+from nandoctor.analysis.keras_facts import TIED_EMBEDDING_CLASSES, is_known_class
+from nandoctor.analysis.matrix_comparison import max_abs_difference
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import Layer, ModelView, Weight
-from nandoctor.weight_compare import max_abs_difference
 
 # Hand-written tied output layers, as Stack Overflow and NMT-Keras wrote them
 # (`TiedEmbeddingsTransposed(tied_to=...)`, `DenseTranspose(dense)`).
 _TIED_CLASS = re.compile(r"tied|tying|transpose", re.IGNORECASE)
 _TIE_KEYS = ("tied_to", "tied_layer", "tie_to", "dense")
-_DECLARED_TIES = ("ReversibleEmbedding", "TiedEmbedding")
 
 
 class BrokenTie(Rule):
@@ -66,7 +65,7 @@ class BrokenTie(Rule):
     `tied_to`-style config key; a tie written under another name is not seen.
 
     ## References
-    - Field report B in nandoctor's SEEDS; Keras issues on shared weights duplicated or not
+    - [Field report B](../field-reports.md); Keras issues on shared weights duplicated or not
       restored on save and load.
     """
 
@@ -81,7 +80,7 @@ class BrokenTie(Rule):
 
     def check(self, view: ModelView) -> Iterator[Finding]:
         for layer in view.layers:
-            if layer.class_name in _DECLARED_TIES and layer.config.get("tie_weights", True):
+            if layer.class_name in TIED_EMBEDDING_CLASSES and layer.config.get("tie_weights", True):
                 yield from self._stored_twice(layer)
             elif _is_hand_written_tie(layer):
                 yield from self._hand_written(view, layer)

@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from nandoctor.diagnosis import Rule, plural
 from nandoctor.report import Finding, Severity
-from nandoctor.rule import Rule, plural
 from nandoctor.view import ModelView
 
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.outputs import output_activation, output_units
+from nandoctor.analysis.output_activations import output_activation, output_units
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import Layer, LossSpec, ModelView
 
 # Losses that read the model's outputs as probabilities unless `from_logits=True`.
@@ -54,7 +54,7 @@ class LossActivationMismatch(Rule):
     activation the scan cannot see, and are not checked. Custom losses are not checked.
 
     ## References
-    - Field report A in nandoctor's SEEDS (memory network language model).
+    - [Field report A](../field-reports.md) (memory network language model).
     - Keras documentation of `CategoricalCrossentropy` and `BinaryCrossentropy`.
     """
 

@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.positions import looks_sinusoidal, readable, sinusoid_defects
+from nandoctor.analysis.position_tables import (
+    looks_sinusoidal,
+    readable,
+    sinusoid_defects,
+)
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import ModelView
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.padding import MASK_USING, mask_id, padding_reaches
+from nandoctor.analysis.padding_flow import MASK_USING, mask_id, padding_reaches
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import ModelView
 
 

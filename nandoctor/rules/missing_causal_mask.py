@@ -3,21 +3,21 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from nandoctor.outputs import wrapped_config
-from nandoctor.padding import (
+from nandoctor.analysis.keras_facts import (
     ATTENTION,
     MASK_CARRIERS,
+    QUERY_VALUE_ATTENTION,
     RECURRENT,
-    integer_sequence_length,
+    TIED_EMBEDDING_CLASSES,
 )
+from nandoctor.analysis.output_activations import wrapped_config
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import Edge, Layer, ModelView
 
-_SELF_ATTENTION = frozenset({"MultiHeadAttention", "GroupedQueryAttention"})
 _QUERY, _VALUE = ("0", "query"), ("1", "value")
 # Layers after which each position still holds its own prediction.
-_PER_POSITION = MASK_CARRIERS | ATTENTION | {"EinsumDense", "Embedding", "ReversibleEmbedding", "TiedEmbedding"}
+_PER_POSITION = MASK_CARRIERS | ATTENTION | TIED_EMBEDDING_CLASSES | {"EinsumDense", "Embedding"}
 # Layers whose output is next-token logits by construction: the loss is added inside them.
 _NEXT_TOKEN_OBJECTIVES = {"AuxiliaryLosses"}
 
@@ -70,7 +70,7 @@ class MissingCausalMask(Rule):
 
     ## References
     - Vaswani et al., 2017, section 3.2.3 (masking in the decoder).
-    - Field report E in nandoctor's SEEDS.
+    - [Field report E](../field-reports.md).
     """
 
     code = "ND501"
@@ -83,7 +83,7 @@ class MissingCausalMask(Rule):
 
     def check(self, view: ModelView) -> Iterator[Finding]:
         for layer in view.layers:
-            if layer.class_name not in _SELF_ATTENTION:
+            if layer.class_name not in QUERY_VALUE_ATTENTION:
                 continue
             edges = view.producers(layer.name)
             if _is_causal(edges) or not _is_self_attention(edges):
@@ -116,7 +116,7 @@ def _vocabularies(view: ModelView) -> set[int]:
         layer.config["input_dim"]
         for layer in view.layers
         if layer.is_embedding and isinstance(layer.config.get("input_dim"), int)
-        and integer_sequence_length(view, layer) is not False
+        and view.integer_sequence_length(layer) is not False
     }
 
 
@@ -131,7 +131,7 @@ def _next_token_output(view: ModelView, attention: Layer) -> Layer | None:
         layer = queue.popleft()
         if layer.name in outputs and layer is not attention:
             units = wrapped_config(layer).get("units")
-            is_reverse = layer.class_name in ("ReversibleEmbedding", "TiedEmbedding")
+            is_reverse = layer.class_name in TIED_EMBEDDING_CLASSES
             if is_reverse or units in vocabularies or layer.class_name in _NEXT_TOKEN_OBJECTIVES:
                 return layer
         for edge in view.consumers(layer.name):

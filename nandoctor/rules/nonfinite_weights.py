@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import ModelView
 
 

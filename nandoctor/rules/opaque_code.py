@@ -3,10 +3,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from nandoctor.keras_classes import is_known_class
+from nandoctor.analysis.keras_facts import is_known_class
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
-from nandoctor.rule import Rule
-from nandoctor.view import ModelView
+from nandoctor.view import Layer, ModelView
 
 
 class OpaqueCode(Rule):
@@ -58,6 +58,7 @@ class OpaqueCode(Rule):
     def check(self, view: ModelView) -> Iterator[Finding]:
         if not view.has_config:
             return
+        classes: dict[tuple, list[Layer]] = {}
         for layer in view.layers:
             if layer.class_name == "Lambda":
                 yield self.finding(
@@ -67,24 +68,31 @@ class OpaqueCode(Rule):
                     details={"kind": "lambda", "class_name": "Lambda"},
                 )
             elif not is_known_class(layer.class_name, layer.module):
-                where = f" from module '{layer.module}'" if layer.module else ""
-                registered = (
-                    f", registered as '{layer.registered_name}'"
-                    if layer.registered_name and layer.registered_name != layer.class_name
-                    else ""
-                )
-                kind = "model" if layer.is_model else "layer"
-                yield self.finding(
-                    layer.name,
-                    f"custom {kind} class '{layer.class_name}'{where}{registered} is code that "
-                    "nandoctor did not run; its computation and mask handling are unchecked",
-                    details={
-                        "kind": f"custom {kind}",
-                        "class_name": layer.class_name,
-                        "module": layer.module,
-                        "registered_name": layer.registered_name,
-                    },
-                )
+                key = (layer.class_name, layer.module, layer.registered_name, layer.is_model)
+                classes.setdefault(key, []).append(layer)
+        # One finding per class: twelve blocks of one custom class are one piece of unseen code.
+        for (class_name, module, registered_name, is_model), layers in classes.items():
+            where = f" from module '{module}'" if module else ""
+            registered = f", registered as '{registered_name}'" if registered_name and registered_name != class_name else ""
+            kind = "model" if is_model else "layer"
+            names = [layer.name for layer in layers]
+            used = f" ({len(names)} layers: {_listed(names)})" if len(names) > 1 else ""
+            yield self.finding(
+                names[0],
+                f"custom {kind} class '{class_name}'{where}{registered}{used} is code that "
+                "nandoctor did not run; its computation and mask handling are unchecked",
+                details={
+                    "kind": f"custom {kind}",
+                    "class_name": class_name,
+                    "module": module,
+                    "registered_name": registered_name,
+                    "layers": names,
+                },
+            )
+
+
+def _listed(names: list[str], shown: int = 4) -> str:
+    return ", ".join(f"'{name}'" for name in names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def _lambda_code(config: dict[str, Any]) -> str:

@@ -4,18 +4,17 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.padding import (
+from nandoctor.analysis.padding_flow import (
     ATTENDING,
     AVERAGE,
     FLATTEN,
     MAXIMUM,
     RECURRENCE,
-    integer_sequence_length,
     mask_id,
     padding_reaches,
 )
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import Layer, ModelView
 
 _POSITION_DEPENDENT = frozenset({FLATTEN, AVERAGE, MAXIMUM, RECURRENCE, ATTENDING})
@@ -69,7 +68,7 @@ class PaddingNotMasked(Rule):
     Flatten and is not reported there.
 
     ## References
-    - Field report D in nandoctor's SEEDS.
+    - [Field report D](../field-reports.md).
     - Keras guide "Understanding masking & padding".
     """
 
@@ -87,7 +86,7 @@ class PaddingNotMasked(Rule):
         for layer in view.layers:
             if not layer.is_embedding or mask_id(layer) is not None:
                 continue
-            length = integer_sequence_length(view, layer)
+            length = view.integer_sequence_length(layer)
             if length is False:
                 continue
             zero_padding = _frozen_zero_padding_row(layer)

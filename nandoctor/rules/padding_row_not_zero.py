@@ -2,17 +2,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.padding import (
+from nandoctor.analysis.padding_flow import (
     AVERAGE,
     FLATTEN,
     MAXIMUM,
     SUM,
-    integer_sequence_length,
     mask_id,
     padding_reaches,
 )
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import ModelView
 
 # Layers where a zero padding vector would contribute nothing (directly, not through a
@@ -64,7 +63,7 @@ class PaddingRowNotZero(Rule):
     scan cannot see (ND901 names it), so it is not followed here.
 
     ## References
-    - Field report D in nandoctor's SEEDS ("keep zero-padded values as zeros").
+    - [Field report D](../field-reports.md) ("keep zero-padded values as zeros").
     """
 
     code = "ND303"
@@ -76,7 +75,7 @@ class PaddingRowNotZero(Rule):
     def check(self, view: ModelView) -> Iterator[Finding]:
         for layer in view.layers:
             matrix = layer.embedding_matrix() if layer.is_embedding else None
-            if matrix is None or len(matrix.shape) != 2 or integer_sequence_length(view, layer) is False:
+            if matrix is None or len(matrix.shape) != 2 or view.integer_sequence_length(layer) is False:
                 continue
             padding_id = mask_id(layer)
             declared = padding_id is not None

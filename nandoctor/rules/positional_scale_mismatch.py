@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.positions import position_tables
+from nandoctor.analysis.position_tables import position_tables
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import ModelView
 
 
@@ -48,7 +48,7 @@ class PositionalScaleMismatch(Rule):
     - `factor` (default `10`): the largest ratio, either way, between the median row norms.
 
     ## References
-    - Field report A in nandoctor's SEEDS (temporal encoding of memory networks).
+    - [Field report A](../field-reports.md) (temporal encoding of memory networks).
     - Vaswani et al., 2017, section 3.4: token embeddings are scaled by sqrt(d) for this reason.
     """
 

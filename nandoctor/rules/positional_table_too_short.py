@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.positions import position_tables
+from nandoctor.analysis.position_tables import position_tables
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import ModelView
 
 

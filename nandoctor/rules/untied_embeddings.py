@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.outputs import output_activation, wrapped_config
+from nandoctor.analysis.output_activations import output_activation, wrapped_config
+from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Rule
 from nandoctor.view import Layer, ModelView
 
 
@@ -49,7 +49,7 @@ class UntiedEmbeddings(Rule):
     ## References
     - Press and Wolf, 2016, "Using the Output Embedding to Improve Language Models",
       arXiv 1608.05859.
-    - Field report B in nandoctor's SEEDS.
+    - [Field report B](../field-reports.md).
     """
 
     code = "ND401"

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.keras_classes import is_known_class
+from nandoctor.analysis.keras_facts import is_known_class
+from nandoctor.diagnosis import Rule, plural
 from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Rule, plural
 from nandoctor.view import Layer, ModelView
 
 _FIRST_IDS = 10
@@ -65,7 +65,7 @@ class ZeroEmbeddingRows(Rule):
     reported with medium confidence whether or not that code divides.
 
     ## References
-    - Field report C in nandoctor's SEEDS: weights shrinking to NaN under a hand-written
+    - [Field report C](../field-reports.md): weights shrinking to NaN under a hand-written
       cosine over a gensim matrix with zero rows.
     """
 

@@ -6,8 +6,11 @@ import re
 import keras
 import pytest
 
-from nandoctor.monitor import DETECTORS, Monitor
-from nandoctor.rule import REQUIRED_SECTIONS
+from nandoctor.catalogue import diagnoses_running_on
+from nandoctor.diagnosis import REQUIRED_SECTIONS, RunsOn
+from nandoctor.monitor import Monitor
+
+DETECTORS = diagnoses_running_on(RunsOn.TRAINING)
 
 
 def block(detector, section: str) -> str:

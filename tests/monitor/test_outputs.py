@@ -16,7 +16,7 @@ def diverging_run(tmp_path, **options):
 
 
 def test_plot_draws_the_norms_with_the_forecast_and_the_first_nan(keras_seed, tmp_path):
-    from nandoctor.plot import layer_norms, read_log
+    from nandoctor.monitor.plot import layer_norms, read_log
 
     diverging_run(tmp_path, log_dir=tmp_path)
     records = read_log(tmp_path)
@@ -29,7 +29,7 @@ def test_plot_draws_the_norms_with_the_forecast_and_the_first_nan(keras_seed, tm
 
 
 def test_a_new_monitor_starts_a_new_log_and_its_own_later_fits_append(keras_seed, tmp_path):
-    from nandoctor.plot import read_log
+    from nandoctor.monitor.plot import read_log
 
     x = features(rows=40)
     model = shrinking_model(normalise=False)

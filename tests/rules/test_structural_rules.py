@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import nandoctor
-from nandoctor import weight_reading
+from nandoctor.analysis.matrix_comparison import max_abs_difference
 from nandoctor.loaders import load
-from nandoctor.weight_compare import max_abs_difference
+from nandoctor.view import array_sources as weight_reading
 from tests.conftest import FIXTURES
 
 
@@ -136,7 +136,7 @@ def test_a_too_short_table_names_the_missing_positions():
 
 def test_the_memory_network_temporal_table_is_found_as_a_position_table():
     """Field report A's custom `x + kernel` layer is recognised by its weight's shape."""
-    from nandoctor.positions import position_tables
+    from nandoctor.analysis.position_tables import position_tables
 
     with load(str(FIXTURES / "broken" / "seed_a_memory_network.keras")) as view:
         tables = {table.layer.name: table.tokens.name for table in position_tables(view)}

@@ -17,14 +17,21 @@ def read_log(path: str | Path) -> list[dict]:
     path = Path(path)
     if path.is_dir():
         path = path / "nandoctor-health.jsonl"
+    not_a_log = UnreadableFile(f"{path} is not a nandoctor health log (JSON lines written by nandoctor.Monitor)")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise not_a_log from None
     except OSError as error:
         raise UnreadableFile(f"cannot read health log {path}: {error.strerror or error}") from None
     try:
-        return [json.loads(line) for line in lines if line.strip()]
+        records = [json.loads(line) for line in lines if line.strip()]
     except ValueError:
-        raise UnreadableFile(f"{path} is not a nandoctor health log (JSON lines)") from None
+        raise not_a_log from None
+    if not all(isinstance(r, dict) and isinstance(r.get("step"), int) and isinstance(r.get("variables"), list)
+               for r in records):
+        raise not_a_log
+    return records
 
 
 def layer_norms(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
@@ -76,6 +83,10 @@ def plot_health(records: list[dict], output: str | Path, title: str = "nandoctor
     axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
     output = Path(output)
-    figure.savefig(output)
-    plt.close(figure)
+    try:
+        figure.savefig(output)
+    except OSError as error:
+        raise UnreadableFile(f"cannot write {output}: {error.strerror or error}") from None
+    finally:
+        plt.close(figure)
     return output

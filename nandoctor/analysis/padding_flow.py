@@ -13,30 +13,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from nandoctor.keras_classes import is_known_class
+from nandoctor.analysis.keras_facts import (
+    ATTENTION,
+    LOCAL_MIXERS,
+    MASK_CARRIERS,
+    PADDING_SAFE_EMBEDDINGS,
+    RECURRENT,
+    ZERO_PRESERVING,
+    is_known_class,
+)
 from nandoctor.view import Layer, ModelView
-
-# Per-position layers that carry the mask on (supports_masking in Keras 3.15).
-MASK_CARRIERS = frozenset(
-    {
-        "Activation", "ELU", "LeakyReLU", "PReLU", "ReLU", "Dense", "Identity", "Masking",
-        "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-        "BatchNormalization", "GroupNormalization", "LayerNormalization", "UnitNormalization",
-        "Normalization", "Rescaling", "ActivityRegularization", "AlphaDropout", "Dropout",
-        "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "TimeDistributed",
-        # nandoctor's own layers that pass the mask through
-        "PositionEmbedding", "TemporalEncoding", "SinusoidalPositionEncoding",
-    }
-)
-# Per-position layers that keep a zero padding vector exactly zero.
-ZERO_PRESERVING = frozenset({"Dropout", "SpatialDropout1D", "AlphaDropout", "GaussianDropout", "Identity", "ActivityRegularization"})
-# Layers that mix neighbouring positions and drop the mask; what they feed is followed on.
-LOCAL_MIXERS = frozenset(
-    {"Conv1D", "SeparableConv1D", "DepthwiseConv1D", "Conv1DTranspose", "MaxPooling1D", "AveragePooling1D"}
-)
-
-RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D"})
-ATTENTION = frozenset({"MultiHeadAttention", "GroupedQueryAttention", "Attention", "AdditiveAttention", "CausalSelfAttention"})
 
 # What each position-mixing layer does with padding that reaches it unmasked.
 FLATTEN, AVERAGE, MAXIMUM, SUM, RECURRENCE, ATTENDING, OPAQUE = (
@@ -104,40 +90,9 @@ def _reduces_time(layer: Layer) -> bool:
     )
 
 
-def input_spec(view: ModelView, layer: Layer) -> tuple[tuple | None, str | None]:
-    """The `(shape, dtype)` of the tensor `layer` receives, from its edge (Keras 3) or from
-    the InputLayer feeding it (both dialects)."""
-    for edge in view.producers(layer.name):
-        if edge.shape is not None:
-            return edge.shape, edge.dtype
-        producer = view.layer(edge.source)
-        if producer is not None and producer.class_name == "InputLayer":
-            config = producer.config
-            shape = config.get("batch_shape") or config.get("batch_input_shape")
-            return (tuple(shape) if isinstance(shape, (list, tuple)) else None), config.get("dtype")
-    shape = layer.config.get("batch_input_shape")  # Keras 2 first layer of a Sequential
-    if isinstance(shape, (list, tuple)):
-        return tuple(shape), layer.config.get("dtype") if isinstance(layer.config.get("dtype"), str) else None
-    return None, None
-
-
-def integer_sequence_length(view: ModelView, embedding: Layer) -> int | None | bool:
-    """For an embedding fed a batch of integer sequences, their static length (None when
-    variable); False when its input is not a sequence of several integer ids."""
-    shape, dtype = input_spec(view, embedding)
-    length = embedding.config.get("input_length")  # Keras 2
-    if shape is not None:
-        if len(shape) != 2 or (dtype is not None and "int" not in dtype):
-            return False
-        length = shape[1]
-    if length == 1:
-        return False
-    return length if isinstance(length, int) else None
-
-
 def mask_id(layer: Layer) -> int | None:
     """The padding id whose positions the layer masks, or None when it emits no mask."""
-    if layer.class_name == "MaskedEmbedding":
+    if layer.class_name in PADDING_SAFE_EMBEDDINGS:
         value = layer.config.get("mask_id", 0)
         return value if isinstance(value, int) else 0
     return 0 if layer.config.get("mask_zero") else None
@@ -157,7 +112,7 @@ def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = Fals
     table whose padding row is zero); layers that keep zeros zero are tracked.
     """
     alive = mask_id(embedding) is not None
-    zero = zero_padding or embedding.class_name == "MaskedEmbedding"
+    zero = zero_padding or embedding.class_name in PADDING_SAFE_EMBEDDINGS
     reaches: list[PaddingReach] = []
     seen: set[tuple[str, bool]] = set()
     # state: layer name, mask alive, layer that dropped it, local mixers passed, padding still zero

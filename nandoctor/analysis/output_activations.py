@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nandoctor.analysis.keras_facts import ACTIVATION_LAYERS, VALUE_PASSTHROUGH
 from nandoctor.view import Layer, ModelView
-
-# Layers that pass their input's values through unchanged (up to shape).
-PASSTHROUGH = frozenset(
-    {
-        "Reshape", "Flatten", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
-        "AlphaDropout", "Permute", "RepeatVector", "Identity", "ActivityRegularization",
-    }
-)
-ACTIVATION_LAYERS = {"Softmax": "softmax", "ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu"}
 
 
 def activation_name(value: Any) -> str:
@@ -42,7 +34,7 @@ def output_activation(view: ModelView, name: str) -> tuple[str, Layer] | None:
             return ACTIVATION_LAYERS[layer.class_name], layer
         if "activation" in config:
             return activation_name(config["activation"]), layer
-        if layer.class_name not in PASSTHROUGH:
+        if layer.class_name not in VALUE_PASSTHROUGH:
             return None
         producers = view.producers(layer.name)
         if len(producers) != 1:
@@ -69,7 +61,7 @@ def output_units(view: ModelView, layer: Layer) -> int | None:
         if isinstance(config.get("units"), int):
             return config["units"]
         producers = view.producers(current.name)
-        if len(producers) != 1 or current.class_name not in PASSTHROUGH | set(ACTIVATION_LAYERS) | {"Activation"}:
+        if len(producers) != 1 or current.class_name not in VALUE_PASSTHROUGH | set(ACTIVATION_LAYERS) | {"Activation"}:
             return None
         current = view.layer(producers[0].source)
     return None

@@ -15,13 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from nandoctor.weight_reading import ArraySource
-from nandoctor.weight_stats import WeightStats, compute_stats
-
-# Layer classes whose first weight is a lookup table indexed by token id.
-EMBEDDING_CLASSES = frozenset(
-    {"Embedding", "ReversibleEmbedding", "EmbeddingMatrix", "MaskedEmbedding", "TiedEmbedding"}
-)
+from nandoctor.analysis.keras_facts import EMBEDDING_CLASSES
+from nandoctor.view.array_sources import ArraySource
+from nandoctor.view.weight_stats import WeightStats, compute_stats
 
 
 @dataclass
@@ -161,6 +157,8 @@ class ModelView:
     compile: CompileConfig | None = None
     model_class: str | None = None
     has_config: bool = True
+    # What the loader could not read or judge, in words (weights absent, a format's limits).
+    notes: list[str] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     # Indexes built on first use: loaders finish the layer and edge lists before rules run.
@@ -218,6 +216,35 @@ class ModelView:
                     parents[edge.target] = current
                     queue.append(edge.target)
         return None
+
+    def input_spec(self, layer: Layer) -> tuple[tuple | None, str | None]:
+        """The `(shape, dtype)` of the tensor `layer` receives, from its edge (Keras 3) or from
+        the InputLayer feeding it (both dialects)."""
+        for edge in self.producers(layer.name):
+            if edge.shape is not None:
+                return edge.shape, edge.dtype
+            producer = self.layer(edge.source)
+            if producer is not None and producer.class_name == "InputLayer":
+                config = producer.config
+                shape = config.get("batch_shape") or config.get("batch_input_shape")
+                return (tuple(shape) if isinstance(shape, (list, tuple)) else None), config.get("dtype")
+        shape = layer.config.get("batch_input_shape")  # Keras 2 first layer of a Sequential
+        if isinstance(shape, (list, tuple)):
+            return tuple(shape), layer.config.get("dtype") if isinstance(layer.config.get("dtype"), str) else None
+        return None, None
+
+    def integer_sequence_length(self, embedding: Layer) -> int | None | bool:
+        """For an embedding fed a batch of integer sequences, their static length (None when
+        variable); False when its input is not a sequence of several integer ids."""
+        shape, dtype = self.input_spec(embedding)
+        length = embedding.config.get("input_length")  # Keras 2
+        if shape is not None:
+            if len(shape) != 2 or (dtype is not None and "int" not in dtype):
+                return False
+            length = shape[1]
+        if length == 1:
+            return False
+        return length if isinstance(length, int) else None
 
     def weight_bytes(self) -> int:
         return sum(weight.nbytes for weight in self.weights())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nandoctor.weight_reading import ArraySource, widen_bfloat16
+from nandoctor.view.array_sources import ArraySource, widen_bfloat16
 
 # (unsigned view, exponent bits, mantissa bits) of each float storage type.
 _FLOAT_LAYOUT = {

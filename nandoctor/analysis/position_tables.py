@@ -7,11 +7,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nandoctor.keras_classes import is_known_class
-from nandoctor.padding import MASK_CARRIERS, integer_sequence_length
+from nandoctor.analysis.keras_facts import (
+    MASK_CARRIERS,
+    POSITION_LAYERS,
+    is_known_class,
+)
 from nandoctor.view import Layer, ModelView, Weight
 
-_POSITION_LAYERS = frozenset({"PositionEmbedding", "TemporalEncoding"})
 # A table is read whole only below this many values (a position table is small).
 MAX_TABLE_VALUES = 16 << 20
 
@@ -32,7 +34,7 @@ def position_tables(view: ModelView) -> list[PositionTable]:
         weight = _added_table(view, layer)
         if weight is not None:
             tokens = _token_embedding_upstream(view, layer)
-            length = integer_sequence_length(view, tokens) if tokens else None
+            length = view.integer_sequence_length(tokens) if tokens else None
             tables.append(PositionTable(layer, weight, tokens, length if isinstance(length, int) else None))
     return tables + _position_embeddings_merged_by_add(view)
 
@@ -41,7 +43,7 @@ def _added_table(view: ModelView, layer: Layer) -> Weight | None:
     """The table a layer adds to the sequence it receives: a known position layer's, or a
     custom layer's one weight shaped like its input's (length, hidden)."""
     matrices = [w for w in layer.weights if len(w.shape) == 2]
-    if layer.class_name in _POSITION_LAYERS:
+    if layer.class_name in POSITION_LAYERS:
         return matrices[0] if matrices else None
     if is_known_class(layer.class_name, layer.module) or len(matrices) != 1:
         return None
@@ -62,9 +64,9 @@ def _token_embedding_upstream(view: ModelView, layer: Layer) -> Layer | None:
         candidate = view.layer(name)
         if candidate is None:
             continue
-        if candidate.is_embedding and integer_sequence_length(view, candidate) is not False:
+        if candidate.is_embedding and view.integer_sequence_length(candidate) is not False:
             return candidate
-        if candidate.class_name in MASK_CARRIERS or candidate.class_name in _POSITION_LAYERS:
+        if candidate.class_name in MASK_CARRIERS or candidate.class_name in POSITION_LAYERS:
             for edge in view.producers(name):
                 if edge.source not in seen:
                     seen.add(edge.source)
@@ -86,7 +88,7 @@ def _position_embeddings_merged_by_add(view: ModelView) -> list[PositionTable]:
         if len(embeddings) != 2:
             continue
         positions, tokens = sorted(embeddings, key=_position_likeness, reverse=True)
-        length = integer_sequence_length(view, positions)
+        length = view.integer_sequence_length(positions)
         tables.append(PositionTable(positions, positions.embedding_matrix(), tokens, length if isinstance(length, int) else None))
     return tables
 

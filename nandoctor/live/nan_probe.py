@@ -4,9 +4,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.probes.numerics import SingularGradient, UnguardedDivision
+from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.singular_gradient import SingularGradient
+from nandoctor.live.unguarded_division import UnguardedDivision
+from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.report import Confidence, Finding
-from nandoctor.rule import Documented
 
 # A gradient this large on a single weight is the signature of a guard that turned 0/0 into
 # 1/epsilon: a clamp at 1e-7 gives 1e7 against a unit vector. A guard inside the roots, as
@@ -14,7 +16,7 @@ from nandoctor.rule import Documented
 ABSURD_GRADIENT = 1e7
 
 
-class NanProbe(Documented):
+class NanProbe(LiveCheck):
     """## What it does
     Runs the live model on inputs built to break it: token ids that hit all-zero embedding
     rows (alone, and against real ones), all-padding sequences, zeros, magnitudes of 1e12,
@@ -29,8 +31,10 @@ class NanProbe(Documented):
     pretrained table). The probe meets it first, and confirms the graph check's suspicion.
     """
 
-    code = "ND201/ND202"
     name = "nan-probe"
+    raises = (UnguardedDivision, SingularGradient)
+    # What it confirms: any numerics suspicion of the graph checks on the culprit layer.
+    _numerics = (UnguardedDivision, SingularGradient, UnguardedLog)
 
     def run(self, model, view) -> Iterator[Finding]:
         if any(weight.stats().nonfinite for weight in view.weights()):
@@ -41,16 +45,26 @@ class NanProbe(Documented):
             if outcome is None:
                 continue
             kind, value = outcome
-            from nandoctor.monitor.localize import localize
+            from nandoctor.live.replay import localize
 
             where = localize(model, (inputs, _targets(model, inputs)))
             layer = where.forward_culprit or where.backward_culprit
             rule = UnguardedDivision if kind == "non-finite output" else SingularGradient
             message = (f"on {recipe}, the model's {kind} ({value}); replaying it layer by layer: "
                        f"{where.describe()}")
-            yield Finding(rule.code, rule.name, rule.severity, Confidence.HIGH, layer, message, rule.fix,
-                          {"recipe": recipe, "kind": kind, "localization": where.to_dict()})
+            yield rule.finding(layer, message, confidence=Confidence.HIGH,
+                               details={"recipe": recipe, "kind": kind, "localization": where.to_dict()})
             return
+
+    def confirms(self, measured: Finding, suspicion: Finding) -> bool:
+        """The probe sees that a layer breaks, not which of its operations: it confirms
+        whichever numerics suspicion the graph checks raised on that layer."""
+        numerics = {rule.code for rule in self._numerics}
+        if measured.layer is None:
+            # The replay stayed finite (an absurd gradient, not a NaN): no layer is named, and
+            # the measurement confirms the graph checks' suspicion of the same kind.
+            return measured.code == suspicion.code
+        return measured.layer == suspicion.layer and measured.code in numerics and suspicion.code in numerics
 
 
 def _recipes(model, view):

@@ -1,4 +1,4 @@
-"""Custom layers for the probe tests, importable with `--custom-objects tests.probes.leaky_layers`."""
+"""Custom layers for the probe tests, importable with `--custom-objects tests.live.leaky_layers`."""
 
 import keras
 

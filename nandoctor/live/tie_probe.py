@@ -6,15 +6,15 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from nandoctor.analysis.keras_facts import TIED_EMBEDDING_CLASSES
 from nandoctor.errors import first_line
+from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.model_layers import every_layer, layer_named
 from nandoctor.report import Confidence, Finding
-from nandoctor.rule import Documented
 from nandoctor.rules.broken_tie import BrokenTie
 
-_TIED_CLASSES = ("ReversibleEmbedding", "TiedEmbedding")
 
-
-class TieProbe(Documented):
+class TieProbe(LiveCheck):
     """## What it does
     Saves the model to a temporary `.keras`, reloads it, and checks that each declared tie
     between the input embedding and the output projection still holds, then again after one
@@ -26,12 +26,13 @@ class TieProbe(Documented):
     pulls apart. The file scan can suspect it from the config; only a round trip proves it.
     """
 
-    code, name, severity, fix = BrokenTie.code, BrokenTie.name, BrokenTie.severity, BrokenTie.fix
+    name = "tie-probe"
+    raises = (BrokenTie,)
 
     def run(self, model, view=None) -> Iterator[Finding]:
         import keras
 
-        tied = [layer for layer in model._flatten_layers() if _declares_tie(layer)]
+        tied = [layer for layer in every_layer(model) if _declares_tie(layer)]
         if not tied:
             return
         with tempfile.TemporaryDirectory(prefix="nandoctor-tie-") as folder:
@@ -49,7 +50,7 @@ class TieProbe(Documented):
                 )
                 return
         for layer in tied:
-            copy = _layer_named(reloaded, layer.name)
+            copy = layer_named(reloaded, layer.name)
             if copy is None:
                 continue
             if not _still_tied(copy):
@@ -61,27 +62,20 @@ class TieProbe(Documented):
                                     stage="training")
 
     def _finding(self, layer: str, message: str, **details) -> Finding:
-        return Finding(self.code, self.name, self.severity, Confidence.HIGH, layer, message, self.fix,
-                       {"probe": "save, reload, train one step", **details})
+        return BrokenTie.finding(layer, message, confidence=Confidence.HIGH,
+                                 details={"probe": "save, reload, train one step", **details})
 
 
 def _declares_tie(layer) -> bool:
-    if type(layer).__name__ in _TIED_CLASSES:
+    if type(layer).__name__ in TIED_EMBEDDING_CLASSES:
         return bool(getattr(layer, "tie_weights", True))
     name = type(layer).__name__.lower()
     return ("tied" in name or "transpose" in name) and not type(layer).__module__.startswith("keras")
 
 
-def _layer_named(model, name: str):
-    for layer in model._flatten_layers():
-        if layer.name == name:
-            return layer
-    return None
-
-
 def _still_tied(layer) -> bool:
     """The reverse projection is exactly `h @ E^T` with the layer's one embedding matrix."""
-    if type(layer).__name__ not in _TIED_CLASSES:
+    if type(layer).__name__ not in TIED_EMBEDDING_CLASSES:
         return True  # a hand-written tie that reloaded: nothing further to prove here
     table = np.asarray(layer.embeddings)
     hidden = np.random.default_rng(0).normal(size=(3, table.shape[1])).astype(table.dtype)

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nandoctor import weight_reading
-from nandoctor.weight_reading import ArrayInMemory, FileRegionSource, widen_bfloat16
-from nandoctor.weight_stats import compute_stats
+from nandoctor.view import array_sources as weight_reading
+from nandoctor.view.array_sources import ArrayInMemory, FileRegionSource, widen_bfloat16
+from nandoctor.view.weight_stats import compute_stats
 
 special = st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, -1e-40, 1e-30, 3.0e38, 1.0])
 floats = st.one_of(st.floats(width=32, allow_nan=True, allow_infinity=True), special)

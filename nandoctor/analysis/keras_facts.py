@@ -1,4 +1,7 @@
-"""Which classes in a model config are Keras's own, and so known to nandoctor.
+"""What Keras's, KerasHub's and nandoctor's classes are, known by name: the one home of
+every class-name set the rules, the padding walk and the live checks consult.
+
+Which classes in a model config are Keras's own, and so known to nandoctor:
 
 Keras 3 configs name a module (`keras.layers`, `keras.src.ops.numpy`); Keras 2 configs and
 Keras 3's legacy `.h5` writer name only the class. The names below are every class in
@@ -117,3 +120,48 @@ def is_known_class(class_name: str, module: str | None) -> bool:
     if module is not None and module != "builtins":
         return module in KERAS_MODULES or module.startswith(KERAS_MODULE_PREFIXES)
     return class_name in KERAS_CLASS_NAMES or class_name in KERAS_OP_NAMES
+
+
+# Layer classes whose first weight is a lookup table indexed by token id.
+EMBEDDING_CLASSES = frozenset({"Embedding", "ReversibleEmbedding", "EmbeddingMatrix", "MaskedEmbedding", "TiedEmbedding"})
+# Embeddings that also project back onto the vocabulary with the same matrix (`reverse=True`);
+# their `tie_weights` config (default true) says whether the tie is on.
+TIED_EMBEDDING_CLASSES = frozenset({"ReversibleEmbedding", "TiedEmbedding"})
+# nandoctor's embedding whose padding rows are exactly zero and masked.
+PADDING_SAFE_EMBEDDINGS = frozenset({"MaskedEmbedding"})
+
+# Per-position layers that carry the mask on (supports_masking in Keras 3.15).
+MASK_CARRIERS = frozenset(
+    {
+        "Activation", "ELU", "LeakyReLU", "PReLU", "ReLU", "Dense", "Identity", "Masking",
+        "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
+        "BatchNormalization", "GroupNormalization", "LayerNormalization", "UnitNormalization",
+        "Normalization", "Rescaling", "ActivityRegularization", "AlphaDropout", "Dropout",
+        "SpatialDropout1D", "GaussianDropout", "GaussianNoise", "TimeDistributed",
+        # nandoctor's own layers that pass the mask through
+        "PositionEmbedding", "TemporalEncoding", "SinusoidalPositionEncoding",
+    }
+)
+# Per-position layers that keep a zero padding vector exactly zero.
+ZERO_PRESERVING = frozenset({"Dropout", "SpatialDropout1D", "AlphaDropout", "GaussianDropout", "Identity", "ActivityRegularization"})
+# Layers that mix neighbouring positions and drop the mask.
+LOCAL_MIXERS = frozenset(
+    {"Conv1D", "SeparableConv1D", "DepthwiseConv1D", "Conv1DTranspose", "MaxPooling1D", "AveragePooling1D"}
+)
+RECURRENT = frozenset({"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D"})
+ATTENTION = frozenset({"MultiHeadAttention", "GroupedQueryAttention", "Attention", "AdditiveAttention", "CausalSelfAttention"})
+# Attention layers called as (query, value[, key]): self-attention when both are one tensor.
+QUERY_VALUE_ATTENTION = frozenset({"MultiHeadAttention", "GroupedQueryAttention"})
+
+# nandoctor's layers that add a learned table per position.
+POSITION_LAYERS = frozenset({"PositionEmbedding", "TemporalEncoding"})
+
+# Layers that pass their input's values through unchanged (up to shape).
+VALUE_PASSTHROUGH = frozenset(
+    {
+        "Reshape", "Flatten", "Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout",
+        "AlphaDropout", "Permute", "RepeatVector", "Identity", "ActivityRegularization",
+    }
+)
+# Activation layers, by the activation they apply.
+ACTIVATION_LAYERS = {"Softmax": "softmax", "ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu"}

@@ -4,55 +4,21 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Diagnosis
+from nandoctor.live.causal_leak import CausalLeak
+from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.model_layers import every_layer
+from nandoctor.report import Confidence, Finding
 
 # How many perturbation positions the probe tries, spread over the sequence.
 _POSITIONS = 12
 
 
-class CausalLeak(Diagnosis):
-    """## What it does
-    Proves, on the live model, whether a next-token model's outputs at positions up to `t`
-    depend on the tokens after `t`: it changes only the later tokens and measures the change
-    of the earlier outputs.
+class CausalProbe(LiveCheck):
+    """Changes only the tokens after position `t` of a next-token model and measures the
+    change of the outputs up to `t` (ND502, causal-leak)."""
 
-    ## Why is this bad?
-    A position that sees the token it must predict learns to copy it: training loss looks
-    excellent and generation fails. The static rule ND501 reads the `use_causal_mask`
-    argument from the saved graph; this probe also catches what the graph does not say: an
-    attention wrapper that drops the flag, an inverted mask that attends only to the
-    future, custom attention code.
-
-    ## Example
-    ```python
-    import keras
-    import nandoctor
-
-    tokens = keras.Input((16,), dtype="int32")
-    x = keras.layers.Embedding(100, 32)(tokens)
-    x = keras.layers.MultiHeadAttention(4, 8)(x, x)  # no use_causal_mask
-    model = keras.Model(tokens, keras.layers.Dense(100)(x))
-    nandoctor.check(model)  # ND502: outputs at position 0 change when later tokens do
-    ```
-
-    ## Use instead
-    ```python
-    import keras
-    import nandoctor
-
-    tokens = keras.Input((16,), dtype="int32")
-    x = keras.layers.Embedding(100, 32, mask_zero=True)(tokens)
-    x = nandoctor.layers.CausalSelfAttention(num_heads=4, intermediate_dim=128)(x)
-    model = keras.Model(tokens, keras.layers.Dense(100)(x))
-    ```
-    """
-
-    code = "ND502"
-    name = "causal-leak"
-    severity = Severity.ERROR
-    confidence = Confidence.HIGH
-    fix = "Mask attention causally (use_causal_mask=True), or build the decoder from nandoctor.layers.CausalSelfAttention."
+    name = "causal-probe"
+    raises = (CausalLeak,)
 
     def run(self, model, view=None) -> Iterator[Finding]:
         shape = _next_token_shape(model)
@@ -72,14 +38,14 @@ class CausalLeak(Diagnosis):
             if past.max() > tolerance:
                 first = int(np.flatnonzero(past > tolerance)[0])
                 future = float(np.abs(outputs[:, t + 1:] - base[:, t + 1:]).max())
-                yield Finding(
-                    self.code, self.name, self.severity, Confidence.HIGH, None,
+                yield CausalLeak.finding(
+                    None,
                     f"changing only the tokens after position {t} changes the outputs at position {first} "
                     f"by up to {float(past.max()):.3g} (outputs after {t} changed by up to {future:.3g}): "
                     "positions see the future",
-                    self.fix,
-                    {"position": t, "first_leaking_position": first, "leak": float(past.max()),
-                     "future_change": future, "inputs": f"2 random sequences of {length} ids in [1, {vocabulary})"},
+                    confidence=Confidence.HIGH,
+                    details={"position": t, "first_leaking_position": first, "leak": float(past.max()),
+                             "future_change": future, "inputs": f"2 random sequences of {length} ids in [1, {vocabulary})"},
                 )
                 return
 
@@ -98,7 +64,7 @@ def _next_token_shape(model) -> tuple[int, int, int] | None:
     outputs_length = outputs.shape[1]
     if length is None or outputs_length is None or not 2 <= outputs_length <= length:
         return None
-    vocabularies = [layer.input_dim for layer in model._flatten_layers() if hasattr(layer, "input_dim")]
+    vocabularies = [layer.input_dim for layer in every_layer(model) if hasattr(layer, "input_dim")]
     return length, outputs_length, int(min(vocabularies)) if vocabularies else 100
 
 

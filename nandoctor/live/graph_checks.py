@@ -14,9 +14,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.keras_classes import is_known_class
+from nandoctor.analysis.keras_facts import is_known_class
+from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.singular_gradient import SingularGradient
+from nandoctor.live.unguarded_division import UnguardedDivision
+from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.report import Finding
-from nandoctor.rule import Documented
 
 _DIVISIONS = ("RealDiv", "Div", "Reciprocal", "Inv")
 _ROOTS = ("Sqrt", "Rsqrt")
@@ -88,7 +91,7 @@ def _clamp_outside_root(tensor) -> bool:
         other[0].op.type == "Mul" and any(i.op.type in _ROOTS for i in other[0].op.inputs)))
 
 
-class GraphChecks(Documented):
+class GraphChecks(LiveCheck):
     """## What it does
     Traces the live model's forward pass and finds divisions, square roots and logs in
     hand-written code (Lambdas, custom layers, `keras.ops` nodes) whose input can be zero.
@@ -101,8 +104,9 @@ class GraphChecks(Documented):
     while and then fails without a word (field report C).
     """
 
-    code = "ND201/ND202/ND203"
     name = "graph-checks"
+    raises = (UnguardedDivision, SingularGradient, UnguardedLog)
+    measures = False  # a structural judgement: a suspicion for the NaN probe to confirm
 
     def run(self, model, view) -> Iterator[Finding]:
         graph = _trace(model)
@@ -121,41 +125,43 @@ class GraphChecks(Documented):
 
 
 def _judge(op, layer: str) -> Finding | None:
-    from nandoctor.probes.numerics import (
-        SingularGradient,
-        UnguardedDivision,
-        UnguardedLog,
-    )
+    verdict = _verdict(op, f"'{op.name}' in layer '{layer}'")
+    if verdict is None:
+        return None
+    rule, message = verdict
+    return rule.finding(layer, message, details={"operation": op.name})
 
+
+def _verdict(op, where: str) -> tuple[type, str] | None:
+    """(the live rule an unguarded operation breaks, why), or None when it is guarded."""
     argument = op.inputs[-1] if op.type in ("RealDiv", "Div") else op.inputs[0]
-    where = f"'{op.name}' in layer '{layer}'"
     if op.type in _DIVISIONS:
         if _clamp_outside_root(argument):
-            return SingularGradient.finding(layer, f"the division {where} is guarded by a maximum outside its square "
-                                            "root: the value is safe, the gradient of order 1/epsilon", op.name)
+            return SingularGradient, (f"the division {where} is guarded by a maximum outside its square root: "
+                                      "the value is safe, the gradient of order 1/epsilon")
         if not is_positive(argument):
-            return UnguardedDivision.finding(layer, f"the denominator of the division {where} ({argument.op.type}) "
-                                              "is not guarded against 0: 0/0 gives NaN", op.name)
+            return UnguardedDivision, (f"the denominator of the division {where} ({argument.op.type}) is not guarded "
+                                       "against 0: 0/0 gives NaN")
     elif op.type in _ROOTS:
         if not is_positive(argument):
-            return SingularGradient.finding(layer, f"the square root {where} takes {argument.op.type}, which can be 0, "
-                                            "where its derivative is infinite", op.name)
+            return SingularGradient, (f"the square root {where} takes {argument.op.type}, which can be 0, where its "
+                                      "derivative is infinite")
     elif op.type in _POWERS:
         exponent = _constant(op.inputs[1])
         if exponent is not None and not is_positive(op.inputs[0]):
             if np.any(exponent < 0):
-                return UnguardedDivision.finding(layer, f"the power {where} has a negative exponent, a division by a "
-                                                  "base that can be 0", op.name)
+                return UnguardedDivision, f"the power {where} has a negative exponent, a division by a base that can be 0"
             if np.any((exponent > 0) & (exponent < 1)):
-                return SingularGradient.finding(layer, f"the power {where} has a fractional exponent below 1, whose "
-                                                "derivative is infinite at a base of 0", op.name)
+                return SingularGradient, (f"the power {where} has a fractional exponent below 1, whose derivative is "
+                                          "infinite at a base of 0")
     elif op.type in _ANGLES:
         if op.type == "Atan2" or op.inputs[0].op.type not in _CLIPS:
-            return SingularGradient.finding(layer, f"the {op.type.lower()} {where} has an infinite derivative at the ends of "
-                                            "its domain (acos of a cosine of 1: identical vectors)", op.name)
+            return SingularGradient, (f"the {op.type.lower()} {where} has an infinite derivative at the ends of its "
+                                      "domain (acos of a cosine of 1: identical vectors)")
     elif op.type in _LOGS and not is_positive(argument):
-        softmax = " (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)" if argument.op.type == "Softmax" else ""
-        return UnguardedLog.finding(layer, f"the log {where} takes {argument.op.type}, which can be 0{softmax}", op.name)
+        softmax = (" (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)"
+                   if argument.op.type == "Softmax" else "")
+        return UnguardedLog, f"the log {where} takes {argument.op.type}, which can be 0{softmax}"
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nandoctor.view import Weight
-from nandoctor.weight_reading import widen_bfloat16
+from nandoctor.view.array_sources import widen_bfloat16
 
 
 def max_abs_difference(matrix: Weight, other: Weight, transposed: bool = False) -> float:

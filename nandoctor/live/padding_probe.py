@@ -4,18 +4,23 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.report import Confidence, Finding, Severity
-from nandoctor.rule import Documented
+from nandoctor.analysis.keras_facts import (
+    EMBEDDING_CLASSES,
+    PADDING_SAFE_EMBEDDINGS,
+    TIED_EMBEDDING_CLASSES,
+)
+from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.model_layers import every_layer, layer_named
+from nandoctor.report import Confidence, Finding
 from nandoctor.rules.mask_dropped import MaskDropped
 from nandoctor.rules.padding_not_masked import PaddingNotMasked
 
-_EMBEDDINGS = ("Embedding", "MaskedEmbedding", "TiedEmbedding", "ReversibleEmbedding")
 # Padding reaches the output when changing it moves the output by more than this fraction
 # of what one real token moves it by.
 _LEAK_RATIO = 1e-3
 
 
-class PaddingProbe(Documented):
+class PaddingProbe(LiveCheck):
     """## What it does
     Confirms on the live model whether padded positions reach the output: on a copy of the
     model, it gives the padding row (id 0) of each embedding other values and measures how
@@ -27,9 +32,8 @@ class PaddingProbe(Documented):
     and the static finding is confirmed with the measurement as its evidence.
     """
 
-    code = "ND301/ND302"
     name = "padding-probe"
-    severity = Severity.WARNING
+    raises = (PaddingNotMasked, MaskDropped)
 
     def run(self, model, view=None) -> Iterator[Finding]:
         import keras
@@ -37,7 +41,7 @@ class PaddingProbe(Documented):
         if len(model.inputs) != 1 or "int" not in str(model.inputs[0].dtype) or len(model.inputs[0].shape) != 2:
             return
         length = model.inputs[0].shape[1] or 16
-        embeddings = [layer for layer in model._flatten_layers() if type(layer).__name__ in _EMBEDDINGS]
+        embeddings = [layer for layer in every_layer(model) if type(layer).__name__ in EMBEDDING_CLASSES]
         if not embeddings or length < 4:
             return
         try:
@@ -55,14 +59,14 @@ class PaddingProbe(Documented):
         real_change = float(np.abs(_outputs(copy, one_token) - base).max()) or 1.0
         length = tokens.shape[1]
         for layer in embeddings:
-            twin = next(other for other in copy._flatten_layers() if other.name == layer.name)
+            twin = layer_named(copy, layer.name)
             table = keras.ops.convert_to_numpy(twin.embeddings)
             altered = table.copy()
             altered[0] = rng.normal(scale=float(np.abs(table).mean()) * 10 + 1e-3, size=table.shape[1])
             twin.embeddings.assign(altered)
             difference = np.abs(_outputs(copy, tokens) - base)
             twin.embeddings.assign(table)
-            if type(layer).__name__ in ("TiedEmbedding", "ReversibleEmbedding") and difference.shape[-1] == table.shape[0]:
+            if type(layer).__name__ in TIED_EMBEDDING_CLASSES and difference.shape[-1] == table.shape[0]:
                 # A tied projection computes the padding id's own logit from the padding row,
                 # by design: that logit is not padding leaking through the computation.
                 difference = difference[..., 1:]
@@ -73,16 +77,21 @@ class PaddingProbe(Documented):
                 difference = difference[:, : length // 2]
             leak = float(difference.max()) if difference.size else 0.0
             if leak > _LEAK_RATIO * real_change:
-                masked = getattr(layer, "mask_zero", False) or type(layer).__name__ == "MaskedEmbedding"
+                masked = getattr(layer, "mask_zero", False) or type(layer).__name__ in PADDING_SAFE_EMBEDDINGS
                 rule = MaskDropped if masked else PaddingNotMasked
-                yield Finding(
-                    rule.code, rule.name, rule.severity, Confidence.HIGH, layer.name,
+                yield rule.finding(
+                    layer.name,
                     f"changing only the padding vector (id 0) of '{layer.name}' moves the output by {leak:.3g}, "
                     f"{leak / real_change:.3g} times what changing one real token does: padded positions reach the output",
-                    rule.fix,
-                    {"padding_change": leak, "real_token_change": real_change,
-                     "inputs": f"4 random sequences of {length} ids, the second half padded with 0"},
+                    confidence=Confidence.HIGH,
+                    details={"padding_change": leak, "real_token_change": real_change,
+                             "inputs": f"4 random sequences of {length} ids, the second half padded with 0"},
                 )
+
+    def confirms(self, measured: Finding, suspicion: Finding) -> bool:
+        """The probe names the embedding; ND302 names the layer that dropped its mask, and
+        the embedding as `mask_from`."""
+        return measured.code == suspicion.code and measured.layer in (suspicion.layer, suspicion.details.get("mask_from"))
 
 
 def _outputs(model, tokens: np.ndarray) -> np.ndarray:

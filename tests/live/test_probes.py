@@ -11,7 +11,7 @@ import pytest
 import nandoctor
 from nandoctor.layers import CausalSelfAttention, TiedEmbedding
 from tests.conftest import ROOT, run_cli
-from tests.probes.leaky_layers import (
+from tests.live.leaky_layers import (
     ForgetfulAttention,
     FutureOnlyAttention,
     language_model,
@@ -80,7 +80,7 @@ def test_scan_trust_loads_with_custom_objects_and_probes(keras_seed, tmp_path, m
     path = tmp_path / "forgetful.keras"
     language_model(ForgetfulAttention(name="forgetful")).save(path)
     monkeypatch.chdir(ROOT)
-    result = run_cli("scan", "--trust", "--custom-objects", "tests.probes.leaky_layers", path, "--format", "json",
+    result = run_cli("scan", "--trust", "--custom-objects", "tests.live.leaky_layers", path, "--format", "json",
                      expected_exit=1)
     assert '"ND502"' in result.stdout and '"ND901"' in result.stdout
 
@@ -90,13 +90,13 @@ def test_without_trust_the_same_file_is_scanned_statically_and_nothing_is_loaded
     language_model(ForgetfulAttention(name="forgetful")).save(path)
     probe = ("import sys; from nandoctor.cli import main\n"
              "try: main(['scan', sys.argv[1], '--format', 'json'])\n"
-             "finally: print('LOADED' if any(m.startswith(('keras', 'tests.probes')) for m in sys.modules) else 'STATIC', file=sys.stderr)")
+             "finally: print('LOADED' if any(m.startswith(('keras', 'tests.live')) for m in sys.modules) else 'STATIC', file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert "STATIC" in result.stderr and '"ND901"' in result.stdout and '"ND502"' not in result.stdout
 
 
 def test_custom_objects_without_trust_is_a_usage_error(tmp_path):
-    run_cli("scan", "--custom-objects", "tests.probes.leaky_layers", tmp_path, expected_exit=2)
+    run_cli("scan", "--custom-objects", "tests.live.leaky_layers", tmp_path, expected_exit=2)
 
 
 def padded_classifier(make_middle, embedding):

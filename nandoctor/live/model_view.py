@@ -10,7 +10,7 @@ import numpy as np
 
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.view import Layer, ModelView, Weight
-from nandoctor.weight_reading import ArrayInMemory
+from nandoctor.view.array_sources import ArrayInMemory
 
 
 def view_of_model(model) -> ModelView:

@@ -1,0 +1,200 @@
+"""THE one list of every diagnosis, and the one `select`/`ignore` resolution every way in uses.
+
+`scan`, `check`, `scan --trust`, `Monitor`, the CLI, the docs generator and the reporters all
+read `DIAGNOSES` and `Selection`; none of them names a particular code. Adding a diagnosis is
+its module plus one line below (`python -m nandoctor.scaffold` writes both).
+
+A selector is a code (`ND301`), a code prefix or family (`ND3`, `ND30`), a name
+(`padding-not-masked`) or `ALL`. In `ignore`, `SELECTOR:LAYER` suppresses the findings of
+those codes on the layers whose name matches `LAYER` (a glob): they still run, and the report
+counts what was suppressed, as per-file ignores do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nandoctor.diagnosis import Diagnosis, RunsOn
+from nandoctor.live.causal_leak import CausalLeak
+from nandoctor.live.singular_gradient import SingularGradient
+from nandoctor.live.unguarded_division import UnguardedDivision
+from nandoctor.live.unguarded_log import UnguardedLog
+from nandoctor.monitor.exploding_updates import ExplodingUpdates
+from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
+from nandoctor.monitor.shrinking_weights import ShrinkingWeights
+from nandoctor.report import Finding
+from nandoctor.rules.broken_tie import BrokenTie
+from nandoctor.rules.collapsed_weights import CollapsedWeights
+from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
+from nandoctor.rules.malformed_positional_table import MalformedPositionalTable
+from nandoctor.rules.mask_dropped import MaskDropped
+from nandoctor.rules.missing_causal_mask import MissingCausalMask
+from nandoctor.rules.nonfinite_weights import NonfiniteWeights
+from nandoctor.rules.opaque_code import OpaqueCode
+from nandoctor.rules.padding_not_masked import PaddingNotMasked
+from nandoctor.rules.padding_row_not_zero import PaddingRowNotZero
+from nandoctor.rules.positional_scale_mismatch import PositionalScaleMismatch
+from nandoctor.rules.positional_table_too_short import PositionalTableTooShort
+from nandoctor.rules.untied_embeddings import UntiedEmbeddings
+from nandoctor.rules.zero_embedding_rows import ZeroEmbeddingRows
+
+# In code order. Codes are permanent: a code is never reused or renamed.
+DIAGNOSES: tuple[type[Diagnosis], ...] = (
+    ZeroEmbeddingRows,
+    NonfiniteWeights,
+    CollapsedWeights,
+    UnguardedDivision,
+    SingularGradient,
+    UnguardedLog,
+    PaddingNotMasked,
+    MaskDropped,
+    PaddingRowNotZero,
+    UntiedEmbeddings,
+    BrokenTie,
+    MissingCausalMask,
+    CausalLeak,
+    MalformedPositionalTable,
+    PositionalScaleMismatch,
+    PositionalTableTooShort,
+    LossActivationMismatch,
+    ShrinkingWeights,
+    NonfiniteDuringTraining,
+    ExplodingUpdates,
+    OpaqueCode,
+)
+
+_SELECTOR_HELP = "a code (ND101), a family or code prefix (ND1), a name (zero-embedding-rows) or ALL"
+
+
+def find(code_or_name: str) -> type[Diagnosis] | None:
+    """The diagnosis with this code or name, or None."""
+    key = code_or_name.strip()
+    return next((d for d in DIAGNOSES if key.upper() == d.code or key.lower() == d.name), None)
+
+
+def diagnoses_running_on(runs_on: RunsOn) -> list[type[Diagnosis]]:
+    return [diagnosis for diagnosis in DIAGNOSES if diagnosis.runs_on is runs_on]
+
+
+def split_selectors(values: str | Iterable[str] | None) -> list[str]:
+    """`["ND1,ND601", "opaque-code"]` -> `["ND1", "ND601", "opaque-code"]`."""
+    if isinstance(values, str):
+        values = [values]
+    return [part.strip() for value in values or [] for part in value.split(",") if part.strip()]
+
+
+def codes_matching(selector: str) -> frozenset[str]:
+    """The codes a selector names; `ValueError` for one that names none."""
+    key = selector.strip()
+    if key.upper() == "ALL":
+        return frozenset(d.code for d in DIAGNOSES)
+    diagnosis = find(key)
+    if diagnosis is not None:
+        return frozenset({diagnosis.code})
+    prefix = key.upper()
+    family = frozenset(d.code for d in DIAGNOSES if prefix.startswith("ND") and d.code.startswith(prefix))
+    if family:
+        return family
+    raise ValueError(f"Unknown rule selector. Expected {_SELECTOR_HELP}. Received: {selector!r}")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Findings of `codes` on layers matching `layer` (a glob; `*` is every layer)."""
+
+    codes: frozenset[str]
+    layer: str = "*"
+
+    def covers(self, finding: Finding) -> bool:
+        return finding.code in self.codes and (self.layer == "*" or fnmatch.fnmatchcase(finding.layer or "", self.layer))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which diagnoses run, and which of their findings are suppressed."""
+
+    codes: frozenset[str]
+    suppressions: tuple[Suppression, ...] = ()
+    # glob of a path -> suppressions for the files it matches ([tool.nandoctor.per-file-ignores]).
+    per_file: tuple[tuple[str, tuple[Suppression, ...]], ...] = field(default=())
+
+    @classmethod
+    def resolve(
+        cls,
+        select: str | Iterable[str] | None = None,
+        ignore: str | Iterable[str] | None = None,
+        per_file_ignores: Mapping[str, str | Iterable[str]] | None = None,
+    ) -> Selection:
+        chosen = split_selectors(select)
+        codes = frozenset().union(*(codes_matching(s) for s in chosen)) if chosen else codes_matching("ALL")
+        suppressions = []
+        for selector in split_selectors(ignore):
+            name, separator, layer = selector.partition(":")
+            if separator:
+                if not layer.strip():
+                    raise ValueError(f"A layer ignore names a layer after the colon (ND301:embedding). Received: {selector!r}")
+                suppressions.append(Suppression(codes_matching(name), layer.strip()))
+            else:
+                codes -= codes_matching(name)
+        per_file = tuple(
+            (pattern, tuple(_suppressions(selectors))) for pattern, selectors in (per_file_ignores or {}).items()
+        )
+        return cls(codes, tuple(suppressions), per_file)
+
+    def __contains__(self, code: str) -> bool:
+        return code in self.codes
+
+    def any_of(self, diagnoses: Iterable[type[Diagnosis]]) -> bool:
+        return any(d.code in self.codes for d in diagnoses)
+
+    def instances(self, runs_on: RunsOn, options: Mapping[str, Mapping[str, Any]] | None = None) -> list[Any]:
+        """The selected diagnoses that run on `runs_on`, built with their options, in code order."""
+        settings = resolve_options(options)
+        return [d(**settings.get(d, {})) for d in diagnoses_running_on(runs_on) if d.code in self.codes]
+
+    def filter(self, findings: Iterable[Finding], path: str | None = None) -> tuple[list[Finding], dict[str, int]]:
+        """(the findings kept, how many of each code were suppressed) for a file at `path`."""
+        rules = self.suppressions + self._for_path(path)
+        kept: list[Finding] = []
+        suppressed: dict[str, int] = {}
+        for finding in findings:
+            if finding.code not in self.codes:
+                continue
+            if any(rule.covers(finding) for rule in rules):
+                suppressed[finding.code] = suppressed.get(finding.code, 0) + 1
+            else:
+                kept.append(finding)
+        return kept, suppressed
+
+    def _for_path(self, path: str | None) -> tuple[Suppression, ...]:
+        if path is None:
+            return ()
+        posix = path.replace("\\", "/")
+        return tuple(
+            rule for pattern, rules in self.per_file
+            if fnmatch.fnmatchcase(posix, pattern) or fnmatch.fnmatchcase(posix.rsplit("/", 1)[-1], pattern)
+            for rule in rules
+        )
+
+
+def _suppressions(selectors: str | Iterable[str]) -> Iterable[Suppression]:
+    for selector in split_selectors(selectors):
+        name, _, layer = selector.partition(":")
+        yield Suppression(codes_matching(name), layer.strip() or "*")
+
+
+def resolve_options(options: Mapping[str, Mapping[str, Any]] | None) -> dict[type[Diagnosis], dict[str, Any]]:
+    """Options keyed by code or name, each checked against its diagnosis."""
+    settings: dict[type[Diagnosis], dict[str, Any]] = {}
+    for key, values in (options or {}).items():
+        diagnosis = find(key)
+        if diagnosis is None:
+            raise ValueError(f"Options given for an unknown rule. Expected a code or a name. Received: {key!r}")
+        if not isinstance(values, Mapping):
+            raise ValueError(f"Options of {diagnosis.code} ({diagnosis.name}) must be a table of names and values. "
+                             f"Received: {values!r}")
+        settings[diagnosis] = diagnosis.checked_options(values)
+    return settings

@@ -1,0 +1,32 @@
+"""What a live check is: code that runs (or traces) a live model and raises live rules.
+
+A live check declares the diagnoses whose findings it makes (`raises`) and whether they are
+suspicions (the graph checks judge structure) or measurements (the probes run the model).
+A measurement with the same code on the same layer as a suspicion, or a static rule's
+finding, confirms it (`confirms`): the suspicion rises to high confidence and carries the
+probe's evidence. A check states its evidence in its findings: the inputs it used and what
+it measured. Checks never change the model's weights or optimizer state: they run forward
+passes, or train a reloaded copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+from nandoctor.diagnosis import Diagnosis, Documented
+from nandoctor.report import Finding
+
+
+class LiveCheck(Documented):
+    name: ClassVar[str]
+    raises: ClassVar[tuple[type[Diagnosis], ...]]
+    # Graph checks raise suspicions; probes measure, and their findings confirm suspicions.
+    measures: ClassVar[bool] = True
+
+    def run(self, model, view) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    def confirms(self, measured: Finding, suspicion: Finding) -> bool:
+        """Whether this check's finding `measured` proves `suspicion` (same code, same layer)."""
+        return measured.code == suspicion.code and measured.layer == suspicion.layer

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from nandoctor.diagnosis import LiveRule
+from nandoctor.report import Confidence, Severity
+
+
+class SingularGradient(LiveRule):
+    """## What it does
+    Finds square roots, fractional powers and arc-cosines whose argument can reach the
+    point where their derivative is infinite.
+
+    ## Why is this bad?
+    `sqrt(sum(x**2))` is the norm, finite at a zero vector, but its derivative there is
+    1/0: wherever a gradient flows into it, the gradient is NaN. A guard outside the root,
+    `maximum(norm(a) * norm(b), epsilon)`, keeps the value finite and turns the gradient
+    for a zero vector into 1/epsilon (1e7, measured on TensorFlow 2.21): Adam's update
+    stays bounded, SGD's does not, and against large vectors it overflows. The epsilon
+    belongs inside the root.
+
+    ## Example
+    ```python
+    import keras
+    import nandoctor
+
+    norm = lambda t: keras.ops.sqrt(keras.ops.sum(t * t, axis=-1))
+    a, b = keras.Input((16,)), keras.Input((16,))
+    guarded = keras.layers.Lambda(lambda p: keras.ops.sum(p[0] * p[1], -1) / keras.ops.maximum(norm(p[0]) * norm(p[1]), 1e-7))
+    model = keras.Model([a, b], guarded([a, b]))
+    nandoctor.check(model)  # ND202: the square roots are taken at 0, the guard sits outside them
+    ```
+
+    ## Use instead
+    ```python
+    import keras
+    import nandoctor
+
+    a, b = keras.Input((16,)), keras.Input((16,))
+    model = keras.Model([a, b], nandoctor.layers.SafeCosineSimilarity()([a, b]))
+    ```
+
+    ## Known problems
+    `keras.ops.arccos` is judged singular unless its argument is clipped inside (-1, 1).
+    """
+
+    code = "ND202"
+    name = "singular-gradient"
+    severity = Severity.ERROR
+    # A graph check judges structure; the NaN probe's measurement raises it to high.
+    confidence = Confidence.MEDIUM
+    fix = "Put the epsilon inside the square root: sqrt(sum(x**2) + eps**2) (nandoctor.layers.safe_norm)."

@@ -1,0 +1,170 @@
+"""Adds a diagnosis: its module, from a template, and its line in the catalogue.
+
+    python -m nandoctor.scaffold rule ND304 padding-leaks-into-pooling
+    python -m nandoctor.scaffold detector ND704 stalled-learning-rate
+    python -m nandoctor.scaffold live ND204 unguarded-exp
+
+Then fill in the docstring's sections and the check, run `python -m nandoctor.docgen` to
+write its page, and `make test` (which runs its Example and Use instead). CONTRIBUTING.md
+says the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+CATALOGUE = PACKAGE / "catalogue.py"
+
+_FOLDERS = {"rule": "rules", "detector": "monitor", "live": "live"}
+
+_DOCSTRING = '''"""## What it does
+    TODO: one sentence.
+
+    ## Why is this bad?
+    TODO: the mechanism: how it becomes NaN, a leak, or lost accuracy.
+
+    ## Example
+    ```python
+    import keras
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))  # TODO: a tiny model that triggers it
+    ```
+
+    ## Use instead
+    ```python
+    import keras
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))  # TODO: the same model, fixed
+    ```
+    """'''
+
+_TEMPLATES = {
+    "rule": '''from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nandoctor.diagnosis import Rule
+from nandoctor.report import Finding, Severity
+from nandoctor.view import ModelView
+
+
+class {cls}(Rule):
+    {doc}
+
+    code = "{code}"
+    name = "{name}"
+    severity = Severity.WARNING
+    fix = "TODO: a short imperative."
+
+    def check(self, view: ModelView) -> Iterator[Finding]:
+        return iter(())  # TODO: yield self.finding(layer.name, "what was found, with the values")
+''',
+    "detector": '''from __future__ import annotations
+
+from collections.abc import Iterator
+
+from nandoctor.monitor.detector import Check, Detector
+from nandoctor.report import Finding, Severity
+
+
+class {cls}(Detector):
+    {doc}
+
+    code = "{code}"
+    name = "{name}"
+    severity = Severity.WARNING
+    fix = "TODO: a short imperative."
+
+    def observe(self, check: Check) -> Iterator[Finding]:
+        return iter(())  # TODO: yield self.finding_at(check.step, layer, "what was seen")
+''',
+    "live": '''from __future__ import annotations
+
+from nandoctor.diagnosis import LiveRule
+from nandoctor.report import Severity
+
+
+class {cls}(LiveRule):
+    {doc}
+
+    code = "{code}"
+    name = "{name}"
+    severity = Severity.ERROR
+    fix = "TODO: a short imperative."
+    # Raised by a live check: add it to that check's `raises` in nandoctor/live/.
+''',
+}
+
+
+def class_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def add(kind: str, code: str, name: str, catalogue: Path = CATALOGUE, package: Path = PACKAGE) -> Path:
+    """Write the module and add the catalogue line; `ValueError` if the code or name is taken."""
+    if not re.fullmatch(r"ND[1-9]\d\d", code):
+        raise ValueError(f"A code is ND followed by three digits (ND304). Received: {code!r}")
+    if not re.fullmatch(r"[a-z]+(-[a-z0-9]+)*", name):
+        raise ValueError(f"A name is lower-case words joined by hyphens (padding-not-masked). Received: {name!r}")
+    text = catalogue.read_text()
+    taken = any(f'    code = "{code}"' in path.read_text() for path in package.rglob("*.py"))
+    if taken or re.search(rf"\b{class_name(name)}\b", text):
+        raise ValueError(f"{code} or {name} is in the catalogue already; codes are never reused.")
+    module = name.replace("-", "_")
+    path = package / _FOLDERS[kind] / f"{module}.py"
+    if path.exists():
+        raise ValueError(f"{path} exists already.")
+    cls = class_name(name)
+    path.write_text(_TEMPLATES[kind].format(cls=cls, code=code, name=name, doc=_DOCSTRING))
+    catalogue.write_text(_with_entry(text, f"from nandoctor.{_FOLDERS[kind]}.{module} import {cls}", cls, code, package))
+    return path
+
+
+def _with_entry(text: str, import_line: str, cls: str, code: str, package: Path) -> str:
+    lines = text.splitlines()
+    imports = [i for i, line in enumerate(lines) if line.startswith("from nandoctor.")]
+    position = next((i for i in imports if lines[i] > import_line and not lines[i].startswith("from nandoctor.diagnosis")),
+                    imports[-1] + 1)
+    lines.insert(position, import_line)
+    start = lines.index("DIAGNOSES: tuple[type[Diagnosis], ...] = (")
+    end = lines.index(")", start)
+    codes = {name: _code_of(name, package) for name in (line.strip().rstrip(",") for line in lines[start + 1:end])}
+    after = next((i for i in range(start + 1, end) if codes[lines[i].strip().rstrip(",")] > code), end)
+    lines.insert(after, f"    {cls},")
+    return "\n".join(lines) + "\n"
+
+
+def _code_of(class_name_: str, package: Path) -> str:
+    for path in package.rglob("*.py"):
+        source = path.read_text()
+        if re.search(rf"^class {class_name_}\(", source, re.MULTILINE):
+            match = re.search(r'^    code = "(ND\d+)"', source, re.MULTILINE)
+            if match:
+                return match.group(1)
+    return "ND999"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nandoctor.scaffold", description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=sorted(_TEMPLATES), help="a static rule, a training detector, or a live rule")
+    parser.add_argument("code", help="the new permanent code, e.g. ND304")
+    parser.add_argument("name", help="the hazard's name, lower-case with hyphens, e.g. padding-leaks-into-pooling")
+    args = parser.parse_args(argv)
+    try:
+        path = add(args.kind, args.code.upper(), args.name)
+    except ValueError as error:
+        print(f"nandoctor.scaffold: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} and its line in {CATALOGUE}; now fill in its docstring and check, then run "
+          "`python -m nandoctor.docgen` and `make test`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
