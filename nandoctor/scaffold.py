@@ -44,61 +44,39 @@ _DOCSTRING = '''"""## What it does
     ```
     """'''
 
-_TEMPLATES = {
-    "rule": '''from __future__ import annotations
+_MODULE = '''from __future__ import annotations
+{imports}
 
-from collections.abc import Iterator
-
-from nandoctor.diagnosis import Rule
-from nandoctor.report import Finding, Severity
-from nandoctor.view import ModelView
-
-
-class {cls}(Rule):
+class {cls}({base}):
     {doc}
 
     code = "{code}"
     name = "{name}"
-    severity = Severity.WARNING
+    severity = Severity.{severity}
     fix = "TODO: a short imperative."
+{body}'''
 
-    def check(self, view: ModelView) -> Iterator[Finding]:
-        return iter(())  # TODO: yield self.finding(layer.name, "what was found, with the values")
-''',
-    "detector": '''from __future__ import annotations
-
-from collections.abc import Iterator
-
-from nandoctor.monitor.detector import Check, Detector
-from nandoctor.report import Finding, Severity
-
-
-class {cls}(Detector):
-    {doc}
-
-    code = "{code}"
-    name = "{name}"
-    severity = Severity.WARNING
-    fix = "TODO: a short imperative."
-
-    def observe(self, check: Check) -> Iterator[Finding]:
-        return iter(())  # TODO: yield self.finding_at(check.step, layer, "what was seen")
-''',
-    "live": '''from __future__ import annotations
-
-from nandoctor.diagnosis import LiveRule
-from nandoctor.report import Severity
-
-
-class {cls}(LiveRule):
-    {doc}
-
-    code = "{code}"
-    name = "{name}"
-    severity = Severity.ERROR
-    fix = "TODO: a short imperative."
-    # Raised by a live check: add it to that check's `raises` in nandoctor/live/.
-''',
+# kind -> (imports, base class, severity, body): what differs between the three kinds.
+_KINDS = {
+    "rule": (
+        "\nfrom collections.abc import Iterator\n\nfrom nandoctor.diagnosis import Rule\n"
+        "from nandoctor.report import Finding, Severity\nfrom nandoctor.view import ModelView\n",
+        "Rule", "WARNING",
+        "\n    def check(self, view: ModelView) -> Iterator[Finding]:\n"
+        "        return iter(())  # TODO: yield self.finding(layer.name, \"what was found, with the values\")\n",
+    ),
+    "detector": (
+        "\nfrom collections.abc import Iterator\n\nfrom nandoctor.monitor.detector import Check, Detector\n"
+        "from nandoctor.report import Finding, Severity\n",
+        "Detector", "WARNING",
+        "\n    def observe(self, check: Check) -> Iterator[Finding]:\n"
+        "        return iter(())  # TODO: yield self.finding_at(check.step, layer, \"what was seen\")\n",
+    ),
+    "live": (
+        "\nfrom nandoctor.diagnosis import LiveRule\nfrom nandoctor.report import Severity\n",
+        "LiveRule", "ERROR",
+        "    # Raised by a live check: add it to that check's `raises` in nandoctor/live/.\n",
+    ),
 }
 
 
@@ -121,7 +99,9 @@ def add(kind: str, code: str, name: str, catalogue: Path = CATALOGUE, package: P
     if path.exists():
         raise ValueError(f"{path} exists already.")
     cls = class_name(name)
-    path.write_text(_TEMPLATES[kind].format(cls=cls, code=code, name=name, doc=_DOCSTRING))
+    imports, base, severity, body = _KINDS[kind]
+    path.write_text(_MODULE.format(imports=imports, cls=cls, base=base, doc=_DOCSTRING, code=code, name=name,
+                                   severity=severity, body=body))
     catalogue.write_text(_with_entry(text, f"from nandoctor.{_FOLDERS[kind]}.{module} import {cls}", cls, code, package))
     return path
 
@@ -152,7 +132,7 @@ def _code_of(class_name_: str, package: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nandoctor.scaffold", description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=sorted(_TEMPLATES), help="a static rule, a training detector, or a live rule")
+    parser.add_argument("kind", choices=sorted(_KINDS), help="a static rule, a training detector, or a live rule")
     parser.add_argument("code", help="the new permanent code, e.g. ND304")
     parser.add_argument("name", help="the hazard's name, lower-case with hyphens, e.g. padding-leaks-into-pooling")
     args = parser.parse_args(argv)

@@ -12,6 +12,8 @@ never imports them. `Lambda` is deliberately absent: it is code.
 
 from __future__ import annotations
 
+import re
+
 KERAS_CLASS_NAMES = frozenset(
     {
     "AbstractRNNCell", "Activation", "ActivityRegularization", "AdaptiveAveragePooling1D",
@@ -127,6 +129,20 @@ EMBEDDING_CLASSES = frozenset({"Embedding", "ReversibleEmbedding", "EmbeddingMat
 # Embeddings that also project back onto the vocabulary with the same matrix (`reverse=True`);
 # their `tie_weights` config (default true) says whether the tie is on.
 TIED_EMBEDDING_CLASSES = frozenset({"ReversibleEmbedding", "TiedEmbedding"})
+# Hand-written tied output layers, as Stack Overflow and NMT-Keras wrote them
+# (`TiedEmbeddingsTransposed(tied_to=...)`, `DenseTranspose(dense)`): told by the class name,
+# or by a config key naming the layer they are tied to.
+HAND_WRITTEN_TIE_NAME = re.compile(r"tied|tying|transpose", re.IGNORECASE)
+HAND_WRITTEN_TIE_KEYS = ("tied_to", "tied_layer", "tie_to", "dense")
+
+
+def looks_like_hand_written_tie(class_name: str, module: str | None, config: dict | None = None) -> bool:
+    """A user class (not Keras's, KerasHub's or nandoctor's) that ties an output to an embedding."""
+    if is_known_class(class_name, module):
+        return False
+    return bool(HAND_WRITTEN_TIE_NAME.search(class_name)) or any(key in (config or {}) for key in HAND_WRITTEN_TIE_KEYS)
+
+
 # nandoctor's embedding whose padding rows are exactly zero and masked.
 PADDING_SAFE_EMBEDDINGS = frozenset({"MaskedEmbedding"})
 

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.keras_facts import TIED_EMBEDDING_CLASSES
+from nandoctor.analysis.keras_facts import (
+    TIED_EMBEDDING_CLASSES,
+    looks_like_hand_written_tie,
+)
 from nandoctor.errors import first_line
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_layers import every_layer, layer_named
@@ -69,8 +72,7 @@ class TieProbe(LiveCheck):
 def _declares_tie(layer) -> bool:
     if type(layer).__name__ in TIED_EMBEDDING_CLASSES:
         return bool(getattr(layer, "tie_weights", True))
-    name = type(layer).__name__.lower()
-    return ("tied" in name or "transpose" in name) and not type(layer).__module__.startswith("keras")
+    return looks_like_hand_written_tie(type(layer).__name__, type(layer).__module__)
 
 
 def _still_tied(layer) -> bool:

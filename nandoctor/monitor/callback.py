@@ -162,12 +162,12 @@ class Monitor(keras.callbacks.Callback):
         loss = float(loss) if loss is not None else None
         check = Check(step, stats, loss, self._names, self._layers, self._sizes, self._ranks)
         nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
-        localize = nonfinite and not self._nonfinite_seen and self.sample is not None
+        replay_sample = nonfinite and not self._nonfinite_seen and self.sample is not None
         findings, first_nonfinite = [], None
         for detector in self._detectors:
             for finding in detector.observe(check):
                 if detector.reports_nonfinite:
-                    finding = self._localized(finding) if localize else finding
+                    finding = self._localized(finding) if replay_sample else finding
                     first_nonfinite = first_nonfinite or finding
                 findings.append(finding)
         findings, suppressed = self._selection.filter(findings)

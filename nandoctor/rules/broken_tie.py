@@ -1,18 +1,16 @@
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
-from nandoctor.analysis.keras_facts import TIED_EMBEDDING_CLASSES, is_known_class
+from nandoctor.analysis.keras_facts import (
+    HAND_WRITTEN_TIE_KEYS,
+    TIED_EMBEDDING_CLASSES,
+    looks_like_hand_written_tie,
+)
 from nandoctor.analysis.matrix_comparison import max_abs_difference
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.view import Layer, ModelView, Weight
-
-# Hand-written tied output layers, as Stack Overflow and NMT-Keras wrote them
-# (`TiedEmbeddingsTransposed(tied_to=...)`, `DenseTranspose(dense)`).
-_TIED_CLASS = re.compile(r"tied|tying|transpose", re.IGNORECASE)
-_TIE_KEYS = ("tied_to", "tied_layer", "tie_to", "dense")
 
 
 class BrokenTie(Rule):
@@ -82,7 +80,7 @@ class BrokenTie(Rule):
         for layer in view.layers:
             if layer.class_name in TIED_EMBEDDING_CLASSES and layer.config.get("tie_weights", True):
                 yield from self._stored_twice(layer)
-            elif _is_hand_written_tie(layer):
+            elif looks_like_hand_written_tie(layer.class_name, layer.module, layer.config):
                 yield from self._hand_written(view, layer)
 
     def _stored_twice(self, layer: Layer) -> Iterator[Finding]:
@@ -136,16 +134,10 @@ class BrokenTie(Rule):
             )
 
 
-def _is_hand_written_tie(layer: Layer) -> bool:
-    if is_known_class(layer.class_name, layer.module):
-        return False
-    return bool(_TIED_CLASS.search(layer.class_name)) or any(key in layer.config for key in _TIE_KEYS)
-
-
 def _tie_target(view: ModelView, layer: Layer) -> Layer | None:
     """The embedding a hand-written tie refers to: named in its config, else the nearest
     embedding upstream."""
-    for key in _TIE_KEYS:
+    for key in HAND_WRITTEN_TIE_KEYS:
         named = layer.config.get(key)
         if isinstance(named, str) and view.layer(named) is not None:
             return view.layer(named)
