@@ -132,15 +132,14 @@ class Selection:
         codes = frozenset().union(*(codes_matching(s) for s in chosen)) if chosen else codes_matching("ALL")
         suppressions = []
         for selector in split_selectors(ignore):
-            name, separator, layer = selector.partition(":")
-            if separator:
-                if not layer.strip():
-                    raise ValueError(f"A layer ignore names a layer after the colon (ND301:embedding). Received: {selector!r}")
-                suppressions.append(Suppression(codes_matching(name), layer.strip()))
+            ignored, layer = _codes_and_layer(selector)
+            if layer is None:
+                codes -= ignored
             else:
-                codes -= codes_matching(name)
+                suppressions.append(Suppression(ignored, layer))
         per_file = tuple(
-            (pattern, tuple(_suppressions(selectors))) for pattern, selectors in (per_file_ignores or {}).items()
+            (pattern, tuple(Suppression(*_codes_and_layer(s, every_layer="*")) for s in split_selectors(selectors)))
+            for pattern, selectors in (per_file_ignores or {}).items()
         )
         return cls(codes, tuple(suppressions), per_file)
 
@@ -180,10 +179,12 @@ class Selection:
         )
 
 
-def _suppressions(selectors: str | Iterable[str]) -> Iterable[Suppression]:
-    for selector in split_selectors(selectors):
-        name, _, layer = selector.partition(":")
-        yield Suppression(codes_matching(name), layer.strip() or "*")
+def _codes_and_layer(selector: str, every_layer: str | None = None) -> tuple[frozenset[str], str | None]:
+    """`ND301:emb*` -> (its codes, "emb*"); `ND301` -> (its codes, `every_layer`)."""
+    name, separator, layer = selector.partition(":")
+    if separator and not layer.strip():
+        raise ValueError(f"A layer ignore names a layer after the colon (ND301:embedding). Received: {selector!r}")
+    return codes_matching(name), layer.strip() if separator else every_layer
 
 
 def resolve_options(options: Mapping[str, Mapping[str, Any]] | None) -> dict[type[Diagnosis], dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from nandoctor.catalogue import Selection
 from nandoctor.diagnosis import Rule, RunsOn
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
-from nandoctor.loaders import Target, discover, guess_format, load
+from nandoctor.loaders import Target, discover, format_claimed_by, guess_format, load
 from nandoctor.report import Confidence, FileResult, FileStatus, Finding, Report
 
 Selectors = str | Iterable[str] | None
@@ -57,11 +57,18 @@ def check_model(
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Report:
     """The static rules on a live model's structure and weights, then the live checks."""
+    selection = Selection.resolve(select, ignore)
+    timings: dict[str, float] = {}
+    result = _check(model, selection, options, probes, timings)
+    return Report([result], timings)
+
+
+def _check(model, selection: Selection, options, probes: bool, timings: dict[str, float],
+           path: str | None = None) -> FileResult:
+    """One live model's result; `path` is the file it was loaded from, for per-file ignores."""
     from nandoctor.live.model_view import view_of_model
 
-    timings: dict[str, float] = {}
     started = time.perf_counter()
-    selection = Selection.resolve(select, ignore)
     rules = selection.instances(RunsOn.FILE, options)
     view = view_of_model(model)
     findings = run_rules(view, rules)
@@ -69,9 +76,9 @@ def check_model(
     notes = list(view.notes)
     if probes:
         findings = run_live_checks(model, view, selection, findings, timings, notes)
-    kept, suppressed = selection.filter(findings)
-    return Report([FileResult(view.path, view.format, FileStatus.SCANNED, findings=kept, notes=notes,
-                              suppressed=suppressed)], timings)
+    kept, suppressed = selection.filter(findings, path)
+    return FileResult(path or view.path, guess_format(path) if path else view.format, FileStatus.SCANNED,
+                      findings=kept, notes=notes, suppressed=suppressed)
 
 
 def run_live_checks(model, view, selection: Selection, findings: list[Finding],
@@ -149,22 +156,19 @@ def scan_trusted(
             results.append(_failed(target, f"cannot load with Keras: {type(error).__name__}: {first_line(error)}"))
             continue
         try:
-            (result,) = check_model(model, select=select, ignore=ignore, options=options).files
+            results.append(_check(model, selection, options, True, {}, target.path))
         except Exception as error:  # the user's own model code failing: one line
             if os.environ.get("NANDOCTOR_DEBUG"):
                 raise
             results.append(_failed(target, f"checking the loaded model failed: {type(error).__name__}: {first_line(error)}"))
-            continue
-        kept, suppressed = selection.filter(result.findings, target.path)
-        results.append(FileResult(target.path, guess_format(target.path), FileStatus.SCANNED, findings=kept,
-                                  notes=result.notes, suppressed=_added(result.suppressed, suppressed)))
     return Report(results)
 
 
 def _load_trusted(path: str):
     import keras
 
-    if path.lower().endswith((".npy", ".npz", ".vec", ".txt", ".bin")):
+    claimed = format_claimed_by(path)
+    if claimed is not None and not claimed.holds_model:
         raise ValueError("not a model file: matrices are scanned statically")
     return keras.models.load_model(path, safe_mode=False, compile=True)
 
@@ -198,10 +202,6 @@ def scan_target(target: Target, rules: list[Rule], selection: Selection, progres
 def _failed(target: Target, reason: str, status: FileStatus = FileStatus.ERROR) -> FileResult:
     # Reasons may quote names from the file itself, which may hold newlines: one line it is.
     return FileResult(target.path, guess_format(target.path), status, " ".join(reason.split()))
-
-
-def _added(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
-    return {code: first.get(code, 0) + second.get(code, 0) for code in {**first, **second}}
 
 
 def _read_weights(view, progress: Progress | None) -> None:

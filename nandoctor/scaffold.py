@@ -91,8 +91,7 @@ def add(kind: str, code: str, name: str, catalogue: Path = CATALOGUE, package: P
     if not re.fullmatch(r"[a-z]+(-[a-z0-9]+)*", name):
         raise ValueError(f"A name is lower-case words joined by hyphens (padding-not-masked). Received: {name!r}")
     text = catalogue.read_text()
-    taken = any(f'    code = "{code}"' in path.read_text() for path in package.rglob("*.py"))
-    if taken or re.search(rf"\b{class_name(name)}\b", text):
+    if code in _codes_by_class(package).values() or re.search(rf"\b{class_name(name)}\b", text):
         raise ValueError(f"{code} or {name} is in the catalogue already; codes are never reused.")
     module = name.replace("-", "_")
     path = package / _FOLDERS[kind] / f"{module}.py"
@@ -114,20 +113,22 @@ def _with_entry(text: str, import_line: str, cls: str, code: str, package: Path)
     lines.insert(position, import_line)
     start = lines.index("DIAGNOSES: tuple[type[Diagnosis], ...] = (")
     end = lines.index(")", start)
-    codes = {name: _code_of(name, package) for name in (line.strip().rstrip(",") for line in lines[start + 1:end])}
-    after = next((i for i in range(start + 1, end) if codes[lines[i].strip().rstrip(",")] > code), end)
+    codes = _codes_by_class(package)
+    after = next((i for i in range(start + 1, end) if codes.get(lines[i].strip().rstrip(","), "ND999") > code), end)
     lines.insert(after, f"    {cls},")
     return "\n".join(lines) + "\n"
 
 
-def _code_of(class_name_: str, package: Path) -> str:
+def _codes_by_class(package: Path) -> dict[str, str]:
+    """Each diagnosis class in the package, by name, with its code (one read of each module)."""
+    codes = {}
     for path in package.rglob("*.py"):
         source = path.read_text()
-        if re.search(rf"^class {class_name_}\(", source, re.MULTILINE):
-            match = re.search(r'^    code = "(ND\d+)"', source, re.MULTILINE)
+        for body in re.split(r"^class ", source, flags=re.MULTILINE)[1:]:
+            match = re.search(r'^    code = "(ND\d+)"', body, re.MULTILINE)
             if match:
-                return match.group(1)
-    return "ND999"
+                codes[re.match(r"\w+", body).group(0)] = match.group(1)
+    return codes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ class Format:
     # (a `.txt` or `.bin` is a word-vector file only if its first line looks like one).
     walked: bool = True
     sniff: str | None = None
+    holds_model: bool = True  # False for bare matrices, which `scan --trust` has no model to load from
 
     def load(self) -> Callable[[str], ModelView]:
         return _function(self.loader)
@@ -43,13 +44,15 @@ class Format:
 
 FORMATS: tuple[Format, ...] = (
     Format("keras", (".keras",), "keras_zip:load_keras", ZIP_SIGNATURE),
-    Format("npz", (".npz",), "numpy_arrays:load_npz", ZIP_SIGNATURE),
+    Format("npz", (".npz",), "numpy_arrays:load_npz", ZIP_SIGNATURE, holds_model=False),
     Format("weights-h5", (".weights.h5",), "hdf5:load_hdf5", HDF5_SIGNATURE),
     Format("h5", (".h5", ".hdf5"), "hdf5:load_hdf5", HDF5_SIGNATURE),
-    Format("npy", (".npy",), "numpy_arrays:load_npy", NPY_SIGNATURE),
-    Format("word2vec", (".vec",), "word2vec:load_word2vec_text"),
-    Format("word2vec", (".txt",), "word2vec:load_word2vec_text", walked=False, sniff="word2vec:looks_like_vectors"),
-    Format("word2vec", (".bin",), "word2vec:load_word2vec_binary", walked=False, sniff="word2vec:looks_like_vectors"),
+    Format("npy", (".npy",), "numpy_arrays:load_npy", NPY_SIGNATURE, holds_model=False),
+    Format("word2vec", (".vec",), "word2vec:load_word2vec_text", holds_model=False),
+    Format("word2vec", (".txt",), "word2vec:load_word2vec_text", walked=False, sniff="word2vec:looks_like_vectors",
+           holds_model=False),
+    Format("word2vec", (".bin",), "word2vec:load_word2vec_binary", walked=False, sniff="word2vec:looks_like_vectors",
+           holds_model=False),
 )
 SUFFIXES = tuple(suffix for format_ in FORMATS for suffix in format_.suffixes)
 # The files a model-file walk takes by suffix alone (the pytest plugin's too).

@@ -85,13 +85,9 @@ class Monitor(keras.callbacks.Callback):
         if backup is not None and not isinstance(backup, keras.callbacks.BackupAndRestore):
             raise ValueError(f"`backup` must be a keras.callbacks.BackupAndRestore. Received: backup={backup!r}")
         self.every_n_steps = every_n_steps
-        self.on_nonfinite = on_nonfinite
-        self.restore_last_good = restore_last_good
         self.log_dir = log_dir
         self.snapshots = snapshots
-        self.verbose = verbose
         self.sample = sample
-        self.backup = backup
         self.tensorboard_dir = tensorboard_dir
         self.select = select
         self.ignore = ignore
@@ -102,6 +98,12 @@ class Monitor(keras.callbacks.Callback):
         self._logged = False
         self.last_good_step: int | None = None
         self.restored = False
+
+    # What to do on findings lives in `Actions`; these read it, so there is one copy.
+    on_nonfinite = property(lambda self: self._actions.on_nonfinite)
+    restore_last_good = property(lambda self: self._actions.restore_last_good)
+    backup = property(lambda self: self._actions.backup)
+    verbose = property(lambda self: self._actions.verbose)
 
     def on_train_begin(self, logs=None):
         variables = list(self.model.trainable_variables)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nandoctor.diagnosis import plural
 from nandoctor.report import FileStatus, Finding, Report, Severity
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -81,20 +82,16 @@ def summary_line(report: Report) -> str:
     if counts["findings"]:
         parts = [f"{counts[s.value]} {s.value}{'s' if s is not Severity.INFO and counts[s.value] != 1 else ''}"
                  for s in Severity if counts[s.value]]
-        line = f"Found {_count(counts['findings'], 'finding')} in {_count(scanned, 'file')}: {', '.join(parts)}."
+        line = f"Found {plural(counts['findings'], 'finding')} in {plural(scanned, 'file')}: {', '.join(parts)}."
     elif scanned:
-        line = f"No findings in {_count(scanned, 'file')}."
+        line = f"No findings in {plural(scanned, 'file')}."
     else:
         line = "Nothing was scanned."
     if counts["unreadable"]:
-        line += f" {_count(counts['unreadable'], 'file')} could not be read."
+        line += f" {plural(counts['unreadable'], 'file')} could not be read."
     skipped = sum(1 for r in report.files if r.status is FileStatus.SKIPPED)
     if skipped:
         line += f" {skipped} skipped."
     if counts["suppressed"]:
         line += f" {counts['suppressed']} suppressed."
     return line
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
