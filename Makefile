@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs fixtures bench examples clean
+.PHONY: demo test docs fixtures zoo bench examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/nandoctor scan fixtures/clean --fail-on warning --quiet
-	$(BIN)/python -m pytest tests --nandoctor fixtures/clean
+	$(BIN)/python -m pytest tests -n 2 --nandoctor fixtures/clean
 
 docs: $(STAMP)
 	$(BIN)/python -m nandoctor.docgen
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/build.py
+
+# The public architectures of fixtures/zoo, saved into .cache/zoo (the tests build it there themselves).
+zoo: $(STAMP)
+	$(BIN)/python fixtures/zoo/build.py .cache/zoo/manual
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_speed.py
@@ -38,4 +42,4 @@ examples: $(STAMP)
 	$(BIN)/python -m examples.summary
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench/.cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench/.cache .cache

@@ -143,6 +143,10 @@ def looks_like_hand_written_tie(class_name: str, module: str | None, config: dic
     return bool(HAND_WRITTEN_TIE_NAME.search(class_name)) or any(key in (config or {}) for key in HAND_WRITTEN_TIE_KEYS)
 
 
+# Layers whose attention is causal by construction: nandoctor's decoder block, and KerasHub's
+# decoder (its `TransformerDecoder` applies a causal mask unless told otherwise).
+CAUSAL_CLASSES = frozenset({"CausalSelfAttention", "TransformerDecoder"})
+
 # nandoctor's embedding whose padding rows are exactly zero and masked.
 PADDING_SAFE_EMBEDDINGS = frozenset({"MaskedEmbedding"})
 

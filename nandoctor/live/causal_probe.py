@@ -4,10 +4,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from nandoctor.analysis.keras_facts import CAUSAL_CLASSES
 from nandoctor.live.causal_leak import CausalLeak
 from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.model_inputs import probe_inputs, typical_values
 from nandoctor.live.model_layers import every_layer
 from nandoctor.report import Confidence, Finding
+from nandoctor.rules.missing_causal_mask import MissingCausalMask
 
 # How many perturbation positions the probe tries, spread over the sequence.
 _POSITIONS = 12
@@ -21,19 +24,26 @@ class CausalProbe(LiveCheck):
     raises = (CausalLeak,)
 
     def run(self, model, view=None) -> Iterator[Finding]:
-        shape = _next_token_shape(model)
+        inputs = probe_inputs(model, view)
+        shape = _next_token_shape(model, inputs)
         if shape is None:
             return
-        length, outputs_length, vocabulary = shape
+        if view is not None and not _claims_causality(model, view, inputs):
+            return  # a bidirectional model (an encoder, a masked LM) may see both ways
+        ids, length, outputs_length = shape
         rng = np.random.default_rng(0)
-        tokens = rng.integers(1, vocabulary, size=(2, length)).astype("int32")
-        base = _predict(model, tokens)
+        tokens = rng.integers(1, ids.vocabulary, size=(2, length)).astype(ids.dtype)
+
+        def predict(values):
+            return _predict(model, inputs.build(lambda slot, s: values if slot is ids else typical_values(slot, s, rng)))
+
+        base = predict(tokens)
         scale = float(np.abs(base).max()) or 1.0
         tolerance = 1e-4 * scale
         for t in _positions(outputs_length):
             changed = tokens.copy()
-            changed[:, t + 1:] = rng.integers(1, vocabulary, size=changed[:, t + 1:].shape)
-            outputs = _predict(model, changed)
+            changed[:, t + 1:] = rng.integers(1, ids.vocabulary, size=changed[:, t + 1:].shape)
+            outputs = predict(changed)
             past = np.abs(outputs[:, : t + 1] - base[:, : t + 1]).max(axis=(0, 2))
             if past.max() > tolerance:
                 first = int(np.flatnonzero(past > tolerance)[0])
@@ -45,34 +55,94 @@ class CausalProbe(LiveCheck):
                     "positions see the future",
                     confidence=Confidence.HIGH,
                     details={"position": t, "first_leaking_position": first, "leak": float(past.max()),
-                             "future_change": future, "inputs": f"2 random sequences of {length} ids in [1, {vocabulary})"},
+                             "future_change": future,
+                             "inputs": f"2 random sequences of {length} ids in [1, {ids.vocabulary})"},
                 )
                 return
 
 
-def _next_token_shape(model) -> tuple[int, int, int] | None:
-    """(input length, output length, input vocabulary) for a model mapping one integer
-    sequence to a sequence. The output may be shorter than the input, aligned at its
-    start: a window that also carries the targets (field report E's auxiliary losses read
-    the characters after the last position from the same input)."""
-    if len(model.inputs) != 1 or len(model.outputs) < 1:
+def _claims_causality(model, view, inputs) -> bool:
+    """The model says it is causal, or is a next-token model whose self-attention lacks the
+    mask (ND501): only then does seeing the future break it. A model says so by a causal
+    mask asked for (`use_causal_mask=True`, or a layer whose call defaults to it), a causal
+    layer or task class, or a triangular mask computed in its graph (`tril`, `i >= j` over
+    ranges, as keras-io's decoders build theirs): a mask meant to be causal, right or wrong."""
+    if any(edge.call_kwargs.get("use_causal_mask") is True for edge in view.edges):
+        return True
+    if any(layer.class_name in CAUSAL_CLASSES or layer.class_name.endswith("CausalLM") for layer in view.layers):
+        return True
+    if any(_defaults_to_causal(layer) for layer in every_layer(model)):
+        return True
+    if any(True for _ in MissingCausalMask().check(view)):
+        return True
+    return _computes_triangular_mask(model, inputs)
+
+
+def _defaults_to_causal(layer) -> bool:
+    import inspect
+
+    if getattr(layer, "use_causal_mask", None) is True or getattr(layer, "is_causal", None) is True:
+        return True
+    try:
+        parameter = inspect.signature(layer.call).parameters.get("use_causal_mask")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.default is True
+
+
+_COMPARISONS = ("GreaterEqual", "Greater", "LessEqual", "Less")
+_INDEX_ARITHMETIC = ("ExpandDims", "Reshape", "StridedSlice", "Sub", "AddV2", "Add", "Cast", "Identity", "Tile")
+
+
+def _computes_triangular_mask(model, inputs) -> bool:
+    import tensorflow as tf
+
+    specs = inputs.pack({slot.name: tf.TensorSpec(slot.shape, slot.dtype) for slot in inputs.slots})
+    try:
+        graph = tf.function(lambda structure: model(structure, training=False)).get_concrete_function(specs).graph
+    except Exception:  # a model that cannot be traced makes no claim the probe can read
+        return False
+    for op in graph.get_operations():
+        if op.type == "MatrixBandPart":
+            return True
+        if op.type in _COMPARISONS and all(_from_range(tensor) for tensor in op.inputs):
+            return True
+    return False
+
+
+def _from_range(tensor, depth: int = 0) -> bool:
+    op = tensor.op
+    if op.type == "Range":
+        return True
+    if depth > 8 or op.type not in _INDEX_ARITHMETIC:
+        return False
+    return any(_from_range(operand, depth + 1) for operand in op.inputs)
+
+
+def _next_token_shape(model, inputs) -> tuple | None:
+    """(the ids slot, input length, output length) for a model mapping one integer sequence
+    (with its padding mask, if it takes one) to a sequence. The output may be shorter than
+    the input, aligned at its start: a window that also carries the targets (field report
+    E's auxiliary losses read the characters after the last position from the same input)."""
+    sequences = [slot for slot in inputs.ids() if slot.is_sequence]
+    others = [slot for slot in inputs.slots if slot.role not in ("ids", "padding_mask")]
+    if len(sequences) != 1 or len(inputs.ids()) != 1 or others:
         return None
-    inputs, outputs = model.inputs[0], model.outputs[0]
-    if "int" not in str(inputs.dtype) or len(inputs.shape) != 2 or len(outputs.shape) != 3:
+    ids = sequences[0]
+    length = inputs.shape(ids)[1]
+    output = _predict(model, inputs.typical(np.random.default_rng(0)))
+    if output.ndim != 3 or not 2 <= output.shape[1] <= length:
         return None
-    length = inputs.shape[1]
-    outputs_length = outputs.shape[1]
-    if length is None or outputs_length is None or not 2 <= outputs_length <= length:
-        return None
-    vocabularies = [layer.input_dim for layer in every_layer(model) if hasattr(layer, "input_dim")]
-    return length, outputs_length, int(min(vocabularies)) if vocabularies else 100
+    return ids, length, output.shape[1]
 
 
 def _positions(length: int) -> list[int]:
     return sorted({int(p) for p in np.linspace(0, length - 2, num=min(_POSITIONS, length - 1))})
 
 
-def _predict(model, tokens: np.ndarray) -> np.ndarray:
-    output = model(tokens, training=False)
+def _predict(model, inputs) -> np.ndarray:
+    output = model(inputs, training=False)
+    if isinstance(output, dict):
+        output = next(iter(output.values()))
     output = output[0] if isinstance(output, (list, tuple)) else output
     return np.asarray(output, dtype=np.float64)

@@ -30,7 +30,10 @@ _ANGLES = ("Acos", "Asin", "Atan2")
 _CLIPS = ("Minimum", "Maximum", "ClipByValue")
 _POSITIVE = ("Exp", "Softplus", "Sigmoid")
 _PASS_THROUGH = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "BroadcastTo")
-_NON_NEGATIVE = ("Square", "Abs", "Relu", "Sqrt", "Exp", "Softplus", "Sigmoid", "Softmax")
+_NON_NEGATIVE = ("Square", "SquaredDifference", "Abs", "Relu", "Sqrt", "Exp", "Softplus", "Sigmoid", "Softmax")
+# A tensor's dimensions, read at run time: `sqrt(cast(shape(k)[-1]))` scales attention scores.
+_SHAPES = ("Shape", "Size", "Rank")
+_SHAPE_ARITHMETIC = ("StridedSlice", "GatherV2", "Prod", "Mul", "Pack", "Cast", "Identity", "Reshape", "Squeeze")
 
 
 def _constant(tensor) -> np.ndarray | None:
@@ -52,12 +55,14 @@ def is_positive(tensor, depth: int = 0) -> bool:
     op = tensor.op
     if depth > 12:
         return False
-    if _positive_constant(tensor) or op.type in _POSITIVE:
+    if _positive_constant(tensor) or op.type in _POSITIVE or _shape_derived(tensor):
         return True
     if op.type in _PASS_THROUGH + _ROOTS + ("Square",):  # a root or square of a positive value
         return is_positive(op.inputs[0], depth + 1)
     if op.type in ("Maximum",):
         return any(_positive_constant(i) or is_positive(i, depth + 1) for i in op.inputs)
+    if op.type == "ClipByValue":  # clip(p, epsilon, 1 - epsilon), as Keras's cross-entropies take it
+        return _positive_constant(op.inputs[1]) or is_positive(op.inputs[1], depth + 1)
     if op.type in ("AddV2", "Add"):
         return any(_positive_constant(i) for i in op.inputs) and all(
             _positive_constant(i) or is_non_negative(i, depth + 1) for i in op.inputs
@@ -65,6 +70,20 @@ def is_positive(tensor, depth: int = 0) -> bool:
     if op.type in ("Mul", "Sum", "Mean", "Prod"):
         return all(is_positive(i, depth + 1) or (op.type != "Mul" and i.op.type == "Const") for i in op.inputs)
     return False
+
+
+def _shape_derived(tensor, depth: int = 0) -> bool:
+    """A value computed from tensor dimensions only (a key width, a sequence length): at
+    least 1 for any tensor that has elements, so never a zero denominator."""
+    op = tensor.op
+    if depth > 8 or op.type not in _SHAPES + _SHAPE_ARITHMETIC:
+        return False
+    if op.type in _SHAPES:
+        return True
+    operands = [i for i in op.inputs if i.op.type != "Const"] if op.type in ("StridedSlice", "GatherV2") else op.inputs[:1] \
+        if op.type in ("Cast", "Identity", "Reshape", "Squeeze") else op.inputs
+    operands = operands[:1] if op.type in ("StridedSlice", "GatherV2") else operands
+    return bool(operands) and all(_shape_derived(i, depth + 1) or _positive_constant(i) for i in operands)
 
 
 def is_non_negative(tensor, depth: int = 0) -> bool:
@@ -109,13 +128,14 @@ class GraphChecks(LiveCheck):
     measures = False  # a structural judgement: a suspicion for the NaN probe to confirm
 
     def run(self, model, view) -> Iterator[Finding]:
-        graph = _trace(model)
+        graph = _trace(model, view)
         if graph is None:
             return
         judged = _hand_written_layers(view)
+        built_in = _built_in_layer_names(model) - judged
         seen: set[tuple[str, str]] = set()
         for op in graph.get_operations():
-            layer = _layer_of(op.name, judged)
+            layer = _layer_of(op.name, judged, built_in)
             if layer is None or op.type not in _DIVISIONS + _ROOTS + _LOGS + _POWERS + _ANGLES:
                 continue
             finding = _judge(op, layer)
@@ -165,15 +185,29 @@ def _verdict(op, where: str) -> tuple[type, str] | None:
     return None
 
 
-def _trace(model):
+def _trace(model, view):
+    """The model's forward graph, traced on its own input structure (a dict for KerasHub
+    models; the shape of its first call for a subclassed model)."""
     import tensorflow as tf
 
-    specs = [tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in model.inputs]
+    from nandoctor.live.model_inputs import probe_inputs
+
+    inputs = probe_inputs(model, view)
+    specs = inputs.pack({slot.name: tf.TensorSpec(slot.shape, slot.dtype) for slot in inputs.slots})
     try:
-        function = tf.function(lambda *inputs: model(list(inputs) if len(inputs) > 1 else inputs[0], training=False))
-        return function.get_concrete_function(*specs).graph
+        function = tf.function(lambda structure: model(structure, training=False))
+        return function.get_concrete_function(specs).graph
     except Exception:  # a model that cannot be traced symbolically is not judged
         return None
+
+
+def _built_in_layer_names(model) -> set[str]:
+    """Keras's own layers anywhere in the model, those inside custom layers included: the
+    `rsqrt(variance + epsilon)` of a LayerNormalization held by a custom block is Keras's
+    code, guarded, and not the block's."""
+    from nandoctor.live.model_layers import every_layer
+
+    return {layer.name for layer in every_layer(model) if is_known_class(type(layer).__name__, type(layer).__module__)}
 
 
 def _hand_written_layers(view) -> set[str]:
@@ -182,11 +216,15 @@ def _hand_written_layers(view) -> set[str]:
             or (layer.module or "").startswith("keras.src.ops")}
 
 
-def _layer_of(op_name: str, judged: set[str]) -> str | None:
+def _layer_of(op_name: str, judged: set[str], built_in: set[str] = frozenset()) -> str | None:
+    """The hand-written layer whose code made the operation: the innermost scope that names
+    one, unless a Keras layer's scope is nearer (its own guarded arithmetic)."""
     for part in reversed(op_name.split("/")[:-1]):
         base = re.sub(r"_\d+$", "", part)
         if part in judged:
             return part
         if base in judged:
             return base
+        if part in built_in or base in built_in:
+            return None
     return None

@@ -16,9 +16,7 @@ from nandoctor.view.array_sources import ArrayInMemory
 def view_of_model(model) -> ModelView:
     import keras
 
-    # Through JSON, as `model.save` writes it: tuples become lists, and the parser of saved
-    # configs reads the live one unchanged.
-    entry = json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=repr))
+    entry = _serialized(model, keras)
     view, _ = model_view(entry, entry.get("compile_config"), path=f"<model {model.name}>", format="live")
     # A variable shared by reference (a hand-written tie tracks the embedding layer) belongs
     # to the first layer that holds it, as a saved file stores it once: the second holder
@@ -32,6 +30,23 @@ def view_of_model(model) -> ModelView:
         if live is not None and not layer.weights and not layer.is_model:
             layer.weights = _weights_of(live, layer.name, seen)
     return view
+
+
+def _serialized(model, keras) -> dict:
+    """The model's config as `model.save` would write it, through JSON (tuples become lists,
+    and the parser of saved configs reads the live one unchanged). A subclassed model without
+    `get_config` cannot be serialized: its class and compile configuration stand in, and its
+    tracked layers and weights are read from the live object."""
+    try:
+        return json.loads(json.dumps(keras.saving.serialize_keras_object(model), default=repr))
+    except Exception:
+        entry = {"class_name": type(model).__name__, "module": type(model).__module__, "config": {"name": model.name}}
+        try:
+            compile_config = model.get_compile_config() if getattr(model, "compiled", False) else None
+            entry["compile_config"] = json.loads(json.dumps(compile_config, default=repr))
+        except Exception:  # a loss or metric that cannot be serialized either: judged live only
+            pass
+        return entry
 
 
 def _find(model, name: str):

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.model_inputs import first_embedding, probe_inputs, typical_values
 from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
@@ -70,70 +71,62 @@ class NanProbe(LiveCheck):
 def _recipes(model, view):
     """(description, inputs) pairs, most likely to break first."""
     rng = np.random.default_rng(0)
-    specs = [(tensor.shape, str(tensor.dtype), _input_layer_name(tensor)) for tensor in model.inputs]
+    inputs = probe_inputs(model, view)
     # Each id input is drawn from the table it feeds: a words input and an entities input
     # have vocabularies of their own, and an id past a table's end is an error, not a probe.
-    tables = [_first_embedding(view, name) for _, _, name in specs]
-    vocabularies = [_vocabulary(table) for table in tables]
-    zero_ids = [_zero_row_ids(table) for table in tables]
+    zero_ids = {slot.name: _zero_row_ids(first_embedding(view, slot.name)) for slot in inputs.ids()}
 
-    def batch(fill):
-        return [fill(index, (2, *[d or 8 for d in shape[1:]]), dtype) for index, (shape, dtype, _) in enumerate(specs)]
+    def typical(slot, shape):
+        return typical_values(slot, shape, rng)
 
-    def ids(index, shape, dtype):
-        return rng.integers(1, max(vocabularies[index], 2), size=shape).astype(dtype)
+    def zero_or_real(slot, shape):
+        zero = zero_ids.get(slot.name)
+        return rng.choice(zero, size=shape).astype(slot.dtype) if zero is not None else typical(slot, shape)
 
-    def zero_or_real(index, shape, dtype):
-        return rng.choice(zero_ids[index], size=shape).astype(dtype) if zero_ids[index] is not None else ids(index, shape, dtype)
+    def live(slot, shape):
+        zero = zero_ids.get(slot.name)
+        rows = np.setdiff1d(np.arange(1, slot.vocabulary), zero if zero is not None else [])
+        return rng.choice(rows, size=shape).astype(slot.dtype) if len(rows) else typical(slot, shape)
 
-    def live(index, shape, dtype):
-        rows = np.setdiff1d(np.arange(1, vocabularies[index]), zero_ids[index] if zero_ids[index] is not None else [])
-        return rng.choice(rows, size=shape).astype(dtype) if len(rows) else ids(index, shape, dtype)
-
-    if any(z is not None for z in zero_ids):
-        first = min(i for i, z in enumerate(zero_ids) if z is not None)
-        shown = zero_ids[first][:3].tolist()
+    with_zero_rows = [slot for slot in inputs.ids() if zero_ids[slot.name] is not None]
+    if with_zero_rows:
+        first = with_zero_rows[0]
+        shown = zero_ids[first.name][:3].tolist()
         yield (f"token ids of all-zero embedding rows ({shown}...)",
-               _single(batch(lambda i, s, d: zero_or_real(i, s, d) if "int" in d else rng.normal(size=s).astype(d))))
-        if len(specs) > 1:
+               inputs.build(lambda slot, shape: zero_or_real(slot, shape) if slot.role == "ids" else typical(slot, shape)))
+        if len(inputs.ids()) > 1:
             # One zero row against real vectors: where a clamped division's gradient is 1/eps.
-            yield (f"a zero embedding row in input '{specs[first][2]}' against real ones in the others",
-                   batch(lambda i, s, d: (zero_or_real(i, s, d) if i == first else live(i, s, d)) if "int" in d
-                         else rng.normal(size=s).astype(d)))
-    if any("int" in dtype for _, dtype, _ in specs):
-        yield ("all-padding sequences (every id 0)",
-               _single(batch(lambda i, s, d: np.zeros(s, d) if "int" in d else rng.normal(size=s).astype(d))))
-    floats = [i for i, (_, dtype, _) in enumerate(specs) if "float" in dtype]
-    if floats:
-        yield ("all-zero inputs", _single(batch(lambda i, s, d: np.zeros(s, d) if "float" in d else ids(i, s, d))))
+            yield (f"a zero embedding row in input '{first.name}' against real ones in the others",
+                   inputs.build(lambda slot, shape: (zero_or_real(slot, shape) if slot is first else live(slot, shape))
+                                if slot.role == "ids" else typical(slot, shape)))
+    if inputs.ids():
+        yield ("all-padding sequences (every id 0)", inputs.build(_all_padding(typical)))
+    if any(slot.role == "features" for slot in inputs.slots):
+        yield ("all-zero inputs", inputs.build(
+            lambda slot, shape: np.zeros(shape, slot.dtype) if slot.role == "features" else typical(slot, shape)))
         # Large but representable (raw counts, amounts): 1e30 would overflow any norm's
         # squares, guarded or not, which says nothing about its guards.
-        yield ("inputs of magnitude 1e12", _single(batch(lambda i, s, d: np.full(s, 1e12, d) if "float" in d else ids(i, s, d))))
-    if len(specs) == 2 and specs[0][:2] == specs[1][:2]:
-        same = batch(lambda i, s, d: ids(0, s, d) if "int" in d else rng.normal(size=s).astype(d))
-        yield ("identical pairs on both towers", [same[0], same[0]])
+        yield ("inputs of magnitude 1e12", inputs.build(
+            lambda slot, shape: np.full(shape, 1e12, slot.dtype) if slot.role == "features" else typical(slot, shape)))
+    towers = inputs.slots
+    if len(towers) == 2 and all(slot.role == "ids" for slot in towers) and towers[0].shape == towers[1].shape:
+        same = typical(towers[0], inputs.shape(towers[0]))
+        yield ("identical pairs on both towers", inputs.pack({towers[0].name: same, towers[1].name: same}))
 
 
-def _single(inputs: list):
-    return inputs if len(inputs) > 1 else inputs[0]
+def _all_padding(typical):
+    """Every id 0. Where the model takes a padding mask, one real position is left, as every
+    tokenizer's output has (a start token): a sequence of padding alone never reaches a model."""
+    def fill(slot, shape):
+        if slot.role == "ids":
+            return np.zeros(shape, slot.dtype)
+        if slot.role == "padding_mask":
+            mask = np.zeros(shape, slot.dtype)
+            mask[:, 0] = 1
+            return mask
+        return typical(slot, shape)
 
-
-def _input_layer_name(tensor) -> str:
-    # A Keras 3 input tensor is named keras_tensor_N; the graph knows its InputLayer's name.
-    history = getattr(tensor, "_keras_history", None)
-    return getattr(getattr(history, "operation", None), "name", None) or tensor.name
-
-
-def _first_embedding(view, input_name: str):
-    """The embedding table nearest downstream of the named model input; failing that (an
-    input the view cannot place), the model's first embedding."""
-    found = next((layer for layer in view.downstream(input_name) if layer.is_embedding), None)
-    return found or next((layer for layer in view.layers if layer.is_embedding), None)
-
-
-def _vocabulary(table) -> int:
-    input_dim = table.config.get("input_dim") if table is not None else None
-    return int(input_dim) if isinstance(input_dim, int) else 50
+    return fill
 
 
 def _zero_row_ids(table) -> np.ndarray | None:
@@ -146,20 +139,20 @@ def _zero_row_ids(table) -> np.ndarray | None:
 
 
 def _targets(model, inputs):
+    import keras
+
     outputs = model(inputs, training=False)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    targets = [np.zeros(np.shape(o), "float32") for o in outputs]
-    return targets if len(targets) > 1 else targets[0]
+    return keras.tree.map_structure(lambda output: np.zeros(np.shape(output), "float32"), outputs)
 
 
 def _evaluate(model, inputs, judge_size: bool = True) -> tuple[str, str] | None:
     """What breaks: a non-finite output, loss or gradient, or an absurd gradient."""
+    import keras
     import tensorflow as tf
 
     weights = model.trainable_weights
     with tf.GradientTape() as tape:
-        outputs = model(inputs, training=False)
-        flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        flat = keras.tree.flatten(model(inputs, training=False))
         loss = tf.add_n([tf.reduce_sum(tf.cast(o, "float32")) for o in flat])
     values = [np.asarray(o, dtype=np.float64) for o in flat]
     if any(not np.isfinite(v).all() for v in values):

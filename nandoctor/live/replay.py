@@ -46,15 +46,23 @@ class Localization:
 
 
 def localize(model, sample) -> Localization:
+    """Where the sample first turns non-finite; a model that cannot be replayed layer by layer
+    (subclassed, or a layer called twice) says so in the note."""
+    try:
+        return _localize(model, sample)
+    except Exception as error:  # the finding stands without a culprit
+        return Localization(note=f"cannot replay this model layer by layer ({type(error).__name__})")
+
+
+def _localize(model, sample) -> Localization:
     import keras
     import tensorflow as tf
 
+    from nandoctor.live.model_inputs import input_nest
+
     x, y = sample
     layers = [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
-    try:
-        probe = keras.Model(model.inputs, [layer.output for layer in layers])
-    except (AttributeError, ValueError, TypeError) as error:
-        return Localization(note=f"cannot replay this model layer by layer ({type(error).__name__})")
+    probe = keras.Model(input_nest(model), [layer.output for layer in layers])
     with tf.GradientTape() as tape:
         outputs = probe(x, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]

@@ -12,6 +12,7 @@ from nandoctor.analysis.keras_facts import (
 )
 from nandoctor.errors import first_line
 from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.model_inputs import input_nest, probe_inputs
 from nandoctor.live.model_layers import every_layer, layer_named
 from nandoctor.report import Confidence, Finding
 from nandoctor.rules.broken_tie import BrokenTie
@@ -89,11 +90,15 @@ def _train_one_step(model) -> None:
     import keras
 
     rng = np.random.default_rng(0)
-    shapes = [(2, *[d or 8 for d in tensor.shape[1:]]) for tensor in model.inputs]  # variable lengths: 8
-    inputs = [rng.integers(0, 2, size=shape).astype(str(tensor.dtype)) if "int" in str(tensor.dtype)
-              else rng.normal(size=shape).astype("float32") for tensor, shape in zip(model.inputs, shapes)]
-    outputs = model(inputs if len(inputs) > 1 else inputs[0])
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    model.compile(keras.optimizers.SGD(0.1), loss=["mse"] * len(outputs))
+    inputs = probe_inputs(model)
+    x = inputs.typical(rng)
+    try:
+        # A plain functional model over the same layers: a task model's own training step
+        # (KerasHub's) expects its own targets and metrics.
+        trainer = keras.Model(input_nest(model), model.output)
+    except Exception:  # subclassed: trained as it is
+        trainer = model
+    outputs = keras.tree.flatten(trainer(x))
+    trainer.compile(keras.optimizers.SGD(0.1), loss=["mse"] * len(outputs))
     targets = [rng.normal(size=tuple(np.shape(o))).astype("float32") for o in outputs]
-    model.fit(inputs if len(inputs) > 1 else inputs[0], targets if len(targets) > 1 else targets[0], epochs=1, verbose=0)
+    trainer.fit(x, targets if len(targets) > 1 else targets[0], batch_size=len(targets[0]), epochs=1, verbose=0)

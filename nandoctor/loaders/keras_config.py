@@ -86,14 +86,32 @@ def _parse_opaque_model(entry: dict[str, Any], prefix: str) -> ParsedModel:
     return ParsedModel(layers=[layer], inputs=[name], outputs=[name], h5_paths={name: ""})
 
 
+# Packages whose registered classes are Keras's, KerasHub's or nandoctor's own.
+_KNOWN_PACKAGES = {"keras": "keras", "keras_hub": "keras_hub", "keras_nlp": "keras_nlp", "nandoctor": "nandoctor.layers"}
+
+
+def _class_of(entry: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """(class name, module, registered name). The legacy `.h5` writer of Keras 3 names a
+    registered class `package>Class` and no module: `nandoctor>TiedEmbedding` is nandoctor's
+    TiedEmbedding, `keras_hub>GPT2Backbone` KerasHub's, any other package the user's."""
+    class_name = str(entry.get("class_name"))
+    module = entry.get("module") if isinstance(entry.get("module"), str) else None
+    registered = entry.get("registered_name") if isinstance(entry.get("registered_name"), str) else None
+    if ">" in class_name:
+        package, _, short = class_name.rpartition(">")
+        return short, module or _KNOWN_PACKAGES.get(package), registered or class_name
+    return class_name, module, registered
+
+
 def _make_layer(entry: dict[str, Any], name: str, parent: str | None) -> Layer:
     config = entry.get("config")
+    class_name, module, registered = _class_of(entry)
     return Layer(
         name=name,
-        class_name=str(entry.get("class_name")),
+        class_name=class_name,
         config=config if isinstance(config, dict) else {},
-        module=entry.get("module") if isinstance(entry.get("module"), str) else None,
-        registered_name=entry.get("registered_name") if isinstance(entry.get("registered_name"), str) else None,
+        module=module,
+        registered_name=registered,
         parent=parent,
         is_model=entry.get("class_name") in MODEL_CLASSES,
         build_config=entry.get("build_config") if isinstance(entry.get("build_config"), dict) else {},
@@ -263,6 +281,10 @@ def _node_inputs(node: Any):
             for argument, ref in _keras3_refs(value, key):
                 yield argument, ref, plain
     elif isinstance(node, list):  # Keras 2: [[layer, node_index, tensor_index, kwargs], ...]
+        if node and isinstance(node[0], str):
+            # A TFOpLambda or SlicingOpLambda node (`h + e`, `x[:, 0]` on tensors) is one
+            # reference, `[layer, node_index, tensor_index, kwargs]`, not a list of them.
+            node = [node]
         merged: dict[str, Any] = {}
         for item in node:
             if isinstance(item, list) and len(item) > 3 and isinstance(item[3], dict):

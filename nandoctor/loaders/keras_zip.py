@@ -13,6 +13,7 @@ import zipfile
 
 import h5py
 
+from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import dataset_source
 from nandoctor.loaders.keras_config import model_view
@@ -52,7 +53,9 @@ def load_keras(path: str) -> ModelView:
 
                 attach_keras3_weights(view.layers, parsed.h5_paths, root, make_source)
                 if _is_subclassed(view, parsed):
-                    view.layers.extend(keras3_layers_from_tree(root, make_source, view.layers[0].name + "/"))
+                    model = view.layers[0]
+                    library = model.module if model.module and is_known_class(model.class_name, model.module) else None
+                    view.layers.extend(keras3_layers_from_tree(root, make_source, model.name + "/", library))
             except BaseException:
                 view.close()
                 raise

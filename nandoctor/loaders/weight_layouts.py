@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import h5py
 
+from nandoctor.analysis.keras_facts import KERAS_CLASS_NAMES
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.h5_datasets import attribute_strings, attribute_text
 from nandoctor.view import Layer, Weight
@@ -125,9 +126,12 @@ def _weight(name: str, layer: str, dataset: h5py.Dataset, make_source: SourceFac
     return Weight(name, layer, tuple(source.shape), source.logical_dtype, source)
 
 
-def keras3_layers_from_tree(root: h5py.Group, make_source: SourceFactory, prefix: str = "") -> list[Layer]:
+def keras3_layers_from_tree(root: h5py.Group, make_source: SourceFactory, prefix: str = "",
+                            module: str | None = None) -> list[Layer]:
     """Layers found in a Keras 3 weights tree alone, with no config to name them: a
-    `.weights.h5`, or a subclassed model, whose layers Keras tracks by attribute name."""
+    `.weights.h5`, or a subclassed model, whose layers Keras tracks by attribute name.
+    `module` is the enclosing model's, when it is a library's (a KerasHub backbone's layers
+    are KerasHub's or Keras's classes, known by the names their weight groups carry)."""
     layers: list[Layer] = []
     for key in root:
         group = _group(root, key)
@@ -136,24 +140,34 @@ def keras3_layers_from_tree(root: h5py.Group, make_source: SourceFactory, prefix
         if key == "layers":
             for child in group:
                 if _group(group, child) is not None:
-                    layers.extend(_tree_layer(group[child], _class_from_path(child), make_source, prefix))
+                    layers.extend(_tree_layer(group[child], _class_from_path(child), make_source, prefix, module))
         else:
             # An attribute of a subclassed model (`self.head = Dense(...)`): class unknown.
-            layers.extend(_tree_layer(group, "Layer", make_source, prefix))
+            layers.extend(_tree_layer(group, "Layer", make_source, prefix, module))
     return layers
 
 
-def _tree_layer(group: h5py.Group, class_name: str, make_source: SourceFactory, prefix: str) -> list[Layer]:
+def _tree_layer(group: h5py.Group, class_name: str, make_source: SourceFactory, prefix: str,
+                module: str | None) -> list[Layer]:
     name = prefix + (_saved_name(group) or group.name.rsplit("/", 1)[-1])
     nested = _group(group, "layers") is not None
-    layer = Layer(name=name, class_name=class_name, parent=prefix.rstrip("/") or None, is_model=nested)
+    # A name Keras itself has is Keras's class; otherwise the enclosing library's, if any.
+    layer_module = "keras.layers" if class_name in KERAS_CLASS_NAMES else module
+    layer = Layer(name=name, class_name=class_name, module=layer_module, parent=prefix.rstrip("/") or None,
+                  is_model=nested)
     layer.weights = _collect(group, layer, make_source)
-    return [layer, *(keras3_layers_from_tree(group, make_source, name + "/") if nested else [])]
+    return [layer, *(keras3_layers_from_tree(group, make_source, name + "/", module) if nested else [])]
+
+
+_KERAS_SPELLING = {name.lower(): name for name in KERAS_CLASS_NAMES}
 
 
 def _class_from_path(key: str) -> str:
+    """The class a Keras 3 weights group is named for (`global_average_pooling1d_2` is
+    GlobalAveragePooling1D): Keras's own spelling where the name is Keras's."""
     base = re.sub(r"_\d+$", "", key)
-    return "".join(part.capitalize() for part in base.split("_"))
+    guessed = "".join(part.capitalize() for part in base.split("_"))
+    return _KERAS_SPELLING.get(guessed.lower(), guessed)
 
 
 def attach_legacy_weights(group: h5py.Group, layers: list[Layer], make_source: SourceFactory) -> list[Layer]:

@@ -78,7 +78,7 @@ class BrokenTie(Rule):
 
     def check(self, view: ModelView) -> Iterator[Finding]:
         for layer in view.layers:
-            if layer.class_name in TIED_EMBEDDING_CLASSES and layer.config.get("tie_weights", True):
+            if layer.class_name in TIED_EMBEDDING_CLASSES and _declares_tie(layer):
                 yield from self._stored_twice(layer)
             elif looks_like_hand_written_tie(layer.class_name, layer.module, layer.config):
                 yield from self._hand_written(view, layer)
@@ -132,6 +132,14 @@ class BrokenTie(Rule):
                 severity=Severity.WARNING,
                 details=details,
             )
+
+
+def _declares_tie(layer: Layer) -> bool:
+    """`tie_weights` as the config says (Keras writes it; nandoctor's TiedEmbedding is always
+    tied). A layer known only from a weight path inside a KerasHub backbone has no config:
+    there, a second matrix is `reverse_embeddings`, which Keras creates only when untied
+    (Llama, Mistral and Phi3 are untied by design), so two matrices declare nothing."""
+    return bool(layer.config.get("tie_weights", bool(layer.config)))
 
 
 def _tie_target(view: ModelView, layer: Layer) -> Layer | None:

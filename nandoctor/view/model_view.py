@@ -230,16 +230,19 @@ class ModelView:
                 return (tuple(shape) if isinstance(shape, (list, tuple)) else None), config.get("dtype")
         shape = layer.config.get("batch_input_shape")  # Keras 2 first layer of a Sequential
         if isinstance(shape, (list, tuple)):
-            return tuple(shape), layer.config.get("dtype") if isinstance(layer.config.get("dtype"), str) else None
+            # Its `dtype` is the layer's own (an Embedding's float32), not its input's.
+            return tuple(shape), None
         return None, None
 
     def integer_sequence_length(self, embedding: Layer) -> int | None | bool:
         """For an embedding fed a batch of integer sequences, their static length (None when
         variable); False when its input is not a sequence of several integer ids."""
-        shape, dtype = self.input_spec(embedding)
+        shape, _ = self.input_spec(embedding)
         length = embedding.config.get("input_length")  # Keras 2
         if shape is not None:
-            if len(shape) != 2 or (dtype is not None and "int" not in dtype):
+            # A float input of ids is still ids (Keras 2 Sequentials and many tutorials declare
+            # `Input(shape=(200,))`; the Embedding casts): the shape decides.
+            if len(shape) != 2:
                 return False
             length = shape[1]
         if length == 1:

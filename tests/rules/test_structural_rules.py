@@ -1,6 +1,7 @@
 """Structural rules on real saved models: the evidence in each finding, and near misses."""
 
 import tracemalloc
+import zipfile
 
 import h5py
 import numpy as np
@@ -55,14 +56,33 @@ def test_a_tied_embedding_is_not_reported_untied():
     assert findings(FIXTURES / "clean" / "fixed_seed_b_tied_language_model.keras", "ND4") == []
 
 
-def test_a_declared_tie_stored_twice_with_different_values_is_broken(keras, save):
-    model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.ReversibleEmbedding(30, 8, name="rev")])
-    path = save(model, "tied.weights.h5")
-    with h5py.File(path, "r+") as h5:  # a second copy of the matrix, drifted: as a broken save leaves it
-        variables = h5["layers/reversible_embedding/vars"]
-        variables.create_dataset("1", data=variables["0"][()].T + 0.5)
-    (finding,) = findings(path, "ND402")
+def test_a_declared_tie_stored_twice_with_different_values_is_broken(keras, save, tmp_path):
+    model = keras.Sequential([keras.Input((4,), dtype="int32"),
+                              keras.layers.ReversibleEmbedding(30, 8, tie_weights=True, name="rev")])
+    path = save(model, "tied.keras")
+    # A second, drifted copy of the matrix beside a config that declares the tie: as a broken save leaves it.
+    broken = tmp_path / "broken.keras"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(broken, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "model.weights.h5":
+                (tmp_path / "weights.h5").write_bytes(data)
+                with h5py.File(tmp_path / "weights.h5", "r+") as h5:
+                    variables = h5["layers/reversible_embedding/vars"]
+                    variables.create_dataset("1", data=variables["0"][()].T + 0.5)
+                data = (tmp_path / "weights.h5").read_bytes()
+            target.writestr(item, data)
+    (finding,) = findings(broken, "ND402")
     assert finding.layer == "rev" and finding.details["max_abs_difference"] == pytest.approx(0.5)
+
+
+def test_an_untied_reversible_embedding_is_not_a_broken_tie(keras, save):
+    """KerasHub's Llama, Mistral and Phi3 are untied by design: `reverse_embeddings` exists
+    only then, and a weights file (no config to say so) shows the two matrices."""
+    model = keras.Sequential([keras.Input((4,), dtype="int32"),
+                              keras.layers.ReversibleEmbedding(30, 8, tie_weights=False, name="rev")])
+    assert findings(save(model, "untied.keras"), "ND402") == []
+    assert findings(save(model, "untied.weights.h5"), "ND402") == []
 
 
 def test_the_tie_comparison_reads_in_blocks_with_bounded_memory(tmp_path, monkeypatch):

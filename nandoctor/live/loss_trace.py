@@ -1,0 +1,125 @@
+"""The loss traced like the forward pass: what the static scan cannot read in a custom loss.
+
+`model.compute_loss` on the model's own outputs is traced with `tf.function`; the
+operations the loss adds after the forward pass are judged. A softmax output fed to a
+cross-entropy that takes logits (`from_logits=True`, also inside a custom `Loss` class, as
+keras-io's NER example does) is ND601; a log of a value that can be 0 (`-sum(y * log(p))`
+written by hand) is ND203. Keras's own losses clip before their logs, and pass.
+
+On TensorFlow, Keras's cross-entropies notice a softmax output given `from_logits=True`,
+warn, and use the logits beneath it; JAX and PyTorch apply the softmax twice. The model is
+right by accident on one backend: a warning, not an error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+
+from nandoctor.live.graph_checks import _verdict
+from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.model_inputs import probe_inputs
+from nandoctor.live.unguarded_log import UnguardedLog
+from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
+
+# Cross-entropies computed from logits: they apply the softmax themselves.
+_FROM_LOGITS = ("SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits", "LogSoftmax")
+_PASS_THROUGH = ("Identity", "Reshape", "Cast", "ExpandDims", "Squeeze", "Transpose", "StridedSlice")
+_FORWARD_END = "nandoctor_forward_end"
+# What Keras's TensorFlow backend warns when a cross-entropy with from_logits=True gets a softmax.
+_KERAS_DOUBLE_SOFTMAX = "does not represent logits"
+
+
+class LossTrace(LiveCheck):
+    """## What it does
+    Traces the compiled loss on the model's outputs and finds a softmax output given to a
+    cross-entropy that expects logits, and logs in the loss that can take 0.
+
+    ## Why is this bad?
+    `from_logits=True` on probabilities applies the softmax twice: the loss flattens, its
+    gradients shrink, and the model learns slowly or not at all, without an error. A log of
+    a probability that underflows to 0 is -inf, then NaN through the gradients.
+    """
+
+    name = "loss-trace"
+    raises = (LossActivationMismatch, UnguardedLog)
+
+    def run(self, model, view) -> Iterator[Finding]:
+        if not getattr(model, "compiled", False):
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            graph = _trace_loss(model, view)
+        if any(_KERAS_DOUBLE_SOFTMAX in str(warning.message) for warning in caught):
+            yield self._double_softmax("Keras's cross-entropy warned that its softmax input 'does not represent "
+                                       "logits' and used the logits beneath it (TensorFlow only)", {})
+            return
+        if graph is None:
+            return
+        operations = graph.get_operations()
+        start = next((i for i, op in enumerate(operations) if op.name.endswith(_FORWARD_END)), None)
+        if start is None:
+            return
+        seen: set[str] = set()
+        for op in operations[start + 1:]:
+            if op.type in _FROM_LOGITS:
+                softmax = _softmax_behind(op.inputs[0])
+                if softmax is not None and "ND601" not in seen:
+                    seen.add("ND601")
+                    yield self._double_softmax(f"{op.type} takes '{softmax.name}'",
+                                               {"operation": op.name, "softmax": softmax.name})
+            elif op.type == "Log" and "ND203" not in seen:
+                verdict = _verdict(op, f"'{op.name}' in the loss")
+                if verdict is not None:
+                    seen.add("ND203")
+                    yield UnguardedLog.finding(None, verdict[1], details={"operation": op.name, "in": "loss"})
+
+
+    @staticmethod
+    def _double_softmax(evidence: str, details: dict) -> Finding:
+        return LossActivationMismatch.finding(
+            None,
+            f"the loss is computed from logits (from_logits=True) on outputs that already are a softmax "
+            f"({evidence}): on JAX and PyTorch the softmax is applied twice, and the loss flattens",
+            severity=Severity.WARNING,
+            confidence=Confidence.HIGH,
+            fix="Give the loss the logits (a linear output layer), or drop from_logits=True.",
+            details=details,
+        )
+
+
+def _softmax_behind(tensor, depth: int = 0):
+    op = tensor.op
+    if op.type == "Softmax":
+        return op
+    if depth > 8 or op.type not in _PASS_THROUGH:
+        return None
+    return _softmax_behind(op.inputs[0], depth + 1)
+
+
+def _trace_loss(model, view):
+    """The graph of `compute_loss` after the forward pass, traced on the model's own input
+    structure, with targets shaped like the outputs (dense) or like their labels (sparse)."""
+    import keras
+    import tensorflow as tf
+
+    inputs = probe_inputs(model, view)
+    x_spec = inputs.pack({slot.name: tf.TensorSpec(slot.shape, slot.dtype) for slot in inputs.slots})
+    outputs = model(inputs.typical(np.random.default_rng(0)), training=False)
+    dense = keras.tree.map_structure(lambda o: tf.TensorSpec((None, *o.shape[1:]), "float32"), outputs)
+    sparse = keras.tree.map_structure(lambda o: tf.TensorSpec((None, *o.shape[1:-1]), "int32"), outputs)
+
+    def loss_of(x, y):
+        y_pred = model(x, training=False)
+        tf.identity(keras.tree.flatten(y_pred)[0], name=_FORWARD_END)
+        return model.compute_loss(x=x, y=y, y_pred=y_pred)
+
+    for y_spec in (sparse, dense):
+        try:
+            return tf.function(loss_of).get_concrete_function(x_spec, y_spec).graph
+        except Exception:  # targets of the other form, or a loss that cannot be traced
+            continue
+    return None

@@ -1,0 +1,86 @@
+"""Models that other people wrote: every zoo file reads, `check()` never crashes, nothing fires
+at warning or above outside what the entry expects or allows, and every expected fault is found."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import nandoctor
+from fixtures.zoo import ZOO
+from tests.conftest import run_cli
+
+SERIOUS = ("warning", "error")
+
+
+def serious_codes(findings) -> set[str]:
+    return {finding["code"] if isinstance(finding, dict) else finding.code for finding in findings
+            if (finding["severity"] if isinstance(finding, dict) else finding.severity) in SERIOUS}
+
+
+def files_of_zoo():
+    return [pytest.param(entry, name, id=name) for entry in ZOO for name in entry.file_names()]
+
+
+@pytest.mark.parametrize(("entry", "name"), files_of_zoo())
+def test_every_zoo_file_reads_and_says_what_it_must(zoo_dir, entry, name):
+    result = run_cli("scan", "--format", "json", zoo_dir / name)
+    assert result.exit_code in (0, 1), result.stdout
+    (scanned,) = json.loads(result.stdout)["files"]
+    assert scanned["status"] == "scanned", scanned["error"]
+    found = serious_codes(scanned["findings"])
+    assert found <= set(entry.expected) | set(entry.allowed), scanned["findings"]
+    assert set(entry.expected) - set(entry.live_only) <= found
+
+
+@pytest.mark.parametrize("entry", [pytest.param(entry, id=entry.id) for entry in ZOO])
+def test_check_runs_every_probe_on_every_zoo_model_and_says_what_it_must(keras, entry):
+    if entry.api == "tf_keras":
+        import tf_keras
+
+        tf_keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)
+    report = nandoctor.check(entry.build())
+    (result,) = report.files
+    assert [note for note in result.notes if "could not run" in note] == []
+    found = serious_codes(report.findings)
+    assert found <= set(entry.expected) | set(entry.allowed), [(f.code, f.layer, f.message) for f in report.findings]
+    assert set(entry.expected) <= found
+
+
+def test_the_manifest_names_every_model_with_its_source_files_and_expectations(manifest, zoo_dir):
+    assert set(manifest) == {entry.id for entry in ZOO}
+    for entry in manifest.values():
+        assert entry["source"] and entry["files"] and all((zoo_dir / name).is_file() for name in entry["files"])
+        assert set(entry["live_only"]) <= set(entry["expected"]) and set(entry["why"]) == set(entry["expected"])
+        assert all(reason for reason in entry["allowed"].values())
+
+
+def test_the_zoo_holds_the_architectures_it_promises(manifest):
+    by_family = {}
+    for entry in manifest.values():
+        by_family.setdefault(entry["family"], []).append(entry)
+    hub = {entry["id"] for entry in by_family["keras_hub"]}
+    assert len(hub) >= 15 and len([i for i in hub if i.endswith(("causal_lm", "causal_lm_tied", "causal_lm_untied"))]) >= 6
+    assert {"keras_hub_llama_causal_lm_untied", "keras_hub_gpt2_causal_lm", "keras_hub_bert_masked_lm",
+            "keras_hub_bert_text_classifier", "keras_hub_t5_backbone", "keras_hub_bart_seq2seq_lm",
+            "keras_hub_vit_image_classifier"} <= hub
+    assert len(by_family["applications"]) >= 6 and len(by_family["keras_io"]) >= 10
+    assert len(by_family["keras2"]) >= 5 and all(entry["files"][0].endswith(".h5") for entry in by_family["keras2"])
+    assert all({name.rsplit(".", 1)[-1] for name in entry["files"]} == {"keras", "h5"}
+               for entry in by_family["prescribed"])
+
+
+@pytest.mark.parametrize("entry", [pytest.param(entry, id=entry.id) for entry in ZOO
+                                   if entry.family == "keras_io" and "keras" in entry.files])
+def test_scan_trust_loads_every_keras_io_example_with_its_module(zoo_dir, entry):
+    module = f"fixtures.zoo.keras_io.{entry.id.removeprefix('keras_io_')}"
+    result = run_cli("scan", "--trust", "--custom-objects", module, "--format", "json", zoo_dir / entry.file_names()[0])
+    (scanned,) = json.loads(result.stdout)["files"]
+    if entry.reload_fails:  # the example's own code: the one-line reason, exit 2
+        assert result.exit_code == 2 and scanned["error"].startswith("cannot load with Keras")
+        return
+    assert result.exit_code in (0, 1), result.stdout
+    assert scanned["status"] == "scanned", scanned["error"]
+    assert serious_codes(scanned["findings"]) <= set(entry.expected) | set(entry.allowed)
