@@ -17,8 +17,10 @@ class UntiedEmbeddings(Rule):
     A language model embeds `V` token ids into `d` dimensions at its input and predicts a
     distribution over the same `V` tokens at its output. Tying the two matrices (Press and
     Wolf, 2016) removes `V x d` parameters, often the largest block of the model, and
-    usually lowers perplexity, since each word's vector is trained by both its uses. It is
-    a choice rather than a fault, so the finding is `info`.
+    usually lowers perplexity, since each word's vector is trained by both its uses. In a
+    language model (the vocabulary predicted at every position) that is the known gain, and
+    the finding is a `warning`; elsewhere (one prediction per input, as a memory network's
+    next word) it is a choice worth knowing, at `info`.
 
     ## Example
     ```python
@@ -76,13 +78,24 @@ class UntiedEmbeddings(Rule):
                     continue
                 saved = vocabulary * width
                 share = f" ({saved / total:.0%} of the model's weights)" if total else ""
+                per_position = _per_position(projection)
+                kind = "a language model: " if per_position else ""
                 yield self.finding(
                     projection.name,
-                    f"'{embedding.name}' ({vocabulary:,} x {width}) embeds the vocabulary that '{projection.name}' "
-                    f"({width} x {vocabulary:,}) predicts, each with its own matrix: tying them saves {saved:,} parameters{share}",
+                    f"{kind}'{embedding.name}' ({vocabulary:,} x {width}) embeds the vocabulary that '{projection.name}' "
+                    f"({width} x {vocabulary:,}) predicts{' at every position' if per_position else ''}, each with its "
+                    f"own matrix: tying them saves {saved:,} parameters{share}",
+                    severity=Severity.WARNING if per_position else None,
                     details={"embedding": embedding.name, "projection": projection.name, "vocabulary": vocabulary,
-                             "width": width, "parameters_saved": saved},
+                             "width": width, "parameters_saved": saved, "language_model": per_position},
                 )
+
+
+def _per_position(projection: Layer) -> bool:
+    """The projection predicts the vocabulary at every position of a sequence (its input is
+    `(batch, time, width)`): a language model, where tying is the known gain (Press & Wolf)."""
+    shape = projection.input_shape
+    return bool(shape) and len(shape) == 3
 
 
 def _input_width(layer: Layer) -> int | None:

@@ -49,7 +49,8 @@ def test_padding_row_norm_is_compared_with_the_median_row():
 
 def test_untied_embeddings_report_the_parameters_tying_saves():
     (finding,) = findings(FIXTURES / "broken" / "seed_b_untied_language_model.keras", "ND401")
-    assert finding.details["parameters_saved"] == 200 * 32 and finding.severity == "info"
+    assert finding.details["parameters_saved"] == 200 * 32 and finding.severity == "warning"
+    assert finding.details["language_model"] and finding.message.startswith("a language model: ")
 
 
 def test_a_tied_embedding_is_not_reported_untied():
