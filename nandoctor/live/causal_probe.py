@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.keras_facts import CAUSAL_CLASSES
+from nandoctor.analysis.causality import declares_causality, declares_masked_lm
 from nandoctor.live.causal_leak import CausalLeak
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import probe_inputs, typical_values
@@ -67,10 +67,10 @@ def _claims_causality(model, view, inputs) -> bool:
     mask asked for (`use_causal_mask=True`, or a layer whose call defaults to it), a causal
     layer or task class, or a triangular mask computed in its graph (`tril`, `i >= j` over
     ranges, as keras-io's decoders build theirs): a mask meant to be causal, right or wrong."""
-    if any(edge.call_kwargs.get("use_causal_mask") is True for edge in view.edges):
+    if declares_causality(view):
         return True
-    if any(layer.class_name in CAUSAL_CLASSES or layer.class_name.endswith("CausalLM") for layer in view.layers):
-        return True
+    if declares_masked_lm(view):
+        return False  # an explicit bidirectional objective, whatever masks its code builds
     if any(_defaults_to_causal(layer) for layer in every_layer(model)):
         return True
     if any(True for _ in MissingCausalMask().check(view)):

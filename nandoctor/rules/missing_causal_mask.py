@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
+from nandoctor.analysis.causality import declares_masked_lm
 from nandoctor.analysis.keras_facts import (
     ATTENTION,
     MASK_CARRIERS,
@@ -66,7 +67,10 @@ class MissingCausalMask(Rule):
     ## Known problems
     Attention written in a custom layer or Lambda is code the scan cannot see (ND901); the
     live causal probe checks it. Encoders that attend both ways and then pool (classifiers)
-    are not next-token models and are not reported.
+    are not next-token models and are not reported; neither is the encoder of a translation
+    model, whose output reaches the vocabulary only as the keys and values of the decoder's
+    cross-attention, nor a model named a masked language model (`BertMaskedLM`, an `mlm`
+    head), which predicts masked tokens from both sides by design.
 
     ## References
     - Vaswani et al., 2017, section 3.2.3 (masking in the decoder).
@@ -82,6 +86,8 @@ class MissingCausalMask(Rule):
     )
 
     def check(self, view: ModelView) -> Iterator[Finding]:
+        if declares_masked_lm(view):
+            return  # trained to see both ways: every position predicts a masked token
         for layer in view.layers:
             if layer.class_name not in QUERY_VALUE_ATTENTION:
                 continue
@@ -137,6 +143,10 @@ def _next_token_output(view: ModelView, attention: Layer) -> Layer | None:
         for edge in view.consumers(layer.name):
             following = view.layer(edge.target)
             if following is None or following.name in seen:
+                continue
+            if following.class_name in QUERY_VALUE_ATTENTION and edge.argument not in _QUERY:
+                # Read as the keys and values of a cross-attention (an encoder's output in a
+                # translation model): the output's positions are the query's, not these.
                 continue
             if following.class_name in _PER_POSITION | _NEXT_TOKEN_OBJECTIVES or (
                 following.class_name in RECURRENT and wrapped_config(following).get("return_sequences")

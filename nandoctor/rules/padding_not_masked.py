@@ -13,7 +13,9 @@ from nandoctor.analysis.padding_flow import (
     mask_id,
     padding_reaches,
 )
-from nandoctor.diagnosis import Rule
+from nandoctor.analysis.causality import declares_causality
+from nandoctor.analysis.keras_facts import TIED_EMBEDDING_CLASSES
+from nandoctor.diagnosis import Rule, plural
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.view import Layer, ModelView
 
@@ -63,6 +65,9 @@ class PaddingNotMasked(Rule):
 
     ## Known problems
     The scan cannot see the data: sequences that are never padded make this a false alarm.
+    A causal model (a causal mask, a causal layer or task) that shows no padding, no mask and
+    no padding id in its config, often reads unpadded windows of a stream: there the finding
+    is `info`, once per embedding.
     Float inputs (one-hot vectors, features) are not checked, since a zero vector there may be
     a real value. A frozen embedding whose padding row is exactly zero is harmless before
     Flatten and is not reported there.
@@ -83,6 +88,9 @@ class PaddingNotMasked(Rule):
     reads_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
+        # A causal model reads fixed windows of a stream more often than padded texts: with
+        # no sign of padding, that it leaks is a possibility to know of, not a likely cost.
+        unsure = declares_causality(view) and not _shows_padding(view)
         for layer in view.layers:
             if not layer.is_embedding or mask_id(layer) is not None:
                 continue
@@ -90,16 +98,42 @@ class PaddingNotMasked(Rule):
             if length is False:
                 continue
             zero_padding = _frozen_zero_padding_row(layer)
-            for reach in padding_reaches(view, layer, zero_padding):
-                if reach.kind not in _POSITION_DEPENDENT or (reach.zero_padding and reach.kind == FLATTEN):
-                    continue
-                sequences = f"sequences of {length} ids" if length else "integer sequences"
-                yield self.finding(
-                    layer.name,
-                    f"'{layer.name}' embeds {sequences} without a padding mask (mask_zero=False), "
-                    f"and {reach.describe()}",
-                    details={"consumer": reach.consumer.name, "kind": reach.kind, "via": list(reach.via), "length": length},
-                )
+            reaches = [reach for reach in padding_reaches(view, layer, zero_padding)
+                       if reach.kind in _POSITION_DEPENDENT and not (reach.zero_padding and reach.kind == FLATTEN)]
+            if not reaches:
+                continue
+            sequences = f"sequences of {length} ids" if length else "integer sequences"
+            message = f"'{layer.name}' embeds {sequences} without a padding mask (mask_zero=False), and {reaches[0].describe()}"
+            if len(reaches) > 1:
+                message += f" (and {plural(len(reaches) - 1, 'more layer')} that mix positions)"
+            if unsure:
+                message += "; the model is causal and shows no padding (no mask, no padding id): if its windows are never padded, nothing leaks"
+            tied = layer.class_name in TIED_EMBEDDING_CLASSES
+            yield self.finding(
+                layer.name, message,
+                severity=Severity.INFO if unsure else None,
+                confidence=Confidence.LOW if unsure else None,
+                fix=_TIED_FIX if tied else None,
+                details={"consumer": reaches[0].consumer.name, "kind": reaches[0].kind, "via": list(reaches[0].via),
+                         "length": length, "consumers": [reach.consumer.name for reach in reaches]},
+            )
+
+
+_TIED_FIX = ("Give the tied embedding mask_zero=True (TiedEmbedding(..., mask_zero=True) keeps the tie), with "
+             "mask-aware layers after it.")
+# Config keys by which tokenizers and models name their padding id.
+_PADDING_KEYS = ("pad_token_id", "padding_idx", "pad_id", "padding_id", "mask_token")
+
+
+def _shows_padding(view: ModelView) -> bool:
+    """The config names a padding id, a padding-mask input, or a vectorizer that pads."""
+    for layer in view.layers:
+        if any(layer.config.get(key) is not None for key in _PADDING_KEYS):
+            return True
+        if "padding_mask" in layer.name or (layer.class_name == "TextVectorization"
+                                            and layer.config.get("output_sequence_length")):
+            return True
+    return False
 
 
 def _frozen_zero_padding_row(layer: Layer) -> bool:

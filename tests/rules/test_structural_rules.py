@@ -162,3 +162,44 @@ def test_the_memory_network_temporal_table_is_found_as_a_position_table():
     with load(str(FIXTURES / "broken" / "seed_a_memory_network.keras")) as view:
         tables = {table.layer.name: table.tokens.name for table in position_tables(view)}
     assert tables == {"temporal_a": "embedding_a", "temporal_c": "embedding_c"}
+
+
+def translation_model(keras, decoder_causal: bool):
+    """A functional encoder-decoder: the encoder attends both ways, the decoder's output is the
+    next target token at every position."""
+    source, target = keras.Input((8,), dtype="int32"), keras.Input((8,), dtype="int32")
+    encoded = keras.layers.Embedding(30, 8, mask_zero=True, name="source_emb")(source)
+    encoded = keras.layers.MultiHeadAttention(2, 4, name="encoder_attention")(encoded, encoded)
+    decoded = keras.layers.Embedding(30, 8, mask_zero=True, name="target_emb")(target)
+    decoded = keras.layers.MultiHeadAttention(2, 4, name="decoder_attention")(decoded, decoded,
+                                                                             use_causal_mask=decoder_causal)
+    decoded = keras.layers.MultiHeadAttention(2, 4, name="cross_attention")(decoded, encoded)
+    return keras.Model([source, target], keras.layers.Dense(30, name="next_token")(decoded))
+
+
+def test_the_encoder_of_a_translation_model_may_attend_both_ways(keras, save):
+    assert findings(save(translation_model(keras, decoder_causal=True), "translation.keras"), "ND501") == []
+    (finding,) = findings(save(translation_model(keras, decoder_causal=False), "leaky.keras"), "ND501")
+    assert finding.layer == "decoder_attention"
+
+
+def test_a_model_named_a_masked_language_model_is_not_a_next_token_model(keras, save):
+    tokens = keras.Input((8,), dtype="int32")
+    x = keras.layers.Embedding(30, 8, mask_zero=True, name="word_embedding")(tokens)
+    x = keras.layers.Add()([x, keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x)])
+    model = keras.Model(tokens, keras.layers.Dense(30, activation="softmax", name="mlm_cls")(x), name="masked_bert_model")
+    assert findings(save(model, "mlm.keras"), "ND501") == []
+    assert [f for f in nandoctor.check(model).findings if f.code in ("ND501", "ND502")] == []
+
+
+def test_a_causal_model_with_no_sign_of_padding_is_told_once_per_embedding_at_info(keras, save):
+    tokens = keras.Input((16,), dtype="int32")
+    x = keras.layers.Embedding(30, 8, name="chars")(tokens)
+    for block in range(3):
+        x = keras.layers.Add()([x, keras.layers.MultiHeadAttention(2, 4, name=f"attention_{block}")(
+            x, x, use_causal_mask=True)])
+    model = keras.Model(tokens, keras.layers.Dense(30, name="next_char")(x))
+    (finding,) = findings(save(model, "causal.keras"), "ND301")
+    assert finding.severity == "info" and finding.confidence == "low"
+    assert finding.details["consumers"] == ["attention_0", "attention_1", "attention_2"]
+    assert "if its windows are never padded, nothing leaks" in finding.message
