@@ -68,3 +68,23 @@ def test_a_clipped_arccos_and_a_power_of_a_positive_base_are_quiet():
     clipped = lambda p: keras.ops.arccos(keras.ops.clip(keras.ops.sum(p[0] * p[1], -1), -0.999, 0.999))  # noqa: E731
     assert graph_codes(two_tower(clipped)) == []
     assert graph_codes(two_tower(lambda p: keras.ops.power(keras.ops.sum(p[0] * p[0], -1) + 1e-6, 0.5))) == []
+
+
+class ScaledDotProduct(keras.layers.Layer):
+    """keras-io's miniature GPT: scores scaled by the square root of the key width, read from
+    the tensor's shape; the block's LayerNormalization is Keras's, called from custom code."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-6)
+
+    def call(self, x):
+        width = keras.ops.cast(keras.ops.shape(x)[-1], "float32")
+        scores = keras.ops.matmul(x, keras.ops.transpose(x, (0, 2, 1))) / keras.ops.sqrt(width)
+        return self.norm(keras.ops.matmul(keras.ops.softmax(scores), x))
+
+
+def test_a_shape_derived_scale_and_keras_own_normalisation_inside_custom_code_are_quiet():
+    tokens = keras.Input((8,), dtype="int32")
+    x = ScaledDotProduct(name="attention")(keras.layers.Embedding(20, 8)(tokens))
+    assert graph_codes(keras.Model(tokens, x)) == []

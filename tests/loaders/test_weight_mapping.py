@@ -195,3 +195,67 @@ def test_a_subclassed_model_has_its_tracked_layers_and_weights_read(keras, save)
         np.testing.assert_array_equal(held["ranker/item_emb"][0], model.emb.get_weights()[0])
     findings = {(f.code, f.layer) for f in nandoctor.scan(path).findings}
     assert findings == {("ND102", "ranker/head"), ("ND901", "ranker")}
+
+
+def test_nandoctor_layers_in_a_legacy_h5_are_known_by_their_registered_names(keras, save):
+    import nandoctor
+    from nandoctor.layers import MaskedEmbedding, TiedEmbedding
+
+    tokens = keras.Input((8,), dtype="int32")
+    tied = TiedEmbedding(30, 8, mask_zero=True, name="word_emb")
+    x = keras.layers.GRU(8, return_sequences=True)(tied(tokens))
+    path = save(keras.Model(tokens, tied(x, reverse=True)), "tied.h5")
+    with load(path) as view:
+        layer = view.layer("word_emb")
+        assert (layer.class_name, layer.module, layer.registered_name) == ("TiedEmbedding", "nandoctor.layers",
+                                                                          "nandoctor>TiedEmbedding")
+    assert nandoctor.scan(path).findings == []
+    classifier = keras.Sequential([keras.Input((8,), dtype="int32"), MaskedEmbedding(30, 4, name="emb"),
+                                   keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    assert nandoctor.scan(save(classifier, "masked.h5")).findings == []
+
+
+def test_keras2_tensor_operations_are_graph_nodes(tf_keras, save):
+    """`tokens + positions` and `x[:, 0]` on Keras 2 tensors are TFOpLambda and SlicingOpLambda
+    nodes, each inbound node one reference rather than a list of them."""
+    import tensorflow as tf
+
+    ids = tf_keras.Input((6,), dtype="int32")
+    tokens = tf_keras.layers.Embedding(20, 4, name="tokens")(ids)
+    x = tf_keras.layers.LayerNormalization(name="norm")(tokens + tf.ones((6, 4)))
+    model = tf_keras.Model(ids, tf_keras.layers.Dense(2, name="out")(x[:, 0]))
+    with load(save(model, "ops.h5")) as view:
+        assert view.path_between("tokens", "out") == ["tokens", "tf.__operators__.add", "norm",
+                                                      "tf.__operators__.getitem", "out"]
+
+
+def test_keras2_ids_declared_as_floats_are_still_token_sequences(tf_keras, save):
+    """A Keras 2 Sequential's InputLayer is float32 in front of an Embedding: the ids are cast."""
+    import nandoctor
+
+    model = tf_keras.Sequential([tf_keras.layers.Embedding(50, 4, input_length=10), tf_keras.layers.LSTM(4),
+                                 tf_keras.layers.Dense(1, activation="sigmoid")])
+    (finding,) = [f for f in nandoctor.scan(save(model, "lstm.h5")).findings if f.code == "ND301"]
+    assert finding.details["length"] == 10
+
+
+def test_a_built_in_layer_of_a_subclassed_model_keeps_its_keras_name(keras, save):
+    import nandoctor
+
+    @keras.saving.register_keras_serializable(package="tests")
+    class Pooled(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.emb = keras.layers.Embedding(20, 4)
+            self.pool = keras.layers.GlobalAveragePooling1D()
+            self.head = keras.layers.Dense(2)
+
+        def call(self, ids):
+            return self.head(self.pool(self.emb(ids)))
+
+    model = Pooled(name="pooled")
+    model(np.zeros((1, 3), "int32"))
+    path = save(model, "pooled.weights.h5")
+    with load(path) as view:  # Keras names the group global_average_pooling1d: the class is Keras's
+        assert "GlobalAveragePooling1D" in {layer.class_name for layer in view.layers}
+    assert [f for f in nandoctor.scan(path).findings if f.code == "ND901"] == []
