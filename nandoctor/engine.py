@@ -94,6 +94,7 @@ def run_live_checks(model, view, selection: Selection, findings: list[Finding],
         check = check_class()
         started = time.perf_counter()
         try:
+            merged = _settle(merged, check, model)
             found = [finding for finding in check.run(model, view) if finding.code in selection]
         except Exception as error:  # the user's model failing under a probe: the rest still reports
             if os.environ.get("NANDOCTOR_DEBUG"):
@@ -104,6 +105,13 @@ def run_live_checks(model, view, selection: Selection, findings: list[Finding],
             timings[check.name] = time.perf_counter() - started
         merged = _merge(merged, found, check) if check.measures else merged + found
     return merged
+
+
+def _settle(findings: list[Finding], check, model) -> list[Finding]:
+    if not check.settles:
+        return findings
+    settled = [check.settle(finding, model) if finding.code in check.settles else finding for finding in findings]
+    return [finding for finding in settled if finding is not None]
 
 
 def _merge(findings: list[Finding], measured: list[Finding], check) -> list[Finding]:

@@ -23,9 +23,16 @@ class LiveCheck(Documented):
     raises: ClassVar[tuple[type[Diagnosis], ...]]
     # Graph checks raise suspicions; probes measure, and their findings confirm suspicions.
     measures: ClassVar[bool] = True
+    # Codes of earlier findings this check settles on the live object (`settle`): a static
+    # finding that rests on code the scan cannot see is withdrawn or made sure.
+    settles: ClassVar[tuple[str, ...]] = ()
 
     def run(self, model, view) -> Iterator[Finding]:
         raise NotImplementedError
+
+    def settle(self, finding: Finding, model) -> Finding | None:
+        """The finding as the live model shows it, or None when the live model disproves it."""
+        return finding
 
     def confirms(self, measured: Finding, suspicion: Finding) -> bool:
         """Whether this check's finding `measured` proves `suspicion` (same code, same layer)."""

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.analysis.padding_flow import MASK_USING, mask_id, padding_reaches
+from nandoctor.analysis.padding_flow import MASK_USING, OPAQUE, mask_id, mixing_kind, padding_reaches
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Finding, Severity
+from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.view import ModelView
 
 
@@ -48,8 +48,10 @@ class MaskDropped(Rule):
     ```
 
     ## Known problems
-    A custom layer that declares `supports_masking` in code is still treated as dropping the
-    mask: the saved config does not record it.
+    Whether a custom layer or a Lambda keeps the mask (`supports_masking`, its own
+    `compute_mask`) is in its code, which the saved config does not record: the scan reports it
+    at `info`, low confidence, saying it cannot see; `nandoctor.check` reads the live layer and
+    withdraws the finding, or makes it a warning with the evidence.
 
     ## References
     - Keras guide "Understanding masking & padding".
@@ -72,10 +74,22 @@ class MaskDropped(Rule):
                 if reach.dropped_by is None or reach.kind not in MASK_USING:
                     continue
                 dropper = reach.dropped_by
+                details = {"mask_from": layer.name, "dropped_by": dropper.name, "consumer": reach.consumer.name}
+                if mixing_kind(dropper) == OPAQUE:
+                    # Whether custom code keeps the mask (supports_masking, compute_mask) is
+                    # not in the file: said at info, and settled by check() on the live layer.
+                    yield self.finding(
+                        dropper.name,
+                        f"{dropper.class_name} '{dropper.name}' is code the scan cannot see: whether it keeps the "
+                        f"padding mask of '{layer.name}' for {reach.consumer.class_name} '{reach.consumer.name}' "
+                        "(supports_masking, or a compute_mask) is unknown; nandoctor.check on the live model settles it",
+                        severity=Severity.INFO, confidence=Confidence.LOW, details={**details, "opaque": True},
+                    )
+                    continue
                 yield self.finding(
                     dropper.name,
                     f"{dropper.class_name} '{dropper.name}' does not support masking and drops the padding "
                     f"mask of '{layer.name}' before {reach.consumer.class_name} '{reach.consumer.name}', "
                     f"which then {reach.why}",
-                    details={"mask_from": layer.name, "dropped_by": dropper.name, "consumer": reach.consumer.name},
+                    details=details,
                 )
