@@ -339,7 +339,9 @@ def parse_loss(value: Any) -> LossSpec | None:
     if isinstance(value, dict) and isinstance(value.get("class_name"), str):
         module = value.get("module")
         config = value.get("config")
-        custom = isinstance(module, str) and not module.startswith(("keras", "tf_keras"))
+        # Keras 3 writes `loss=keras.losses.categorical_crossentropy` as a function of module
+        # "builtins" named by its config; a user's function carries its own module.
+        custom = isinstance(module, str) and not module.startswith(("keras", "tf_keras", "builtins"))
         if value["class_name"] == "function" and isinstance(config, str):
             return LossSpec(_LOSS_ALIASES.get(config, config), custom=custom)
         name = to_snake_case(value["class_name"])

@@ -80,7 +80,8 @@ class LossActivationMismatch(Rule):
                 yield self.finding(
                     layer.name,
                     f"output '{layer.name}' applies softmax over 1 unit, which always outputs 1.0: "
-                    "the loss has no gradient",
+                    + (f"{loss.name} has no gradient through it" if loss else
+                       "the model is not compiled, and whatever loss trains it will have no gradient through it"),
                     fix="Use activation='sigmoid' for one unit, or give the softmax one unit per class.",
                     details={"activation": activation, "units": 1, "loss": loss.name if loss else None},
                 )

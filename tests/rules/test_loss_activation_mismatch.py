@@ -74,3 +74,21 @@ def test_per_output_losses_of_a_two_headed_model(keras, save):
     model.compile(optimizer="sgd", loss={"good": "categorical_crossentropy", "bad": "categorical_crossentropy"})
     (finding,) = nandoctor.scan(save(model, "m.keras")).findings
     assert finding.layer == "bad"
+
+
+def test_a_loss_passed_as_a_function_is_read(keras, save):
+    """`loss=keras.losses.categorical_crossentropy` is stored as a function of module builtins."""
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(5, activation="relu", name="out")])
+    model.compile("sgd", loss=keras.losses.categorical_crossentropy)
+    import nandoctor
+
+    (finding,) = [f for f in nandoctor.scan(save(model, "function_loss.keras")).findings if f.code == "ND601"]
+    assert finding.details["loss"] == "categorical_crossentropy"
+
+
+def test_an_uncompiled_one_unit_softmax_does_not_blame_a_loss(keras, save):
+    import nandoctor
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="softmax", name="out")])
+    (finding,) = nandoctor.scan(save(model, "uncompiled.keras")).findings
+    assert finding.code == "ND601" and "not compiled" in finding.message and "the loss has" not in finding.message
