@@ -26,6 +26,15 @@ class PositionTable:
     weight: Weight
     tokens: Layer | None  # the token embedding it is added to
     length: int | None  # the static number of positions it must cover
+    # The token table, where it is not `tokens`'s own: a custom layer holding both tables.
+    token_weight: Weight | None = None
+
+    def token_table(self) -> tuple[str, Weight] | None:
+        """(a name for the token table, its matrix), if the model has one beside this table."""
+        if self.token_weight is not None:
+            return f"{self.layer.name}/{self.token_weight.name}", self.token_weight
+        matrix = self.tokens.embedding_matrix() if self.tokens else None
+        return (self.tokens.name, matrix) if matrix is not None else None
 
 
 def position_tables(view: ModelView) -> list[PositionTable]:
@@ -36,7 +45,7 @@ def position_tables(view: ModelView) -> list[PositionTable]:
             tokens = _token_embedding_upstream(view, layer)
             length = view.integer_sequence_length(tokens) if tokens else None
             tables.append(PositionTable(layer, weight, tokens, length if isinstance(length, int) else None))
-    return tables + _position_embeddings_merged_by_add(view)
+    return tables + _position_embeddings_merged_by_add(view) + _tables_inside_custom_layers(view)
 
 
 def _added_table(view: ModelView, layer: Layer) -> Weight | None:
@@ -90,6 +99,33 @@ def _position_embeddings_merged_by_add(view: ModelView) -> list[PositionTable]:
         positions, tokens = sorted(embeddings, key=_position_likeness, reverse=True)
         length = view.integer_sequence_length(positions)
         tables.append(PositionTable(positions, positions.embedding_matrix(), tokens, length if isinstance(length, int) else None))
+    return tables
+
+
+# Arguments by which custom embedding layers name the number of positions they cover.
+_LENGTH_ARGUMENTS = ("maxlen", "max_len", "max_length", "sequence_length", "max_sequence_length", "num_positions")
+
+
+def _tables_inside_custom_layers(view: ModelView) -> list[PositionTable]:
+    """keras-io's `TokenAndPositionEmbedding` (the most common form in the wild): a custom
+    layer holding a token table and a position table of the same width, the position table's
+    rows matching its length argument."""
+    tables = []
+    for layer in view.layers:
+        if is_known_class(layer.class_name, layer.module):
+            continue
+        embeddings = [w for w in layer.weights if len(w.shape) == 2 and "embedding" in w.name]
+        if len(embeddings) != 2 or embeddings[0].shape[1] != embeddings[1].shape[1]:
+            continue
+        lengths = {layer.config.get(key) for key in _LENGTH_ARGUMENTS} - {None}
+        positions = [w for w in embeddings if w.shape[0] in lengths]
+        if len(positions) != 1:
+            continue
+        (table,) = positions
+        tokens = next(w for w in embeddings if w is not table)
+        shape = layer.input_shape
+        length = shape[1] if shape and len(shape) == 2 and isinstance(shape[1], int) else None
+        tables.append(PositionTable(layer, table, None, length, token_weight=tokens))
     return tables
 
 

@@ -65,9 +65,10 @@ class PositionalScaleMismatch(Rule):
     def check(self, view: ModelView) -> Iterator[Finding]:
         factor = float(self.settings["factor"])
         for table in position_tables(view):
-            tokens = table.tokens.embedding_matrix() if table.tokens else None
-            if tokens is None:
+            found = table.token_table()
+            if found is None:
                 continue
+            tokens_name, tokens = found
             positions_scale, tokens_scale = table.weight.median_row_norm(), tokens.median_row_norm()
             if positions_scale == 0 or tokens_scale == 0:
                 continue
@@ -78,7 +79,7 @@ class PositionalScaleMismatch(Rule):
             yield self.finding(
                 table.layer.name,
                 f"position table '{table.layer.name}' has median row norm {positions_scale:.3g}, {ratio:.3g}x that of "
-                f"the token embeddings '{table.tokens.name}' ({tokens_scale:.3g}) it is added to: {effect}",
-                details={"tokens": table.tokens.name, "position_scale": positions_scale,
+                f"the token embeddings '{tokens_name}' ({tokens_scale:.3g}) it is added to: {effect}",
+                details={"tokens": tokens_name, "position_scale": positions_scale,
                          "token_scale": tokens_scale, "ratio": ratio, "factor": factor},
             )
