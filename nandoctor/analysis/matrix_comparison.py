@@ -37,3 +37,28 @@ def max_abs_difference(matrix: Weight, other: Weight, transposed: bool = False) 
         difference[undefined] = 0.0  # NaN in both: the same value
         largest = max(largest, float(difference.max()) if difference.size else 0.0)
     return largest
+
+
+def correlation(matrix: Weight, other: Weight, transposed: bool = False) -> float:
+    """Pearson correlation of the two matrices' values (`other.T` when `transposed`), streamed
+    in blocks as `max_abs_difference` is; NaN when shapes disagree or a matrix is constant."""
+    expected = tuple(reversed(other.shape)) if transposed else tuple(other.shape)
+    if len(matrix.shape) != 2 or tuple(matrix.shape) != expected:
+        return float("nan")
+    sums = np.zeros(5)  # x, y, x^2, y^2, xy
+    count = 0
+    for start, block in matrix.blocks():
+        stop = start + len(block)
+        counterpart = other.source.column_block(start, stop).T if transposed else other.source.read_rows(start, stop)
+        x = (widen_bfloat16(block) if matrix.dtype == "bfloat16" else block).astype(np.float64).ravel()
+        y = np.asarray(counterpart, dtype=np.float64).ravel()
+        finite = np.isfinite(x) & np.isfinite(y)
+        x, y = x[finite], y[finite]
+        sums += (x.sum(), y.sum(), (x * x).sum(), (y * y).sum(), (x * y).sum())
+        count += len(x)
+    if count < 2:
+        return float("nan")
+    sx, sy, sxx, syy, sxy = sums
+    covariance = sxy - sx * sy / count
+    spread = np.sqrt(max(sxx - sx * sx / count, 0.0) * max(syy - sy * sy / count, 0.0))
+    return float(covariance / spread) if spread > 0 else float("nan")

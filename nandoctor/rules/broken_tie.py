@@ -7,10 +7,14 @@ from nandoctor.analysis.keras_facts import (
     TIED_EMBEDDING_CLASSES,
     looks_like_hand_written_tie,
 )
-from nandoctor.analysis.matrix_comparison import max_abs_difference
+from nandoctor.analysis.matrix_comparison import correlation, max_abs_difference
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.view import Layer, ModelView, Weight
+
+
+# Independent random matrices correlate near 0; a copy that training moved stays far above this.
+_TRAINED_APART = 0.9
 
 
 class BrokenTie(Rule):
@@ -82,6 +86,30 @@ class BrokenTie(Rule):
                 yield from self._stored_twice(layer)
             elif looks_like_hand_written_tie(layer.class_name, layer.module, layer.config):
                 yield from self._hand_written(view, layer)
+        yield from self._trained_apart(view)
+
+    def _trained_apart(self, view: ModelView) -> Iterator[Finding]:
+        """An output Dense whose kernel is the embedding's transpose in pattern but not in value:
+        it was set from the embedding (a tie by copy, or a tie lost on reload), then trained apart."""
+        for embedding in view.layers:
+            matrix = embedding.embedding_matrix() if embedding.class_name == "Embedding" else None
+            if matrix is None or len(matrix.shape) != 2:
+                continue
+            for projection in view.downstream(embedding.name):
+                kernel = next((w for w in projection.weights if len(w.shape) == 2), None)
+                if projection.class_name != "Dense" or kernel is None or tuple(kernel.shape) != tuple(reversed(matrix.shape)):
+                    continue
+                r = correlation(matrix, kernel, transposed=True)
+                if not r > _TRAINED_APART or max_abs_difference(matrix, kernel, transposed=True) == 0:
+                    continue
+                yield self.finding(
+                    projection.name,
+                    f"'{projection.name}' {tuple(kernel.shape)} is the transpose of '{embedding.name}' in pattern "
+                    f"(correlation {r:.3f}) but not in value: tied once, then trained apart. Two matrices that "
+                    "should be one",
+                    severity=Severity.WARNING,
+                    details={"embedding": embedding.name, "correlation": r},
+                )
 
     def _stored_twice(self, layer: Layer) -> Iterator[Finding]:
         matrices = [w for w in layer.weights if len(w.shape) == 2]

@@ -203,3 +203,18 @@ def test_a_causal_model_with_no_sign_of_padding_is_told_once_per_embedding_at_in
     assert finding.severity == "info" and finding.confidence == "low"
     assert finding.details["consumers"] == ["attention_0", "attention_1", "attention_2"]
     assert "if its windows are never padded, nothing leaks" in finding.message
+
+
+def test_an_output_kernel_set_from_the_embedding_then_trained_apart_is_a_broken_tie(keras, save):
+    tokens = keras.Input((8,), dtype="int32")
+    embedding = keras.layers.Embedding(60, 8, name="word_emb")
+    hidden = keras.layers.GRU(8, return_sequences=True)(embedding(tokens))
+    output = keras.layers.Dense(60, use_bias=False, name="next_word")
+    model = keras.Model(tokens, output(hidden))
+    table = embedding.get_weights()[0]
+    drift = np.random.default_rng(0).normal(scale=0.005, size=table.shape).astype("float32")
+    output.set_weights([(table + drift).T])
+    (finding,) = findings(save(model, "apart.keras"), "ND402")
+    assert finding.layer == "next_word" and finding.severity == "warning" and finding.details["correlation"] > 0.9
+    output.set_weights([np.random.default_rng(1).normal(size=table.T.shape).astype("float32")])
+    assert findings(save(model, "untied.keras"), "ND402") == []
