@@ -69,6 +69,9 @@ class Diagnosis(Documented):
     severity: ClassVar[Severity]
     confidence: ClassVar[Confidence] = Confidence.HIGH
     fix: ClassVar[str]
+    # What the diagnosis needs to be sure (config, weights, a live model, training), and what
+    # it reports where it cannot be: shown on its page and by `nandoctor rule`.
+    evidence: ClassVar[str]
     options: ClassVar[dict[str, Any]] = {}
     runs_on: ClassVar[RunsOn]
 

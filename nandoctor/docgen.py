@@ -37,6 +37,7 @@ def rule_page(rule: type[Diagnosis]) -> str:
         f"# {rule.name} ({rule.code})\n\n"
         f"Default severity: **{rule.severity.value}**. Confidence: {rule.confidence.value}. {where}\n\n"
         f"Fix: {rule.fix}\n\n"
+        f"Needs, to be sure: {rule.evidence}\n\n"
         f"{rule.documentation()}\n"
         + (f"\nDefaults:{options}\n" if options else "")
     )

@@ -54,6 +54,7 @@ class {cls}({base}):
     name = "{name}"
     severity = Severity.{severity}
     fix = "TODO: a short imperative."
+    evidence = "the config (TODO: what it needs to be sure, and what it reports where it cannot be)."
 {body}'''
 
 # kind -> (imports, base class, severity, body): what differs between the three kinds.

@@ -20,6 +20,12 @@ def test_docstring_has_the_required_sections_in_order(rule):
 
 
 @pytest.mark.parametrize("rule", DIAGNOSES, ids=lambda rule: rule.code)
+def test_every_diagnosis_says_what_it_needs_to_be_sure(rule):
+    assert rule.evidence.startswith(("the ", "a live model", "training")) and rule.evidence.endswith(".")
+    assert f"Needs, to be sure: {rule.evidence}" in docgen.rule_page(rule)
+
+
+@pytest.mark.parametrize("rule", DIAGNOSES, ids=lambda rule: rule.code)
 def test_codes_and_names_follow_the_catalogue(rule):
     assert rule.code.startswith("ND") and len(rule.code) == 5
     assert rule.name == rule.name.lower() and " " not in rule.name

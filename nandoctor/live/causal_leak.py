@@ -42,6 +42,11 @@ class CausalLeak(LiveRule):
     """
 
     code = "ND502"
+    evidence = (
+        "a live model that declares it is causal (a causal mask, layer or task class, a triangular mask "
+        "in its graph): the causal probe perturbs future tokens. A model that declares nothing is not "
+        "judged."
+    )
     name = "causal-leak"
     severity = Severity.ERROR
     confidence = Confidence.HIGH

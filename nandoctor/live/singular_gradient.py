@@ -43,6 +43,9 @@ class SingularGradient(LiveRule):
     """
 
     code = "ND202"
+    evidence = (
+        "a live model, as ND201. The static scan reports unseen code as ND901, at info."
+    )
     name = "singular-gradient"
     severity = Severity.ERROR
     # A graph check judges structure; the NaN probe's measurement raises it to high.

@@ -49,6 +49,10 @@ class UnguardedDivision(LiveRule):
     """
 
     code = "ND201"
+    evidence = (
+        "a live model: the graph checks trace it (a suspicion, medium confidence) and the NaN probe runs "
+        "it (high confidence). The static scan reports the code it cannot see as ND901, at info."
+    )
     name = "unguarded-division"
     severity = Severity.ERROR
     # A graph check judges structure; the NaN probe's measurement raises it to high.

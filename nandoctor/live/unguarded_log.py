@@ -35,6 +35,10 @@ class UnguardedLog(LiveRule):
     """
 
     code = "ND203"
+    evidence = (
+        "a live model, as ND201; the compiled loss is traced too. The static scan reports unseen code as "
+        "ND901, at info."
+    )
     name = "unguarded-log"
     severity = Severity.ERROR
     # A graph check judges structure; the NaN probe's measurement raises it to high.

@@ -52,6 +52,9 @@ class ExplodingUpdates(Detector):
     """
 
     code = "ND703"
+    evidence = (
+        "training: the Monitor's update statistics between two checks."
+    )
     name = "exploding-updates"
     severity = Severity.WARNING
     fix = "Lower the learning rate, clip gradients (clipnorm), or guard the divisions that make huge gradients."

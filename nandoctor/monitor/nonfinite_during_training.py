@@ -46,6 +46,9 @@ class NonfiniteDuringTraining(Detector):
     """
 
     code = "ND702"
+    evidence = (
+        "training: the Monitor's check of every variable and the loss."
+    )
     reports_nonfinite = True
     name = "nonfinite-during-training"
     severity = Severity.ERROR

@@ -60,6 +60,9 @@ class ShrinkingWeights(Detector):
     """
 
     code = "ND701"
+    evidence = (
+        "training: the Monitor's per-variable statistics over its window."
+    )
     name = "shrinking-weights"
     severity = Severity.WARNING
     fix = (

@@ -72,6 +72,11 @@ class BrokenTie(Rule):
     """
 
     code = "ND402"
+    evidence = (
+        "the config and the weights (the matrices compared block by block); a hand-written tie known only "
+        "by its class name is medium confidence. `check()` proves it with a save, reload and training "
+        "step."
+    )
     name = "broken-tie"
     severity = Severity.ERROR
     fix = (

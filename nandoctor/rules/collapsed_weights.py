@@ -47,6 +47,9 @@ class CollapsedWeights(Rule):
     """
 
     code = "ND103"
+    evidence = (
+        "the weights only. A file without weights says so in its notes."
+    )
     name = "collapsed-weights"
     severity = Severity.ERROR
     fix = (

@@ -59,6 +59,11 @@ class LossActivationMismatch(Rule):
     """
 
     code = "ND601"
+    evidence = (
+        "the config: the output layer's activation and the compiled loss (string, function, class, per "
+        "output). A custom loss's code is unseen statically; `check()` traces the loss. An output made by "
+        "unseen code is not judged."
+    )
     name = "loss-activation-mismatch"
     severity = Severity.ERROR
     fix = (

@@ -63,6 +63,9 @@ class MalformedPositionalTable(Rule):
     """
 
     code = "ND503"
+    evidence = (
+        "the weights of a table added to token embeddings. A table inside unseen code is not found."
+    )
     name = "malformed-positional-table"
     severity = Severity.WARNING
     fix = (

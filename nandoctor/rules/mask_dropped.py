@@ -58,6 +58,11 @@ class MaskDropped(Rule):
     """
 
     code = "ND302"
+    evidence = (
+        "the config, where every layer on the way is Keras's own. Through a custom layer or Lambda it is "
+        "`info`, low confidence, saying the code is unseen; `check()` reads the live layer and withdraws "
+        "or confirms it."
+    )
     name = "mask-dropped"
     severity = Severity.WARNING
     fix = (

@@ -78,6 +78,10 @@ class MissingCausalMask(Rule):
     """
 
     code = "ND501"
+    evidence = (
+        "the config: Keras's attention layers, their call arguments, and the path to the outputs. "
+        "Attention inside custom layers is unseen (ND901, info); `check()`'s causal probe measures it."
+    )
     name = "missing-causal-mask"
     severity = Severity.ERROR
     fix = (

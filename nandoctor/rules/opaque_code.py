@@ -48,6 +48,9 @@ class OpaqueCode(Rule):
     """
 
     code = "ND901"
+    evidence = (
+        "the config only: it names what the scan cannot see, and is always `info`."
+    )
     name = "opaque-code"
     severity = Severity.INFO
     fix = (

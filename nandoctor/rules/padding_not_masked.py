@@ -78,6 +78,11 @@ class PaddingNotMasked(Rule):
     """
 
     code = "ND301"
+    evidence = (
+        "the config (the embedding, its mask and the layers it reaches). The data is not in the file: a "
+        "causal model that shows no padding gets `info`, low confidence; `check()`'s padding probe "
+        "measures the leak, at `info` when nothing says id 0 is padding."
+    )
     name = "padding-not-masked"
     severity = Severity.WARNING
     confidence = Confidence.MEDIUM

@@ -67,6 +67,10 @@ class PaddingRowNotZero(Rule):
     """
 
     code = "ND303"
+    evidence = (
+        "the config and the weights (the padding row's norm). Without weights it is not judged, and the "
+        "file's notes say so."
+    )
     name = "padding-row-not-zero"
     severity = Severity.WARNING
     fix = "Use nandoctor.layers.MaskedEmbedding, whose padding row is zero and takes no gradient."

@@ -53,6 +53,10 @@ class PositionalScaleMismatch(Rule):
     """
 
     code = "ND504"
+    evidence = (
+        "the weights of the position table and of the token table it is added to (also both inside one "
+        "custom layer). Without weights it is not judged."
+    )
     name = "positional-scale-mismatch"
     severity = Severity.WARNING
     fix = (

@@ -46,6 +46,9 @@ class PositionalTableTooShort(Rule):
     """
 
     code = "ND505"
+    evidence = (
+        "the config's static input length and the table's rows. A free length (None) is not judged."
+    )
     name = "positional-table-too-short"
     severity = Severity.ERROR
     fix = (

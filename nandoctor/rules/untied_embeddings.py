@@ -55,6 +55,10 @@ class UntiedEmbeddings(Rule):
     """
 
     code = "ND401"
+    evidence = (
+        "the config and the weights' shapes. Where the projection's input shape is not in the file (Keras "
+        "2), it cannot tell a language model and stays at `info`."
+    )
     name = "untied-embeddings"
     severity = Severity.INFO
     confidence = Confidence.MEDIUM

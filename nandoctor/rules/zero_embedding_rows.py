@@ -70,6 +70,11 @@ class ZeroEmbeddingRows(Rule):
     """
 
     code = "ND101"
+    evidence = (
+        "the weights (the rows are read from the file). Whether zero rows feed a division is read from "
+        "the config; where they feed a Lambda or custom layer, the message says the code is unseen; "
+        "`check()` confirms with the NaN probe."
+    )
     name = "zero-embedding-rows"
     severity = Severity.INFO
     fix = (
