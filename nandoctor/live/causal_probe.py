@@ -28,7 +28,7 @@ class CausalProbe(LiveCheck):
         shape = _next_token_shape(model, inputs)
         if shape is None:
             return
-        if view is not None and not _claims_causality(model, view, inputs):
+        if view is not None and not _claims_causality(model, view):
             return  # a bidirectional model (an encoder, a masked LM) may see both ways
         ids, length, outputs_length = shape
         rng = np.random.default_rng(0)
@@ -61,7 +61,7 @@ class CausalProbe(LiveCheck):
                 return
 
 
-def _claims_causality(model, view, inputs) -> bool:
+def _claims_causality(model, view) -> bool:
     """The model says it is causal, or is a next-token model whose self-attention lacks the
     mask (ND501): only then does seeing the future break it. A model says so by a causal
     mask asked for (`use_causal_mask=True`, or a layer whose call defaults to it), a causal
@@ -75,7 +75,7 @@ def _claims_causality(model, view, inputs) -> bool:
         return True
     if any(True for _ in MissingCausalMask().check(view)):
         return True
-    return _computes_triangular_mask(model, inputs)
+    return _computes_triangular_mask(model, view)
 
 
 def _defaults_to_causal(layer) -> bool:
@@ -94,15 +94,13 @@ _COMPARISONS = ("GreaterEqual", "Greater", "LessEqual", "Less")
 _INDEX_ARITHMETIC = ("ExpandDims", "Reshape", "StridedSlice", "Sub", "AddV2", "Add", "Cast", "Identity", "Tile")
 
 
-def _computes_triangular_mask(model, inputs) -> bool:
-    import tensorflow as tf
+def _computes_triangular_mask(model, view) -> bool:
+    from nandoctor.live.traced_graph import traced_graph
 
-    specs = inputs.pack({slot.name: tf.TensorSpec(slot.shape, slot.dtype) for slot in inputs.slots})
-    try:
-        graph = tf.function(lambda structure: model(structure, training=False)).get_concrete_function(specs).graph
-    except Exception:  # a model that cannot be traced makes no claim the probe can read
-        return False
-    for op in graph.get_operations():
+    graph = traced_graph(model, view)
+    if graph is None:
+        return False  # a model that cannot be traced makes no claim the probe can read
+    for op in graph.forward:
         if op.type == "MatrixBandPart":
             return True
         if op.type in _COMPARISONS and all(_from_range(tensor) for tensor in op.inputs):

@@ -128,13 +128,15 @@ class GraphChecks(LiveCheck):
     measures = False  # a structural judgement: a suspicion for the NaN probe to confirm
 
     def run(self, model, view) -> Iterator[Finding]:
-        graph = _trace(model, view)
+        from nandoctor.live.traced_graph import traced_graph
+
+        graph = traced_graph(model, view)
         if graph is None:
             return
         judged = _hand_written_layers(view)
         built_in = _built_in_layer_names(model) - judged
         seen: set[tuple[str, str]] = set()
-        for op in graph.get_operations():
+        for op in graph.forward:
             layer = _layer_of(op.name, judged, built_in)
             if layer is None or op.type not in _DIVISIONS + _ROOTS + _LOGS + _POWERS + _ANGLES:
                 continue
@@ -183,22 +185,6 @@ def _verdict(op, where: str) -> tuple[type, str] | None:
                    if argument.op.type == "Softmax" else "")
         return UnguardedLog, f"the log {where} takes {argument.op.type}, which can be 0{softmax}"
     return None
-
-
-def _trace(model, view):
-    """The model's forward graph, traced on its own input structure (a dict for KerasHub
-    models; the shape of its first call for a subclassed model)."""
-    import tensorflow as tf
-
-    from nandoctor.live.model_inputs import probe_inputs
-
-    inputs = probe_inputs(model, view)
-    specs = inputs.pack({slot.name: tf.TensorSpec(slot.shape, slot.dtype) for slot in inputs.slots})
-    try:
-        function = tf.function(lambda structure: model(structure, training=False))
-        return function.get_concrete_function(specs).graph
-    except Exception:  # a model that cannot be traced symbolically is not judged
-        return None
 
 
 def _built_in_layer_names(model) -> set[str]:

@@ -13,14 +13,11 @@ right by accident on one backend: a warning, not an error.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
-
-import numpy as np
 
 from nandoctor.live.graph_checks import _verdict
 from nandoctor.live.live_check import LiveCheck
-from nandoctor.live.model_inputs import probe_inputs
+from nandoctor.live.traced_graph import traced_graph
 from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
@@ -28,7 +25,6 @@ from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
 # Cross-entropies computed from logits: they apply the softmax themselves.
 _FROM_LOGITS = ("SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits", "LogSoftmax")
 _PASS_THROUGH = ("Identity", "Reshape", "Cast", "ExpandDims", "Squeeze", "Transpose", "StridedSlice")
-_FORWARD_END = "nandoctor_forward_end"
 # What Keras's TensorFlow backend warns when a cross-entropy with from_logits=True gets a softmax.
 _KERAS_DOUBLE_SOFTMAX = "does not represent logits"
 
@@ -50,21 +46,15 @@ class LossTrace(LiveCheck):
     def run(self, model, view) -> Iterator[Finding]:
         if not getattr(model, "compiled", False):
             return
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            graph = _trace_loss(model, view)
-        if any(_KERAS_DOUBLE_SOFTMAX in str(warning.message) for warning in caught):
+        graph = traced_graph(model, view)
+        if graph is None:
+            return
+        if any(_KERAS_DOUBLE_SOFTMAX in message for message in graph.warnings):
             yield self._double_softmax("Keras's cross-entropy warned that its softmax input 'does not represent "
                                        "logits' and used the logits beneath it (TensorFlow only)", {})
             return
-        if graph is None:
-            return
-        operations = graph.get_operations()
-        start = next((i for i, op in enumerate(operations) if op.name.endswith(_FORWARD_END)), None)
-        if start is None:
-            return
         seen: set[str] = set()
-        for op in operations[start + 1:]:
+        for op in graph.loss:
             if op.type in _FROM_LOGITS:
                 softmax = _softmax_behind(op.inputs[0])
                 if softmax is not None and "ND601" not in seen:
@@ -76,7 +66,6 @@ class LossTrace(LiveCheck):
                 if verdict is not None:
                     seen.add("ND203")
                     yield UnguardedLog.finding(None, verdict[1], details={"operation": op.name, "in": "loss"})
-
 
     @staticmethod
     def _double_softmax(evidence: str, details: dict) -> Finding:
@@ -98,28 +87,3 @@ def _softmax_behind(tensor, depth: int = 0):
     if depth > 8 or op.type not in _PASS_THROUGH:
         return None
     return _softmax_behind(op.inputs[0], depth + 1)
-
-
-def _trace_loss(model, view):
-    """The graph of `compute_loss` after the forward pass, traced on the model's own input
-    structure, with targets shaped like the outputs (dense) or like their labels (sparse)."""
-    import keras
-    import tensorflow as tf
-
-    inputs = probe_inputs(model, view)
-    x_spec = inputs.pack({slot.name: tf.TensorSpec(slot.shape, slot.dtype) for slot in inputs.slots})
-    outputs = model(inputs.typical(np.random.default_rng(0)), training=False)
-    dense = keras.tree.map_structure(lambda o: tf.TensorSpec((None, *o.shape[1:]), "float32"), outputs)
-    sparse = keras.tree.map_structure(lambda o: tf.TensorSpec((None, *o.shape[1:-1]), "int32"), outputs)
-
-    def loss_of(x, y):
-        y_pred = model(x, training=False)
-        tf.identity(keras.tree.flatten(y_pred)[0], name=_FORWARD_END)
-        return model.compute_loss(x=x, y=y, y_pred=y_pred)
-
-    for y_spec in (sparse, dense):
-        try:
-            return tf.function(loss_of).get_concrete_function(x_spec, y_spec).graph
-        except Exception:  # targets of the other form, or a loss that cannot be traced
-            continue
-    return None

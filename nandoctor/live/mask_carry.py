@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_layers import layer_named
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Finding
 from nandoctor.rules.mask_dropped import MaskDropped
 
 

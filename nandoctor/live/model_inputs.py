@@ -10,6 +10,7 @@ raises `CannotProbe`, whose reason the report shows.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,29 @@ def typical_values(slot: InputSlot, shape: tuple, rng: np.random.Generator) -> n
     return rng.normal(size=shape).astype(slot.dtype)
 
 
+_FOUND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def probe_inputs(model, view=None) -> ProbeInputs:
-    """The model's inputs, and a free length its layers accept."""
+    """The model's inputs, and a free length its layers accept; found once per view (the
+    search for a length runs the model), and shared by every check of one `check()`."""
+    cached = _FOUND.get(view) if view is not None else None
+    if cached is not None and cached[0] is model:
+        if isinstance(cached[1], CannotProbe):
+            raise cached[1]
+        return cached[1]
+    try:
+        found = _probe_inputs(model, view)
+    except CannotProbe as reason:
+        found = reason
+    if view is not None:
+        _FOUND[view] = (model, found)
+    if isinstance(found, CannotProbe):
+        raise found
+    return found
+
+
+def _probe_inputs(model, view) -> ProbeInputs:
     structure, tensors = _input_structure(model)
     slots = [_slot(name, shape, dtype, model, view) for name, shape, dtype in tensors]
     if not slots:

@@ -101,4 +101,4 @@ def _train_one_step(model) -> None:
     outputs = keras.tree.flatten(trainer(x))
     trainer.compile(keras.optimizers.SGD(0.1), loss=["mse"] * len(outputs))
     targets = [rng.normal(size=tuple(np.shape(o))).astype("float32") for o in outputs]
-    trainer.fit(x, targets if len(targets) > 1 else targets[0], batch_size=len(targets[0]), epochs=1, verbose=0)
+    trainer.train_on_batch(x, targets if len(targets) > 1 else targets[0])

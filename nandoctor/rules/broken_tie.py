@@ -12,7 +12,6 @@ from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.view import Layer, ModelView, Weight
 
-
 # Independent random matrices correlate near 0; a copy that training moved stays far above this.
 _TRAINED_APART = 0.9
 

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.analysis.padding_flow import MASK_USING, OPAQUE, mask_id, mixing_kind, padding_reaches
+from nandoctor.analysis.padding_flow import (
+    MASK_USING,
+    OPAQUE,
+    mask_id,
+    mixing_kind,
+    padding_reaches,
+)
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.view import ModelView

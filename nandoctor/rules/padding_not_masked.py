@@ -4,6 +4,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from nandoctor.analysis.causality import declares_causality
+from nandoctor.analysis.keras_facts import TIED_EMBEDDING_CLASSES
 from nandoctor.analysis.padding_flow import (
     ATTENDING,
     AVERAGE,
@@ -13,8 +15,6 @@ from nandoctor.analysis.padding_flow import (
     mask_id,
     padding_reaches,
 )
-from nandoctor.analysis.causality import declares_causality
-from nandoctor.analysis.keras_facts import TIED_EMBEDDING_CLASSES
 from nandoctor.diagnosis import Rule, plural
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.view import Layer, ModelView

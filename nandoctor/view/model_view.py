@@ -144,7 +144,9 @@ class CompileConfig:
     optimizer: dict[str, Any] | None = None
 
 
-@dataclass
+# Compared and hashed by identity: a view holds open files, and the live checks of one
+# `check()` share what they found about the model by its view.
+@dataclass(eq=False)
 class ModelView:
     """Layers, edges, compile configuration and lazy weights of one model or matrix file."""
 
