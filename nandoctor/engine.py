@@ -86,6 +86,7 @@ def run_live_checks(model, view, selection: Selection, findings: list[Finding],
     """Every selected live check in order; a measurement that confirms an earlier finding
     raises it to high confidence with the evidence, other findings are added."""
     from nandoctor.live import LIVE_CHECKS
+    from nandoctor.live.failures import finding_proven_by
 
     merged = list(findings)
     for check_class in LIVE_CHECKS:
@@ -99,6 +100,12 @@ def run_live_checks(model, view, selection: Selection, findings: list[Finding],
         except Exception as error:  # the user's model failing under a probe: the rest still reports
             if os.environ.get("NANDOCTOR_DEBUG"):
                 raise
+            proven = finding_proven_by(error, model)
+            if proven is not None and proven.code in selection:
+                # The failure is the diagnosis: said once, however many checks meet it.
+                if not any(f.code == proven.code and f.details.get("index") == proven.details["index"] for f in merged):
+                    merged.append(proven)
+                continue
             notes.append(f"{check.name} could not run: {type(error).__name__}: {first_line(error)}")
             continue
         finally:

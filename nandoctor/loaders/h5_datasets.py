@@ -21,12 +21,16 @@ def dataset_source(dataset: h5py.Dataset, region_file: str, base_offset: int, fi
     """A source for `dataset`; `region_file` and `base_offset` locate the HDF5 bytes on disk."""
     name = dataset.name
     dtype = dataset.dtype
+    bfloat16 = attribute_text(dataset, "dtype") == "bfloat16"
+    if bfloat16 and dtype.kind == "V" and dtype.itemsize == 2 and dtype.fields is None:
+        # Keras 3.15's H5 store writes bfloat16 as an opaque 2-byte type (its `dtype`
+        # attribute names it): the bits of a little-endian uint16, widened on read.
+        dtype = np.dtype("<u2")
     if dtype.kind not in "fiub" or dtype.fields is not None:
         raise UnreadableFile(f"weight {name} has unsupported dtype {dtype}")
     shape = dataset.shape
     if shape is None:
         raise UnreadableFile(f"weight {name} has no shape (a null dataspace)")
-    bfloat16 = attribute_text(dataset, "dtype") == "bfloat16"
     nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     plist = dataset.id.get_create_plist()
     layout = plist.get_layout()
@@ -49,7 +53,7 @@ def dataset_source(dataset: h5py.Dataset, region_file: str, base_offset: int, fi
             f"weight {name} declares shape {tuple(shape)} ({nbytes} bytes) "
             f"from {stored} stored bytes: refusing an absurd shape"
         )
-    return SlicedSource(dataset, bfloat16)
+    return SlicedSource(dataset, bfloat16, dtype)
 
 
 def attribute_text(obj, key: str) -> str | None:

@@ -194,21 +194,26 @@ def _read_exactly(file: BinaryIO, out: np.ndarray) -> None:
 class SlicedSource(ArraySource):
     """An array-like read by slicing rows: a chunked or compressed HDF5 dataset, a memmap."""
 
-    def __init__(self, array, bfloat16: bool = False):
-        super().__init__(array.shape, array.dtype, bfloat16)
+    def __init__(self, array, bfloat16: bool = False, dtype: np.dtype | None = None):
+        # `dtype` reinterprets what the array holds (an opaque 2-byte bfloat16 as uint16).
+        super().__init__(array.shape, dtype if dtype is not None else array.dtype, bfloat16)
         self.array = array
+
+    def _slice(self, index) -> np.ndarray:
+        values = np.asarray(self.array[index])
+        return values.view(self.dtype) if values.dtype.kind == "V" else values
 
     def _read_rows(self, start: int, out: np.ndarray) -> None:
         count = len(out)
         if not self.shape:
-            out[...] = self.array[()]
+            out[...] = self._slice(())
         else:
-            out[...] = np.asarray(self.array[start : start + count]).reshape(count, self.row_len)
+            out[...] = self._slice(slice(start, start + count)).reshape(count, self.row_len)
 
     def column_block(self, start: int, stop: int) -> np.ndarray:
         if len(self.shape) != 2:
             return super().column_block(start, stop)
-        values = np.asarray(self.array[:, start:stop])
+        values = self._slice((slice(None), slice(start, stop)))
         return widen_bfloat16(values) if self.bfloat16 else values
 
 

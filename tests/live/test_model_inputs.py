@@ -77,3 +77,25 @@ def test_a_model_no_length_can_run_says_so_and_keeps_its_static_findings():
     report, said = notes(model)
     assert any(note.startswith("nan-probe could not run: CannotProbe: no sequence length") for note in said)
     assert "ND301" in {f.code for f in report.findings}  # the static rules still report
+
+
+@keras.saving.register_keras_serializable(package="model_inputs_tests")
+class ShortPositions(keras.layers.Layer):
+    """Positions looked up for every step of the input, from a table of 16 rows."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.table = keras.layers.Embedding(16, 4)
+
+    def call(self, x):
+        return x + self.table(keras.ops.arange(keras.ops.shape(x)[1]))
+
+
+def test_a_position_lookup_past_the_table_is_the_finding_it_proves():
+    tokens = keras.Input((32,), dtype="int32")
+    x = ShortPositions(name="positions")(keras.layers.Embedding(30, 4)(tokens))
+    model = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x)))
+    report = nandoctor.check(model)
+    (finding,) = [f for f in report.findings if f.code == "ND505"]
+    assert finding.details["index"] == 16 and finding.details["rows"] == 16 and finding.confidence == "high"
+    assert [note for note in report.files[0].notes if "could not run" in note] == []
