@@ -13,8 +13,15 @@ _OUT_OF_RANGE = re.compile(r"indices\[[^\]]*\] = (\d+) is not in \[0, (\d+)\)")
 
 
 def finding_proven_by(error: BaseException, model) -> Finding | None:
-    """A lookup of row `n` in a table of `rows < n + 1` rows, on ids drawn inside every token
-    table: a position table shorter than the sequences the model declares it takes (ND505)."""
+    """A lookup of row `n` in a table of `rows < n + 1` rows, on typical inputs of the model's
+    own shape with ids drawn inside every token table: a position table shorter than the
+    sequences the model declares it takes (ND505). Only the typical inputs prove it: a probe's
+    own recipe may stray outside a table."""
+    from nandoctor.live.model_inputs import CannotProbe
+
+    if not isinstance(error, CannotProbe) or error.error is None:
+        return None
+    error = error.error
     match = _OUT_OF_RANGE.search(str(error))
     if match is None:
         return None

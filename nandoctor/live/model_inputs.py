@@ -27,7 +27,13 @@ _DEFAULT_VOCABULARY = 50
 
 
 class CannotProbe(Exception):
-    """The probes cannot feed this model; the message says why."""
+    """The probes cannot feed this model; the message says why. `error` is what the model
+    raised on typical inputs of its own declared shape, ids inside every table: such a
+    failure may itself be a diagnosis (a position table too short)."""
+
+    def __init__(self, message: str, error: BaseException | None = None):
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -119,9 +125,14 @@ def _probe_inputs(model, view) -> ProbeInputs:
         raise CannotProbe("the model has no inputs that can be read")
     free = any(d is None for slot in slots for d in slot.shape[1:])
     inputs = ProbeInputs(slots, structure, _LENGTHS[0])
-    if not free:
-        return inputs
     rng = np.random.default_rng(0)
+    if not free:
+        try:
+            model(inputs.typical(rng), training=False)
+        except Exception as error:  # the model cannot run on its own declared shape
+            raise CannotProbe(f"the model fails on typical inputs of its own shape: {type(error).__name__}",
+                              error) from None
+        return inputs
     failures: list[str] = []
     working: list[int] = []
     for length in _LENGTHS:

@@ -110,7 +110,9 @@ def _recipes(model, view):
             lambda slot, shape: np.full(shape, 1e12, slot.dtype) if slot.role == "features" else typical(slot, shape)))
     towers = inputs.slots
     if len(towers) == 2 and all(slot.role == "ids" for slot in towers) and towers[0].shape == towers[1].shape:
-        same = typical(towers[0], inputs.shape(towers[0]))
+        # The same ids on both towers: inside both tables.
+        same = rng.integers(1, max(min(t.vocabulary for t in towers), 2), size=inputs.shape(towers[0]))
+        same = same.astype(towers[0].dtype)
         yield ("identical pairs on both towers", inputs.pack({towers[0].name: same, towers[1].name: same}))
 
 

@@ -1,7 +1,8 @@
 """The zoo, built once into a cache and shared by every zoo test (and every later run of them).
 
-The cache key is the zoo's source and the versions of the packages that write its files, so
-editing an entry or upgrading Keras rebuilds it; nothing else does.
+The cache key is the zoo's source, what it builds from in nandoctor (the reference layers, and
+the rule pages whose `Use instead` it saves), and the versions of the packages that write its
+files: editing any of them or upgrading Keras rebuilds it; nothing else does.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ ZOO_SOURCE = ROOT / "fixtures" / "zoo"
 CACHE = Path(os.environ.get("NANDOCTOR_ZOO_CACHE", ROOT / ".cache" / "zoo"))
 
 
+BUILT_FROM = [ZOO_SOURCE, ROOT / "nandoctor" / "layers", ROOT / "nandoctor" / "rules", ROOT / "nandoctor" / "live"]
+
+
 def cache_key() -> str:
     digest = hashlib.sha256()
-    for path in sorted(ZOO_SOURCE.rglob("*.py")):
-        digest.update(path.relative_to(ZOO_SOURCE).as_posix().encode() + path.read_bytes())
+    for path in sorted(path for folder in BUILT_FROM for path in folder.rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + path.read_bytes())
     for package in ("keras", "keras-hub", "tf-keras", "tensorflow"):
         digest.update(f"{package}=={metadata.version(package)}".encode())
     return digest.hexdigest()[:16]
