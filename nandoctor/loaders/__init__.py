@@ -34,6 +34,11 @@ class Format:
     walked: bool = True
     sniff: str | None = None
     holds_model: bool = True  # False for bare matrices, which `scan --trust` has no model to load from
+    # A format that is a directory (an unzipped model): "module:function" saying whether one is.
+    directory: str | None = None
+    # A format whose file names others as its parts (a shard index): "module:function" giving
+    # their names, which a directory walk then leaves to it.
+    parts: str | None = None
 
     def load(self) -> Callable[[str], ModelView]:
         return _function(self.loader)
@@ -44,8 +49,11 @@ class Format:
 
 FORMATS: tuple[Format, ...] = (
     Format("keras", (".keras",), "keras_zip:load_keras", ZIP_SIGNATURE),
+    Format("keras-dir", (), "keras_directory:load_keras_directory", directory="keras_directory:is_keras_directory"),
     Format("npz", (".npz",), "numpy_arrays:load_npz", ZIP_SIGNATURE, holds_model=False),
     Format("weights-h5", (".weights.h5",), "hdf5:load_hdf5", HDF5_SIGNATURE),
+    Format("sharded-weights", (".weights.json",), "sharded_weights:load_sharded_weights",
+           parts="sharded_weights:shard_names"),
     Format("h5", (".h5", ".hdf5"), "hdf5:load_hdf5", HDF5_SIGNATURE),
     Format("npy", (".npy",), "numpy_arrays:load_npy", NPY_SIGNATURE, holds_model=False),
     Format("word2vec", (".vec",), "word2vec:load_word2vec_text", holds_model=False),
@@ -55,6 +63,7 @@ FORMATS: tuple[Format, ...] = (
            holds_model=False),
 )
 SUFFIXES = tuple(suffix for format_ in FORMATS for suffix in format_.suffixes)
+DIRECTORY_FORMATS = tuple(format_.name for format_ in FORMATS if format_.directory)
 # The files a model-file walk takes by suffix alone (the pytest plugin's too).
 MODEL_SUFFIXES = tuple(suffix for format_ in FORMATS if format_.walked for suffix in format_.suffixes)
 _SKIPPED_DIRECTORIES = {"__pycache__", "node_modules", "site-packages"}
@@ -66,10 +75,18 @@ def _function(reference: str) -> Callable:
 
 
 def format_claimed_by(path: str) -> Format | None:
-    """The format a file's name claims (the longest suffix wins: `.weights.h5` over `.h5`)."""
+    """The format a file's name claims (the longest suffix wins: `.weights.h5` over `.h5`),
+    or the directory format a directory is."""
+    if os.path.isdir(path):
+        return directory_format(path)
     lowered = path.lower()
     claimed = [f for f in FORMATS if f.claims(lowered)]
     return max(claimed, key=lambda f: max(len(s) for s in f.suffixes if lowered.endswith(s)), default=None)
+
+def directory_format(path: str) -> Format | None:
+    """The format of a directory that is one model (an unzipped `.keras`), or None."""
+    return next((f for f in FORMATS if f.directory is not None and _function(f.directory)(path)), None)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -92,7 +109,9 @@ def discover(paths: list[str]) -> Iterator[Target]:
 
 
 def _targets(path: str) -> Iterator[Target]:
-    if os.path.isdir(path):
+    if os.path.isdir(path) and directory_format(path) is not None:
+        yield Target(path, True)
+    elif os.path.isdir(path):
         found = list(_walk(path))
         if not found:
             yield Target(path, True, "no model files found in this directory")
@@ -118,16 +137,31 @@ def _not_regular(path: str) -> str | None:
 def _walk(directory: str) -> Iterator[Target]:
     for root, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRECTORIES)
+        # A directory that is one model is one target: its files are its parts.
+        models = [d for d in dirs if directory_format(os.path.join(root, d)) is not None]
+        yield from (Target(os.path.join(root, d), False) for d in models)
+        dirs[:] = [d for d in dirs if d not in models]
+        parts = {part for name in files for part in _parts_of(os.path.join(root, name))}
         for name in sorted(files):
             path = os.path.join(root, name)
             claimed = format_claimed_by(name)
-            if claimed is None:
+            if claimed is None or name in parts:
                 continue
             special = _not_regular(path)
             if special is not None:
                 yield Target(path, False, special)  # reported as skipped, never opened
             elif claimed.walked or _function(claimed.sniff)(path):
                 yield Target(path, False)
+
+
+def _parts_of(path: str) -> set[str]:
+    claimed = format_claimed_by(os.path.basename(path))
+    if claimed is None or claimed.parts is None or _not_regular(path) is not None:
+        return set()
+    try:
+        return set(_function(claimed.parts)(path))
+    except UnreadableFile:
+        return set()  # the index itself is reported when it is scanned
 
 
 def _signature(path: str) -> bytes:
@@ -143,6 +177,11 @@ def _signature(path: str) -> bytes:
 def loader_for(path: str) -> Callable[[str], ModelView]:
     """The loader for `path`: its suffix's format, confirmed by the first bytes where the
     format has a signature; otherwise the format whose signature the bytes carry."""
+    if os.path.isdir(path):
+        found = directory_format(path)
+        if found is None:
+            raise UnreadableFile("is a directory")
+        return found.load()
     head = _signature(path)
     claimed = format_claimed_by(path)
     if claimed is not None and (claimed.signature is None or head.startswith(claimed.signature)):
@@ -158,7 +197,7 @@ def loader_for(path: str) -> Callable[[str], ModelView]:
 def guess_format(path: str) -> str | None:
     """The format a file's name claims, for reporting files that could not be read."""
     claimed = format_claimed_by(path)
-    return claimed.name if claimed is not None and os.path.isfile(path) else None
+    return claimed.name if claimed is not None and (os.path.isfile(path) or claimed.directory) else None
 
 
 def load(path: str) -> ModelView:

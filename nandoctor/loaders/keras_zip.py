@@ -46,22 +46,28 @@ def load_keras(path: str) -> ModelView:
         if WEIGHTS_MEMBER in names:
             try:
                 root, region_file, base_offset = _open_weights(path, archive, archive.getinfo(WEIGHTS_MEMBER), view)
-                file_size = os.path.getsize(region_file)
-
-                def make_source(dataset):
-                    return dataset_source(dataset, region_file, base_offset, file_size)
-
-                attach_keras3_weights(view.layers, parsed.h5_paths, root, make_source)
-                if _is_subclassed(view, parsed):
-                    model = view.layers[0]
-                    library = model.module if model.module and is_known_class(model.class_name, model.module) else None
-                    view.layers.extend(keras3_layers_from_tree(root, make_source, model.name + "/", library))
+                attach_weights_tree(view, parsed, root, region_file, base_offset)
             except BaseException:
                 view.close()
                 raise
         else:
             view.notes.append(f"the archive holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be")
     return view
+
+
+def attach_weights_tree(view: ModelView, parsed, root: h5py.Group, region_file: str, base_offset: int) -> None:
+    """Give the config's layers their weights from a Keras 3 weights tree (the archive's
+    member, or an unzipped model's file), read by offset in `region_file`."""
+    file_size = os.path.getsize(region_file)
+
+    def make_source(dataset):
+        return dataset_source(dataset, region_file, base_offset, file_size)
+
+    attach_keras3_weights(view.layers, parsed.h5_paths, root, make_source)
+    if _is_subclassed(view, parsed):
+        model = view.layers[0]
+        library = model.module if model.module and is_known_class(model.class_name, model.module) else None
+        view.layers.extend(keras3_layers_from_tree(root, make_source, model.name + "/", library))
 
 
 def _is_subclassed(view: ModelView, parsed) -> bool:

@@ -59,7 +59,7 @@ def variable_names(layer: Layer, count: int) -> list[str]:
     return list(names)
 
 
-def _numeric_key(key: str) -> tuple[int, str]:
+def numeric_key(key: str) -> tuple[int, str]:
     return (int(key), key) if key.isdigit() else (1 << 62, key)
 
 
@@ -105,7 +105,7 @@ def _collect(group: h5py.Group, layer: Layer, make_source: SourceFactory, prefix
     weights = []
     variables = _group(group, "vars")
     if variables is not None:
-        keys = sorted(variables.keys(), key=_numeric_key)
+        keys = sorted(variables.keys(), key=numeric_key)
         names = variable_names(layer, len(keys)) if not prefix else keys
         for key, name in zip(keys, names):
             dataset = variables[key]
@@ -140,7 +140,7 @@ def keras3_layers_from_tree(root: h5py.Group, make_source: SourceFactory, prefix
         if key == "layers":
             for child in group:
                 if _group(group, child) is not None:
-                    layers.extend(_tree_layer(group[child], _class_from_path(child), make_source, prefix, module))
+                    layers.extend(_tree_layer(group[child], class_from_path(child), make_source, prefix, module))
         else:
             # An attribute of a subclassed model (`self.head = Dense(...)`): class unknown.
             layers.extend(_tree_layer(group, "Layer", make_source, prefix, module))
@@ -162,7 +162,7 @@ def _tree_layer(group: h5py.Group, class_name: str, make_source: SourceFactory, 
 _KERAS_SPELLING = {name.lower(): name for name in KERAS_CLASS_NAMES}
 
 
-def _class_from_path(key: str) -> str:
+def class_from_path(key: str) -> str:
     """The class a Keras 3 weights group is named for (`global_average_pooling1d_2` is
     GlobalAveragePooling1D): Keras's own spelling where the name is Keras's."""
     base = re.sub(r"_\d+$", "", key)

@@ -1,0 +1,48 @@
+"""An unzipped Keras model: a directory holding what a `.keras` archive holds
+(`keras.saving.save_model(model, "dir", zipped=False)`: `config.json`, `metadata.json`,
+`model.weights.h5`). Read as the model it is, never as bare weights."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+
+from nandoctor.errors import UnreadableFile, first_line
+from nandoctor.loaders.keras_config import model_view
+from nandoctor.loaders.keras_zip import CONFIG_MEMBER, WEIGHTS_MEMBER, attach_weights_tree
+from nandoctor.loaders.zip_members import MAX_JSON_BYTES, parse_json
+from nandoctor.view import ModelView
+
+
+def is_keras_directory(path: str) -> bool:
+    """A directory with a Keras model config beside its weights (or alone)."""
+    return os.path.isfile(os.path.join(path, CONFIG_MEMBER)) and (
+        os.path.isfile(os.path.join(path, WEIGHTS_MEMBER)) or os.path.isfile(os.path.join(path, "metadata.json")))
+
+
+def load_keras_directory(path: str) -> ModelView:
+    config_path = os.path.join(path, CONFIG_MEMBER)
+    size = os.path.getsize(config_path)
+    if size > MAX_JSON_BYTES:
+        raise UnreadableFile(f"{CONFIG_MEMBER} is {size} bytes, over the {MAX_JSON_BYTES} limit")
+    with open(config_path, "rb") as file:
+        entry = parse_json(file.read(), CONFIG_MEMBER)
+    if not isinstance(entry, dict):
+        raise UnreadableFile(f"{CONFIG_MEMBER} is not a JSON object: not a Keras model")
+    view, parsed = model_view(entry, entry.get("compile_config"), path=path, format="keras-dir")
+    weights = os.path.join(path, WEIGHTS_MEMBER)
+    if not os.path.isfile(weights):
+        view.notes.append(f"the directory holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be")
+        return view
+    try:
+        try:
+            h5 = h5py.File(weights, "r")
+        except (OSError, ValueError) as error:
+            raise UnreadableFile(f"{WEIGHTS_MEMBER} is not a valid HDF5 file ({first_line(error)})") from None
+        view.on_close(h5.close)
+        attach_weights_tree(view, parsed, h5, weights, 0)
+    except BaseException:
+        view.close()
+        raise
+    return view
