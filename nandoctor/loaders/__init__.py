@@ -56,6 +56,7 @@ FORMATS: tuple[Format, ...] = (
            parts="sharded_weights:shard_names"),
     Format("h5", (".h5", ".hdf5"), "hdf5:load_hdf5", HDF5_SIGNATURE),
     Format("npy", (".npy",), "numpy_arrays:load_npy", NPY_SIGNATURE, holds_model=False),
+    Format("safetensors", (".safetensors",), "safetensors_file:load_safetensors", holds_model=False),
     Format("word2vec", (".vec",), "word2vec:load_word2vec_text", holds_model=False),
     Format("word2vec", (".txt",), "word2vec:load_word2vec_text", walked=False, sniff="word2vec:looks_like_vectors",
            holds_model=False),
