@@ -49,6 +49,7 @@ class Format:
 
 FORMATS: tuple[Format, ...] = (
     Format("keras", (".keras",), "keras_zip:load_keras", ZIP_SIGNATURE),
+    Format("keras-hub-preset", (), "keras_directory:load_keras_directory", directory="keras_hub_preset:is_preset"),
     Format("keras-dir", (), "keras_directory:load_keras_directory", directory="keras_directory:is_keras_directory"),
     Format("npz", (".npz",), "numpy_arrays:load_npz", ZIP_SIGNATURE, holds_model=False),
     Format("weights-h5", (".weights.h5",), "hdf5:load_hdf5", HDF5_SIGNATURE),

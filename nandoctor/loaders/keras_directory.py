@@ -1,6 +1,7 @@
 """An unzipped Keras model: a directory holding what a `.keras` archive holds
 (`keras.saving.save_model(model, "dir", zipped=False)`: `config.json`, `metadata.json`,
-`model.weights.h5`). Read as the model it is, never as bare weights."""
+`model.weights.h5`). Read as the model it is, never as bare weights. A KerasHub preset is
+one too (its `config.json` is the backbone's), with a vocabulary to name the rows by."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import h5py
 
 from nandoctor.errors import UnreadableFile, first_line
 from nandoctor.loaders.keras_config import model_view
-from nandoctor.loaders.keras_zip import CONFIG_MEMBER, WEIGHTS_MEMBER, attach_weights_tree
+from nandoctor.loaders.keras_hub_preset import describe_preset, keras_hub_version
+from nandoctor.loaders.keras_zip import (
+    CONFIG_MEMBER,
+    WEIGHTS_MEMBER,
+    attach_weights_tree,
+)
 from nandoctor.loaders.zip_members import MAX_JSON_BYTES, parse_json
 from nandoctor.view import ModelView
 
@@ -42,6 +48,9 @@ def load_keras_directory(path: str) -> ModelView:
             raise UnreadableFile(f"{WEIGHTS_MEMBER} is not a valid HDF5 file ({first_line(error)})") from None
         view.on_close(h5.close)
         attach_weights_tree(view, parsed, h5, weights, 0)
+        version = keras_hub_version(path)
+        if version is not None:
+            describe_preset(view, path, version)
     except BaseException:
         view.close()
         raise

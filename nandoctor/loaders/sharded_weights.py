@@ -10,7 +10,11 @@ import h5py
 
 from nandoctor.errors import UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import dataset_source
-from nandoctor.loaders.weight_layouts import class_from_path, numeric_key, variable_names
+from nandoctor.loaders.weight_layouts import (
+    class_from_path,
+    numeric_key,
+    variable_names,
+)
 from nandoctor.loaders.zip_members import MAX_JSON_BYTES, parse_json
 from nandoctor.view import Layer, ModelView, Weight
 

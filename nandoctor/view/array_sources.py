@@ -67,9 +67,15 @@ class ArraySource:
     def _read_rows(self, start: int, out: np.ndarray) -> None:
         raise NotImplementedError
 
+    # Row names given by the loader from beside the tensor (a KerasHub preset's vocabulary).
+    labels: list[str] | None = None
+
     def row_labels(self, rows: list[int]) -> list[str] | None:
-        """Names of the given rows (the words of a word2vec file), where the file has them."""
-        return None
+        """Names of the given rows (the words of a word2vec file, a preset's tokens), where
+        the file or its folder has them."""
+        if self.labels is None:
+            return None
+        return [self.labels[row] if 0 <= row < len(self.labels) else "" for row in rows]
 
     def rows_at(self, rows: list[int]) -> np.ndarray:
         """The given rows as a `(len(rows), row_len)` array, by one pass over the blocks."""

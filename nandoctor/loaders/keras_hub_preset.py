@@ -1,0 +1,78 @@
+"""What a KerasHub preset directory adds to an unzipped model (`task.save_to_preset(dir)`):
+`metadata.json` naming the KerasHub version, the backbone's `config.json` and weights, the
+task's `task.json`, and the tokenizer's vocabulary in `assets/tokenizer/`, which names the
+rows of the token embedding (so zero rows are told by their tokens, as in word2vec files).
+Read as data only: JSON and plain text files, size-limited."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from nandoctor.view import ModelView
+
+_MAX_VOCABULARY_BYTES = 256 << 20
+# The vocabulary files KerasHub tokenizers save: BPE's token -> id map, WordPiece's lines.
+_VOCABULARY_FILES = ("assets/tokenizer/vocabulary.json", "assets/tokenizer/vocabulary.txt")
+
+
+def is_preset(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "config.json")) and keras_hub_version(path) is not None
+
+
+def keras_hub_version(path: str) -> str | None:
+    """The KerasHub version a preset directory's metadata.json names, or None."""
+    metadata = _small_json(os.path.join(path, "metadata.json"))
+    version = metadata.get("keras_hub_version") if isinstance(metadata, dict) else None
+    return version if isinstance(version, str) else None
+
+
+def describe_preset(view: ModelView, path: str, version: str) -> None:
+    """Name the token embedding's rows by the vocabulary, and say what the scan cannot judge."""
+    view.format = "keras-hub-preset"
+    tokens = _vocabulary(path)
+    table = _token_table(view, len(tokens) if tokens else None)
+    if tokens and table is not None:
+        table.source.labels = tokens
+    elif not tokens:
+        view.notes.append("the tokenizer's vocabulary is not a plain file here (a SentencePiece model?): "
+                          "zero rows are named by id only")
+    view.notes.append(f"a KerasHub {version} preset: its backbone's layers are KerasHub's code, read from "
+                      "their weights; rules that follow the graph (masks, causal masks) cannot judge inside it, "
+                      "and `nandoctor.check` on the loaded model can")
+
+
+def _token_table(view: ModelView, vocabulary: int | None):
+    matrices = [weight for layer in view.layers for weight in layer.weights
+                if len(weight.shape) == 2 and "token_embedding" in layer.name and weight is layer.weights[0]]
+    matching = [weight for weight in matrices if vocabulary is None or weight.shape[0] == vocabulary]
+    return matching[0] if matching else None
+
+
+def _vocabulary(path: str) -> list[str] | None:
+    for name in _VOCABULARY_FILES:
+        file = os.path.join(path, name)
+        if not os.path.isfile(file) or os.path.getsize(file) > _MAX_VOCABULARY_BYTES:
+            continue
+        if name.endswith(".json"):
+            mapping = _small_json(file, _MAX_VOCABULARY_BYTES)
+            if isinstance(mapping, dict) and all(isinstance(i, int) for i in mapping.values()) and mapping:
+                tokens = [""] * (max(mapping.values()) + 1)
+                for token, index in mapping.items():
+                    if index >= 0:
+                        tokens[index] = token
+                return tokens
+        else:
+            with open(file, encoding="utf-8", errors="replace") as text:
+                return [line.rstrip("\n") for line in text]
+    return None
+
+
+def _small_json(path: str, limit: int = 1 << 20):
+    if not os.path.isfile(path) or os.path.getsize(path) > limit:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return json.loads(file.read())
+    except (ValueError, RecursionError, OSError):
+        return None
