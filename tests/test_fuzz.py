@@ -72,3 +72,28 @@ def test_mutated_files_are_scanned_or_refused_in_one_line(tmp_path, seed):
             assert render(report, output_format)
 
     check()
+
+
+def assert_scanned_or_refused_in_one_line(path) -> None:
+    (result,) = scan([str(path)]).files
+    assert result.status in (FileStatus.SCANNED, FileStatus.ERROR)
+    assert result.status is FileStatus.SCANNED or (result.error and "\n" not in result.error)
+
+
+def check_mutated_part(folder, part: str, scanned: str, tmp_path, examples: int = 30) -> None:
+    """Mutate one file of a model that spans several (`part` of `folder`), and scan the
+    model (`scanned`, relative to `folder`) on a fresh copy each time."""
+    import shutil
+
+    original = (folder / part).read_bytes()
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(mutations(len(original)))
+    def check(mutation):
+        copy = tmp_path / "copy"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(folder, copy)
+        (copy / part).write_bytes(mutate(original, *mutation))
+        assert_scanned_or_refused_in_one_line(copy / scanned)
+
+    check()

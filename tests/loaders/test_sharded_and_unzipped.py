@@ -8,6 +8,7 @@ import pytest
 
 import nandoctor
 from tests.conftest import run_cli
+from tests.test_fuzz import check_mutated_part
 
 
 def classifier_with_zero_rows(keras, rows=4000):
@@ -72,26 +73,7 @@ def written(tmp_path_factory):
                                                ("unzipped", "unzipped/config.json"),
                                                ("unzipped", "unzipped/model.weights.h5")])
 def test_mutated_parts_are_scanned_or_refused_in_one_line(written, tmp_path, scanned, part):
-    import shutil
-
-    from hypothesis import HealthCheck, given, settings
-
-    from tests.test_fuzz import mutate, mutations
-
-    original = (written / part).read_bytes()
-
-    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(mutations(len(original)))
-    def check(mutation):
-        copy = tmp_path / "copy"
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(written, copy)
-        (copy / part).write_bytes(mutate(original, *mutation))
-        (result,) = nandoctor.scan(str(copy / scanned)).files
-        assert result.status.value in ("scanned", "error")
-        assert result.status.value == "scanned" or (result.error and "\n" not in result.error)
-
-    check()
+    check_mutated_part(written, part, scanned, tmp_path, examples=25)
 
 
 def test_the_cli_docs_list_every_format_the_table_holds():

@@ -1,15 +1,12 @@
 """SavedModels and TensorFlow checkpoints, written by tf.keras, Keras 3's export and
 TensorFlow, read by the two small readers (protobuf wire format, tensor-bundle table)."""
 
-import shutil
-
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 import nandoctor
 from tests.conftest import run_cli
-from tests.test_fuzz import mutate, mutations
+from tests.test_fuzz import check_mutated_part
 
 
 def keras2_classifier(tf_keras):
@@ -77,17 +74,4 @@ def saved(tmp_path_factory):
 
 @pytest.mark.parametrize("part", ["keras_metadata.pb", "variables/variables.index"])
 def test_mutated_protobuf_and_table_are_scanned_or_refused_in_one_line(saved, tmp_path, part):
-    original = (saved / part).read_bytes()
-
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(mutations(len(original)))
-    def check(mutation):
-        copy = tmp_path / "copy"
-        shutil.rmtree(copy, ignore_errors=True)
-        shutil.copytree(saved, copy)
-        (copy / part).write_bytes(mutate(original, *mutation))
-        (result,) = nandoctor.scan(str(copy)).files
-        assert result.status.value in ("scanned", "error")
-        assert result.status.value == "scanned" or (result.error and "\n" not in result.error)
-
-    check()
+    check_mutated_part(saved.parent, f"model/{part}", "model", tmp_path, examples=40)
