@@ -17,6 +17,7 @@ from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import dataset_source
 from nandoctor.loaders.keras_config import model_view
+from nandoctor.loaders.quantized import dequantize
 from nandoctor.loaders.weight_layouts import (
     attach_keras3_weights,
     keras3_layers_from_tree,
@@ -64,6 +65,7 @@ def attach_weights_tree(view: ModelView, parsed, root: h5py.Group, region_file: 
         return dataset_source(dataset, region_file, base_offset, file_size)
 
     attach_keras3_weights(view.layers, parsed.h5_paths, root, make_source)
+    dequantize(view)
     if _is_subclassed(view, parsed):
         model = view.layers[0]
         library = model.module if model.module and is_known_class(model.class_name, model.module) else None

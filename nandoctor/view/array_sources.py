@@ -248,3 +248,21 @@ class ArrayInMemory(ArraySource):
 
     def _read_rows(self, start: int, out: np.ndarray) -> None:
         out[...] = self.array[start : start + len(out)]
+
+
+class DequantizedSource(ArraySource):
+    """An int8-quantized matrix as the float values it stands for: `q / scale`, the scale per
+    row (an Embedding's `embeddings_scale`) or per column (a Dense's `kernel_scale`), as Keras
+    dequantizes them."""
+
+    def __init__(self, quantized: ArraySource, scale: np.ndarray, per_row: bool):
+        super().__init__(quantized.shape, np.dtype(np.float32))
+        self.quantized = quantized
+        self.scale = np.asarray(scale, dtype=np.float32).reshape(-1)
+        self.per_row = per_row
+
+    def _read_rows(self, start: int, out: np.ndarray) -> None:
+        values = self.quantized.read_rows(start, start + len(out)).astype(np.float32)
+        scale = self.scale[start : start + len(out), None] if self.per_row else self.scale[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(values, scale, out=out)

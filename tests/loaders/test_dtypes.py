@@ -57,3 +57,20 @@ def test_bfloat16_keras_writes_is_an_opaque_type_named_by_its_attribute(keras, d
     with h5py.File(tmp_path / "weights.h5") as h5:
         dataset = h5["layers/embedding/vars/0"]
         assert dataset.dtype.kind == "V" and dataset.dtype.itemsize == 2 and dataset.attrs["dtype"] == "bfloat16"
+
+
+def test_int8_quantized_layers_are_judged_dequantized(keras, save):
+    model = classifier_with_planted_faults(keras)
+    reference = model.get_layer("emb").get_weights()[0]
+    kernel = model.get_layer("out").get_weights()[0]
+    kernel[0, 0] = 0.0  # the NaN would not survive quantization
+    model.get_layer("out").set_weights([kernel, model.get_layer("out").get_weights()[1]])
+    model.quantize("int8")
+    path = save(model, "int8.keras")
+    report = nandoctor.scan(path)
+    findings = {f.code: f for f in report.findings}
+    assert findings["ND101"].details["count"] == 5 and "ND102" not in findings
+    assert any("int8-quantized layers (emb, out)" in note for note in report.files[0].notes)
+    with load(path) as view:
+        table = view.layer("emb").embedding_matrix()
+        assert table.dtype == "float32" and np.abs(table.read() - reference).max() < 1e-3
