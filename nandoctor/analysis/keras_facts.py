@@ -143,6 +143,12 @@ def looks_like_hand_written_tie(class_name: str, module: str | None, config: dic
     return bool(HAND_WRITTEN_TIE_NAME.search(class_name)) or any(key in (config or {}) for key in HAND_WRITTEN_TIE_KEYS)
 
 
+# KerasHub 0.32 backbones whose constructor takes `tie_word_embeddings` (default False) but
+# whose `get_config` does not save it: a tied one is rebuilt untied on load, and its file,
+# holding one matrix for two expected, cannot be loaded back. Read from keras_hub's source.
+TIE_NOT_SAVED_BY = frozenset({"LlamaBackbone", "Llama3Backbone"})
+TIE_CONFIG_KEYS = ("tie_word_embeddings", "tie_embedding_weights")
+
 # Layers whose attention is causal by construction: nandoctor's decoder block, and KerasHub's
 # decoder (its `TransformerDecoder` applies a causal mask unless told otherwise).
 CAUSAL_CLASSES = frozenset({"CausalSelfAttention", "TransformerDecoder"})

@@ -4,6 +4,8 @@ from collections.abc import Iterator
 
 from nandoctor.analysis.keras_facts import (
     HAND_WRITTEN_TIE_KEYS,
+    TIE_CONFIG_KEYS,
+    TIE_NOT_SAVED_BY,
     TIED_EMBEDDING_CLASSES,
     looks_like_hand_written_tie,
 )
@@ -91,6 +93,28 @@ class BrokenTie(Rule):
             elif looks_like_hand_written_tie(layer.class_name, layer.module, layer.config):
                 yield from self._hand_written(view, layer)
         yield from self._trained_apart(view)
+        yield from self._tie_not_saved(view)
+
+    def _tie_not_saved(self, view: ModelView) -> Iterator[Finding]:
+        """A tied KerasHub embedding (one matrix stored) inside a backbone whose config does
+        not record the tie and whose class rebuilds it untied by default."""
+        for layer in view.layers:
+            if layer.class_name not in TIED_EMBEDDING_CLASSES or len([w for w in layer.weights if len(w.shape) == 2]) != 1:
+                continue
+            backbone = _enclosing_backbone(view, layer)
+            if backbone is None:
+                continue
+            class_name, config = backbone
+            if class_name in TIE_NOT_SAVED_BY and not any(key in config for key in TIE_CONFIG_KEYS):
+                yield self.finding(
+                    layer.name,
+                    f"'{layer.name}' is tied (the file stores one matrix), but {class_name}'s config does not record "
+                    "tie_word_embeddings, whose default is False: Keras rebuilds the backbone untied, expects two "
+                    "matrices, and cannot load this file back",
+                    fix="Save the weights and rebuild the model in code with tie_word_embeddings=True, or untie it "
+                        "before saving; the KerasHub class does not save the argument.",
+                    details={"backbone": class_name, "stored_matrices": 1},
+                )
 
     def _trained_apart(self, view: ModelView) -> Iterator[Finding]:
         """An output Dense whose kernel is the embedding's transpose in pattern but not in value:
@@ -164,6 +188,22 @@ class BrokenTie(Rule):
                 severity=Severity.WARNING,
                 details=details,
             )
+
+
+def _enclosing_backbone(view: ModelView, layer: Layer) -> tuple[str, dict] | None:
+    """(class, config) of the KerasHub backbone holding `layer`: the parent itself (a preset's
+    config.json is the backbone's) or the `backbone` a task's config nests."""
+    parent = view.layer(layer.parent) if layer.parent else None
+    while parent is not None:
+        if parent.class_name.endswith("Backbone") and parent.config:
+            return parent.class_name, parent.config
+        grand = view.layer(parent.parent) if parent.parent else None
+        nested = grand.config.get("backbone") if grand is not None else None
+        if isinstance(nested, dict) and nested.get("class_name") == parent.class_name:
+            config = nested.get("config")
+            return parent.class_name, config if isinstance(config, dict) else {}
+        parent = grand
+    return None
 
 
 def _declares_tie(layer: Layer) -> bool:

@@ -218,3 +218,20 @@ def test_an_output_kernel_set_from_the_embedding_then_trained_apart_is_a_broken_
     assert finding.layer == "next_word" and finding.severity == "warning" and finding.details["correlation"] > 0.9
     output.set_weights([np.random.default_rng(1).normal(size=table.T.shape).astype("float32")])
     assert findings(save(model, "untied.keras"), "ND402") == []
+
+
+def test_a_tied_llama_whose_config_forgets_the_tie_cannot_be_reloaded(keras, tmp_path):
+    """KerasHub 0.32's LlamaBackbone does not save tie_word_embeddings (default False)."""
+    import keras_hub
+
+    backbone = keras_hub.models.LlamaBackbone(vocabulary_size=40, num_layers=1, num_query_heads=2, num_key_value_heads=1,
+                                              hidden_dim=8, intermediate_dim=16, tie_word_embeddings=True)
+    task = keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)
+    task.save(tmp_path / "tied.keras")
+    with pytest.raises(ValueError, match="expected 2 variables"):
+        keras.models.load_model(tmp_path / "tied.keras")
+    (finding,) = findings(tmp_path / "tied.keras", "ND402")
+    assert finding.layer.endswith("token_embedding") and finding.details["backbone"] == "LlamaBackbone"
+    backbone.save_to_preset(str(tmp_path / "preset"))
+    (finding,) = findings(tmp_path / "preset", "ND402")
+    assert "cannot load this file back" in finding.message
