@@ -112,45 +112,69 @@ class Word2VecBinarySource(ArraySource):
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         row_bytes = self.row_len * 4
-        buffer = np.empty((min(self.rows_per_block, self.rows), self.row_len), self.dtype)
-        with open(self.path, "rb") as file:
-            file.readline(MAX_LINE)
-            for start in range(0, self.rows, self.rows_per_block):
-                count = min(self.rows_per_block, self.rows - start)
-                for row in range(count):
-                    _read_word(file, start + row)
-                    data = file.read(row_bytes)
-                    if len(data) != row_bytes:
-                        raise UnreadableFile(f"word2vec file ends inside row {start + row} of {self.rows}")
-                    buffer[row] = np.frombuffer(data, self.dtype)
-                yield start, buffer[:count]
+        for first, chunk, spaces in _records(self.path, self.rows, self.row_len):
+            # Each row's bytes follow the space after its word: joined in one copy per chunk.
+            joined = b"".join([chunk[space + 1 : space + 1 + row_bytes] for space in spaces])
+            block = np.frombuffer(joined, self.dtype).reshape(len(spaces), self.row_len)
+            for offset in range(0, len(block), self.rows_per_block):
+                yield first + offset, block[offset : offset + self.rows_per_block]
 
     def row_labels(self, rows: list[int]) -> list[str] | None:
         wanted = set(rows)
+        row_bytes = self.row_len * 4
         words: dict[int, str] = {}
-        with open(self.path, "rb") as file:
-            file.readline(MAX_LINE)
-            for row in range(max(wanted, default=-1) + 1):
-                word = _read_word(file, row)
-                file.seek(self.row_len * 4, os.SEEK_CUR)
-                if row in wanted:
-                    words[row] = _decode(word)
+        for first, chunk, spaces in _records(self.path, max(wanted, default=-1) + 1, self.row_len):
+            for index, space in enumerate(spaces):
+                if first + index in wanted:
+                    start = spaces[index - 1] + 1 + row_bytes if index else 0
+                    start += chunk[start:start + 1] == b"\n"
+                    words[first + index] = _decode(chunk[start:space])
         return [words.get(row, "") for row in rows]
 
 
-def _read_word(file, row: int) -> bytes:
-    """Consume and return `word ` (skipping the newline some writers put before it)."""
-    word = bytearray()
-    while True:
-        char = file.read(1)
-        if not char:
-            raise UnreadableFile(f"word2vec file ends before row {row}")
-        if char == b" " and word:
-            return bytes(word)
-        if char != b"\n":
-            word += char
-        if len(word) > MAX_WORD:
-            raise UnreadableFile(f"row {row} has no word separator within {MAX_WORD} bytes: corrupt binary")
+_CHUNK = 8 << 20
+
+
+def _records(path: str, rows: int, dim: int) -> Iterator[tuple[int, bytes, list[int]]]:
+    """The file after its header, chunk by chunk: (first row, the chunk's bytes, and for each
+    whole record in it the space that ends its word; the word starts where the previous
+    record's vector ends, after an optional newline). Record boundaries are found with
+    `bytes.find`, not a loop over characters; a record cut by the chunk's end begins the next
+    chunk."""
+    row_bytes = dim * 4
+    read_size = max(_CHUNK, row_bytes + 2)
+    with open(path, "rb") as file:
+        file.readline(MAX_LINE)
+        pending = b""
+        row = 0
+        while row < rows:
+            fresh = file.read(read_size)
+            chunk = pending + fresh
+            spaces: list[int] = []
+            append, position, found = spaces.append, 0, 0
+            find, size, wanted = chunk.find, len(chunk), rows - row
+            # The hot loop of a million-row file: one bytes.find per record.
+            while found < wanted:
+                start = position + 1 if position < size and chunk[position] == 10 else position  # 10: b"\n"
+                space = find(b" ", start + 1, start + MAX_WORD + 1)
+                if space < 0:
+                    if size - start > MAX_WORD:
+                        raise UnreadableFile(f"row {row + found} has no word separator within {MAX_WORD} "
+                                             "bytes: corrupt binary")
+                    break
+                end = space + 1 + row_bytes
+                if end > size:
+                    break
+                append(space)
+                position, found = end, found + 1
+            if not spaces:
+                if not fresh:
+                    raise UnreadableFile(f"word2vec file ends inside row {row} of {rows}")
+                pending = chunk
+                continue
+            yield row, chunk, spaces
+            row += found
+            pending = chunk[position:]
 
 
 def _decode(word: bytes) -> str:

@@ -102,3 +102,25 @@ def test_a_zip_without_config_is_not_a_model(tmp_path):
         archive.writestr("notes.txt", "hello")
     with pytest.raises(UnreadableFile, match="no config.json"):
         load(str(tmp_path / "x.keras"))
+
+
+@pytest.mark.parametrize("newline", [True, False])
+def test_word2vec_binary_records_cut_by_chunk_ends_are_read_whole(tmp_path, monkeypatch, newline):
+    """Records are found chunk by chunk; a chunk of 257 bytes cuts nearly every one."""
+    from nandoctor.loaders import word2vec
+
+    monkeypatch.setattr(word2vec, "_CHUNK", 257)
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(40, 5)).astype("<f4")
+    table[[3, 31]] = 0
+    words = [f"w{'x' * (i % 7)}{i}" for i in range(40)]
+    path = tmp_path / "vectors.bin"
+    with open(path, "wb") as file:
+        file.write(b"40 5\n")
+        for word, row in zip(words, table):
+            file.write(word.encode() + b" " + row.tobytes() + (b"\n" if newline else b""))
+    with load(str(path)) as view:
+        (layer,) = view.layers
+        matrix = layer.embedding_matrix()
+        np.testing.assert_array_equal(matrix.read(), table)
+        assert matrix.row_labels([3, 31, 39]) == [words[3], words[31], words[39]]
