@@ -1,6 +1,6 @@
-"""Scan speed on 2 GiB files of the newer formats, measured in one run (not a test).
+"""Scan speed on 2 GB files of the newer formats, measured in one run (not a test).
 
-Three files of 2 GiB of bfloat16 weights (1,000,000 x 1,024, one row in ten zero), each
+Three files of 2 GB of bfloat16 weights (1,000,000 x 1,024, one row in ten zero), each
 written by its real writer in a child process: a `.keras` saved under the bfloat16 dtype
 policy, a `.safetensors` (safetensors.numpy), and a sharded `.weights.json` (four
 250,000 x 1,024 tables, `max_shard_size` 0.6 GB). For each: the floor of merely reading its
@@ -96,11 +96,11 @@ def main() -> None:
     results = {"date": time.strftime("%Y-%m-%d"), **{kind: measure(kind) for kind in FILES}}
     print(json.dumps(results, indent=2))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    rows = "\\n".join(
-        f"| `{r['file']}` | {r['bytes'] / 2**30:.2f} GiB | {r['read_floor_s']:.2f} s | {r['scan_s']:.2f} s | "
+    rows = "\n".join(
+        f"| `{r['file']}` | {r['bytes'] / 1e9:.2f} GB | {r['read_floor_s']:.2f} s | {r['scan_s']:.2f} s | "
         f"**{r['ratio']:.2f}x** | {r['cli_peak_mib']:.0f} MiB | {r['zero_rows']:,} |"
         for kind, r in results.items() if kind != "date")
-    replace_section("formats", "2 GiB of bfloat16 in the newer formats", f"""<!-- formats:start (written by bench/formats_speed.py; do not edit) -->
+    replace_section("formats", "2 GB of bfloat16 in the newer formats", f"""<!-- formats:start (written by bench/formats_speed.py; do not edit) -->
 1,000,000 x 1,024 bfloat16 weights (one row in ten zero) in three formats, each written by its real
 writer, this machine, measured {results['date']}, page cache warm. Targets: the scan at most 2x the floor of
 reading the bytes, the CLI under 300 MiB.
