@@ -31,6 +31,9 @@ zoo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/scan_speed.py
+	$(BIN)/python bench/check_speed.py
+	$(BIN)/python bench/word2vec_speed.py
+	$(BIN)/python bench/formats_speed.py
 
 # The five field reports, full runs, then docs/examples.md (README.md gives the measured time).
 EXAMPLE_RUNS := a_memory.broken a_memory.fixed b_tied.broken b_tied.fixed c_cosine.broken c_cosine.fixed \
