@@ -42,7 +42,7 @@ def position_tables(view: ModelView) -> list[PositionTable]:
     for layer in view.layers:
         weight = _added_table(view, layer)
         if weight is not None:
-            tokens = _token_embedding_upstream(view, layer)
+            tokens = _token_embedding_upstream(view, layer) or _sibling_token_embedding(view, layer)
             length = view.integer_sequence_length(tokens) if tokens else None
             tables.append(PositionTable(layer, weight, tokens, length if isinstance(length, int) else None))
     return tables + _position_embeddings_merged_by_add(view) + _tables_inside_custom_layers(view)
@@ -81,6 +81,16 @@ def _token_embedding_upstream(view: ModelView, layer: Layer) -> Layer | None:
                     seen.add(edge.source)
                     frontier.append(edge.source)
     return None
+
+
+def _sibling_token_embedding(view: ModelView, layer: Layer) -> Layer | None:
+    """Inside a KerasHub backbone, whose graph is its code, the position table's token table
+    is its sibling by KerasHub's naming: `<backbone>/token_embedding` beside
+    `<backbone>/position_embedding`."""
+    if layer.parent is None:
+        return None
+    sibling = view.layer(f"{layer.parent}/token_embedding")
+    return sibling if sibling is not None and sibling.is_embedding else None
 
 
 def _position_embeddings_merged_by_add(view: ModelView) -> list[PositionTable]:

@@ -47,6 +47,13 @@ class PositionalScaleMismatch(Rule):
     ## Options
     - `factor` (default `10`): the largest ratio, either way, between the median row norms.
 
+    ## Known problems
+    The position table is paired with the token table it is added to through the graph; a
+    custom layer holding both (keras-io's `TokenAndPositionEmbedding`) pairs them itself, and
+    inside a KerasHub backbone, whose graph is code, `position_embedding` is paired with its
+    sibling `token_embedding` by KerasHub's naming. A table added in unseen code elsewhere is not
+    judged.
+
     ## References
     - [Field report A](../field-reports.md) (temporal encoding of memory networks).
     - Vaswani et al., 2017, section 3.4: token embeddings are scaled by sqrt(d) for this reason.
@@ -55,7 +62,7 @@ class PositionalScaleMismatch(Rule):
     code = "ND504"
     evidence = (
         "the weights of the position table and of the token table it is added to (also both inside one "
-        "custom layer). Without weights it is not judged."
+        "custom layer, or KerasHub siblings). Without weights it is not judged."
     )
     name = "positional-scale-mismatch"
     severity = Severity.WARNING

@@ -47,3 +47,18 @@ def test_a_table_shorter_than_the_input_is_too_short(save):
 def test_a_table_far_from_the_token_scale_is_a_scale_mismatch(save, std):
     finding = codes(save(classifier(20, 20, std), "scale.keras"))["ND504"]
     assert finding.details["tokens"].startswith("embed/")
+
+
+def test_a_keras_hub_position_table_is_judged_against_its_sibling_token_table(tmp_path):
+    """A KerasHub backbone's graph is its code: the tables are paired by KerasHub's names."""
+    import keras_hub
+
+    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=16)
+    backbone.save(tmp_path / "right.keras")
+    assert codes(tmp_path / "right.keras") == {}
+    table = backbone.get_layer("position_embedding").position_embeddings
+    table.assign(table.numpy() * 1000)
+    backbone.save(tmp_path / "drowned.keras")
+    finding = codes(tmp_path / "drowned.keras")["ND504"]
+    assert finding.details["tokens"].endswith("token_embedding")
