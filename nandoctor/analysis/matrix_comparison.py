@@ -8,25 +8,28 @@ from nandoctor.view import Weight
 from nandoctor.view.array_sources import widen_bfloat16
 
 
-def max_abs_difference(matrix: Weight, other: Weight, transposed: bool = False) -> float:
-    """max |matrix - other| (or `other.T` when `transposed`); inf if shapes disagree or a
-    value is NaN in one and not the other.
-
-    `matrix` is streamed in row blocks; the matching part of `other` is read as rows, or as
-    a block of columns when it is stored transposed (an output projection `(d, V)` against
-    an embedding `(V, d)`).
-    """
+def _comparable(matrix: Weight, other: Weight, transposed: bool) -> bool:
     expected = tuple(reversed(other.shape)) if transposed else tuple(other.shape)
-    if len(matrix.shape) != 2 or tuple(matrix.shape) != expected:
-        return float("inf")
-    largest = 0.0
+    return len(matrix.shape) == 2 and tuple(matrix.shape) == expected
+
+
+def _block_pairs(matrix: Weight, other: Weight, transposed: bool):
+    """(a row block of `matrix`, the matching part of `other`) for every block: `matrix` is
+    streamed; `other` is read as rows, or as a block of columns when it is stored transposed
+    (an output projection `(d, V)` against an embedding `(V, d)`)."""
     for start, block in matrix.blocks():
         stop = start + len(block)
-        if transposed:
-            counterpart = other.source.column_block(start, stop).T
-        else:
-            counterpart = other.source.read_rows(start, stop)
-        left = widen_bfloat16(block) if matrix.dtype == "bfloat16" else block
+        counterpart = other.source.column_block(start, stop).T if transposed else other.source.read_rows(start, stop)
+        yield (widen_bfloat16(block) if matrix.dtype == "bfloat16" else block), counterpart
+
+
+def max_abs_difference(matrix: Weight, other: Weight, transposed: bool = False) -> float:
+    """max |matrix - other| (or `other.T` when `transposed`); inf if shapes disagree or a
+    value is NaN in one and not the other. Read block by block (`_block_pairs`)."""
+    if not _comparable(matrix, other, transposed):
+        return float("inf")
+    largest = 0.0
+    for left, counterpart in _block_pairs(matrix, other, transposed):
         # In the stored precision and in place: one block-sized temporary, not a dozen.
         with np.errstate(invalid="ignore", over="ignore"):
             difference = np.subtract(left, counterpart, dtype=np.result_type(left, counterpart, np.float32))
@@ -42,15 +45,12 @@ def max_abs_difference(matrix: Weight, other: Weight, transposed: bool = False) 
 def correlation(matrix: Weight, other: Weight, transposed: bool = False) -> float:
     """Pearson correlation of the two matrices' values (`other.T` when `transposed`), streamed
     in blocks as `max_abs_difference` is; NaN when shapes disagree or a matrix is constant."""
-    expected = tuple(reversed(other.shape)) if transposed else tuple(other.shape)
-    if len(matrix.shape) != 2 or tuple(matrix.shape) != expected:
+    if not _comparable(matrix, other, transposed):
         return float("nan")
     sums = np.zeros(5)  # x, y, x^2, y^2, xy
     count = 0
-    for start, block in matrix.blocks():
-        stop = start + len(block)
-        counterpart = other.source.column_block(start, stop).T if transposed else other.source.read_rows(start, stop)
-        x = (widen_bfloat16(block) if matrix.dtype == "bfloat16" else block).astype(np.float64).ravel()
+    for left, counterpart in _block_pairs(matrix, other, transposed):
+        x = np.asarray(left, dtype=np.float64).ravel()
         y = np.asarray(counterpart, dtype=np.float64).ravel()
         finite = np.isfinite(x) & np.isfinite(y)
         x, y = x[finite], y[finite]

@@ -7,7 +7,7 @@ import numpy as np
 from nandoctor.analysis.causality import declares_causality, declares_masked_lm
 from nandoctor.live.causal_leak import CausalLeak
 from nandoctor.live.live_check import LiveCheck
-from nandoctor.live.model_inputs import probe_inputs, typical_values
+from nandoctor.live.model_inputs import first_output, probe_inputs, typical_values
 from nandoctor.live.model_layers import every_layer
 from nandoctor.report import Confidence, Finding
 from nandoctor.rules.missing_causal_mask import MissingCausalMask
@@ -35,7 +35,7 @@ class CausalProbe(LiveCheck):
         tokens = rng.integers(1, ids.vocabulary, size=(2, length)).astype(ids.dtype)
 
         def predict(values):
-            return _predict(model, inputs.build(lambda slot, s: values if slot is ids else typical_values(slot, s, rng)))
+            return first_output(model, inputs.build(lambda slot, s: values if slot is ids else typical_values(slot, s, rng)))
 
         base = predict(tokens)
         scale = float(np.abs(base).max()) or 1.0
@@ -128,7 +128,7 @@ def _next_token_shape(model, inputs) -> tuple | None:
         return None
     ids = sequences[0]
     length = inputs.shape(ids)[1]
-    output = _predict(model, inputs.typical(np.random.default_rng(0)))
+    output = first_output(model, inputs.typical(np.random.default_rng(0)))
     if output.ndim != 3 or not 2 <= output.shape[1] <= length:
         return None
     return ids, length, output.shape[1]
@@ -136,11 +136,3 @@ def _next_token_shape(model, inputs) -> tuple | None:
 
 def _positions(length: int) -> list[int]:
     return sorted({int(p) for p in np.linspace(0, length - 2, num=min(_POSITIONS, length - 1))})
-
-
-def _predict(model, inputs) -> np.ndarray:
-    output = model(inputs, training=False)
-    if isinstance(output, dict):
-        output = next(iter(output.values()))
-    output = output[0] if isinstance(output, (list, tuple)) else output
-    return np.asarray(output, dtype=np.float64)

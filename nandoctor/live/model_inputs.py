@@ -96,26 +96,31 @@ def typical_values(slot: InputSlot, shape: tuple, rng: np.random.Generator) -> n
     return rng.normal(size=shape).astype(slot.dtype)
 
 
+def once_per_view(cache: weakref.WeakKeyDictionary, model, view, compute: Callable[[], Any]) -> Any:
+    """`compute()`, remembered for this view and model: the live checks of one `check()`
+    share what is costly to find (a length the model runs at, its traced graph). A
+    `CannotProbe` it raises is remembered too; without a view nothing is."""
+    if view is None:
+        return compute()
+    cached = cache.get(view)
+    if cached is None or cached[0] is not model:
+        try:
+            cached = (model, compute(), None)
+        except CannotProbe as reason:
+            cached = (model, None, reason)
+        cache[view] = cached
+    if cached[2] is not None:
+        raise cached[2]
+    return cached[1]
+
+
 _FOUND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def probe_inputs(model, view=None) -> ProbeInputs:
     """The model's inputs, and a free length its layers accept; found once per view (the
-    search for a length runs the model), and shared by every check of one `check()`."""
-    cached = _FOUND.get(view) if view is not None else None
-    if cached is not None and cached[0] is model:
-        if isinstance(cached[1], CannotProbe):
-            raise cached[1]
-        return cached[1]
-    try:
-        found = _probe_inputs(model, view)
-    except CannotProbe as reason:
-        found = reason
-    if view is not None:
-        _FOUND[view] = (model, found)
-    if isinstance(found, CannotProbe):
-        raise found
-    return found
+    search for a length runs the model)."""
+    return once_per_view(_FOUND, model, view, lambda: _probe_inputs(model, view))
 
 
 def _probe_inputs(model, view) -> ProbeInputs:
@@ -155,7 +160,9 @@ def _runs_at(model, inputs: ProbeInputs, length: int, rng, failures: list[str]) 
         return False
     # Too short for its strided layers, a model can still run, on empty intermediate
     # sequences whose pooling gives -inf: typical inputs must give finite outputs.
-    if all(_finite(output) for output in keras_tree_flatten(outputs)):
+    import keras
+
+    if all(is_finite(output) for output in keras.tree.flatten(outputs)):
         return True
     failures.append(f"{length}: non-finite outputs on typical inputs")
     return False
@@ -175,15 +182,18 @@ def input_nest(model):
     return inputs[0] if len(inputs) == 1 else list(inputs)
 
 
-def keras_tree_flatten(structure) -> list:
-    import keras
-
-    return keras.tree.flatten(structure)
-
-
-def _finite(tensor) -> bool:
+def is_finite(tensor) -> bool:
     values = np.asarray(tensor)
-    return values.dtype.kind not in "fc" or bool(np.isfinite(values).all())
+    return values.dtype.kind not in "fc" or bool(np.isfinite(values).all())  # ids and masks are finite
+
+
+def first_output(model, inputs) -> np.ndarray:
+    """The model's first output on `inputs` (of a dict, list or single output), in float64."""
+    output = model(inputs, training=False)
+    if isinstance(output, dict):
+        output = next(iter(output.values()))
+    output = output[0] if isinstance(output, (list, tuple)) else output
+    return np.asarray(output, dtype=np.float64)
 
 
 def _input_structure(model) -> tuple[Any, list[tuple[str, tuple, str]]]:

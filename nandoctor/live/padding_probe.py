@@ -10,7 +10,7 @@ from nandoctor.analysis.keras_facts import (
     TIED_EMBEDDING_CLASSES,
 )
 from nandoctor.live.live_check import LiveCheck
-from nandoctor.live.model_inputs import probe_inputs, typical_values
+from nandoctor.live.model_inputs import first_output, probe_inputs, typical_values
 from nandoctor.live.model_layers import every_layer
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.rules.mask_dropped import MaskDropped
@@ -69,7 +69,7 @@ class PaddingProbe(LiveCheck):
                     return same.integers(0, length // 2, size=shape).astype(slot.dtype)
                 return typical_values(slot, shape, same)
 
-            return _outputs(model, inputs.build(fill, batch=4))
+            return first_output(model, inputs.build(fill, batch=4))
 
         base = run_on(tokens)
         real_change = float(np.abs(run_on(one_token) - base).max()) or 1.0
@@ -116,11 +116,3 @@ class PaddingProbe(LiveCheck):
         """The probe names the embedding; ND302 names the layer that dropped its mask, and
         the embedding as `mask_from`."""
         return measured.code == suspicion.code and measured.layer in (suspicion.layer, suspicion.details.get("mask_from"))
-
-
-def _outputs(model, inputs) -> np.ndarray:
-    output = model(inputs, training=False)
-    if isinstance(output, dict):
-        output = next(iter(output.values()))
-    output = output[0] if isinstance(output, (list, tuple)) else output
-    return np.asarray(output, dtype=np.float64)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
+from nandoctor.live.model_inputs import input_nest, is_finite
 
 
 @dataclass
@@ -58,8 +58,6 @@ def _localize(model, sample) -> Localization:
     import keras
     import tensorflow as tf
 
-    from nandoctor.live.model_inputs import input_nest
-
     x, y = sample
     layers = [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
     probe = keras.Model(input_nest(model), [layer.output for layer in layers])
@@ -76,7 +74,7 @@ def _localize(model, sample) -> Localization:
     result = Localization()
     finite = {}
     for layer, output in zip(layers, outputs):
-        ok = _finite(output)
+        ok = is_finite(output)
         finite[layer.name] = ok
         if not ok:
             inputs_ok = all(finite.get(inbound, True) for inbound in _inbound_names(layer))
@@ -88,19 +86,14 @@ def _localize(model, sample) -> Localization:
         gradients = tape.gradient(loss, outputs + [w for layer in layers for w in layer.trainable_weights])
         output_gradients = gradients[: len(outputs)]
         for layer, gradient in reversed(list(zip(layers, output_gradients))):
-            if gradient is not None and not _finite(gradient):
+            if gradient is not None and not is_finite(gradient):
                 result.backward_culprit = layer.name
         weight_gradients = [tf.convert_to_tensor(g) if g is not None else None for g in gradients[len(outputs):]]
         weights = [w for layer in layers for w in layer.trainable_weights]
         result.nonfinite_weight_gradients = [
-            w.path for w, g in zip(weights, weight_gradients) if g is not None and not _finite(g)
+            w.path for w, g in zip(weights, weight_gradients) if g is not None and not is_finite(g)
         ]
     return result
-
-
-def _finite(tensor) -> bool:
-    values = np.asarray(tensor)
-    return values.dtype.kind not in "fc" or bool(np.isfinite(values).all())  # ids and masks are finite
 
 
 def _output_layer(model, layers):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nandoctor.live.model_inputs import probe_inputs
+from nandoctor.live.model_inputs import once_per_view, probe_inputs
 
 FORWARD_END = "nandoctor_forward_end"
 _TRACED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -29,15 +29,15 @@ class TracedGraph:
 
 def traced_graph(model, view) -> TracedGraph | None:
     """The model's graph, traced once per view; None for a model that cannot be traced."""
-    cached = _TRACED.get(view)
-    if cached is not None and cached[0] is model:
-        return cached[1]
+    return once_per_view(_TRACED, model, view, lambda: _traced_with_warnings(model, view))
+
+
+def _traced_with_warnings(model, view) -> TracedGraph | None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         traced = _trace(model, view)
     if traced is not None:
         traced.warnings = [str(warning.message) for warning in caught]
-    _TRACED[view] = (model, traced)
     return traced
 
 

@@ -68,7 +68,6 @@ FORMATS: tuple[Format, ...] = (
            holds_model=False),
 )
 SUFFIXES = tuple(suffix for format_ in FORMATS for suffix in format_.suffixes)
-DIRECTORY_FORMATS = tuple(format_.name for format_ in FORMATS if format_.directory)
 # The files a model-file walk takes by suffix alone (the pytest plugin's too).
 MODEL_SUFFIXES = tuple(suffix for format_ in FORMATS if format_.walked for suffix in format_.suffixes)
 _SKIPPED_DIRECTORIES = {"__pycache__", "node_modules", "site-packages"}

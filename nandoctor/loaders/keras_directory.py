@@ -17,7 +17,7 @@ from nandoctor.loaders.keras_zip import (
     WEIGHTS_MEMBER,
     attach_weights_tree,
 )
-from nandoctor.loaders.zip_members import MAX_JSON_BYTES, parse_json
+from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
 
 
@@ -28,12 +28,7 @@ def is_keras_directory(path: str) -> bool:
 
 
 def load_keras_directory(path: str) -> ModelView:
-    config_path = os.path.join(path, CONFIG_MEMBER)
-    size = os.path.getsize(config_path)
-    if size > MAX_JSON_BYTES:
-        raise UnreadableFile(f"{CONFIG_MEMBER} is {size} bytes, over the {MAX_JSON_BYTES} limit")
-    with open(config_path, "rb") as file:
-        entry = parse_json(file.read(), CONFIG_MEMBER)
+    entry = read_json_file(os.path.join(path, CONFIG_MEMBER), CONFIG_MEMBER)
     if not isinstance(entry, dict):
         raise UnreadableFile(f"{CONFIG_MEMBER} is not a JSON object: not a Keras model")
     view, parsed = model_view(entry, entry.get("compile_config"), path=path, format="keras-dir")

@@ -6,9 +6,10 @@ Read as data only: JSON and plain text files, size-limited."""
 
 from __future__ import annotations
 
-import json
 import os
 
+from nandoctor.errors import UnreadableFile
+from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
 
 _MAX_VOCABULARY_BYTES = 256 << 20
@@ -53,7 +54,7 @@ def _vocabulary(path: str) -> list[str] | None:
     for name in _VOCABULARY_FILES:
         file = os.path.join(path, name)
         if not os.path.isfile(file) or os.path.getsize(file) > _MAX_VOCABULARY_BYTES:
-            continue
+            continue  # the text vocabulary is read whole below; the JSON one by its own limit
         if name.endswith(".json"):
             mapping = _small_json(file, _MAX_VOCABULARY_BYTES)
             if isinstance(mapping, dict) and all(isinstance(i, int) for i in mapping.values()) and mapping:
@@ -69,10 +70,11 @@ def _vocabulary(path: str) -> list[str] | None:
 
 
 def _small_json(path: str, limit: int = 1 << 20):
-    if not os.path.isfile(path) or os.path.getsize(path) > limit:
+    """The file's JSON, or None where it is absent, too large or not JSON: a preset's extras
+    are read where they can be, and the model is scanned either way."""
+    if not os.path.isfile(path):
         return None
     try:
-        with open(path, "rb") as file:
-            return json.loads(file.read())
-    except (ValueError, RecursionError, OSError):
+        return read_json_file(path, os.path.basename(path), limit)
+    except (UnreadableFile, OSError):
         return None

@@ -21,7 +21,7 @@ from nandoctor.loaders.zip_members import (
     member_data_offset,
     open_archive,
 )
-from nandoctor.view import Layer, ModelView, Weight
+from nandoctor.view import Layer, ModelView
 from nandoctor.view.array_sources import (
     ArraySource,
     FileRegionSource,
@@ -50,15 +50,6 @@ def _check_size(shape, dtype: np.dtype, available: int, what: str) -> None:
         )
 
 
-def _matrix_layer(name: str, source: ArraySource) -> Layer:
-    is_table = len(source.shape) == 2
-    layer = Layer(name=name, class_name="EmbeddingMatrix" if is_table else "Array")
-    layer.weights = [
-        Weight("embeddings" if is_table else "values", name, source.shape, source.logical_dtype, source)
-    ]
-    return layer
-
-
 def load_npy(path: str) -> ModelView:
     name = os.path.splitext(os.path.basename(path))[0]
     with open(path, "rb") as file:
@@ -70,7 +61,7 @@ def load_npy(path: str) -> ModelView:
         source: ArraySource = SlicedSource(np.load(path, mmap_mode="r", allow_pickle=False))
     else:
         source = FileRegionSource(path, offset, shape, dtype)
-    return ModelView(path=path, format="npy", layers=[_matrix_layer(name, source)], has_config=False)
+    return ModelView(path=path, format="npy", layers=[Layer.of_matrix(name, source, len(source.shape) == 2)], has_config=False)
 
 
 def load_npz(path: str) -> ModelView:
@@ -79,7 +70,8 @@ def load_npz(path: str) -> ModelView:
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 continue
-            layers.append(_matrix_layer(info.filename[: -len(".npy")], _member_source(path, archive, info)))
+            source = _member_source(path, archive, info)
+            layers.append(Layer.of_matrix(info.filename[: -len(".npy")], source, len(source.shape) == 2))
     if not layers:
         raise NotAModel("zip archive holds no .npy arrays")
     return ModelView(path=path, format="npz", layers=layers, has_config=False)

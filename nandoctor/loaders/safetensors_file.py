@@ -13,7 +13,7 @@ import numpy as np
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.zip_members import MAX_JSON_BYTES, parse_json
-from nandoctor.view import Layer, ModelView, Weight
+from nandoctor.view import Layer, ModelView
 from nandoctor.view.array_sources import FileRegionSource
 
 # safetensors dtypes as numpy stores them; BF16 is read as uint16 bits and widened.
@@ -59,7 +59,4 @@ def _tensor_layer(path: str, name: str, entry, data_start: int, size: int) -> La
     if data_start + end > size:
         raise UnreadableFile(f"tensor {name!r} runs past the end of the file (truncated)")
     source = FileRegionSource(path, data_start + begin, tuple(shape), dtype, bfloat16=dtype_name == "BF16")
-    table = len(shape) == 2 and bool(_EMBEDDING_NAME.search(name))
-    layer = Layer(name=name, class_name="EmbeddingMatrix" if table else "Array")
-    layer.weights = [Weight("embeddings" if table else "values", name, source.shape, source.logical_dtype, source)]
-    return layer
+    return Layer.of_matrix(name, source, len(shape) == 2 and bool(_EMBEDDING_NAME.search(name)))

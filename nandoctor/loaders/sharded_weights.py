@@ -15,7 +15,7 @@ from nandoctor.loaders.weight_layouts import (
     numeric_key,
     variable_names,
 )
-from nandoctor.loaders.zip_members import MAX_JSON_BYTES, parse_json
+from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import Layer, ModelView, Weight
 
 
@@ -60,11 +60,7 @@ def shard_names(path: str) -> list[str]:
 
 
 def _weight_map(path: str) -> dict:
-    size = os.path.getsize(path)
-    if size > MAX_JSON_BYTES:
-        raise UnreadableFile(f"the shard index is {size} bytes, over the {MAX_JSON_BYTES} limit")
-    with open(path, "rb") as file:
-        index = parse_json(file.read(), os.path.basename(path))
+    index = read_json_file(path, os.path.basename(path))
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, (str, list)) for v in weight_map.values()):
         raise UnreadableFile("not a Keras shard index (no weight_map of variable groups to shard files)")

@@ -13,7 +13,7 @@ import numpy as np
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.protobuf_wire import LENGTH_DELIMITED, fields, read_varint
-from nandoctor.view import Layer, ModelView, Weight
+from nandoctor.view import Layer, ModelView
 from nandoctor.view.array_sources import FileRegionSource
 
 _MAGIC = 0xDB4775248B80FB57  # the table's footer ends with it (LevelDB's)
@@ -131,10 +131,7 @@ def checkpoint_layers(index_path: str) -> list[Layer]:
             continue
         source = FileRegionSource(shard, entry["offset"], shape, dtype, bfloat16=entry["dtype"] == _BFLOAT16)
         variable = name.removesuffix(_SUFFIX)
-        table = len(shape) == 2 and bool(_EMBEDDING_NAME.search(variable))
-        layer = Layer(name=variable, class_name="EmbeddingMatrix" if table else "Array", module="nandoctor.loaders")
-        layer.weights = [Weight("embeddings" if table else "values", variable, shape, source.logical_dtype, source)]
-        layers.append(layer)
+        layers.append(Layer.of_matrix(variable, source, len(shape) == 2 and bool(_EMBEDDING_NAME.search(variable))))
     return layers
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.view import Layer, ModelView, Weight
+from nandoctor.view import Layer, ModelView
 from nandoctor.view.array_sources import ArraySource
 
 MAX_LINE = 1 << 20
@@ -183,9 +183,7 @@ def _decode(word: bytes) -> str:
 
 def _view(path: str, source: ArraySource) -> ModelView:
     name = os.path.splitext(os.path.basename(path))[0]
-    layer = Layer(name=name, class_name="EmbeddingMatrix")
-    layer.weights = [Weight("embeddings", name, source.shape, source.logical_dtype, source)]
-    return ModelView(path=path, format="word2vec", layers=[layer], has_config=False)
+    return ModelView(path=path, format="word2vec", layers=[Layer.of_matrix(name, source, True)], has_config=False)
 
 
 def load_word2vec_text(path: str) -> ModelView:

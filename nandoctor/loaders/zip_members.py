@@ -67,6 +67,15 @@ def read_json_member(archive: zipfile.ZipFile, name: str) -> Any:
     return parse_json(text, name)
 
 
+def read_json_file(path: str, what: str, limit: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file beside a model (an unzipped model's config, a shard index), size-limited."""
+    size = os.path.getsize(path)
+    if size > limit:
+        raise UnreadableFile(f"{what} is {size} bytes, over the {limit} limit")
+    with open(path, "rb") as file:
+        return parse_json(file.read(), what)
+
+
 def parse_json(text: bytes | str, what: str) -> Any:
     try:
         return json.loads(text)

@@ -89,6 +89,15 @@ class Layer:
     # Keras 3 records the input shape a layer was built with beside its config.
     build_config: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of_matrix(cls, name: str, source, is_table: bool) -> Layer:
+        """A bare tensor of a weights-only file (npy, safetensors, a checkpoint, word vectors):
+        an embedding table (`EmbeddingMatrix`, its weight `embeddings`) or an `Array`, both
+        nandoctor's own names for what has no Keras class."""
+        layer = cls(name=name, class_name="EmbeddingMatrix" if is_table else "Array", module="nandoctor.loaders")
+        layer.weights = [Weight("embeddings" if is_table else "values", name, source.shape, source.logical_dtype, source)]
+        return layer
+
     @property
     def input_shape(self) -> tuple | None:
         shape = self.build_config.get("input_shape") or self.config.get("batch_input_shape")
