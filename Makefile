@@ -30,6 +30,7 @@ zoo: $(STAMP)
 	$(BIN)/python fixtures/zoo/build.py .cache/zoo/manual
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(BIN)/python bench/scan_speed.py
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/word2vec_speed.py

@@ -8,10 +8,16 @@ back in row blocks, so memory stays bounded.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
+import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.view import Layer, ModelView
@@ -112,69 +118,90 @@ class Word2VecBinarySource(ArraySource):
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         row_bytes = self.row_len * 4
-        for first, chunk, spaces in _records(self.path, self.rows, self.row_len):
-            # Each row's bytes follow the space after its word: joined in one copy per chunk.
-            joined = b"".join([chunk[space + 1 : space + 1 + row_bytes] for space in spaces])
-            block = np.frombuffer(joined, self.dtype).reshape(len(spaces), self.row_len)
+        for run in _records(self.path, self.rows, self.row_len):
+            # Every byte offset of the buffer seen as the start of a row: indexing that view
+            # with the vectors' offsets gathers them in one copy, in C.
+            as_bytes = np.frombuffer(run.buffer, np.uint8, int(run.vector_starts[-1]) + row_bytes)
+            every_offset = as_strided(as_bytes, (len(as_bytes) - row_bytes + 1, row_bytes), (1, 1))
+            block = every_offset[run.vector_starts].view(self.dtype)
             for offset in range(0, len(block), self.rows_per_block):
-                yield first + offset, block[offset : offset + self.rows_per_block]
+                yield run.first_row + offset, block[offset : offset + self.rows_per_block]
 
     def row_labels(self, rows: list[int]) -> list[str] | None:
         wanted = set(rows)
-        row_bytes = self.row_len * 4
         words: dict[int, str] = {}
-        for first, chunk, spaces in _records(self.path, max(wanted, default=-1) + 1, self.row_len):
-            for index, space in enumerate(spaces):
-                if first + index in wanted:
-                    start = spaces[index - 1] + 1 + row_bytes if index else 0
-                    start += chunk[start:start + 1] == b"\n"
-                    words[first + index] = _decode(chunk[start:space])
+        for run in _records(self.path, max(wanted, default=-1) + 1, self.row_len):
+            for index, word in enumerate(run.words):
+                if run.first_row + index in wanted:
+                    words[run.first_row + index] = _decode(word[1:] if word[:1] == b"\n" and len(word) > 1 else word)
         return [words.get(row, "") for row in rows]
 
 
 _CHUNK = 8 << 20
+_MAX_ROW_BYTES = 1 << 30  # a bound for the regex's repeat count: 268M float32 per row
 
 
-def _records(path: str, rows: int, dim: int) -> Iterator[tuple[int, bytes, list[int]]]:
-    """The file after its header, chunk by chunk: (first row, the chunk's bytes, and for each
-    whole record in it the space that ends its word; the word starts where the previous
-    record's vector ends, after an optional newline). Record boundaries are found with
-    `bytes.find`, not a loop over characters; a record cut by the chunk's end begins the next
-    chunk."""
+class _RecordRun(NamedTuple):
+    """The whole records of one chunk: their words (each with the newline that may precede
+    it) and the offsets of their vectors in `buffer`, which is reused for a later chunk."""
+
+    first_row: int
+    buffer: bytearray
+    words: list[bytes]
+    vector_starts: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def _record_patterns(row_bytes: int) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    """One record (an optional newline, the word, a space, then exactly `row_bytes` bytes of
+    any value) capturing its word, and a possessive run of contiguous records. `.{n}` under
+    DOTALL advances n bytes without looking at them, so the regex engine walks the records
+    in C and `findall` hands back only the short words."""
+    record = rb"(\n?[^ ]{1,%d}) .{%d}" % (MAX_WORD, row_bytes)
+    return re.compile(record, re.DOTALL), re.compile(rb"(?:%s)*+" % record.replace(b"(", b"(?:"), re.DOTALL)
+
+
+def _records(path: str, rows: int, dim: int) -> Iterator[_RecordRun]:
+    """The file after its header as runs of whole records, chunk by chunk. The run of
+    contiguous records is matched first, so bytes that are not a record stop the walk
+    instead of being skipped; a record cut by the chunk's end is put in front of the next
+    chunk. Two buffers take turns: the next chunk is read in a thread (file reads release
+    the GIL) while the caller consumes this one."""
     row_bytes = dim * 4
-    read_size = max(_CHUNK, row_bytes + 2)
-    with open(path, "rb") as file:
+    if row_bytes > _MAX_ROW_BYTES:
+        raise UnreadableFile(f"word2vec header declares {dim} values per row, more than nandoctor reads")
+    words_of_records, contiguous_records = _record_patterns(row_bytes)
+    longest_record = 1 + MAX_WORD + 1 + row_bytes
+    # Each buffer keeps room in front for the cut record carried over from the other.
+    buffers = (bytearray(longest_record + _CHUNK), bytearray(longest_record + _CHUNK))
+    with open(path, "rb") as file, ThreadPoolExecutor(1) as reader:
         file.readline(MAX_LINE)
-        pending = b""
-        row = 0
-        while row < rows:
-            fresh = file.read(read_size)
-            chunk = pending + fresh
-            spaces: list[int] = []
-            append, position, found = spaces.append, 0, 0
-            find, size, wanted = chunk.find, len(chunk), rows - row
-            # The hot loop of a million-row file: one bytes.find per record.
-            while found < wanted:
-                start = position + 1 if position < size and chunk[position] == 10 else position  # 10: b"\n"
-                space = find(b" ", start + 1, start + MAX_WORD + 1)
-                if space < 0:
-                    if size - start > MAX_WORD:
-                        raise UnreadableFile(f"row {row + found} has no word separator within {MAX_WORD} "
-                                             "bytes: corrupt binary")
-                    break
-                end = space + 1 + row_bytes
-                if end > size:
-                    break
-                append(space)
-                position, found = end, found + 1
-            if not spaces:
-                if not fresh:
-                    raise UnreadableFile(f"word2vec file ends inside row {row} of {rows}")
-                pending = chunk
-                continue
-            yield row, chunk, spaces
-            row += found
-            pending = chunk[position:]
+
+        def read_chunk(buffer: bytearray) -> int:
+            return file.readinto(memoryview(buffer)[longest_record:])
+
+        pending = reader.submit(read_chunk, buffers[0])
+        row, cut_record = 0, b""
+        for turn in itertools.cycle((0, 1)):
+            if row >= rows:
+                return
+            buffer, fresh = buffers[turn], pending.result()
+            # The other buffer's records were consumed before this generator resumed.
+            pending = reader.submit(read_chunk, buffers[1 - turn])
+            start, size = longest_record - len(cut_record), longest_record + fresh
+            buffer[start:longest_record] = cut_record
+            end = contiguous_records.match(buffer, start, size).end()
+            words = words_of_records.findall(buffer, start, end)[: rows - row]
+            if size - end >= longest_record and row + len(words) < rows:
+                raise UnreadableFile(f"row {row + len(words)} is not a word, a space and {dim} float32 values: "
+                                     "corrupt binary")
+            if not words and not fresh:
+                raise UnreadableFile(f"word2vec file ends inside row {row} of {rows}")
+            cut_record = bytes(buffer[end:size])
+            if words:
+                record_ends = np.cumsum(np.fromiter(map(len, words), np.int64, len(words)) + (1 + row_bytes))
+                yield _RecordRun(row, buffer, words, start + record_ends - row_bytes)
+                row += len(words)
 
 
 def _decode(word: bytes) -> str:

@@ -3,6 +3,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders import discover, load
@@ -124,3 +126,39 @@ def test_word2vec_binary_records_cut_by_chunk_ends_are_read_whole(tmp_path, monk
         matrix = layer.embedding_matrix()
         np.testing.assert_array_equal(matrix.read(), table)
         assert matrix.row_labels([3, 31, 39]) == [words[3], words[31], words[39]]
+
+
+words_without_spaces = st.binary(min_size=1, max_size=12).filter(lambda word: b" " not in word and word[:1] != b"\n")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=st.lists(st.tuples(words_without_spaces, st.binary(min_size=12, max_size=12)), min_size=1, max_size=30),
+       chunk=st.integers(min_value=1, max_value=200), newline=st.booleans())
+def test_word2vec_binary_reads_any_words_and_any_vector_bytes(tmp_path, monkeypatch, records, chunk, newline):
+    """Vector bytes may hold spaces and newlines (0x20, 0x0A) anywhere; words may be any bytes
+    but a space. Every record comes back whole, whatever the chunk size."""
+    from nandoctor.loaders import word2vec
+
+    monkeypatch.setattr(word2vec, "_CHUNK", chunk)
+    path = tmp_path / "vectors.bin"
+    path.write_bytes(f"{len(records)} 3\n".encode()
+                     + b"".join(word + b" " + vector + (b"\n" if newline else b"") for word, vector in records))
+    expected = np.frombuffer(b"".join(vector for _, vector in records), "<f4").reshape(-1, 3)
+    with load(str(path)) as view:
+        matrix = view.layers[0].embedding_matrix()
+        np.testing.assert_array_equal(matrix.read(), expected)
+        assert matrix.row_labels([len(records) - 1]) == [records[-1][0].decode("utf-8", "replace")]
+
+
+def test_word2vec_binary_stops_at_bytes_that_are_not_a_record(tmp_path, monkeypatch):
+    """A run of bytes with no space where a word should be is refused, never skipped over."""
+    from nandoctor.loaders import word2vec
+
+    monkeypatch.setattr(word2vec, "MAX_WORD", 16)
+    word2vec._record_patterns.cache_clear()
+    row = np.ones(3, "<f4").tobytes()
+    path = tmp_path / "vectors.bin"
+    path.write_bytes(b"3 3\n" + b"a " + row + b"\n" + b"x" * 40 + b" " + row + b"\n" + b"c " + row + b"\n")
+    with load(str(path)) as view, pytest.raises(UnreadableFile, match="row 1 is not a word, a space and 3 float32"):
+        view.layers[0].embedding_matrix().read()
+    word2vec._record_patterns.cache_clear()
