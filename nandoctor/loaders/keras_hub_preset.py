@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import os
 
-from nandoctor.errors import UnreadableFile
+import h5py
+
+from nandoctor.errors import UnreadableFile, first_line
+from nandoctor.loaders.h5_datasets import dataset_source
+from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
 from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
 
 _MAX_VOCABULARY_BYTES = 256 << 20
+_TASK_CONFIG, _TASK_WEIGHTS = "task.json", "task.weights.h5"
 # The vocabulary files KerasHub tokenizers save: BPE's token -> id map, WordPiece's lines.
 _VOCABULARY_FILES = ("assets/tokenizer/vocabulary.json", "assets/tokenizer/vocabulary.txt")
 
@@ -38,9 +43,31 @@ def describe_preset(view: ModelView, path: str, version: str) -> None:
     elif not tokens:
         view.notes.append("the tokenizer's vocabulary is not a plain file here (a SentencePiece model?): "
                           "zero rows are named by id only")
+    _attach_task_weights(view, path)
     view.notes.append(f"a KerasHub {version} preset: its backbone's layers are KerasHub's code, read from "
                       "their weights; rules that follow the graph (masks, causal masks) cannot judge inside it, "
                       "and `nandoctor.check` on the loaded model can")
+
+
+def _attach_task_weights(view: ModelView, path: str) -> None:
+    """The task's own layers (a classifier's head, beside the backbone in `task.weights.h5`),
+    named under the task, so that the weight-level rules read them too."""
+    weights = os.path.join(path, _TASK_WEIGHTS)
+    if not os.path.isfile(weights):
+        return
+    task = _small_json(os.path.join(path, _TASK_CONFIG))
+    config = task.get("config") if isinstance(task, dict) else None
+    name = config.get("name") if isinstance(config, dict) else None
+    task_name = name if isinstance(name, str) and name else "task"
+    try:
+        h5 = h5py.File(weights, "r")
+    except (OSError, ValueError) as error:
+        raise UnreadableFile(f"{_TASK_WEIGHTS} is not a valid HDF5 file ({first_line(error)})") from None
+    view.on_close(h5.close)
+    file_size = os.path.getsize(weights)
+    layers = keras3_layers_from_tree(h5, lambda dataset: dataset_source(dataset, weights, 0, file_size),
+                                     task_name + "/", "keras_hub")
+    view.layers.extend(layer for layer in layers if layer.weights)
 
 
 def _token_table(view: ModelView, vocabulary: int | None):

@@ -29,3 +29,33 @@ def test_a_gpt2_preset_with_zero_rows_names_them_by_token(keras, tmp_path):
     (zero_rows,) = [f for f in scanned["findings"] if f["code"] == "ND101"]
     assert zero_rows["layer"].endswith("token_embedding") and "words 'b', 'Ġb'" in zero_rows["message"]
     assert any("KerasHub 0.32" in note and "cannot judge" in note for note in scanned["notes"])
+
+
+def test_a_nan_in_a_classifier_head_saved_beside_the_backbone_is_found(keras, tmp_path):
+    import keras_hub
+    import numpy as np
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"]
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer=keras_hub.models.BertTokenizer(vocabulary=vocabulary), sequence_length=8)
+    backbone = keras_hub.models.BertBackbone(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8,
+                                             intermediate_dim=16, max_sequence_length=8)
+    task = keras_hub.models.BertTextClassifier(backbone=backbone, preprocessor=preprocessor, num_classes=3)
+    head = task.output_dense
+    kernel = head.kernel.numpy()
+    kernel[0, 0] = np.nan
+    head.kernel.assign(kernel)
+    task.save_to_preset(str(tmp_path / "classifier"))
+
+    result = run_cli("scan", "--format", "json", tmp_path / "classifier", expected_exit=1)
+    (scanned,) = json.loads(result.stdout)["files"]
+    (nonfinite,) = [f for f in scanned["findings"] if f["code"] == "ND102"]
+    assert nonfinite["layer"] == f"{task.name}/{head.name}" and nonfinite["severity"] == "error"
+
+
+def test_a_corrupt_task_weights_file_is_one_line_and_exit_2(keras, tmp_path):
+    preset = gpt2_preset(tmp_path / "gpt2_preset")
+    (preset / "task.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 64)
+    result = run_cli("scan", preset, expected_exit=2)
+    (line,) = result.stderr.strip().splitlines()
+    assert "task.weights.h5 is not a valid HDF5 file" in line
