@@ -29,8 +29,14 @@ fixtures: $(STAMP)
 zoo: $(STAMP)
 	$(BIN)/python fixtures/zoo/build.py .cache/zoo/manual
 
-bench: $(STAMP)
+# The benchmarks' baselines (the `bench` extra), installed once beside the test dependencies.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/scan_speed.py
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/word2vec_speed.py

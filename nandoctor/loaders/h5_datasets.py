@@ -10,11 +10,23 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from nandoctor.errors import UnreadableFile
+from nandoctor.errors import UnreadableFile, first_line
+from nandoctor.view import ModelView
 from nandoctor.view.array_sources import ArraySource, FileRegionSource, SlicedSource
 
 # A chunked dataset may compress well (an all-zero table), but not beyond this ratio.
 _MAX_CHUNKED_EXPANSION = 1000
+
+
+def open_weights_file(target, label: str, view: ModelView) -> h5py.File:
+    """`target` (a path, or a window onto a member's bytes) opened by h5py for reading and
+    closed with the view; a file h5py cannot open is refused in one line naming it `label`."""
+    try:
+        h5 = h5py.File(target, "r")
+    except (OSError, ValueError) as error:
+        raise UnreadableFile(f"{label} is not a valid HDF5 file ({first_line(error)})") from None
+    view.on_close(h5.close)
+    return h5
 
 
 def dataset_source(dataset: h5py.Dataset, region_file: str, base_offset: int, file_size: int) -> ArraySource:

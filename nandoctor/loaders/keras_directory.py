@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 
-import h5py
-
-from nandoctor.errors import UnreadableFile, first_line
+from nandoctor.errors import UnreadableFile
+from nandoctor.loaders.h5_datasets import open_weights_file
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.keras_hub_preset import describe_preset, keras_hub_version
 from nandoctor.loaders.keras_zip import (
@@ -37,12 +36,7 @@ def load_keras_directory(path: str) -> ModelView:
         view.notes.append(f"the directory holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be")
         return view
     try:
-        try:
-            h5 = h5py.File(weights, "r")
-        except (OSError, ValueError) as error:
-            raise UnreadableFile(f"{WEIGHTS_MEMBER} is not a valid HDF5 file ({first_line(error)})") from None
-        view.on_close(h5.close)
-        attach_weights_tree(view, parsed, h5, weights, 0)
+        attach_weights_tree(view, parsed, open_weights_file(weights, WEIGHTS_MEMBER, view), weights, 0)
         version = keras_hub_version(path)
         if version is not None:
             describe_preset(view, path, version)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 
-import h5py
-
-from nandoctor.errors import UnreadableFile, first_line
-from nandoctor.loaders.h5_datasets import dataset_source
+from nandoctor.errors import UnreadableFile
+from nandoctor.loaders.h5_datasets import dataset_source, open_weights_file
 from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
 from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
@@ -59,11 +57,7 @@ def _attach_task_weights(view: ModelView, path: str) -> None:
     config = task.get("config") if isinstance(task, dict) else None
     name = config.get("name") if isinstance(config, dict) else None
     task_name = name if isinstance(name, str) and name else "task"
-    try:
-        h5 = h5py.File(weights, "r")
-    except (OSError, ValueError) as error:
-        raise UnreadableFile(f"{_TASK_WEIGHTS} is not a valid HDF5 file ({first_line(error)})") from None
-    view.on_close(h5.close)
+    h5 = open_weights_file(weights, _TASK_WEIGHTS, view)
     file_size = os.path.getsize(weights)
     layers = keras3_layers_from_tree(h5, lambda dataset: dataset_source(dataset, weights, 0, file_size),
                                      task_name + "/", "keras_hub")

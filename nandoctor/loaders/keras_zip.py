@@ -14,8 +14,8 @@ import zipfile
 import h5py
 
 from nandoctor.analysis.keras_facts import is_known_class
-from nandoctor.errors import NotAModel, UnreadableFile, first_line
-from nandoctor.loaders.h5_datasets import dataset_source
+from nandoctor.errors import NotAModel, UnreadableFile
+from nandoctor.loaders.h5_datasets import dataset_source, open_weights_file
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.quantized import dequantize
 from nandoctor.loaders.weight_layouts import (
@@ -90,9 +90,4 @@ def _open_weights(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, vi
         view.on_close(lambda: os.unlink(region_file))
         base_offset = 0
         target = region_file
-    try:
-        h5 = h5py.File(target, "r")
-    except (OSError, ValueError) as error:
-        raise UnreadableFile(f"{WEIGHTS_MEMBER} is not a valid HDF5 file ({first_line(error)})") from None
-    view.on_close(h5.close)
-    return h5, region_file, base_offset
+    return open_weights_file(target, WEIGHTS_MEMBER, view), region_file, base_offset

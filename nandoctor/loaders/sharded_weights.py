@@ -8,8 +8,8 @@ import os
 
 import h5py
 
-from nandoctor.errors import UnreadableFile, first_line
-from nandoctor.loaders.h5_datasets import dataset_source
+from nandoctor.errors import UnreadableFile
+from nandoctor.loaders.h5_datasets import dataset_source, open_weights_file
 from nandoctor.loaders.weight_layouts import (
     class_from_path,
     numeric_key,
@@ -75,9 +75,5 @@ def _open_shard(index_path: str, name: str, shards: dict[str, h5py.File], view: 
     path = os.path.join(os.path.dirname(index_path), name)
     if not os.path.isfile(path):
         raise UnreadableFile(f"shard {name} named by the index is missing")
-    try:
-        shards[name] = h5py.File(path, "r")
-    except (OSError, ValueError) as error:
-        raise UnreadableFile(f"shard {name} is not a valid HDF5 file ({first_line(error)})") from None
-    view.on_close(shards[name].close)
+    shards[name] = open_weights_file(path, f"shard {name}", view)
     return shards[name]
