@@ -28,6 +28,8 @@ class PositionTable:
     length: int | None  # the static number of positions it must cover
     # The token table, where it is not `tokens`'s own: a custom layer holding both tables.
     token_weight: Weight | None = None
+    # The length is the one the model's preprocessing feeds, not its input's static shape.
+    length_fed: bool = False
 
     def token_table(self) -> tuple[str, Weight] | None:
         """(a name for the token table, its matrix), if the model has one beside this table."""
@@ -44,7 +46,11 @@ def position_tables(view: ModelView) -> list[PositionTable]:
         if weight is not None:
             tokens = _token_embedding_upstream(view, layer) or _sibling_token_embedding(view, layer)
             length = view.integer_sequence_length(tokens) if tokens else None
-            tables.append(PositionTable(layer, weight, tokens, length if isinstance(length, int) else None))
+            fed = length is None and view.fed_sequence_length is not None
+            if fed:
+                length = view.fed_sequence_length
+            tables.append(PositionTable(layer, weight, tokens, length if isinstance(length, int) else None,
+                                        length_fed=fed))
     return tables + _position_embeddings_merged_by_add(view) + _tables_inside_custom_layers(view)
 
 

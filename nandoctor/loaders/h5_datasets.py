@@ -7,6 +7,8 @@ and shapes that claim more bytes than the file holds.
 
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 
@@ -27,6 +29,13 @@ def open_weights_file(target, label: str, view: ModelView) -> h5py.File:
         raise UnreadableFile(f"{label} is not a valid HDF5 file ({first_line(error)})") from None
     view.on_close(h5.close)
     return h5
+
+
+def sources_in(region_file: str, base_offset: int = 0):
+    """A source factory for the datasets of an HDF5 file whose bytes start at `base_offset`
+    in `region_file` (the file itself, or an archive holding it uncompressed)."""
+    file_size = os.path.getsize(region_file)
+    return lambda dataset: dataset_source(dataset, region_file, base_offset, file_size)
 
 
 def dataset_source(dataset: h5py.Dataset, region_file: str, base_offset: int, file_size: int) -> ArraySource:

@@ -9,12 +9,10 @@ Three layouts are recognised, all written by Keras itself:
 
 from __future__ import annotations
 
-import os
-
 import h5py
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
-from nandoctor.loaders.h5_datasets import attribute_text, dataset_source
+from nandoctor.loaders.h5_datasets import attribute_text, sources_in
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.weight_layouts import (
     attach_legacy_weights,
@@ -41,10 +39,7 @@ def load_hdf5(path: str) -> ModelView:
 
 
 def _read(path: str, h5: h5py.File) -> ModelView:
-    file_size = os.path.getsize(path)
-
-    def make_source(dataset):
-        return dataset_source(dataset, path, 0, file_size)
+    make_source = sources_in(path)
 
     model_config = attribute_text(h5, "model_config")
     if model_config is not None:

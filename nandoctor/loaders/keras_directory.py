@@ -1,14 +1,15 @@
 """An unzipped Keras model: a directory holding what a `.keras` archive holds
 (`keras.saving.save_model(model, "dir", zipped=False)`: `config.json`, `metadata.json`,
-`model.weights.h5`). Read as the model it is, never as bare weights. A KerasHub preset is
-one too (its `config.json` is the backbone's), with a vocabulary to name the rows by."""
+`model.weights.h5`, or its shards under `model.weights.json`). Read as the model it is, never
+as bare weights. A KerasHub preset is one too (its `config.json` is the backbone's), with a
+vocabulary to name the rows by."""
 
 from __future__ import annotations
 
 import os
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.h5_datasets import open_weights_file
+from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.keras_hub_preset import describe_preset, keras_hub_version
 from nandoctor.loaders.keras_zip import (
@@ -16,14 +17,18 @@ from nandoctor.loaders.keras_zip import (
     WEIGHTS_MEMBER,
     attach_weights_tree,
 )
+from nandoctor.loaders.sharded_weights import merged_tree, shard_source
 from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
+
+# What `save_weights(..., max_shard_size=...)` names the index of a sharded model's weights.
+SHARDED_WEIGHTS = "model.weights.json"
 
 
 def is_keras_directory(path: str) -> bool:
     """A directory with a Keras model config beside its weights (or alone)."""
-    return os.path.isfile(os.path.join(path, CONFIG_MEMBER)) and (
-        os.path.isfile(os.path.join(path, WEIGHTS_MEMBER)) or os.path.isfile(os.path.join(path, "metadata.json")))
+    return os.path.isfile(os.path.join(path, CONFIG_MEMBER)) and any(
+        os.path.isfile(os.path.join(path, name)) for name in (WEIGHTS_MEMBER, SHARDED_WEIGHTS, "metadata.json"))
 
 
 def load_keras_directory(path: str) -> ModelView:
@@ -31,12 +36,12 @@ def load_keras_directory(path: str) -> ModelView:
     if not isinstance(entry, dict):
         raise UnreadableFile(f"{CONFIG_MEMBER} is not a JSON object: not a Keras model")
     view, parsed = model_view(entry, entry.get("compile_config"), path=path, format="keras-dir")
-    weights = os.path.join(path, WEIGHTS_MEMBER)
-    if not os.path.isfile(weights):
-        view.notes.append(f"the directory holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be")
-        return view
     try:
-        attach_weights_tree(view, parsed, open_weights_file(weights, WEIGHTS_MEMBER, view), weights, 0)
+        weights = _weights_tree(path, view)
+        if weights is None:
+            view.notes.append(f"the directory holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be")
+            return view
+        attach_weights_tree(view, parsed, *weights)
         version = keras_hub_version(path)
         if version is not None:
             describe_preset(view, path, version)
@@ -44,3 +49,14 @@ def load_keras_directory(path: str) -> ModelView:
         view.close()
         raise
     return view
+
+
+def _weights_tree(path: str, view: ModelView):
+    """The weights tree with the factory of its sources: one file, or the shards its index names
+    (a KerasHub preset's backbone over `max_shard_size`); None where there are no weights."""
+    single, index = os.path.join(path, WEIGHTS_MEMBER), os.path.join(path, SHARDED_WEIGHTS)
+    if os.path.isfile(single):
+        return open_weights_file(single, WEIGHTS_MEMBER, view), sources_in(single)
+    if os.path.isfile(index):
+        return merged_tree(index, view), shard_source
+    return None

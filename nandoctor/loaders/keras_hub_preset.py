@@ -1,21 +1,22 @@
 """What a KerasHub preset directory adds to an unzipped model (`task.save_to_preset(dir)`):
 `metadata.json` naming the KerasHub version, the backbone's `config.json` and weights, the
-task's `task.json`, and the tokenizer's vocabulary in `assets/tokenizer/`, which names the
-rows of the token embedding (so zero rows are told by their tokens, as in word2vec files).
-Read as data only: JSON and plain text files, size-limited."""
+task's `task.json` (its class) and `task.weights.h5` (its head), the preprocessor's
+`preprocessor.json` (the sequence length it feeds), and the tokenizer's vocabulary in
+`assets/tokenizer/`, which names the rows of the token embedding (so zero rows are told by
+their tokens, as in word2vec files). Read as data only: JSON and plain text files, size-limited."""
 
 from __future__ import annotations
 
 import os
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.h5_datasets import dataset_source, open_weights_file
+from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
 from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
 from nandoctor.loaders.zip_members import read_json_file
-from nandoctor.view import ModelView
+from nandoctor.view import Layer, ModelView
 
 _MAX_VOCABULARY_BYTES = 256 << 20
-_TASK_CONFIG, _TASK_WEIGHTS = "task.json", "task.weights.h5"
+_TASK_CONFIG, _TASK_WEIGHTS, _PREPROCESSOR_CONFIG = "task.json", "task.weights.h5", "preprocessor.json"
 # The vocabulary files KerasHub tokenizers save: BPE's token -> id map, WordPiece's lines.
 _VOCABULARY_FILES = ("assets/tokenizer/vocabulary.json", "assets/tokenizer/vocabulary.txt")
 
@@ -41,27 +42,41 @@ def describe_preset(view: ModelView, path: str, version: str) -> None:
     elif not tokens:
         view.notes.append("the tokenizer's vocabulary is not a plain file here (a SentencePiece model?): "
                           "zero rows are named by id only")
-    _attach_task_weights(view, path)
-    view.notes.append(f"a KerasHub {version} preset: its backbone's layers are KerasHub's code, read from "
+    _attach_task(view, path)
+    view.fed_sequence_length = _preprocessed_length(path)
+    task = f" of a {view.model_class}" if view.model_class else ""
+    view.notes.append(f"a KerasHub {version} preset{task}: its backbone's layers are KerasHub's code, read from "
                       "their weights; rules that follow the graph (masks, causal masks) cannot judge inside it, "
                       "and `nandoctor.check` on the loaded model can")
 
 
-def _attach_task_weights(view: ModelView, path: str) -> None:
-    """The task's own layers (a classifier's head, beside the backbone in `task.weights.h5`),
-    named under the task, so that the weight-level rules read them too."""
-    weights = os.path.join(path, _TASK_WEIGHTS)
-    if not os.path.isfile(weights):
-        return
+def _attach_task(view: ModelView, path: str) -> None:
+    """The task (`task.json`: its class says what the model is for, a `GPT2CausalLM` a
+    next-token model) as the model holding the backbone, and the task's own layers (a
+    classifier's head, in `task.weights.h5`) under it, so that the weight-level rules read them."""
     task = _small_json(os.path.join(path, _TASK_CONFIG))
+    class_name = task.get("class_name") if isinstance(task, dict) else None
     config = task.get("config") if isinstance(task, dict) else None
     name = config.get("name") if isinstance(config, dict) else None
     task_name = name if isinstance(name, str) and name else "task"
-    h5 = open_weights_file(weights, _TASK_WEIGHTS, view)
-    file_size = os.path.getsize(weights)
-    layers = keras3_layers_from_tree(h5, lambda dataset: dataset_source(dataset, weights, 0, file_size),
-                                     task_name + "/", "keras_hub")
-    view.layers.extend(layer for layer in layers if layer.weights)
+    if isinstance(class_name, str) and class_name:
+        module = task.get("module")
+        view.layers.insert(0, Layer(name=task_name, class_name=class_name, is_model=True,
+                                    module=module if isinstance(module, str) else "keras_hub"))
+        view.model_class = class_name
+    weights = os.path.join(path, _TASK_WEIGHTS)
+    if os.path.isfile(weights):
+        h5 = open_weights_file(weights, _TASK_WEIGHTS, view)
+        layers = keras3_layers_from_tree(h5, sources_in(weights), task_name + "/", "keras_hub")
+        view.layers.extend(layer for layer in layers if layer.weights)
+
+
+def _preprocessed_length(path: str) -> int | None:
+    """The `sequence_length` the preset's preprocessor pads and cuts every input to."""
+    preprocessor = _small_json(os.path.join(path, _PREPROCESSOR_CONFIG))
+    config = preprocessor.get("config") if isinstance(preprocessor, dict) else None
+    length = config.get("sequence_length") if isinstance(config, dict) else None
+    return length if isinstance(length, int) and not isinstance(length, bool) and length > 0 else None
 
 
 def _token_table(view: ModelView, vocabulary: int | None):

@@ -15,10 +15,11 @@ import h5py
 
 from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.errors import NotAModel, UnreadableFile
-from nandoctor.loaders.h5_datasets import dataset_source, open_weights_file
+from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.quantized import dequantize
 from nandoctor.loaders.weight_layouts import (
+    SourceFactory,
     attach_keras3_weights,
     keras3_layers_from_tree,
 )
@@ -47,7 +48,7 @@ def load_keras(path: str) -> ModelView:
         if WEIGHTS_MEMBER in names:
             try:
                 root, region_file, base_offset = _open_weights(path, archive, archive.getinfo(WEIGHTS_MEMBER), view)
-                attach_weights_tree(view, parsed, root, region_file, base_offset)
+                attach_weights_tree(view, parsed, root, sources_in(region_file, base_offset))
             except BaseException:
                 view.close()
                 raise
@@ -56,14 +57,9 @@ def load_keras(path: str) -> ModelView:
     return view
 
 
-def attach_weights_tree(view: ModelView, parsed, root: h5py.Group, region_file: str, base_offset: int) -> None:
+def attach_weights_tree(view: ModelView, parsed, root: h5py.Group, make_source: SourceFactory) -> None:
     """Give the config's layers their weights from a Keras 3 weights tree (the archive's
-    member, or an unzipped model's file), read by offset in `region_file`."""
-    file_size = os.path.getsize(region_file)
-
-    def make_source(dataset):
-        return dataset_source(dataset, region_file, base_offset, file_size)
-
+    member, an unzipped model's file, or its shards)."""
     attach_keras3_weights(view.layers, parsed.h5_paths, root, make_source)
     dequantize(view)
     if _is_subclassed(view, parsed):

@@ -1,52 +1,30 @@
 """Sharded Keras weights: `model.save_weights("m.weights.json", max_shard_size=...)` (Keras
 3.10+) writes an index, `m.weights.json`, whose `weight_map` names for each variables group
-(`/layers/embedding/vars`) the `m_NNNNN.weights.h5` shard or shards that hold it."""
+(`/layers/embedding/vars`) the `m_NNNNN.weights.h5` shard or shards that hold it. Each shard
+is a piece of the one tree a single `.weights.h5` would hold, so the shards are read as that
+tree (`merged_tree`), by the same code that reads a single file. KerasHub presets shard their
+backbone the same way (`model.weights.json`)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import h5py
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.h5_datasets import dataset_source, open_weights_file
-from nandoctor.loaders.weight_layouts import (
-    class_from_path,
-    numeric_key,
-    variable_names,
-)
+from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
+from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
 from nandoctor.loaders.zip_members import read_json_file
-from nandoctor.view import Layer, ModelView, Weight
+from nandoctor.view import ModelView
+
+_tree_numbers = itertools.count()
 
 
 def load_sharded_weights(path: str) -> ModelView:
-    weight_map = _weight_map(path)
     view = ModelView(path=path, format="sharded-weights", has_config=False)
-    shards: dict[str, h5py.File] = {}
     try:
-        layers: dict[str, Layer] = {}
-        for group_path, files in weight_map.items():
-            parts = [part for part in group_path.strip("/").split("/") if part]
-            if not parts or parts[-1] != "vars":
-                continue  # the optimizer's or the model's own variables
-            layer_parts = [part for part in parts[:-1] if part != "layers"]
-            if not layer_parts:
-                continue
-            name = "/".join(layer_parts)
-            layer = layers.setdefault(name, Layer(name=name, class_name=class_from_path(layer_parts[-1]),
-                                                  parent="/".join(layer_parts[:-1]) or None))
-            datasets = []
-            for shard_name in [files] if isinstance(files, str) else list(files):
-                group = _open_shard(path, shard_name, shards, view).get(group_path)
-                if isinstance(group, h5py.Group):
-                    datasets.extend((key, group[key], shards[shard_name]) for key in group
-                                    if isinstance(group[key], h5py.Dataset))
-            datasets.sort(key=lambda item: numeric_key(item[0]))
-            names = variable_names(layer, len(datasets))
-            for variable, (_, dataset, shard) in zip(names, datasets):
-                source = dataset_source(dataset, shard.filename, 0, os.path.getsize(shard.filename))
-                layer.weights.append(Weight(variable, name, tuple(source.shape), source.logical_dtype, source))
-        view.layers = [layer for layer in layers.values() if layer.weights]
+        view.layers = keras3_layers_from_tree(merged_tree(path, view), shard_source)
     except BaseException:
         view.close()
         raise
@@ -59,6 +37,52 @@ def shard_names(path: str) -> list[str]:
                    for name in ([files] if isinstance(files, str) else files) if isinstance(name, str)})
 
 
+def merged_tree(index_path: str, view: ModelView) -> h5py.File:
+    """One HDF5 tree over every shard the index names, closed with the view: an in-memory file
+    holding each shard's groups (with their attributes, where Keras writes a layer's name) and,
+    for each dataset, a link to it in its shard, so that a layer whose variables span shards is
+    one group again. Read its datasets with `shard_source`."""
+    building_name = f"nandoctor-shards-{next(_tree_numbers)}"
+    building = h5py.File(building_name, "w", driver="core", backing_store=False)
+    try:
+        for name in shard_names(index_path):
+            _copy_shard(index_path, name, building, view)
+        building.flush()
+        image = building.id.get_file_image()
+    finally:
+        building.close()
+    # Reopened read-only from its image: HDF5 opens a linked file with the intent of the file
+    # that links to it, and a shard must never be opened for writing.
+    access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    access.set_fapl_core(backing_store=False)
+    access.set_file_image(image)
+    tree = h5py.File(h5py.h5f.open(building_name.encode(), h5py.h5f.ACC_RDONLY, fapl=access))
+    view.on_close(tree.close)
+    return tree
+
+
+def _copy_shard(index_path: str, name: str, tree: h5py.File, view: ModelView) -> None:
+    """Add one shard's groups and links to its datasets to `tree`."""
+    shard = _open_shard(index_path, name, view)
+    shard_path = os.path.abspath(shard.filename)
+    items: list[tuple[str, h5py.Group | h5py.Dataset]] = []
+    try:
+        shard.visititems(lambda item_name, item: items.append((item_name, item)))  # hard links only
+        for item_name, item in items:
+            if isinstance(item, h5py.Group):
+                group = tree.require_group(item_name)
+                group.attrs.update(item.attrs)
+            elif isinstance(item, h5py.Dataset) and item_name not in tree:
+                tree[item_name] = h5py.ExternalLink(shard_path, "/" + item_name)
+    finally:
+        shard.close()  # the tree's links open it again, read-only
+
+
+def shard_source(dataset: h5py.Dataset):
+    """The source of a dataset reached through `merged_tree`, read by offset in its shard."""
+    return sources_in(dataset.file.filename)(dataset)
+
+
 def _weight_map(path: str) -> dict:
     index = read_json_file(path, os.path.basename(path))
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
@@ -67,13 +91,10 @@ def _weight_map(path: str) -> dict:
     return weight_map
 
 
-def _open_shard(index_path: str, name: str, shards: dict[str, h5py.File], view: ModelView) -> h5py.File:
-    if name in shards:
-        return shards[name]
-    if not isinstance(name, str) or os.path.basename(name) != name:
+def _open_shard(index_path: str, name: str, view: ModelView) -> h5py.File:
+    if os.path.basename(name) != name:
         raise UnreadableFile(f"the shard index names {name!r}, not a file beside it")
     path = os.path.join(os.path.dirname(index_path), name)
     if not os.path.isfile(path):
         raise UnreadableFile(f"shard {name} named by the index is missing")
-    shards[name] = open_weights_file(path, f"shard {name}", view)
-    return shards[name]
+    return open_weights_file(path, f"shard {name}", view)

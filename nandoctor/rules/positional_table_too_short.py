@@ -47,7 +47,8 @@ class PositionalTableTooShort(Rule):
 
     code = "ND505"
     evidence = (
-        "the config's static input length and the table's rows. A free length (None) is not judged."
+        "the config's static input length (in a KerasHub preset, the length its preprocessor pads to) "
+        "and the table's rows. A free length (None) is not judged."
     )
     name = "positional-table-too-short"
     severity = Severity.ERROR
@@ -61,9 +62,10 @@ class PositionalTableTooShort(Rule):
             rows = table.weight.rows
             if table.length is None or rows >= table.length:
                 continue
+            takes = "the model's preprocessor pads every input to" if table.length_fed else "the model takes sequences of"
             yield self.finding(
                 table.layer.name,
-                f"position table '{table.layer.name}' has {rows} rows, but the model takes sequences of "
+                f"position table '{table.layer.name}' has {rows} rows, but {takes} "
                 f"{table.length} positions: positions {rows} to {table.length - 1} have no row",
                 details={"rows": rows, "positions": table.length},
             )

@@ -168,6 +168,9 @@ class ModelView:
     compile: CompileConfig | None = None
     model_class: str | None = None
     has_config: bool = True
+    # The length the model's own preprocessing pads or cuts every sequence to, where the file
+    # says (a KerasHub preprocessor's `sequence_length`): the positions a position table must cover.
+    fed_sequence_length: int | None = None
     # What the loader could not read or judge, in words (weights absent, a format's limits).
     notes: list[str] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
