@@ -7,8 +7,8 @@ backbone the same way (`model.weights.json`)."""
 
 from __future__ import annotations
 
-import itertools
 import os
+import tempfile
 
 import h5py
 
@@ -17,9 +17,6 @@ from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
 from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
 from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
-
-_tree_numbers = itertools.count()
-
 
 def load_sharded_weights(path: str) -> ModelView:
     view = ModelView(path=path, format="sharded-weights", has_config=False)
@@ -38,25 +35,20 @@ def shard_names(path: str) -> list[str]:
 
 
 def merged_tree(index_path: str, view: ModelView) -> h5py.File:
-    """One HDF5 tree over every shard the index names, closed with the view: an in-memory file
+    """One HDF5 tree over every shard the index names, closed with the view: a small file
     holding each shard's groups (with their attributes, where Keras writes a layer's name) and,
     for each dataset, a link to it in its shard, so that a layer whose variables span shards is
     one group again. Read its datasets with `shard_source`."""
-    building_name = f"nandoctor-shards-{next(_tree_numbers)}"
-    building = h5py.File(building_name, "w", driver="core", backing_store=False)
-    try:
+    # On disk, not in memory: HDF5 opens a linked file with the driver and the intent of the
+    # file that links to it, so an in-memory tree would load each shard whole, and a
+    # writable one would open the shards for writing. The tree holds metadata only.
+    handle, tree_path = tempfile.mkstemp(prefix="nandoctor-shards-", suffix=".h5")
+    os.close(handle)
+    view.on_close(lambda: os.unlink(tree_path))
+    with h5py.File(tree_path, "w") as building:
         for name in shard_names(index_path):
             _copy_shard(index_path, name, building, view)
-        building.flush()
-        image = building.id.get_file_image()
-    finally:
-        building.close()
-    # Reopened read-only from its image: HDF5 opens a linked file with the intent of the file
-    # that links to it, and a shard must never be opened for writing.
-    access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-    access.set_fapl_core(backing_store=False)
-    access.set_file_image(image)
-    tree = h5py.File(h5py.h5f.open(building_name.encode(), h5py.h5f.ACC_RDONLY, fapl=access))
+    tree = h5py.File(tree_path, "r")
     view.on_close(tree.close)
     return tree
 
