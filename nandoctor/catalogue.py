@@ -187,6 +187,21 @@ def _codes_and_layer(selector: str, every_layer: str | None = None) -> tuple[fro
     return codes_matching(name), layer.strip() if separator else every_layer
 
 
+def merge_options(*tables: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Option tables keyed by code or name, as one table keyed by code: where two set the same
+    option of a diagnosis, the later wins (a project's settings, then the caller's). Keys that
+    name no diagnosis are kept for `resolve_options` to refuse."""
+    merged: dict[str, Any] = {}
+    for table in tables:
+        for key, values in (table or {}).items():
+            diagnosis = find(key) if isinstance(key, str) else None
+            code = diagnosis.code if diagnosis is not None else key
+            earlier = merged.get(code)
+            both_tables = isinstance(earlier, Mapping) and isinstance(values, Mapping)
+            merged[code] = {**earlier, **values} if both_tables else values
+    return merged
+
+
 def resolve_options(options: Mapping[str, Mapping[str, Any]] | None) -> dict[type[Diagnosis], dict[str, Any]]:
     """Options keyed by code or name, each checked against its diagnosis."""
     settings: dict[type[Diagnosis], dict[str, Any]] = {}

@@ -19,6 +19,9 @@ class Actions:
     restore_last_good: bool = False
     backup: Any = None  # the run's keras.callbacks.BackupAndRestore
     verbose: int = 1
+    # Keras's progress bar holds the terminal's last line (it redraws it with "\r"): a
+    # finding printed then starts on a line of its own.
+    after_progress_bar: bool = False
 
     def __post_init__(self) -> None:
         if self.on_nonfinite not in ACTIONS:
@@ -37,7 +40,7 @@ class Actions:
     def announce(self, finding) -> None:
         if self.verbose:
             where = f" in layer '{finding.layer}'" if finding.layer else ""
-            say(f"nandoctor: {finding.code} {finding.name}{where}: {finding.message}")
+            say(f"nandoctor: {finding.code} {finding.name}{where}: {finding.message}", self.after_progress_bar)
 
     def on_first_nonfinite(self, model, kernel, finding, last_good_step: int | None) -> bool:
         """Act on the first non-finite weight or loss; True when the weights were restored."""
@@ -49,7 +52,8 @@ class Actions:
             kernel.restore()
             restored = True
             if self.verbose:
-                say(f"nandoctor: restored the weights of step {last_good_step}, the last check with every weight finite")
+                say(f"nandoctor: restored the weights of step {last_good_step}, the last check with every weight finite",
+                    self.after_progress_bar)
         if self.on_nonfinite == "stop":
             model.stop_training = True
         elif self.on_nonfinite == "raise":
@@ -57,9 +61,9 @@ class Actions:
         return restored
 
 
-def say(message: str) -> None:
+def say(message: str, own_line: bool = False) -> None:
     from rich.text import Text
 
     from nandoctor.console import console
 
-    console.print(Text(message, style="bold yellow"), soft_wrap=True)
+    console.print(Text(("\n" if own_line else "") + message, style="bold yellow"), soft_wrap=True)

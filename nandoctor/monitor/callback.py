@@ -7,7 +7,7 @@ import math
 import keras
 import numpy as np
 
-from nandoctor.catalogue import Selection
+from nandoctor.catalogue import Selection, merge_options, split_selectors
 from nandoctor.diagnosis import RunsOn
 from nandoctor.monitor.actions import Actions, NonfiniteTrainingError
 from nandoctor.monitor.detector import Check
@@ -15,8 +15,12 @@ from nandoctor.monitor.health_log import HealthLog
 from nandoctor.monitor.stats import NONFINITE, StatsKernel
 from nandoctor.monitor.tensorboard import TensorBoardScalars
 from nandoctor.report import FileResult, FileStatus, Report
+from nandoctor.settings import load_settings
 
 __all__ = ["Monitor", "NonfiniteTrainingError"]
+# The steps of each run whose full statistics are taken one by one, before checks settle
+# to every `every_n_steps`.
+EVERY_STEP_AT_START = 3
 # Keeping a snapshot doubles the weights' memory on the device; below this many values it
 # is cheap enough to do by default (the update ratio and restore_last_good need it).
 AUTO_SNAPSHOT_VALUES = 50_000_000
@@ -27,12 +31,16 @@ class Monitor(keras.callbacks.Callback):
     weights shrinking geometrically toward underflow (ND701, with a forecast), the first
     non-finite weight or loss (ND702), and updates as large as the weights (ND703).
 
-    Every `every_n_steps` optimiser steps, one compiled function computes per-variable
-    statistics on the device and only a small matrix reaches the host. Findings are
-    printed as they fire and gathered in `monitor.report`.
+    At every step it looks at the loss and at one number computed on the device from every
+    weight, so the first non-finite value is reported at the exact step it appears. The full
+    per-variable statistics come from one compiled function on the device, of which only a
+    small matrix reaches the host: at the start of `fit`, at each of its first steps, then
+    every `every_n_steps` steps (every step for a while when a norm grows fast). Findings
+    are printed as they fire and gathered in `monitor.report`.
 
     Args:
-        every_n_steps: optimiser steps between checks. Defaults to `10`.
+        every_n_steps: optimiser steps between scheduled checks of the full statistics.
+            Defaults to `10`.
         on_nonfinite: `"warn"` (report and go on), `"stop"` (end `fit` gracefully), or
             `"raise"` (raise `NonfiniteTrainingError`). Defaults to `"warn"`.
         restore_last_good: put back the weights of the last check at which every weight
@@ -56,12 +64,15 @@ class Monitor(keras.callbacks.Callback):
         tensorboard_dir: where to write the statistics as TensorBoard scalars
             (`nandoctor/<variable>/norm`, `max_abs`, `nonfinite`). Defaults to `None`.
         select: the detectors to run, as codes (`ND701`), families (`ND7`) or names,
-            like `nandoctor scan --select`. Defaults to `None` (all of them).
+            like `nandoctor scan --select`. Defaults to `None`: the project's `select`
+            (`[tool.nandoctor]` in the nearest `pyproject.toml`), else all of them.
         ignore: the detectors not to run, as for `select`; `CODE:LAYER` suppresses a code
-            on the layers whose name matches a glob. Defaults to `None`.
+            on the layers whose name matches a glob. Added to the project's `ignore`.
+            Defaults to `None`.
         options: each detector's options, keyed by its code or name:
-            `{"ND701": {"window": 50}}`. Unknown names and wrong types are refused with the
-            accepted ones. Defaults to `None`.
+            `{"ND701": {"window": 50}, "exploding-updates": {"max_update_ratio": 0.5}}`,
+            over the project's `[tool.nandoctor.options]`. Unknown names and wrong types are
+            refused with the accepted ones. Defaults to `None`.
 
     Example:
     ```python
@@ -92,8 +103,13 @@ class Monitor(keras.callbacks.Callback):
         self.select = select
         self.ignore = ignore
         self.options = options
-        self._selection = Selection.resolve(select, ignore)
-        self._selection.instances(RunsOn.TRAINING, options)  # options are checked now, not at the first fit
+        # As the command line does: the caller's select replaces the project's, its ignores
+        # and options are added to the project's.
+        project = load_settings()
+        self._selection = Selection.resolve(select if select is not None else project.select,
+                                            [*project.ignore, *split_selectors(ignore)])
+        self._options = merge_options(project.options, options)
+        self._selection.instances(RunsOn.TRAINING, self._options)  # checked now, not at the first fit
         self.report = Report()
         self._logged = False
         self.last_good_step: int | None = None
@@ -123,8 +139,7 @@ class Monitor(keras.callbacks.Callback):
         kernel = getattr(self, "_kernel", None)
         if kernel is None or [id(v) for v in kernel.variables] != [id(v) for v in variables] or (keep and kernel.snapshots is None):
             self._kernel = StatsKernel(variables, embedding, snapshots=keep)
-        self._kernel.snapshot()
-        self._detectors = self._selection.instances(RunsOn.TRAINING, self.options)
+        self._detectors = self._selection.instances(RunsOn.TRAINING, self._options)
         self._result = FileResult(f"<model {self.model.name}>", "live", FileStatus.SCANNED)
         self.report = Report([self._result])
         # Each Monitor writes its log afresh; its own later fits (a notebook's) append to it.
@@ -132,19 +147,30 @@ class Monitor(keras.callbacks.Callback):
         self._log = HealthLog(self.log_dir, append=appending) if self.log_dir else None
         self._logged = self._log is not None
         self._scalars = TensorBoardScalars(self.tensorboard_dir) if self.tensorboard_dir else None
-        self._last_check = self._step()
+        self._actions.after_progress_bar = (self.params or {}).get("verbose") in (1, "auto")
+        start = self._step()
+        epochs, steps = (self.params or {}).get("epochs"), (self.params or {}).get("steps")
+        self._last_step = start + epochs * steps if isinstance(epochs, int) and isinstance(steps, int) else None
         self._nonfinite_seen = False
-        self.last_good_step = self._last_check
-        if self._log is not None and not appending:
-            # The weights as training starts: without this line a run that breaks at its
-            # first step leaves a plot of one point, and no level to compare the first check to.
-            start = Check(self._last_check, self._kernel(), None, self._names, self._layers, self._sizes, self._ranks)
-            self._log.write(start, [])
+        self.last_good_step = self._last_finite = start
+        # The weights as training starts are the first check: the first interval's updates
+        # are judged against them, and a run that breaks at its first step still has a point
+        # to plot. The first steps are then checked in full, one by one: a learning rate
+        # that overflows the weights does it in a few updates.
+        self._every_step_until = start + EVERY_STEP_AT_START
+        self._scheduled = start
+        self._check(start, None)
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
-        if step - self._last_check >= self.every_n_steps:
-            self._check(step, (logs or {}).get("loss"))
+        loss = (logs or {}).get("loss")
+        scheduled = step - self._scheduled >= self.every_n_steps
+        if scheduled:
+            self._scheduled = step
+        if scheduled or step <= self._every_step_until or (not self._nonfinite_seen and self._turned_nonfinite(loss)):
+            self._check(step, loss)
+        elif not self._nonfinite_seen:
+            self._last_finite = step
 
     def on_train_end(self, logs=None):
         step = self._step()
@@ -158,11 +184,17 @@ class Monitor(keras.callbacks.Callback):
         # `.numpy()` reads a MirroredVariable too, where int() does not.
         return int(np.asarray(self.model.optimizer.iterations.numpy()))
 
+    def _turned_nonfinite(self, loss) -> bool:
+        """The every-step look: the loss Keras already brought to the host, then one number
+        from the device that says whether any weight is non-finite."""
+        return (loss is not None and not math.isfinite(float(loss))) or self._kernel.any_nonfinite()
+
     def _check(self, step: int, loss) -> None:
         self._last_check = step
         stats = self._kernel()
         loss = float(loss) if loss is not None else None
-        check = Check(step, stats, loss, self._names, self._layers, self._sizes, self._ranks)
+        check = Check(step, stats, loss, self._names, self._layers, self._sizes, self._ranks,
+                      last_step=self._last_step, last_finite_step=self._last_finite)
         nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
         replay_sample = nonfinite and not self._nonfinite_seen and self.sample is not None
         findings, first_nonfinite = [], None
@@ -172,6 +204,8 @@ class Monitor(keras.callbacks.Callback):
                     finding = self._localized(finding) if replay_sample else finding
                     first_nonfinite = first_nonfinite or finding
                 findings.append(finding)
+            if detector.wants_every_step():
+                self._every_step_until = max(self._every_step_until, step + self.every_n_steps)
         findings, suppressed = self._selection.filter(findings)
         self._result.findings.extend(findings)
         for code, count in suppressed.items():
@@ -184,7 +218,7 @@ class Monitor(keras.callbacks.Callback):
             self._scalars.write(check)
         if not nonfinite:
             self._kernel.snapshot()
-            self.last_good_step = step
+            self.last_good_step = self._last_finite = step
         elif not self._nonfinite_seen:
             self._nonfinite_seen = True
             self.restored = self._actions.on_first_nonfinite(self.model, self._kernel, first_nonfinite,

@@ -23,6 +23,10 @@ class Check:
     layers: tuple[str, ...]
     sizes: tuple[int, ...] = ()
     ranks: tuple[int, ...] = ()
+    # The step the run will end at, where `fit` knows it (epochs x steps per epoch).
+    last_step: int | None = None
+    # The last step at which every weight and the loss were seen finite (checked every step).
+    last_finite_step: int | None = None
 
 
 class Detector(Diagnosis):
@@ -35,6 +39,11 @@ class Detector(Diagnosis):
 
     def observe(self, check: Check) -> Iterator[Finding]:
         raise NotImplementedError
+
+    def wants_every_step(self) -> bool:
+        """After `observe`: whether what it saw calls for the full statistics at every step
+        for a while (a norm turning upward fast), rather than every `every_n_steps`."""
+        return False
 
     def finding_at(self, step: int, layer: str | None, message: str, **details: Any) -> Finding:
         """A finding of this detector at training step `step` (in `details["step"]`)."""

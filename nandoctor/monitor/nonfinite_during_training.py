@@ -12,7 +12,7 @@ from nandoctor.report import Finding, Severity
 
 class NonfiniteDuringTraining(Detector):
     """## What it does
-    Reports the first check at which a weight or the loss is NaN or infinite, with the
+    Reports the first step at which a weight or the loss is NaN or infinite, with the
     variables that went non-finite first and their layers.
 
     ## Why is this bad?
@@ -26,22 +26,28 @@ class NonfiniteDuringTraining(Detector):
     ```python
     import numpy as np
     import keras
+    import nandoctor
 
     x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
     y = np.zeros((64, 1), "float32")
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu", kernel_initializer="zeros")])
     model.compile("sgd", loss=lambda y_true, y_pred: -keras.ops.mean(keras.ops.log(y_pred)))  # log(0)
+    monitor = nandoctor.Monitor()
+    model.fit(x, y, batch_size=8, epochs=1, callbacks=[monitor])
     ```
 
     ## Use instead
     ```python
     import numpy as np
     import keras
+    import nandoctor
 
     x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
     y = np.zeros((64, 1), "float32")
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, kernel_initializer="zeros")])
     model.compile("sgd", loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    monitor = nandoctor.Monitor()
+    model.fit(x, y, batch_size=8, epochs=1, callbacks=[monitor])
     ```
     """
 
@@ -79,5 +85,7 @@ class NonfiniteDuringTraining(Detector):
             message = f"at step {check.step}, weights went non-finite: {shown}{more}; {loss_state}".rstrip("; ")
         else:
             message = f"at step {check.step}, the loss is {check.loss} while every weight is still finite"
-        yield self.finding_at(check.step, layers[0] if layers else None, message,
-                              variables=variables, layers=layers, counts=counts, loss=check.loss)
+        if check.last_finite_step is not None and check.last_finite_step < check.step:
+            message += f" (at step {check.last_finite_step}, every weight and the loss were finite)"
+        yield self.finding_at(check.step, layers[0] if layers else None, message, variables=variables,
+                              layers=layers, counts=counts, loss=check.loss, last_finite_step=check.last_finite_step)

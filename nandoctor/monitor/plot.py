@@ -35,16 +35,20 @@ def read_log(path: str | Path) -> list[dict]:
 
 
 def layer_norms(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
-    """Each layer's weight norm (of all its variables together) at each check, finite only."""
+    """Each layer's weight norm (of all its variables together) at each check where every
+    value of the layer is finite: the norm of what is left of a half-NaN layer means nothing."""
     series: dict[str, list[tuple[int, float]]] = {}
     for record in records:
         totals: dict[str, float] = {}
+        broken: set[str] = set()
         for variable in record["variables"]:
             norm = variable.get("norm")
-            if norm is not None:
+            if variable.get("nonfinite") or norm is None:
+                broken.add(variable["layer"])
+            else:
                 totals[variable["layer"]] = totals.get(variable["layer"], 0.0) + norm * norm
         for layer, total in totals.items():
-            if total > 0:
+            if total > 0 and layer not in broken:
                 series.setdefault(layer, []).append((record["step"], math.sqrt(total)))
     return series
 
@@ -66,7 +70,9 @@ def plot_health(records: list[dict], output: str | Path, title: str = "nandoctor
     figure, axis = plt.subplots(figsize=(9, 5), dpi=120)
     for layer in shown:
         steps, norms = zip(*series[layer])
-        axis.plot(steps, norms, label=layer, linewidth=2.4 if layer in flagged else 1.2)
+        # Markers as well as lines: a run that broke at its first step has one finite point
+        # per layer (its starting weights), which a line alone would not draw.
+        axis.plot(steps, norms, label=layer, linewidth=2.4 if layer in flagged else 1.2, marker="o", markersize=3)
     axis.set_yscale("log")
     for record in records:
         for finding in record.get("findings", []):

@@ -1,7 +1,9 @@
 """Per-variable health statistics, computed on the device in one compiled function.
 
 Only a small `(variables, STATS)` matrix crosses to the host at each check; the weights
-never do. The norm is computed as `m * ||x / m||` with `m = max |x|`, so that weights
+never do. Between checks, `any_nonfinite` reads every weight once more, on the device, and
+returns one number: the Monitor looks at every step, so it names the exact step the
+weights first go non-finite. The norm is computed as `m * ||x / m||` with `m = max |x|`, so that weights
 shrinking toward 1e-30 do not underflow before they are really gone (their squares would).
 """
 
@@ -33,9 +35,14 @@ class StatsKernel:
         )
         self._compute = tf.function(self._statistics, autograph=False)
         self._copy = tf.function(self._take_snapshot, autograph=False)
+        self._sentinel = tf.function(self._nonfinite_sentinel, autograph=False)
 
     def __call__(self) -> np.ndarray:
         return np.asarray(self._compute())
+
+    def any_nonfinite(self) -> bool:
+        """Whether any weight holds a NaN or an infinity: one fused pass, one number back."""
+        return not np.isfinite(np.asarray(self._sentinel()))
 
     def snapshot(self) -> None:
         """Copy the current weights into the snapshots, on the device."""
@@ -51,6 +58,13 @@ class StatsKernel:
         for variable, saved in zip(self.variables, self.snapshots):
             saved.assign(variable.value)
         return 0
+
+    def _nonfinite_sentinel(self):
+        from keras import ops
+
+        # x * 0 is 0 for every finite x and NaN for NaN and both infinities; unlike a plain
+        # sum, the total cannot overflow, so it is non-finite exactly when a weight is.
+        return ops.sum(ops.stack([ops.sum(ops.cast(v.value, "float32") * 0.0) for v in self.variables]))
 
     def _statistics(self):
         from keras import ops

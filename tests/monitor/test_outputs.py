@@ -3,6 +3,7 @@ BackupAndRestore backup that survives a stop for NaN."""
 
 import keras
 import numpy as np
+import pytest
 
 from nandoctor.loaders import load
 from nandoctor.monitor import Monitor
@@ -28,6 +29,20 @@ def test_plot_draws_the_norms_with_the_forecast_and_the_first_nan(keras_seed, tm
     assert png.startswith(b"\x89PNG") and len(png) > 10_000 and "wrote" in result.stdout
 
 
+def test_a_run_broken_at_its_first_step_plots_its_starting_weights_and_the_break(tmp_path):
+    from nandoctor.monitor.plot import layer_norms, read_log
+    from tests.monitor.divergences import DIVERGENCES
+
+    keras.utils.set_random_seed(0)
+    model, x, y, batch_size, _ = DIVERGENCES["zero_rows_under_a_norm"]()
+    model.fit(x, y, batch_size=batch_size, shuffle=False, verbose=0, callbacks=[Monitor(log_dir=tmp_path, verbose=0)])
+    records = read_log(tmp_path)
+    assert [f["step"] for r in records for f in r["findings"] if f["code"] == "ND702"] == [1]
+    assert layer_norms(records)["word_emb"] == [(0, pytest.approx(records[0]["variables"][0]["norm"]))]
+    run_cli("plot", tmp_path, "-o", tmp_path / "health.png", expected_exit=0)
+    assert (tmp_path / "health.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_a_new_monitor_starts_a_new_log_and_its_own_later_fits_append(keras_seed, tmp_path):
     from nandoctor.monitor.plot import read_log
 
@@ -36,9 +51,11 @@ def test_a_new_monitor_starts_a_new_log_and_its_own_later_fits_append(keras_seed
     fit(model, x, np.zeros_like(x), Monitor(log_dir=tmp_path, verbose=0))
     monitor = Monitor(log_dir=tmp_path, verbose=0)
     fit(model, x, np.zeros_like(x), monitor)  # steps 41-80: the first run's lines are gone
-    assert [r["step"] for r in read_log(tmp_path)] == [40, 50, 60, 70, 80]  # from the starting weights
-    fit(model, x, np.zeros_like(x), monitor)
-    assert [r["step"] for r in read_log(tmp_path)] == [40, 50, 60, 70, 80, 90, 100, 110, 120]
+    # From the starting weights, the first steps one by one, then every 10 steps.
+    assert [r["step"] for r in read_log(tmp_path)] == [40, 41, 42, 43, 50, 60, 70, 80]
+    fit(model, x, np.zeros_like(x), monitor)  # a run of its own, appended: it starts at its own weights
+    assert [r["step"] for r in read_log(tmp_path)] == [40, 41, 42, 43, 50, 60, 70, 80,
+                                                       80, 81, 82, 83, 90, 100, 110, 120]
 
 
 def test_plot_refuses_a_file_that_is_not_a_health_log(tmp_path):
