@@ -20,7 +20,7 @@ from nandoctor.settings import load_settings
 __all__ = ["Monitor", "NonfiniteTrainingError"]
 # The steps of each run whose full statistics are taken one by one, before checks settle
 # to every `every_n_steps`.
-EVERY_STEP_AT_START = 3
+EVERY_STEP_AT_START = 2
 # Keeping a snapshot doubles the weights' memory on the device; below this many values it
 # is cheap enough to do by default (the update ratio and restore_last_good need it).
 AUTO_SNAPSHOT_VALUES = 50_000_000
@@ -137,7 +137,7 @@ class Monitor(keras.callbacks.Callback):
         # The compiled statistics and the device snapshots outlive one `fit`: a notebook that
         # calls fit again on the same model would otherwise pay the tracing every time.
         kernel = getattr(self, "_kernel", None)
-        if kernel is None or [id(v) for v in kernel.variables] != [id(v) for v in variables] or (keep and kernel.snapshots is None):
+        if kernel is None or [id(v) for v in kernel.variables] != [id(v) for v in variables] or (keep and not kernel.keeps_snapshots):
             self._kernel = StatsKernel(variables, embedding, snapshots=keep)
         self._detectors = self._selection.instances(RunsOn.TRAINING, self._options)
         self._result = FileResult(f"<model {self.model.name}>", "live", FileStatus.SCANNED)
@@ -230,7 +230,7 @@ class Monitor(keras.callbacks.Callback):
 
         from nandoctor.live.replay import localize
 
-        if self._kernel.snapshots is None:
+        if not self._kernel.keeps_snapshots:
             return finding
         broken = [np.array(v.numpy()) for v in self._kernel.variables]
         self._kernel.restore()

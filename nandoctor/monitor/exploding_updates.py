@@ -13,7 +13,7 @@ class ExplodingUpdates(Detector):
     """## What it does
     Reports a weight matrix whose update between two checks is larger than it was before
     (the update-to-weight ratio, as SageMaker Debugger's WeightUpdateRatio), or any variable
-    whose norm grows by a large factor between checks.
+    whose norm grows by a large factor past the largest it had been.
 
     ## Why is this bad?
     Healthy training moves a weight matrix by a small fraction of its size per step
@@ -53,7 +53,8 @@ class ExplodingUpdates(Detector):
     - `max_update_ratio` (default 2.0): largest |update| / |weights| between two checks, for
       weight matrices that did not start at zero (a weight grown from a zero initialiser
       moves by about its own size at first).
-    - `max_growth` (default 10): largest factor by which a norm may grow between checks.
+    - `max_growth` (default 10): largest factor by which a norm may exceed the largest it
+      had been at any earlier check of the run.
     - `min_rms` (default 1e-3): weights whose root mean square was below this at the last
       check (a bias growing from zero) are not judged, and weights below it at the start of
       the run are judged by their growth only.
@@ -78,6 +79,7 @@ class ExplodingUpdates(Detector):
     def __init__(self, **options):
         super().__init__(**options)
         self.previous: dict[str, float] = {}
+        self.peak: dict[str, float] = {}  # the largest norm each variable has had in the run
         self.started_at_zero: set[str] = set()
         self.fired: set[str] = set()
         self._rising = False
@@ -88,8 +90,10 @@ class ExplodingUpdates(Detector):
         for index, variable in enumerate(check.variables):
             norm, update = float(check.stats[index, NORM]), float(check.stats[index, UPDATE_NORM])
             size = check.sizes[index] if check.sizes else 1
-            previous = self.previous.get(variable)
+            previous, peak = self.previous.get(variable), self.peak.get(variable, 0.0)
             self.previous[variable] = norm
+            if np.isfinite(norm):
+                self.peak[variable] = max(peak, norm)
             if previous is None:
                 # The run's starting weights: the baseline of the first interval.
                 if norm / np.sqrt(size) < min_rms:
@@ -101,7 +105,9 @@ class ExplodingUpdates(Detector):
             # its first updates are huge without anything exploding. Judge established weights.
             if not previous or previous / np.sqrt(size) < min_rms:
                 continue
-            growth = norm / previous
+            # Against the largest norm it has had: a weight that explodes grows past its own
+            # peak, while a bias wandering around zero comes back near values it had.
+            growth = norm / peak
             self._rising = self._rising or growth > np.sqrt(float(self.settings["max_growth"]))
             # Against the weights before the update: a collapsing weight's update is large
             # beside what is left of it, which is ND701's business, not an explosion.
@@ -113,7 +119,7 @@ class ExplodingUpdates(Detector):
             if ratio is not None and ratio > float(self.settings["max_update_ratio"]):
                 reason = f"its update since the last check is {ratio:.3g} times its norm before it ({previous:.3g})"
             elif growth > float(self.settings["max_growth"]):
-                reason = f"its norm grew {growth:.3g}x since the last check, to {norm:.3g}"
+                reason = f"its norm grew to {norm:.3g}, {growth:.3g}x the largest it had been"
             else:
                 continue
             self.fired.add(variable)

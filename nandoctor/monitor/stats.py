@@ -3,11 +3,18 @@
 Only a small `(variables, STATS)` matrix crosses to the host at each check; the weights
 never do. Between checks, `any_nonfinite` reads every weight once more, on the device, and
 returns one number: the Monitor looks at every step, so it names the exact step the
-weights first go non-finite. The norm is computed as `m * ||x / m||` with `m = max |x|`, so that weights
-shrinking toward 1e-30 do not underflow before they are really gone (their squares would).
+weights first go non-finite. The norm is computed as `m * ||x / m||` with `m = max |x|`, so
+that weights shrinking toward 1e-30 do not underflow before they are really gone (their
+squares would).
+
+The statistics are written once, in `keras.ops`, as functions of the weights' values, and
+compiled with the backend's own compiler: `tf.function` on TensorFlow, `jax.jit` on JAX; other
+backends run them eagerly.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -22,20 +29,32 @@ class StatsKernel:
 
     def __init__(self, variables, embedding: list[bool], snapshots: bool):
         import keras
-        import tensorflow as tf
 
         self.variables = list(variables)
-        self.embedding = embedding
-        # Zeros, then a device copy: `keras.Variable(v.value)` would share the weight's storage.
-        self.snapshots = (
-            [keras.Variable(keras.ops.zeros(v.shape, v.dtype), trainable=False, name=f"nandoctor_snapshot_{i}")
-             for i, v in enumerate(self.variables)]
-            if snapshots
-            else None
-        )
-        self._compute = tf.function(self._statistics, autograph=False)
-        self._copy = tf.function(self._take_snapshot, autograph=False)
-        self._sentinel = tf.function(self._nonfinite_sentinel, autograph=False)
+        self.keeps_snapshots = snapshots
+        self._backend = keras.backend.backend()
+        statistics = partial(_statistics, embedding=tuple(embedding))
+        if self._backend == "tensorflow":
+            import tensorflow as tf
+
+            # Variables on the device (MirroredVariables under a strategy), read inside the
+            # compiled functions: a snapshot is an assignment there, never a host copy.
+            self._saved = (
+                [keras.Variable(keras.ops.zeros(v.shape, v.dtype), trainable=False, name=f"nandoctor_snapshot_{i}")
+                 for i, v in enumerate(self.variables)] if snapshots else None
+            )
+            self._compute = tf.function(lambda: statistics(self._values(), self._saved_values()), autograph=False)
+            self._sentinel = tf.function(lambda: _nonfinite_sentinel(self._values()), autograph=False)
+            self._copy = tf.function(self._assign_snapshots, autograph=False)
+        else:
+            # JAX arrays are immutable and the trainer donates the weights' buffers to each
+            # step: a snapshot is a compiled copy, and the functions take the values as arguments.
+            compile_ = _compiler(self._backend)
+            self._saved = None
+            compute, sentinel, copy = compile_(statistics), compile_(_nonfinite_sentinel), compile_(_copies)
+            self._compute = lambda: compute(self._values(), self._saved_values())
+            self._sentinel = lambda: sentinel(self._values())
+            self._copy = lambda: setattr(self, "_saved", copy(self._values()))
 
     def __call__(self) -> np.ndarray:
         return np.asarray(self._compute())
@@ -46,48 +65,97 @@ class StatsKernel:
 
     def snapshot(self) -> None:
         """Copy the current weights into the snapshots, on the device."""
-        if self.snapshots is not None:
+        if self.keeps_snapshots:
             self._copy()
 
     def restore(self) -> None:
         """Put the last snapshot back into the variables."""
-        for variable, saved in zip(self.variables, self.snapshots or []):
-            variable.assign(saved.value)
+        import keras
 
-    def _take_snapshot(self):
-        for variable, saved in zip(self.variables, self.snapshots):
+        for variable, saved in zip(self.variables, self._saved_values() or []):
+            # On JAX a copy: the next step donates the buffer it is given.
+            variable.assign(saved if self._backend == "tensorflow" else keras.ops.copy(saved))
+
+    def _values(self):
+        return [variable.value for variable in self.variables]
+
+    def _saved_values(self):
+        if self._saved is None:
+            return None
+        return [saved.value for saved in self._saved] if self._backend == "tensorflow" else self._saved
+
+    def _assign_snapshots(self):
+        for variable, saved in zip(self.variables, self._saved):
             saved.assign(variable.value)
         return 0
 
-    def _nonfinite_sentinel(self):
-        from keras import ops
 
-        # x * 0 is 0 for every finite x and NaN for NaN and both infinities; unlike a plain
-        # sum, the total cannot overflow, so it is non-finite exactly when a weight is.
-        return ops.sum(ops.stack([ops.sum(ops.cast(v.value, "float32") * 0.0) for v in self.variables]))
+def _compiler(backend: str):
+    if backend == "jax":
+        import jax
 
-    def _statistics(self):
-        from keras import ops
-
-        rows = []
-        for index, variable in enumerate(self.variables):
-            x = ops.cast(variable.value, "float32")
-            finite = ops.isfinite(x)
-            clean = ops.where(finite, x, ops.zeros_like(x))
-            nonfinite = ops.sum(ops.cast(ops.logical_not(finite), "float32"))
-            zero_fraction = ops.mean(ops.cast(ops.equal(x, 0.0), "float32"))
-            if self.embedding[index]:
-                zero_rows = ops.sum(ops.cast(ops.all(ops.equal(x, 0.0), axis=1), "float32"))
-            else:
-                zero_rows = ops.convert_to_tensor(-1.0)
-            update = _scaled_norm(clean - ops.cast(self.snapshots[index].value, "float32")) if self.snapshots else ops.convert_to_tensor(-1.0)
-            rows.append(ops.stack([_scaled_norm(clean), ops.max(ops.abs(clean)), nonfinite, zero_fraction, zero_rows, update]))
-        return ops.stack(rows)
+        return jax.jit
+    return lambda function: function  # eager elsewhere (PyTorch: see the Monitor's docs)
 
 
-def _scaled_norm(x):
+def _statistics(values, saved, embedding: tuple[bool, ...]):
+    from keras import ops
+
+    rows = []
+    for index, value in enumerate(values):
+        x = ops.cast(value, "float32")
+        previous = ops.cast(saved[index], "float32") if saved is not None else None
+        zero_rows = _zero_rows(x) if embedding[index] else ops.convert_to_tensor(-1.0)
+        # Weights are finite at almost every check: then the statistics need no cleaning
+        # pass and no count, about half the passes over the weights.
+        rows.append(ops.cond(ops.isfinite(ops.sum(x * 0.0)),
+                             lambda x=x, previous=previous, zero_rows=zero_rows: _row(x, previous, zero_rows, 0.0),
+                             lambda x=x, previous=previous, zero_rows=zero_rows: _cleaned_row(x, previous, zero_rows)))
+    return ops.stack(rows)
+
+
+def _row(x, previous, zero_rows, nonfinite):
     from keras import ops
 
     largest = ops.max(ops.abs(x))
+    zero_fraction = ops.mean(ops.cast(ops.equal(x, 0.0), "float32"))
+    update = _scaled_norm(x - previous) if previous is not None else ops.convert_to_tensor(-1.0)
+    return ops.stack([_scaled_norm(x, largest), largest, ops.convert_to_tensor(nonfinite, "float32"),
+                      zero_fraction, zero_rows, update])
+
+
+def _cleaned_row(x, previous, zero_rows):
+    """The statistics of the finite values, and the count of the others."""
+    from keras import ops
+
+    finite = ops.isfinite(x)
+    nonfinite = ops.sum(ops.cast(ops.logical_not(finite), "float32"))
+    return _row(ops.where(finite, x, ops.zeros_like(x)), previous, zero_rows, nonfinite)
+
+
+def _zero_rows(x):
+    from keras import ops
+
+    return ops.sum(ops.cast(ops.all(ops.equal(x, 0.0), axis=1), "float32"))
+
+
+def _nonfinite_sentinel(values):
+    from keras import ops
+
+    # x * 0 is 0 for every finite x and NaN for NaN and both infinities; unlike a plain
+    # sum, the total cannot overflow, so it is non-finite exactly when a weight is.
+    return ops.sum(ops.stack([ops.sum(ops.cast(value, "float32") * 0.0) for value in values]))
+
+
+def _copies(values):
+    from keras import ops
+
+    return [ops.copy(value) for value in values]
+
+
+def _scaled_norm(x, largest=None):
+    from keras import ops
+
+    largest = ops.max(ops.abs(x)) if largest is None else largest
     safe = ops.where(largest > 0, largest, ops.ones_like(largest))
     return largest * ops.sqrt(ops.sum(ops.square(x / safe)))
