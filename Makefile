@@ -9,15 +9,18 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,jax]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/nandoctor scan fixtures --exit-zero
 
+# The backend is fixed when Keras is imported: the backend-neutral tests run again, under JAX,
+# in a process of their own.
 test: $(STAMP)
 	$(BIN)/nandoctor scan fixtures/clean --fail-on warning --quiet
 	$(BIN)/python -m pytest tests -n 2 --nandoctor fixtures/clean
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests -n 2 -m every_backend
 
 docs: $(STAMP)
 	$(BIN)/python -m nandoctor.docgen
@@ -33,7 +36,7 @@ zoo: $(STAMP)
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,jax,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

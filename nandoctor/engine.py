@@ -87,16 +87,22 @@ def run_live_checks(model, view, selection: Selection, findings: list[Finding],
     raises it to high confidence with the evidence, other findings are added."""
     from nandoctor.live import LIVE_CHECKS
     from nandoctor.live.failures import finding_proven_by
+    from nandoctor.live.live_check import model_backend
 
     merged = list(findings)
+    backend = model_backend(model)
     for check_class in LIVE_CHECKS:
         if not selection.any_of(check_class.raises):
+            continue
+        if check_class.backends is not None and backend not in check_class.backends:
+            notes.append(f"{check_class.name} did not run: {check_class.needs}, and this model runs on {backend}")
             continue
         check = check_class()
         started = time.perf_counter()
         try:
             merged = _settle(merged, check, model)
             found = [finding for finding in check.run(model, view) if finding.code in selection]
+            notes.extend(check.notes)
         except Exception as error:  # the user's model failing under a probe: the rest still reports
             if os.environ.get("NANDOCTOR_DEBUG"):
                 raise

@@ -65,7 +65,8 @@ class MaskedEmbedding(keras.layers.Embedding):
 
     def _zero_padding_row(self):
         padding_row = ops.expand_dims(ops.arange(self.input_dim) == self.mask_id, -1)
-        self.embeddings.assign(ops.where(padding_row, 0.0, self.embeddings))
+        # The variable's value: JAX cannot trace an operation on the Variable itself.
+        self.embeddings.assign(ops.where(padding_row, 0.0, ops.convert_to_tensor(self.embeddings)))
 
     def call(self, inputs):
         vectors = super().call(inputs)

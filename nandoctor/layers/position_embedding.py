@@ -56,7 +56,9 @@ class PositionEmbedding(keras.layers.Layer):
 
     def call(self, inputs):
         length = ops.shape(inputs)[-2]
-        table = ops.slice(self.position_embeddings, (0, 0), (length, ops.shape(self.position_embeddings)[-1]))
+        # The variable's value, not the variable: JAX cannot trace a slice of a Variable.
+        table = ops.convert_to_tensor(self.position_embeddings)
+        table = ops.slice(table, (0, 0), (length, ops.shape(table)[-1]))
         return inputs + ops.cast(table, inputs.dtype)
 
     def get_config(self):

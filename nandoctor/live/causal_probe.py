@@ -6,7 +6,7 @@ import numpy as np
 
 from nandoctor.analysis.causality import declares_causality, declares_masked_lm
 from nandoctor.live.causal_leak import CausalLeak
-from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.live_check import LiveCheck, model_backend
 from nandoctor.live.model_inputs import first_output, probe_inputs, typical_values
 from nandoctor.live.model_layers import every_layer
 from nandoctor.report import Confidence, Finding
@@ -29,6 +29,11 @@ class CausalProbe(LiveCheck):
         if shape is None:
             return
         if view is not None and not _claims_causality(model, view):
+            backend = model_backend(model)
+            if backend != "tensorflow":
+                self.notes.append(f"{self.name} could not look for a causal mask built in the model's code (it reads "
+                                  f"TensorFlow graphs, and this model runs on {backend}): it probes only a model whose "
+                                  "config or layers declare causality")
             return  # a bidirectional model (an encoder, a masked LM) may see both ways
         ids, length, outputs_length = shape
         rng = np.random.default_rng(0)
@@ -97,6 +102,8 @@ _INDEX_ARITHMETIC = ("ExpandDims", "Reshape", "StridedSlice", "Sub", "AddV2", "A
 def _computes_triangular_mask(model, view) -> bool:
     from nandoctor.live.traced_graph import traced_graph
 
+    if model_backend(model) != "tensorflow":
+        return False  # the graph it reads is TensorFlow's
     graph = traced_graph(model, view)
     if graph is None:
         return False  # a model that cannot be traced makes no claim the probe can read

@@ -125,6 +125,8 @@ class GraphChecks(LiveCheck):
 
     name = "graph-checks"
     raises = (UnguardedDivision, SingularGradient, UnguardedLog)
+    backends = ("tensorflow",)
+    needs = "it reads the model's TensorFlow graph"
     measures = False  # a structural judgement: a suspicion for the NaN probe to confirm
 
     def run(self, model, view) -> Iterator[Finding]:

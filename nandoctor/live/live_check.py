@@ -18,6 +18,13 @@ from nandoctor.diagnosis import Diagnosis, Documented
 from nandoctor.report import Finding
 
 
+def model_backend(model) -> str:
+    """The backend a live model runs on: Keras 3's, or TensorFlow for a tf_keras (Keras 2) model."""
+    import keras
+
+    return keras.backend.backend() if isinstance(model, keras.Model) else "tensorflow"
+
+
 class LiveCheck(Documented):
     name: ClassVar[str]
     raises: ClassVar[tuple[type[Diagnosis], ...]]
@@ -26,6 +33,13 @@ class LiveCheck(Documented):
     # Codes of earlier findings this check settles on the live object (`settle`): a static
     # finding that rests on code the scan cannot see is withdrawn or made sure.
     settles: ClassVar[tuple[str, ...]] = ()
+    # The Keras backends it runs on, with what it needs there; None: every backend.
+    backends: ClassVar[tuple[str, ...] | None] = None
+    needs: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        # What it could not look at on this model, in words, for the report's notes.
+        self.notes: list[str] = []
 
     def run(self, model, view) -> Iterator[Finding]:
         raise NotImplementedError

@@ -42,6 +42,8 @@ class LossTrace(LiveCheck):
 
     name = "loss-trace"
     raises = (LossActivationMismatch, UnguardedLog)
+    backends = ("tensorflow",)
+    needs = "it reads the loss's TensorFlow graph"
 
     def run(self, model, view) -> Iterator[Finding]:
         if not getattr(model, "compiled", False):

@@ -34,6 +34,8 @@ class NanProbe(LiveCheck):
 
     name = "nan-probe"
     raises = (UnguardedDivision, SingularGradient)
+    backends = ("tensorflow",)
+    needs = "it takes gradients with TensorFlow's GradientTape"
     # What it confirms: any numerics suspicion of the graph checks on the culprit layer.
     _numerics = (UnguardedDivision, SingularGradient, UnguardedLog)
 

@@ -4,6 +4,9 @@ import pytest
 
 from nandoctor.layers import AuxiliaryLosses, AuxiliaryLossSchedule, CausalSelfAttention
 
+# Backend-neutral: `make test` runs these again under KERAS_BACKEND=jax.
+pytestmark = pytest.mark.every_backend
+
 VOCAB, LENGTH, HORIZON, BLOCKS = 7, 5, 2, 2
 
 

@@ -8,6 +8,9 @@ from hypothesis.extra import numpy as hnp
 from nandoctor.layers import MaskedEmbedding, TiedEmbedding
 from tests.layers.layer_test_case import run_layer_test
 
+# Backend-neutral: `make test` runs these again under KERAS_BACKEND=jax.
+pytestmark = pytest.mark.every_backend
+
 VOCAB, DIM = 12, 4
 ids = hnp.arrays(np.int32, hnp.array_shapes(min_dims=2, max_dims=2, max_side=7), elements=st.integers(0, VOCAB - 1))
 

@@ -9,6 +9,9 @@ import pytest
 import nandoctor
 from nandoctor import docgen
 
+# Backend-neutral: `make test` runs these again under KERAS_BACKEND=jax.
+pytestmark = pytest.mark.every_backend
+
 
 @pytest.mark.parametrize("cls", docgen.layer_classes(), ids=lambda cls: cls.__name__)
 def test_docstring_example_runs(cls, keras_seed):

@@ -9,6 +9,9 @@ import pytest
 
 from nandoctor.layers import MaskedEmbedding, SafeCosineSimilarity, TiedEmbedding
 
+# Backend-neutral: `make test` runs these again under KERAS_BACKEND=jax.
+pytestmark = pytest.mark.every_backend
+
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):

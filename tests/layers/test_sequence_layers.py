@@ -13,6 +13,9 @@ from nandoctor.layers import (
 )
 from tests.layers.layer_test_case import run_layer_test
 
+# Backend-neutral: `make test` runs these again under KERAS_BACKEND=jax.
+pytestmark = pytest.mark.every_backend
+
 
 def sequence(batch=2, length=5, hidden=8, seed=0):
     return np.random.default_rng(seed).normal(size=(batch, length, hidden)).astype("float32")

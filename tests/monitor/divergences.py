@@ -1,7 +1,8 @@
 """Six training runs that really diverge, of the kinds bug reports show most, each small
 enough to train in seconds on a CPU. Each builds `(model, x, y, batch_size, epochs)`; a run
 is deterministic for a seed (no shuffling), so a ground-truth callback and the Monitor can
-watch the same run."""
+watch the same run. The random weights are drawn by numpy (`same_on_every_backend`): Keras's
+initializers draw from each backend's own generator, and a run must break on each."""
 
 from __future__ import annotations
 
@@ -14,16 +15,35 @@ def _rng(seed=0):
     return np.random.default_rng(seed)
 
 
+def same_on_every_backend(model, seed=0):
+    """Every kernel redrawn Glorot-uniform by numpy; biases and given tables kept."""
+    rng = _rng(seed)
+    for weight in model.weights:
+        shape = tuple(weight.shape)
+        if len(shape) < 2 or weight.name == "embeddings":
+            continue
+        receptive = int(np.prod(shape[:-2]))
+        limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+        weight.assign(rng.uniform(-limit, limit, shape).astype("float32"))
+    return model
+
+
 def dying_relu_output():
-    """A ReLU output under categorical cross-entropy (field report A): once every unit is
-    zero for an input, Keras's cross-entropy normalises the outputs by their sum, 0 / 0."""
+    """A ReLU output under a hand-written cross-entropy (field report A's output, with the loss
+    as users write it): training pushes the true class's unit of an input to exactly zero,
+    and its log-probability is log(0)."""
     x = _rng().normal(size=(512, 8)).astype("float32")
     y = keras.utils.to_categorical(_rng(1).integers(0, 4, 512), 4)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="hidden"),
                               keras.layers.Dense(4, activation="relu", name="output",
-                                                 bias_initializer=keras.initializers.Constant(0.3))])
-    model.compile(keras.optimizers.SGD(0.2), "categorical_crossentropy")
-    return model, x, y, 16, 1
+                                                 bias_initializer=keras.initializers.Constant(3.0))])
+
+    def cross_entropy(y_true, outputs):
+        probabilities = outputs / ops.sum(outputs, -1, keepdims=True)
+        return -ops.mean(ops.sum(y_true * ops.log(probabilities), -1))
+
+    model.compile(keras.optimizers.SGD(0.5), cross_entropy)
+    return same_on_every_backend(model), x, y, 16, 1
 
 
 def learning_rate_overflow():
@@ -33,7 +53,7 @@ def learning_rate_overflow():
     y = x @ np.ones((8, 1), "float32")
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, name="regression")])
     model.compile(keras.optimizers.SGD(4.0), "mse")
-    return model, x, y, 32, 1
+    return same_on_every_backend(model), x, y, 32, 1
 
 
 def log_of_underflowed_probability():
@@ -47,7 +67,7 @@ def log_of_underflowed_probability():
         return -ops.mean(y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p))
 
     model.compile(keras.optimizers.SGD(5.0), cross_entropy)
-    return model, x, y, 16, 1
+    return same_on_every_backend(model), x, y, 16, 1
 
 
 def sqrt_at_zero_distance():
@@ -69,7 +89,7 @@ def sqrt_at_zero_distance():
         return ops.mean(y_true * ops.square(d) + (1 - y_true) * ops.square(ops.maximum(1.0 - d, 0.0)))
 
     model.compile(keras.optimizers.SGD(0.01), contrastive)
-    return model, [a, b], same, 16, 1
+    return same_on_every_backend(model), [a, b], same, 16, 1
 
 
 def zero_rows_under_a_norm():
@@ -78,7 +98,7 @@ def zero_rows_under_a_norm():
     from tests.monitor.test_monitor import report_c_model
 
     model, inputs = report_c_model(_rng())
-    return model, inputs, np.zeros((64, 1), "float32"), 8, 1
+    return same_on_every_backend(model), inputs, np.zeros((64, 1), "float32"), 8, 1
 
 
 def decay_until_features_vanish():
@@ -96,7 +116,7 @@ def decay_until_features_vanish():
                                name="normalise")(features)
     model = keras.Model(inputs, unit)
     model.compile(keras.optimizers.SGD(0.05), "mse")
-    return model, x, y, 8, 1
+    return same_on_every_backend(model), x, y, 8, 1
 
 
 DIVERGENCES = {run.__name__: run for run in (dying_relu_output, learning_rate_overflow, log_of_underflowed_probability,
@@ -105,7 +125,9 @@ DIVERGENCES = {run.__name__: run for run in (dying_relu_output, learning_rate_ov
 
 class FirstNonfinite(keras.callbacks.Callback):
     """The ground truth: every weight pulled to the host at every step (what the Monitor
-    avoids), noting the first step at which a weight, and the loss, is non-finite."""
+    avoids), noting the first step at which a weight, and the loss, is non-finite. A run may
+    break in its loss only: on JAX, ReLU's gradient selects 0 where TensorFlow's multiplies
+    a NaN into the weights."""
 
     def __init__(self):
         super().__init__()
@@ -118,3 +140,9 @@ class FirstNonfinite(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if self.loss_step is None and loss is not None and not np.isfinite(loss):
             self.loss_step = step
+
+    @property
+    def first_step(self) -> int | None:
+        """The first step at which a weight or the loss was non-finite."""
+        steps = [step for step in (self.weights_step, self.loss_step) if step is not None]
+        return min(steps) if steps else None

@@ -7,6 +7,9 @@ import pytest
 from nandoctor.monitor import Monitor
 from tests.monitor.divergences import DIVERGENCES
 
+# Backend-neutral: `make test` runs these again under KERAS_BACKEND=jax.
+pytestmark = pytest.mark.every_backend
+
 QUIET_ND703 = {"max_update_ratio": 1e9, "max_growth": 1e9}
 
 

@@ -10,6 +10,9 @@ from nandoctor.monitor import Monitor
 from tests.conftest import run_cli
 from tests.monitor.test_monitor import features, fit, shrinking_model
 
+# Backend-neutral: `make test` runs these again under KERAS_BACKEND=jax.
+pytestmark = pytest.mark.every_backend
+
 
 def diverging_run(tmp_path, **options):
     x = features()
