@@ -37,6 +37,7 @@ def by_code(monitor, code):
     return [f for f in monitor.report.findings if f.code == code]
 
 
+@pytest.mark.every_backend
 def test_shrinking_weights_are_forecast_long_before_they_turn_nan(keras_seed):
     x = features()
     monitor = fit(shrinking_model(normalise=True), x, np.zeros_like(x), Monitor(verbose=0))
@@ -49,6 +50,7 @@ def test_shrinking_weights_are_forecast_long_before_they_turn_nan(keras_seed):
     assert nonfinite.details["variables"] == ["shrinking/kernel"]
 
 
+@pytest.mark.every_backend
 def test_decay_to_underflow_is_forecast_from_the_health_log(keras_seed, tmp_path):
     x = features()
     model = shrinking_model(normalise=False)
@@ -93,6 +95,7 @@ def report_c_model(rng):
     return model, data
 
 
+@pytest.mark.every_backend
 def test_report_c_names_the_first_nonfinite_variables_and_layers(keras_seed):
     rng = np.random.default_rng(0)
     model, data = report_c_model(rng)
@@ -102,6 +105,7 @@ def test_report_c_names_the_first_nonfinite_variables_and_layers(keras_seed):
     assert {"entity_emb", "z", "conv"} <= set(finding.details["layers"])
 
 
+@pytest.mark.every_backend
 def test_exploding_updates_are_reported_before_the_weights_overflow(keras_seed):
     x = features(rows=400)
     y = (x @ np.ones((8, 1)) * 100).astype("float32")
@@ -113,6 +117,7 @@ def test_exploding_updates_are_reported_before_the_weights_overflow(keras_seed):
     assert min(f.details["step"] for f in exploding) < nonfinite[0].details["step"]
 
 
+@pytest.mark.every_backend
 def test_a_non_finite_loss_with_finite_weights_is_reported(keras_seed):
     x = features(rows=64)
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu", kernel_initializer="zeros", name="out")])
@@ -133,6 +138,7 @@ def seeded_run(with_monitor: bool):
     return [np.array(w) for w in model.get_weights()], monitor
 
 
+@pytest.mark.every_backend
 def test_without_an_action_the_run_is_bitwise_identical():
     plain, _ = seeded_run(False)
     watched, monitor = seeded_run(True)
@@ -149,6 +155,7 @@ class RecordWeights(keras.callbacks.Callback):
         self.at_step[int(self.model.optimizer.iterations)] = [np.array(w) for w in self.model.get_weights()]
 
 
+@pytest.mark.every_backend
 def test_restore_last_good_puts_back_the_last_finite_check(keras_seed):
     x = features(rows=400)
     y = (x @ np.ones((8, 1)) * 100).astype("float32")
@@ -163,12 +170,14 @@ def test_restore_last_good_puts_back_the_last_finite_check(keras_seed):
     assert all(np.array_equal(a, b) for a, b in zip(weights, record.at_step[monitor.last_good_step]))
 
 
+@pytest.mark.every_backend
 def test_raise_stops_fit_with_the_finding(keras_seed):
     x = features()
     with pytest.raises(NonfiniteTrainingError, match="shrinking/kernel"):
         fit(shrinking_model(normalise=True), x, np.zeros_like(x), Monitor(on_nonfinite="raise", verbose=0))
 
 
+@pytest.mark.every_backend
 @pytest.mark.parametrize("compile_options", [{"jit_compile": True}, {"steps_per_execution": 5}])
 def test_works_with_xla_and_several_steps_per_execution(keras_seed, compile_options):
     x = features()
@@ -178,6 +187,7 @@ def test_works_with_xla_and_several_steps_per_execution(keras_seed, compile_opti
     assert {f.code for f in monitor.report.findings} == {"ND701", "ND702"}
 
 
+@pytest.mark.every_backend
 def test_the_report_renders_with_every_reporter(keras_seed):
     from nandoctor.reporters import render
 
@@ -186,6 +196,7 @@ def test_the_report_renders_with_every_reporter(keras_seed):
     assert "ND701" in render(monitor.report, "text") and json.loads(monitor.report.to_json())["summary"]["findings"] == 2
 
 
+@pytest.mark.every_backend
 def test_options_are_checked():
     with pytest.raises(ValueError, match="Received: on_nonfinite='halt'"):
         Monitor(on_nonfinite="halt")
