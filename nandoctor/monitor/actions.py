@@ -47,12 +47,9 @@ class Actions:
         if self.keeps_backup:
             # Keras deletes its backup whenever fit ends gracefully, a stop included.
             self.backup.delete_checkpoint = False
-        restored = False
-        if self.restores:
-            kernel.restore()
-            restored = True
-            if self.verbose:
-                say(f"nandoctor: restored the weights of step {last_good_step}, the last check with every weight finite",
+        restored = self.restores and kernel.restore()
+        if restored and self.verbose:
+            say(f"nandoctor: restored the weights of step {last_good_step}, the last check with every weight finite",
                     self.after_progress_bar)
         if self.on_nonfinite == "stop":
             model.stop_training = True

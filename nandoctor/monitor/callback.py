@@ -230,10 +230,9 @@ class Monitor(keras.callbacks.Callback):
 
         from nandoctor.live.replay import localize
 
-        if not self._kernel.keeps_snapshots:
-            return finding
         broken = [np.array(v.numpy()) for v in self._kernel.variables]
-        self._kernel.restore()
+        if not self._kernel.restore():
+            return finding  # no last good weights to replay from
         try:
             where = localize(self.model, self.sample)
         finally:

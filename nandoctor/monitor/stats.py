@@ -32,6 +32,8 @@ class StatsKernel:
 
         self.variables = list(variables)
         self.keeps_snapshots = snapshots
+        # Until the first snapshot there is nothing to measure an update against, or to restore.
+        self._has_snapshot = False
         self._backend = keras.backend.backend()
         statistics = partial(_statistics, embedding=tuple(embedding))
         if self._backend == "tensorflow":
@@ -57,7 +59,10 @@ class StatsKernel:
             self._copy = lambda: setattr(self, "_saved", copy(self._values()))
 
     def __call__(self) -> np.ndarray:
-        return np.asarray(self._compute())
+        stats = np.array(self._compute())
+        if not self._has_snapshot:
+            stats[:, UPDATE_NORM] = -1.0  # as without snapshots: no update measured
+        return stats
 
     def any_nonfinite(self) -> bool:
         """Whether any weight holds a NaN or an infinity: one fused pass, one number back."""
@@ -67,14 +72,18 @@ class StatsKernel:
         """Copy the current weights into the snapshots, on the device."""
         if self.keeps_snapshots:
             self._copy()
+            self._has_snapshot = True
 
-    def restore(self) -> None:
-        """Put the last snapshot back into the variables."""
+    def restore(self) -> bool:
+        """Put the last snapshot back into the variables; False when none was taken yet."""
         import keras
 
+        if not self._has_snapshot:
+            return False
         for variable, saved in zip(self.variables, self._saved_values() or []):
             # On JAX a copy: the next step donates the buffer it is given.
             variable.assign(saved if self._backend == "tensorflow" else keras.ops.copy(saved))
+        return True
 
     def _values(self):
         return [variable.value for variable in self.variables]
