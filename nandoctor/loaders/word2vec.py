@@ -9,22 +9,23 @@ back in row blocks, so memory stays bounded.
 from __future__ import annotations
 
 import functools
-import itertools
+import mmap
 import os
 import re
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.view import Layer, ModelView
-from nandoctor.view.array_sources import ArraySource
+from nandoctor.view.array_sources import ArraySource, map_in_threads, map_read_only, parallel_worth_it
 
 MAX_LINE = 1 << 20
 MAX_WORD = 1 << 16
+
+T = TypeVar("T")
 
 
 def sniff_header(path: str) -> tuple[int, int] | None:
@@ -112,20 +113,53 @@ class Word2VecTextSource(ArraySource):
 
 
 class Word2VecBinarySource(ArraySource):
+    """Finding the records is a walk that holds the GIL (the regex engine); gathering their
+    vectors and the statistics are numpy, which lets it go. So the walk runs first, once,
+    and keeps only where each window's vectors start (4 bytes a row); the passes over the
+    values then map those windows again, on worker threads for a large file. Interleaving
+    the two on threads was no faster: each numpy call waited for the walk to let go."""
+
     def __init__(self, path: str, rows: int, dim: int):
         super().__init__((rows, dim), np.dtype("<f4"))
         self.path = path
+        self._windows: list[_Window] | None = None
+
+    def windows(self) -> list[_Window]:
+        if self._windows is None:
+            self._windows = [
+                _Window(run.first_row, run.window_start, len(run.buffer), run.vector_starts.astype(np.uint32))
+                for run in _records(self.path, self.rows, self.row_len)
+            ]
+        return self._windows
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        with open(self.path, "rb") as file:
+            for window in self.windows():
+                yield from self._window_blocks(file, window)
+
+    def map_blocks(self, fn: Callable[[int, np.ndarray], T]) -> list[T]:
+        windows = self.windows()
+        if not parallel_worth_it(self.rows * self.row_len * self.itemsize):
+            return super().map_blocks(fn)
+
+        def work(share: list[_Window]) -> list[tuple[int, T]]:
+            with open(self.path, "rb") as file:
+                return [(start, fn(start, block)) for window in share
+                        for start, block in self._window_blocks(file, window)]
+
+        return map_in_threads(windows, work)
+
+    def _window_blocks(self, file, window: _Window) -> Iterator[tuple[int, np.ndarray]]:
         row_bytes = self.row_len * 4
-        for run in _records(self.path, self.rows, self.row_len):
-            # Every byte offset of the buffer seen as the start of a row: indexing that view
-            # with the vectors' offsets gathers them in one copy, in C.
-            as_bytes = np.frombuffer(run.buffer, np.uint8, int(run.vector_starts[-1]) + row_bytes)
-            every_offset = as_strided(as_bytes, (len(as_bytes) - row_bytes + 1, row_bytes), (1, 1))
-            block = every_offset[run.vector_starts].view(self.dtype)
-            for offset in range(0, len(block), self.rows_per_block):
-                yield run.first_row + offset, block[offset : offset + self.rows_per_block]
+        mapped = map_read_only(file, window.offset, window.length)
+        # Every byte offset of the window seen as the start of a row: indexing that view with
+        # the vectors' offsets gathers them in one copy, in C; block by block, so the
+        # statistics read the copy while it is still in the cache.
+        as_bytes = np.frombuffer(mapped, np.uint8, int(window.vector_starts[-1]) + row_bytes)
+        every_offset = as_strided(as_bytes, (len(as_bytes) - row_bytes + 1, row_bytes), (1, 1))
+        for offset in range(0, len(window.vector_starts), self.rows_per_block):
+            starts = window.vector_starts[offset : offset + self.rows_per_block]
+            yield window.first_row + offset, every_offset[starts].view(self.dtype)
 
     def row_labels(self, rows: list[int]) -> list[str] | None:
         wanted = set(rows)
@@ -142,12 +176,23 @@ _MAX_ROW_BYTES = 1 << 30  # a bound for the regex's repeat count: 268M float32 p
 
 
 class _RecordRun(NamedTuple):
-    """The whole records of one chunk: their words (each with the newline that may precede
-    it) and the offsets of their vectors in `buffer`, which is reused for a later chunk."""
+    """The whole records of one window of the file: their words (each with the newline that
+    may precede it) and the offsets of their vectors in `buffer`, the window mapped from
+    `window_start` in the file."""
 
     first_row: int
-    buffer: bytearray
+    window_start: int
+    buffer: mmap.mmap
     words: list[bytes]
+    vector_starts: np.ndarray
+
+
+class _Window(NamedTuple):
+    """Where a run of records lies: the file region to map and its vectors' offsets in it."""
+
+    first_row: int
+    offset: int
+    length: int
     vector_starts: np.ndarray
 
 
@@ -162,46 +207,39 @@ def _record_patterns(row_bytes: int) -> tuple[re.Pattern[bytes], re.Pattern[byte
 
 
 def _records(path: str, rows: int, dim: int) -> Iterator[_RecordRun]:
-    """The file after its header as runs of whole records, chunk by chunk. The run of
-    contiguous records is matched first, so bytes that are not a record stop the walk
-    instead of being skipped; a record cut by the chunk's end is put in front of the next
-    chunk. Two buffers take turns: the next chunk is read in a thread (file reads release
-    the GIL) while the caller consumes this one."""
+    """The file after its header as runs of whole records, one mapped window at a time.
+    The run of contiguous records is matched first, so bytes that are not a record stop
+    the walk instead of being skipped; the next window starts where the run stopped. The
+    regex reads the page cache through the map: nothing is copied, and no thread is needed
+    to read ahead (one that did spent its time waiting for the regex to let go of the GIL)."""
     row_bytes = dim * 4
     if row_bytes > _MAX_ROW_BYTES:
         raise UnreadableFile(f"word2vec header declares {dim} values per row, more than nandoctor reads")
     words_of_records, contiguous_records = _record_patterns(row_bytes)
     longest_record = 1 + MAX_WORD + 1 + row_bytes
-    # Each buffer keeps room in front for the cut record carried over from the other.
-    buffers = (bytearray(longest_record + _CHUNK), bytearray(longest_record + _CHUNK))
-    with open(path, "rb") as file, ThreadPoolExecutor(1) as reader:
+    with open(path, "rb") as file:
         file.readline(MAX_LINE)
-
-        def read_chunk(buffer: bytearray) -> int:
-            return file.readinto(memoryview(buffer)[longest_record:])
-
-        pending = reader.submit(read_chunk, buffers[0])
-        row, cut_record = 0, b""
-        for turn in itertools.cycle((0, 1)):
-            if row >= rows:
-                return
-            buffer, fresh = buffers[turn], pending.result()
-            # The other buffer's records were consumed before this generator resumed.
-            pending = reader.submit(read_chunk, buffers[1 - turn])
-            start, size = longest_record - len(cut_record), longest_record + fresh
-            buffer[start:longest_record] = cut_record
-            end = contiguous_records.match(buffer, start, size).end()
-            words = words_of_records.findall(buffer, start, end)[: rows - row]
+        position, file_size = file.tell(), os.fstat(file.fileno()).st_size
+        row = 0
+        while row < rows:
+            if position >= file_size:
+                raise UnreadableFile(f"word2vec file ends at row {row} of {rows}")
+            window_start = position - position % mmap.ALLOCATIONGRANULARITY
+            window_end = min(file_size, position + _CHUNK + longest_record)
+            # Unmapped once the run and every block gathered from it are gone.
+            window = map_read_only(file, window_start, window_end - window_start)
+            start, size = position - window_start, window_end - window_start
+            end = contiguous_records.match(window, start, size).end()
+            words = words_of_records.findall(window, start, end)[: rows - row]
             if size - end >= longest_record and row + len(words) < rows:
                 raise UnreadableFile(f"row {row + len(words)} is not a word, a space and {dim} float32 values: "
                                      "corrupt binary")
-            if not words and not fresh:
+            if not words:
                 raise UnreadableFile(f"word2vec file ends inside row {row} of {rows}")
-            cut_record = bytes(buffer[end:size])
-            if words:
-                record_ends = np.cumsum(np.fromiter(map(len, words), np.int64, len(words)) + (1 + row_bytes))
-                yield _RecordRun(row, buffer, words, start + record_ends - row_bytes)
-                row += len(words)
+            record_ends = np.cumsum(np.fromiter(map(len, words), np.int64, len(words)) + (1 + row_bytes))
+            yield _RecordRun(row, window_start, window, words, start + record_ends - row_bytes)
+            row += len(words)
+            position = window_start + end
 
 
 def _decode(word: bytes) -> str:

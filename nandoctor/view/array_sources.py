@@ -147,15 +147,10 @@ class FileRegionSource(ArraySource):
         return widen_bfloat16(out) if self.bfloat16 else out
 
     def map_blocks(self, fn: Callable[[int, np.ndarray], T]) -> list[T]:
-        nbytes = self.rows * self.row_len * self.itemsize
-        if nbytes < _PARALLEL_BYTES or _WORKERS < 2:
+        if not parallel_worth_it(self.rows * self.row_len * self.itemsize):
             return super().map_blocks(fn)
-        starts = list(range(0, self.rows, self.rows_per_block))
-        shares = [starts[worker::_WORKERS] for worker in range(_WORKERS)]
-        with ThreadPoolExecutor(_WORKERS, thread_name_prefix="nandoctor-reader") as pool:
-            parts = list(pool.map(lambda share: self._map_mapped(fn, share), shares))
-        results = dict(item for part in parts for item in part)
-        return [results[start] for start in starts]
+        return map_in_threads(list(range(0, self.rows, self.rows_per_block)),
+                              lambda share: self._map_mapped(fn, share))
 
     def _map_mapped(self, fn, starts: list[int]) -> list[tuple[int, T]]:
         """Run `fn` on blocks seen through memory maps of the file, one window at a time.
@@ -172,10 +167,7 @@ class FileRegionSource(ArraySource):
                 count = min(self.rows_per_block, self.rows - start)
                 begin = self.offset + start * row_bytes
                 aligned = begin - begin % mmap.ALLOCATIONGRANULARITY
-                window = mmap.mmap(
-                    file.fileno(), begin - aligned + count * row_bytes,
-                    offset=aligned, access=mmap.ACCESS_READ,
-                )
+                window = map_read_only(file, aligned, begin - aligned + count * row_bytes)
                 try:
                     block = np.frombuffer(
                         window, self.dtype, count=count * self.row_len, offset=begin - aligned
@@ -185,6 +177,33 @@ class FileRegionSource(ArraySource):
                 finally:
                     window.close()
         return results
+
+
+# Pages mapped in one call rather than faulted in one by one; Linux only.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def map_read_only(file: BinaryIO, offset: int, length: int) -> mmap.mmap:
+    """`length` bytes of `file` from `offset` (a multiple of mmap.ALLOCATIONGRANULARITY)."""
+    if _POPULATE and hasattr(mmap, "MAP_SHARED"):
+        return mmap.mmap(file.fileno(), length, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ, offset=offset)
+    return mmap.mmap(file.fileno(), length, offset=offset, access=mmap.ACCESS_READ)
+
+
+U = TypeVar("U")
+
+
+def map_in_threads(units: list[U], work: Callable[[list[U]], list[tuple[int, T]]]) -> list[T]:
+    """`work` on interleaved shares of `units` (row blocks, file windows) in worker threads;
+    each share's `(first_row, result)` pairs come back merged in row order."""
+    shares = [units[worker::_WORKERS] for worker in range(_WORKERS)]
+    with ThreadPoolExecutor(_WORKERS, thread_name_prefix="nandoctor-reader") as pool:
+        parts = list(pool.map(work, shares))
+    return [result for _, result in sorted((item for part in parts for item in part), key=lambda item: item[0])]
+
+
+def parallel_worth_it(nbytes: int) -> bool:
+    return nbytes >= _PARALLEL_BYTES and _WORKERS >= 2
 
 
 def _read_exactly(file: BinaryIO, out: np.ndarray) -> None:

@@ -132,7 +132,14 @@ def _float_row_max_abs(block: np.ndarray, layout, logical_dtype: str):
     if not block.shape[1]:
         return np.zeros(len(block)), np.zeros(len(block), bool)
     shifted = _scratch_buffer(unsigned, bits.size).reshape(bits.shape)
-    np.left_shift(bits, 1, out=shifted)
+    if bits.flags.aligned or not bits.flags.c_contiguous:
+        np.left_shift(bits, 1, out=shifted)
+    else:
+        # A tensor at an odd offset in its file (a .keras member's data often is): a ufunc
+        # on an unaligned view runs through small bounce buffers; a byte copy (memcpy) and
+        # an in-place shift is faster.
+        shifted.view(np.uint8)[...] = bits.view(np.uint8)
+        np.left_shift(shifted, 1, out=shifted)
     keys = shifted.max(axis=1)
     inf_key = unsigned(((1 << exponent_bits) - 1) << mantissa_bits) << unsigned(1)
     nonfinite_rows = keys >= inf_key

@@ -128,6 +128,33 @@ def test_word2vec_binary_records_cut_by_chunk_ends_are_read_whole(tmp_path, monk
         assert matrix.row_labels([3, 31, 39]) == [words[3], words[31], words[39]]
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_word2vec_binary_statistics_on_worker_threads_match_the_rows(tmp_path, monkeypatch, workers):
+    """The windows of records found first, then mapped again on threads: every zero row
+    and the NaN are where the table has them, whatever the number of workers."""
+    from nandoctor.loaders import word2vec
+    from nandoctor.view import array_sources
+
+    monkeypatch.setattr(word2vec, "_CHUNK", 4096)
+    monkeypatch.setattr(array_sources, "_PARALLEL_BYTES", 1)
+    monkeypatch.setattr(array_sources, "_WORKERS", workers)
+    monkeypatch.setattr(array_sources, "BLOCK_BYTES", 1000)
+    rng = np.random.default_rng(3)
+    table = rng.normal(size=(900, 7)).astype("<f4")
+    zero_rows = sorted(rng.choice(900, 60, replace=False).tolist())
+    table[zero_rows] = 0.0
+    table[411, 2] = np.nan
+    path = tmp_path / "vectors.bin"
+    with open(path, "wb") as file:
+        file.write(b"900 7\n")
+        for index, row in enumerate(table):
+            file.write(b"w" * (1 + index % 13) + b"%d " % index + row.tobytes() + b"\n")
+    with load(str(path)) as view:
+        stats = view.layers[0].embedding_matrix().stats()
+        assert stats.zero_rows.tolist() == zero_rows
+        assert stats.nan == 1 and stats.rows == 900
+
+
 words_without_spaces = st.binary(min_size=1, max_size=12).filter(lambda word: b" " not in word and word[:1] != b"\n")
 
 
