@@ -89,6 +89,58 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet
     sys.exit(code)
 
 
+@main.command(name="fix")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", type=click.Path(), help="Write the fixed file here (a folder for several inputs).")
+@click.option("--in-place", is_flag=True, help="Replace each input with its fixed file (written aside, then renamed).")
+@click.option("--diff", is_flag=True, help="Print every change, layer by layer and row by row.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that change what the model computes.")
+@click.option("--select", multiple=True, metavar="CODES", help="Rules whose findings to fix, as for scan.")
+@click.option("--ignore", multiple=True, metavar="CODES", help="Rules whose findings to leave, as for scan.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random rows given to zero rows.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Report format, printed on stdout.")
+@click.option("--fail-on", type=click.Choice(_SEVERITIES), default=None,
+              help="Exit 1 when a finding still there is at or above this severity.  [default: warning]")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line.")
+def fix_command(paths, output, in_place, diff, unsafe_fixes, select, ignore, seed, output_format, fail_on,
+                quiet) -> None:
+    """Apply the fixes of the findings to model files and embedding tables, as ruff --fix does.
+
+    Safe fixes keep what the model computes, or make it compute what it claimed to: a zero
+    padding row, a sigmoid for a softmax over one unit, small random vectors for zero rows.
+    Unsafe fixes change the model (it needs training) and run only with --unsafe-fixes. The
+    result is scanned before it is written; nothing in a file is executed.
+
+    With neither --output nor --in-place nothing is written: --diff then shows what would change.
+    Exit codes: 0 nothing at or above --fail-on remains, 1 findings remain, 2 unusable input.
+    """
+    from nandoctor import console
+    from nandoctor.fix.runner import fix as run_fix
+    from nandoctor.reporters import render
+    from nandoctor.settings import load_settings
+
+    if output and in_place:
+        raise click.UsageError("Give --output or --in-place, not both.")
+    if not (output or in_place or diff):
+        raise click.UsageError("nandoctor fix writes a new file: give --output OUT or --in-place "
+                               "(or --diff to see the changes without writing).")
+    try:
+        settings = load_settings()
+        report = run_fix(list(paths), output=output, in_place=in_place, unsafe_fixes=unsafe_fixes,
+                         select=list(select) or settings.select, ignore=[*settings.ignore, *ignore],
+                         options=settings.options, per_file_ignores=settings.per_file_ignores, seed=seed)
+        code = report.exit_code(fail_on or settings.fail_on or Severity.WARNING.value)
+    except ValueError as error:
+        _fail(str(error))
+    for failed in report.errors:
+        console.error(f"{failed.path}: {failed.error}")
+    options = {**_text_options(output_format, None, quiet, "never"), "diff": diff} if output_format == "text" else {}
+    text = render(report, output_format, **options)
+    click.echo(text, nl=not text.endswith("\n"))
+    sys.exit(code)
+
+
 def _fail(message: str) -> NoReturn:
     from nandoctor import console
 

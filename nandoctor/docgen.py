@@ -37,10 +37,21 @@ def rule_page(rule: type[Diagnosis]) -> str:
         f"# {rule.name} ({rule.code})\n\n"
         f"Default severity: **{rule.severity.value}**. Confidence: {rule.confidence.value}. {where}\n\n"
         f"Fix: {rule.fix}\n\n"
+        f"`nandoctor fix`: {fix_safety(rule.code)}\n\n"
         f"Needs, to be sure: {rule.evidence}\n\n"
         f"{rule.documentation()}\n"
         + (f"\nDefaults:{options}\n" if options else "")
     )
+
+
+def fix_safety(code: str) -> str:
+    """Whether `nandoctor fix` applies this rule's fix, and whether it is safe or unsafe."""
+    from nandoctor.fix import prescriptions_for
+
+    prescriptions = prescriptions_for(code)
+    if not prescriptions:
+        return "manual: no mechanical rewrite of the file applies; follow the fix above."
+    return " ".join(prescription.summary for prescription in prescriptions)
 
 
 def index_page(rules: list[type[Diagnosis]]) -> str:

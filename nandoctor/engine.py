@@ -169,19 +169,19 @@ def scan_trusted(
     results = []
     for target in discover([os.fspath(p) for p in paths]):
         if target.error is not None:
-            results.append(_failed(target, target.error))
+            results.append(failed_result(target, target.error))
             continue
         try:
             model = _load_trusted(target.path)
         except Exception as error:
-            results.append(_failed(target, f"cannot load with Keras: {type(error).__name__}: {first_line(error)}"))
+            results.append(failed_result(target, f"cannot load with Keras: {type(error).__name__}: {first_line(error)}"))
             continue
         try:
             results.append(_check(model, selection, options, True, {}, target.path))
         except Exception as error:  # the user's own model code failing: one line
             if os.environ.get("NANDOCTOR_DEBUG"):
                 raise
-            results.append(_failed(target, f"checking the loaded model failed: {type(error).__name__}: {first_line(error)}"))
+            results.append(failed_result(target, f"checking the loaded model failed: {type(error).__name__}: {first_line(error)}"))
     return Report(results)
 
 
@@ -202,25 +202,25 @@ def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list
 
 def scan_target(target: Target, rules: list[Rule], selection: Selection, progress: Progress | None = None) -> FileResult:
     if target.error is not None:
-        return _failed(target, target.error, FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
+        return failed_result(target, target.error, FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     try:
         with load(target.path) as view:
             kept, suppressed = selection.filter(run_rules(view, rules, progress), target.path)
             return FileResult(target.path, view.format, FileStatus.SCANNED, findings=kept, notes=list(view.notes),
                               suppressed=suppressed)
     except NotAModel as reason:
-        return _failed(target, str(reason), FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
+        return failed_result(target, str(reason), FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     except UnreadableFile as reason:
-        return _failed(target, str(reason))
+        return failed_result(target, str(reason))
     except Exception as error:
         # Hostile or corrupt files make h5py, numpy and zipfile fail in ways too many to
         # list; the promise is one line per file and no traceback. NANDOCTOR_DEBUG=1 shows it.
         if os.environ.get("NANDOCTOR_DEBUG"):
             raise
-        return _failed(target, f"cannot read: {type(error).__name__}: {first_line(error)}")
+        return failed_result(target, f"cannot read: {type(error).__name__}: {first_line(error)}")
 
 
-def _failed(target: Target, reason: str, status: FileStatus = FileStatus.ERROR) -> FileResult:
+def failed_result(target: Target, reason: str, status: FileStatus = FileStatus.ERROR) -> FileResult:
     # Reasons may quote names from the file itself, which may hold newlines: one line it is.
     return FileResult(target.path, guess_format(target.path), status, " ".join(reason.split()))
 

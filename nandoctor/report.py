@@ -55,6 +55,36 @@ class Finding:
         }
 
 
+@dataclass(frozen=True)
+class AppliedFix:
+    """One prescription `nandoctor fix` applied to a file: the finding it cures, whether the
+    model still computes the same thing (`safe`) or changed and needs training (`unsafe`),
+    what changed in one line, and the changes layer by layer (what `--diff` prints)."""
+
+    code: str
+    layer: str | None
+    safety: str
+    message: str
+    changes: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "layer": self.layer, "safety": self.safety, "message": self.message,
+                "changes": list(self.changes), "details": self.details}
+
+
+@dataclass(frozen=True)
+class UnappliedFix:
+    """A finding with a prescription that `nandoctor fix` did not apply, and why."""
+
+    code: str
+    layer: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "layer": self.layer, "reason": self.reason}
+
+
 class FileStatus(enum.StrEnum):
     SCANNED = "scanned"
     ERROR = "error"
@@ -74,9 +104,14 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     # Findings left out by per-file or per-layer ignores, counted by code.
     suppressed: dict[str, int] = field(default_factory=dict)
+    # `nandoctor fix` only: what it applied and what it did not, and where it wrote the
+    # result (None for a dry run); `findings` are then those the fixed file still has.
+    fixed: list[AppliedFix] | None = None
+    unfixed: list[UnappliedFix] = field(default_factory=list)
+    output: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "path": self.path,
             "format": self.format,
             "status": self.status.value,
@@ -86,6 +121,10 @@ class FileResult:
             "notes": list(self.notes),
             "suppressed": dict(self.suppressed),
         }
+        if self.fixed is not None:
+            data.update(fixed=[fix.to_dict() for fix in self.fixed],
+                        unfixed=[fix.to_dict() for fix in self.unfixed], output=self.output)
+        return data
 
 
 # Exit codes, shared by the CLI and `Report.exit_code` (fixed contract).

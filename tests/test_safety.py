@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 # Runs the CLI's scan in this process after installing an audit hook that records every
@@ -59,6 +60,29 @@ def test_scanning_hostile_files_runs_nothing_and_imports_no_framework(hostile_mo
     assert "AUDIT" not in result.stderr
     assert "IMPORTED []" in result.stderr
     assert result.stdout.count('"ND901"') == 2  # the Lambda is named, never run
+
+
+def test_fixing_hostile_files_runs_nothing_and_imports_no_framework(keras, tmp_path):
+    """`nandoctor fix` rewrites the file as the scan reads it: never through Keras."""
+    marker = tmp_path / "pwned"
+    payload = eval(f"lambda x: (open({str(marker)!r}, 'w').close(), x)[1]")
+    table = np.random.default_rng(0).normal(size=(30, 4)).astype("float32")
+    table[5:9] = 0.0
+    tokens = keras.Input((3,), dtype="int32")
+    embedded = keras.layers.Embedding(30, 4, weights=[table], name="emb")(tokens)
+    model = keras.Model(tokens, keras.layers.Lambda(payload, name="payload")(embedded))
+    paths = [tmp_path / "hostile.keras", tmp_path / "hostile.h5"]
+    for path in paths:
+        model.save(path)
+    marker.unlink()
+    out = tmp_path / "fixed"
+    out.mkdir()
+    result = subprocess.run([sys.executable, "-c", SCAN_UNDER_AUDIT, "fix", *map(str, paths), "-o", str(out),
+                             "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists() and "AUDIT" not in result.stderr and "IMPORTED []" in result.stderr
+    assert result.stdout.count('"safety": "safe"') == 2 and sorted(p.name for p in out.iterdir()) == [
+        "hostile.h5", "hostile.keras"]
 
 
 def test_the_hostile_files_would_run_code_if_loaded(hostile_models):

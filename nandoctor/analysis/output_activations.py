@@ -7,6 +7,12 @@ from typing import Any
 from nandoctor.analysis.keras_facts import ACTIVATION_LAYERS, VALUE_PASSTHROUGH
 from nandoctor.view import Layer, ModelView
 
+# Losses that read the model's outputs as probabilities unless `from_logits=True`.
+CATEGORICAL_LOSSES = frozenset(
+    {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy"}
+)
+BINARY_LOSSES = frozenset({"binary_crossentropy", "binary_focal_crossentropy"})
+
 
 def activation_name(value: Any) -> str:
     """`"relu"`, or Keras 3's serialized `{"class_name": "function", "config": "relu"}`."""

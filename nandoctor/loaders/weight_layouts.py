@@ -123,7 +123,7 @@ def _collect(group: h5py.Group, layer: Layer, make_source: SourceFactory, prefix
 
 def _weight(name: str, layer: str, dataset: h5py.Dataset, make_source: SourceFactory) -> Weight:
     source = make_source(dataset)
-    return Weight(name, layer, tuple(source.shape), source.logical_dtype, source)
+    return Weight(name, layer, tuple(source.shape), source.logical_dtype, source, location=dataset.name)
 
 
 def keras3_layers_from_tree(root: h5py.Group, make_source: SourceFactory, prefix: str = "",

@@ -132,6 +132,16 @@ class Word2VecBinarySource(ArraySource):
             ]
         return self._windows
 
+    def row_offsets(self, rows) -> np.ndarray:
+        """Where the given rows' vectors start in the file (`nandoctor fix` rewrites them)."""
+        windows = self.windows()
+        firsts = np.array([window.first_row for window in windows], np.int64)
+        offsets = []
+        for row in np.asarray(rows, np.int64):
+            window = windows[int(np.searchsorted(firsts, row, side="right")) - 1]
+            offsets.append(window.offset + int(window.vector_starts[row - window.first_row]))
+        return np.array(offsets, np.int64)
+
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         with open(self.path, "rb") as file:
             for window in self.windows():

@@ -17,19 +17,20 @@ from rich.table import Table
 from rich.text import Text
 
 from nandoctor.diagnosis import plural
-from nandoctor.report import FileStatus, Finding, Report, Severity
+from nandoctor.report import FileResult, FileStatus, Finding, Report, Severity
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
-def render_text(report: Report, *, color: bool = False, width: int = 100, summary: bool = True) -> str:
+def render_text(report: Report, *, color: bool = False, width: int = 100, summary: bool = True,
+                diff: bool = False) -> str:
     buffer = io.StringIO()
     console = Console(
         file=buffer, width=width, color_system="standard" if color else None,
         force_terminal=color, no_color=not color, highlight=False, emoji=False, soft_wrap=False,
     )
     for result in report.files:
-        if result.status is FileStatus.SCANNED and not result.findings:
+        if result.status is FileStatus.SCANNED and not result.findings and not (result.fixed or result.unfixed):
             continue
         if result.status is FileStatus.ERROR:
             continue  # unreadable files are reported on stderr, one line each
@@ -39,6 +40,8 @@ def render_text(report: Report, *, color: bool = False, width: int = 100, summar
             continue
         for note in result.notes:
             console.print(Text(f"  note: {note}", style="dim"))
+        if result.fixed is not None:
+            _print_fixes(console, result, diff)
         if result.findings:
             console.print(_findings_table(result.findings, width), Text(""), sep="\n", end="")
         console.print()
@@ -46,6 +49,23 @@ def render_text(report: Report, *, color: bool = False, width: int = 100, summar
         console.print(Text(summary_line(report)))
     # Table cells are padded to the full width; trailing spaces only get in the way of a diff.
     return "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
+
+
+def _print_fixes(console: Console, result: FileResult, diff: bool) -> None:
+    for fix in result.fixed:
+        console.print(Text("  fixed ", style="bold green") + Text(f"{fix.code} ({fix.safety}) ", style="bold")
+                      + Text(fix.message), soft_wrap=True)
+        for change in fix.changes if diff else ():
+            console.print(Text(f"      ~ {change}", style="dim"), soft_wrap=True)
+    for unfixed in result.unfixed:
+        console.print(Text("  not fixed ", style="yellow") + Text(f"{unfixed.code} ", style="bold")
+                      + Text(f"{unfixed.layer or '-'}: {unfixed.reason}"), soft_wrap=True)
+    if result.output:
+        console.print(Text(f"  wrote {result.output}"), soft_wrap=True)
+    elif result.fixed:
+        console.print(Text("  nothing written (no --output or --in-place)", style="dim"))
+    if result.findings:
+        console.print(Text("  still found:", style="dim"))
 
 
 def _findings_table(findings: list[Finding], width: int) -> Table:
@@ -78,6 +98,15 @@ def _findings_table(findings: list[Finding], width: int) -> Table:
 
 def summary_line(report: Report) -> str:
     counts = report.summary()
+    fixed = sum(len(r.fixed) for r in report.files if r.fixed is not None)
+    if any(r.fixed is not None for r in report.files):
+        unfixed = sum(len(r.unfixed) for r in report.files)
+        prefix = f"Fixed {plural(fixed, 'finding')}" + (f" ({unfixed} not fixed)" if unfixed else "") + ". "
+        return prefix + _scan_summary(report, counts).replace("Found", "Still found", 1)
+    return _scan_summary(report, counts)
+
+
+def _scan_summary(report: Report, counts: dict[str, int]) -> str:
     scanned = sum(1 for r in report.files if r.status is FileStatus.SCANNED)
     if counts["findings"]:
         parts = [f"{counts[s.value]} {s.value}{'s' if s is not Severity.INFO and counts[s.value] != 1 else ''}"

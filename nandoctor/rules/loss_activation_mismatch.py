@@ -2,16 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nandoctor.analysis.output_activations import BINARY_LOSSES as _BINARY
+from nandoctor.analysis.output_activations import CATEGORICAL_LOSSES as _CATEGORICAL
 from nandoctor.analysis.output_activations import output_activation, output_units
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Finding, Severity
 from nandoctor.view import Layer, LossSpec, ModelView
 
-# Losses that read the model's outputs as probabilities unless `from_logits=True`.
-_CATEGORICAL = frozenset(
-    {"categorical_crossentropy", "sparse_categorical_crossentropy", "categorical_focal_crossentropy"}
-)
-_BINARY = frozenset({"binary_crossentropy", "binary_focal_crossentropy"})
 
 
 class LossActivationMismatch(Rule):

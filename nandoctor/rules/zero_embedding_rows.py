@@ -26,7 +26,8 @@ class ZeroEmbeddingRows(Rule):
     The finding is `info` for zero rows alone and `error` when the embedding's output
     reaches a normalisation the scan can see (`Dot(normalize=True)`, `UnitNormalization`),
     or `error` with medium confidence when it reaches a Lambda or custom layer whose code
-    may divide. The padding row (id 0) of an embedding with `mask_zero=True` is exempt.
+    may divide. The padding row of an embedding inside a model (its `mask_id`, else id 0,
+    Keras's padding convention) is exempt: a zero padding row is what ND303 asks for.
 
     ## Example
     ```python
@@ -89,7 +90,7 @@ class ZeroEmbeddingRows(Rule):
             if matrix is None or len(matrix.shape) != 2:
                 continue
             zero_rows = matrix.stats().zero_rows
-            padding_id = _padding_id(layer)
+            padding_id = padding_row(layer)
             if padding_id is not None:
                 zero_rows = zero_rows[zero_rows != padding_id]
             if not len(zero_rows):
@@ -128,11 +129,13 @@ class ZeroEmbeddingRows(Rule):
             )
 
 
-def _padding_id(layer: Layer) -> int | None:
-    if layer.config.get("mask_zero"):
-        return 0
+def padding_row(layer: Layer) -> int | None:
+    """The row an embedding inside a model keeps for padding: its declared mask id, else
+    id 0 (Keras's convention, which ND303 judges by). A bare table has none."""
+    if layer.class_name == "EmbeddingMatrix":
+        return None
     mask_id = layer.config.get("mask_id")
-    return mask_id if isinstance(mask_id, int) else None
+    return mask_id if isinstance(mask_id, int) else 0
 
 
 def _normalising_consumer(view: ModelView, embedding: Layer) -> tuple[Layer, str, Confidence] | None:

@@ -33,6 +33,9 @@ class Weight:
     shape: tuple[int, ...]
     dtype: str
     source: ArraySource = field(repr=False)
+    # Where the file stores it (an HDF5 dataset's path, an archive member, a tensor's key),
+    # for `nandoctor fix` to write it back; None for a live model's variables.
+    location: str | None = field(default=None, repr=False)
     _stats: WeightStats | None = field(default=None, init=False, repr=False)
 
     @property
