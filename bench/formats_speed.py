@@ -4,8 +4,8 @@ Three files of 2 GB of bfloat16 weights (1,000,000 x 1,024, one row in ten zero)
 written by its real writer in a child process: a `.keras` saved under the bfloat16 dtype
 policy, a `.safetensors` (safetensors.numpy), and a sharded `.weights.json` (four
 250,000 x 1,024 tables, `max_shard_size` 0.6 GB). For each: the floor of merely reading its
-bytes (8 MiB reads, page cache warm), `nandoctor.scan` timed in this process, and the CLI's
-wall time and peak memory in a fresh process. Targets: at most 2x the floor, under 300 MiB.
+bytes (8 MiB reads, page cache warm), `nandoctor.scan` timed in this process (best of three after a
+first scan, which imports the loader), and the CLI's wall time and peak memory in a fresh process. Targets: at most 2x the floor, under 300 MiB.
 
     python bench/formats_speed.py
 
@@ -73,6 +73,12 @@ def read_floor(paths: list[Path]) -> float:
     return time.perf_counter() - started
 
 
+def timed_scan(path: Path) -> tuple[float, nandoctor.Report]:
+    started = time.perf_counter()
+    report = nandoctor.scan(str(path))
+    return time.perf_counter() - started, report
+
+
 def measure(kind: str) -> dict:
     path = CACHE / FILES[kind]
     if not path.exists():
@@ -82,9 +88,8 @@ def measure(kind: str) -> dict:
     parts = files_of(path)
     read_floor(parts)
     floor = min(read_floor(parts) for _ in range(3))
-    started = time.perf_counter()
-    report = nandoctor.scan(str(path))
-    scan = time.perf_counter() - started
+    nandoctor.scan(str(path))  # the first scan in a process also imports its loader (h5py: 0.1 s and more)
+    scan, report = min((timed_scan(path) for _ in range(3)), key=lambda timed: timed[0])
     zero_rows = sum(f.details["count"] for f in report.findings if f.code == "ND101")
     wall, peak = run_child(scan_command(path))
     return {"file": FILES[kind], "bytes": sum(p.stat().st_size for p in parts), "read_floor_s": floor, "scan_s": scan,
@@ -98,15 +103,17 @@ def main() -> None:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     rows = "\n".join(
         f"| `{r['file']}` | {r['bytes'] / 1e9:.2f} GB | {r['read_floor_s']:.2f} s | {r['scan_s']:.2f} s | "
-        f"**{r['ratio']:.2f}x** | {r['cli_peak_mib']:.0f} MiB | {r['zero_rows']:,} |"
+        f"**{r['ratio']:.2f}x** | {r['cli_wall_s']:.2f} s | {r['cli_peak_mib']:.0f} MiB | {r['zero_rows']:,} |"
         for kind, r in results.items() if kind != "date")
     replace_section("formats", "2 GB of bfloat16 in the newer formats", f"""<!-- formats:start (written by bench/formats_speed.py; do not edit) -->
 1,000,000 x 1,024 bfloat16 weights (one row in ten zero) in three formats, each written by its real
-writer, this machine, measured {results['date']}, page cache warm. Targets: the scan at most 2x the floor of
-reading the bytes, the CLI under 300 MiB.
+writer, this machine, measured {results['date']}, page cache warm. The floor: the best of three reads of
+the bytes; the scan: the best of three `nandoctor.scan` calls after a first one (which also imports the loader);
+the CLI: one fresh `nandoctor scan` process, imports included. Targets: the scan at most 2x the floor, the CLI
+under 300 MiB. Zero rows found leave out each embedding's padding row (id 0), which a model keeps zero on purpose.
 
-| file | size | read the bytes | scan | ratio | CLI peak | zero rows found |
-|---|---|---|---|---|---|---|
+| file | size | read the bytes | scan | ratio | CLI wall | CLI peak | zero rows found |
+|---|---|---|---|---|---|---|---|
 {rows}
 <!-- formats:end -->""")
 
