@@ -7,7 +7,8 @@ process; the cost is the median, over the pairs, of the ratio of process CPU tim
 time is too noisy on a shared machine). Beside the Monitor at its defaults: its every-step
 look alone (the loss and one on-device number from every weight, which the Monitor adds to
 its checks of the full statistics), Keras's TerminateOnNaN, a naive callback that calls
-get_weights() every batch, and TensorFlow's enable_check_numerics.
+get_weights() every batch, and TensorFlow's enable_check_numerics. The same again on JAX, in a
+child process (the backend is fixed when Keras is imported).
 
     python bench/monitor_overhead.py [--quick]
 
@@ -158,8 +159,10 @@ def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict
         "every_step_look": paired_overhead(model, data, lambda: [look], compare_pairs),
         "terminate_on_nan": paired_overhead(model, data, lambda: [keras.callbacks.TerminateOnNaN()], compare_pairs),
         "get_weights_every_batch": paired_overhead(model, data, lambda: [GetWeightsEveryBatch()], compare_pairs),
-        "check_numerics": paired_overhead(model, data, list, compare_pairs, check_numerics_on, check_numerics_off),
     }
+    if keras.backend.backend() == "tensorflow":  # a TensorFlow switch: nothing to compare on JAX
+        result["check_numerics"] = paired_overhead(model, data, list, compare_pairs, check_numerics_on,
+                                                   check_numerics_off)
     result["monitor"]["in_hooks"] = statistics.median(in_hooks) / result["monitor"]["epoch_cpu_s_without"]
     print(json.dumps(result, indent=2), flush=True)
     return result
@@ -167,23 +170,25 @@ def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict
 
 def markdown(results: dict) -> str:
     rows = []
-    for model in results["models"]:
-        cells = [f"{model['monitor']['in_hooks'] * 100:.1f}%"] + [
-            f"{model[key]['overhead'] * 100:+.1f}%" for key in
-            ("monitor", "every_step_look", "terminate_on_nan", "get_weights_every_batch", "check_numerics")]
-        rows.append(f"| vocabulary {model['vocabulary']:,} ({model['parameters'] / 1e6:.1f}M parameters, "
-                    f"{model['monitor']['epoch_cpu_s_without']:.1f} s CPU per epoch of {model['steps_per_epoch']} steps) | "
-                    + " | ".join(cells) + " |")
+    for backend, models in (("TensorFlow", results["models"]), ("JAX", results.get("jax_models", []))):
+        for model in models:
+            cells = [f"{model['monitor']['in_hooks'] * 100:.1f}%"] + [
+                f"{model[key]['overhead'] * 100:+.1f}%" if key in model else "n/a" for key in
+                ("monitor", "every_step_look", "terminate_on_nan", "get_weights_every_batch", "check_numerics")]
+            rows.append(f"| {backend} | vocabulary {model['vocabulary']:,} ({model['parameters'] / 1e6:.1f}M parameters, "
+                        f"{model['monitor']['epoch_cpu_s_without']:.1f} s CPU per epoch of {model['steps_per_epoch']} steps) | "
+                        + " | ".join(cells) + " |")
     first = results["models"][0]
+    versions = f"TensorFlow {tf.__version__}" + (f" and JAX {results['jax_version']}" if "jax_version" in results else "")
     return f"""<!-- monitor_overhead:start (written by bench/monitor_overhead.py; do not edit) -->
-Measured {results['date']} on this machine's CPU ({os.cpu_count()} cores), TensorFlow {tf.__version__},
-Keras {keras.__version__}. The first column is the process CPU time spent inside the Monitor's own hooks, as a
+Measured {results['date']} on this machine's CPU ({os.cpu_count()} cores), in one run: {versions},
+Keras {keras.__version__} (the JAX rows in a child process with `KERAS_BACKEND=jax`). The first column is the process CPU time spent inside the Monitor's own hooks, as a
 share of an epoch without it (median over its epochs; target: at most 3%). The others are the added process
 CPU time per epoch, median of {first['monitor']['pairs']} alternating pairs for the Monitor and
 {first['terminate_on_nan']['pairs']} for the others:
 
-| model | Monitor: CPU inside its hooks | Monitor (defaults), paired | its every-step look alone | TerminateOnNaN | get_weights() every batch | enable_check_numerics |
-|---|---|---|---|---|---|---|
+| backend | model | Monitor: CPU inside its hooks | Monitor (defaults), paired | its every-step look alone | TerminateOnNaN | get_weights() every batch | enable_check_numerics |
+|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 The Monitor looks at every step (the loss, and one number computed on the device from every
@@ -194,20 +199,53 @@ over few pairs on a shared 2-core machine.
 <!-- monitor_overhead:end -->"""
 
 
+def measure_all(quick: bool) -> list[dict]:
+    if quick:
+        return [measure(2000, steps=4, pairs=2, compare_pairs=1)]
+    return [measure(2000, steps=40, pairs=8, compare_pairs=4), measure(100_000, steps=12, pairs=8, compare_pairs=4)]
+
+
+_CHILD_RESULT = "NANDOCTOR_BENCH_RESULT "
+
+
+def measure_on_jax(quick: bool) -> dict:
+    """The same models and callbacks in a child process on JAX (the backend is fixed at import)."""
+    import subprocess
+
+    command = [sys.executable, __file__, "--backend-child"] + (["--quick"] if quick else [])
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
+    lines = [line for line in done.stdout.splitlines() if line.startswith(_CHILD_RESULT)]
+    if done.returncode or not lines:
+        raise SystemExit(f"the JAX measurement failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len(_CHILD_RESULT):])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small vocabulary only, few steps and pairs (smoke test)")
     parser.add_argument("--rewrite-doc", action="store_true",
                         help="rewrite the docs section from the stored results, without measuring")
+    parser.add_argument("--backend-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rewrite_doc:
         replace_section("monitor_overhead", "Monitor overhead", markdown(json.loads(RESULTS.read_text())))
         return
-    if args.quick:
-        models = [measure(2000, steps=4, pairs=2, compare_pairs=1)]
-    else:
-        models = [measure(2000, steps=40, pairs=8, compare_pairs=4), measure(100_000, steps=12, pairs=8, compare_pairs=4)]
+    if args.backend_child:
+        import jax
+
+        print(_CHILD_RESULT + json.dumps({"models": measure_all(args.quick), "jax_version": jax.__version__}), flush=True)
+        return
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit("run this benchmark with the TensorFlow backend: it measures JAX itself, in a child process")
+    models = measure_all(args.quick)
     results = {"date": time.strftime("%Y-%m-%d"), "models": models}
+    try:
+        import jax  # noqa: F401  (the jax extra: make bench installs it)
+    except ImportError:
+        print("JAX is not installed: the TensorFlow rows only")
+    else:
+        on_jax = measure_on_jax(args.quick)
+        results.update(jax_models=on_jax["models"], jax_version=on_jax["jax_version"])
     if not args.quick:
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         replace_section("monitor_overhead", "Monitor overhead", markdown(results),

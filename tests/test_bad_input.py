@@ -119,3 +119,27 @@ def test_a_reason_quoting_a_hostile_name_stays_on_one_line(tmp_path):
         h5.create_group("layers/evil\nname/vars").create_dataset("0", shape=(10**9, 10**6), dtype="float32")
     result = run_cli("scan", path, expected_exit=2)
     assert len(result.stderr.strip().splitlines()) == 1 and "evil name" in result.stderr
+
+
+def test_a_global_heap_that_would_loop_forever_in_libhdf5_is_refused(tmp_path):
+    """A Keras 3 weights file whose string attribute lives in a global heap with an object of
+    size 0: libhdf5 would read that object forever (found by the mutation tests). Run in a
+    fresh process with a timeout, so a regression fails instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "looping.weights.h5"
+    with h5py.File(path, "w") as h5:
+        variables = h5.create_group("layers/dense/vars")
+        variables.attrs["name"] = "dense"
+        variables.create_dataset("0", data=np.ones((4, 2), "float32"))
+    data = bytearray(path.read_bytes())
+    heap = data.index(b"GCOL")
+    first_object = heap + 16
+    data[first_object: first_object + 2] = (0).to_bytes(2, "little")  # the free-space object's index
+    data[first_object + 8: first_object + 16] = (0).to_bytes(8, "little")  # of size 0: no progress
+    path.write_bytes(bytes(data))
+    done = subprocess.run([sys.executable, "-m", "nandoctor", "scan", str(path)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "corrupt global heap" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -1,6 +1,6 @@
 """Graph checks: the operations of a live model's forward pass, judged for guards.
 
-The model is traced with `tf.function`; each division, square root and log is traced back
+The model is traced with `tf.function` (on JAX, `jax.make_jaxpr`); each division, square root and log is traced back
 to its layer by its name scope, and its input is examined: a positive constant added or
 taken as a maximum, an exponential or a softplus, makes it safe. Only operations made by
 Lambdas, custom layers and `keras.ops` nodes are judged: Keras's own layers guard theirs,
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from nandoctor.analysis.keras_facts import is_known_class
-from nandoctor.live.live_check import LiveCheck
+from nandoctor.live.live_check import LiveCheck, model_backend
 from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
@@ -39,6 +39,8 @@ _SHAPE_ARITHMETIC = ("StridedSlice", "GatherV2", "Prod", "Mul", "Pack", "Cast", 
 def _constant(tensor) -> np.ndarray | None:
     if tensor.op.type != "Const":
         return None
+    if getattr(tensor.op, "constant_value", None) is not None:  # read from a jaxpr
+        return tensor.op.constant_value
     from tensorflow.python.framework import tensor_util
 
     return tensor_util.MakeNdarray(tensor.op.get_attr("value"))
@@ -94,7 +96,7 @@ def is_non_negative(tensor, depth: int = 0) -> bool:
         return True
     if op.type in _PASS_THROUGH + ("Sum", "Mean", "Max"):
         return is_non_negative(op.inputs[0], depth + 1)
-    if op.type in ("Mul",):
+    if op.type in ("Mul", "RealDiv", "Div"):  # a quotient of non-negatives: a softmax as JAX writes it out
         return all(is_non_negative(i, depth + 1) for i in op.inputs) or (op.inputs[0] is op.inputs[1])
     return False
 
@@ -125,20 +127,18 @@ class GraphChecks(LiveCheck):
 
     name = "graph-checks"
     raises = (UnguardedDivision, SingularGradient, UnguardedLog)
-    backends = ("tensorflow",)
-    needs = "it reads the model's TensorFlow graph"
+    backends = ("tensorflow", "jax")
+    needs = "it reads the model's TensorFlow graph or jaxpr"
     measures = False  # a structural judgement: a suspicion for the NaN probe to confirm
 
     def run(self, model, view) -> Iterator[Finding]:
-        from nandoctor.live.traced_graph import traced_graph
-
-        graph = traced_graph(model, view)
-        if graph is None:
+        forward = _forward_operations(model, view)
+        if forward is None:
             return
         judged = _hand_written_layers(view)
         built_in = _built_in_layer_names(model) - judged
         seen: set[tuple[str, str]] = set()
-        for op in graph.forward:
+        for op in forward:
             layer = _layer_of(op.name, judged, built_in)
             if layer is None or op.type not in _DIVISIONS + _ROOTS + _LOGS + _POWERS + _ANGLES:
                 continue
@@ -146,6 +146,18 @@ class GraphChecks(LiveCheck):
             if finding is not None and (finding.code, layer) not in seen:
                 seen.add((finding.code, layer))
                 yield finding
+
+
+def _forward_operations(model, view) -> list | None:
+    """The forward pass's operations: the TensorFlow graph, or on JAX the jaxpr read alike."""
+    if model_backend(model) == "jax":
+        from nandoctor.live.jax_graph import forward_operations
+
+        return forward_operations(model, view)
+    from nandoctor.live.traced_graph import traced_graph
+
+    graph = traced_graph(model, view)
+    return graph.forward if graph is not None else None
 
 
 def _judge(op, layer: str) -> Finding | None:
@@ -184,9 +196,22 @@ def _verdict(op, where: str) -> tuple[type, str] | None:
                                       "domain (acos of a cosine of 1: identical vectors)")
     elif op.type in _LOGS and not is_positive(argument):
         softmax = (" (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)"
-                   if argument.op.type == "Softmax" else "")
+                   if _is_softmax(argument) else "")
         return UnguardedLog, f"the log {where} takes {argument.op.type}, which can be 0{softmax}"
     return None
+
+
+def _is_softmax(tensor) -> bool:
+    """TensorFlow's Softmax, or the exp(x) / sum(exp(x)) a jaxpr writes it as."""
+    op = tensor.op
+    if op.type == "Softmax":
+        return True
+    if op.type not in ("RealDiv", "Div") or op.inputs[0].op.type != "Exp":
+        return False
+    denominator = op.inputs[1]
+    while denominator.op.type in _PASS_THROUGH:
+        denominator = denominator.op.inputs[0]
+    return denominator.op.type == "Sum" and denominator.op.inputs[0] is op.inputs[0]
 
 
 def _built_in_layer_names(model) -> set[str]:

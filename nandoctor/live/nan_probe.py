@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from nandoctor.live.gradients import outputs_and_gradients
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import first_embedding, probe_inputs, typical_values
 from nandoctor.live.singular_gradient import SingularGradient
@@ -34,8 +35,8 @@ class NanProbe(LiveCheck):
 
     name = "nan-probe"
     raises = (UnguardedDivision, SingularGradient)
-    backends = ("tensorflow",)
-    needs = "it takes gradients with TensorFlow's GradientTape"
+    backends = ("tensorflow", "jax")
+    needs = "it takes gradients with the backend's own differentiation (GradientTape, jax.grad)"
     # What it confirms: any numerics suspicion of the graph checks on the culprit layer.
     _numerics = (UnguardedDivision, SingularGradient, UnguardedLog)
 
@@ -151,21 +152,13 @@ def _targets(model, inputs):
 
 def _evaluate(model, inputs, judge_size: bool = True) -> tuple[str, str] | None:
     """What breaks: a non-finite output, loss or gradient, or an absurd gradient."""
-    import keras
-    import tensorflow as tf
-
-    weights = model.trainable_weights
-    with tf.GradientTape() as tape:
-        flat = keras.tree.flatten(model(inputs, training=False))
-        loss = tf.add_n([tf.reduce_sum(tf.cast(o, "float32")) for o in flat])
-    values = [np.asarray(o, dtype=np.float64) for o in flat]
+    outputs, gradients = outputs_and_gradients(model, inputs)
+    values = [np.asarray(o, dtype=np.float64) for o in outputs]
     if any(not np.isfinite(v).all() for v in values):
         return "non-finite output", "NaN or Inf in the outputs"
-    # An embedding's gradient is sparse (IndexedSlices): densify it to read it.
-    gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, weights) if g is not None]
-    largest = max((float(np.nanmax(np.abs(np.asarray(g)))) if np.asarray(g).size else 0.0 for g in gradients), default=0.0)
-    if any(not np.isfinite(np.asarray(g)).all() for g in gradients):
+    if any(not np.isfinite(g).all() for g in gradients):
         return "non-finite gradient", "NaN or Inf in the gradients of its weights"
+    largest = max((float(np.max(np.abs(g))) if g.size else 0.0 for g in gradients), default=0.0)
     if judge_size and largest > ABSURD_GRADIENT:
         return "absurd gradient", f"a weight gradient of {largest:.3g}"
     return None

@@ -3,15 +3,18 @@
 The replay uses the weights of the last good check (the current ones are already NaN
 everywhere), so it re-runs the step that broke. Forward: the first layer whose output is
 non-finite while every input is finite is the culprit; the layers after it propagate.
-Backward: the gradient of the loss with respect to each layer's output names the layer
-where the backward pass first turns non-finite. Eager, so a model compiled with XLA is
-replayed the same way.
+Backward (TensorFlow): the gradient of the loss with respect to each layer's output names
+the layer where the backward pass first turns non-finite; on JAX, the weights whose
+gradients are non-finite are named. Eager, so a model compiled with XLA is replayed the
+same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nandoctor.live.gradients import loss_gradients
+from nandoctor.live.live_check import model_backend
 from nandoctor.live.model_inputs import input_nest, is_finite
 
 
@@ -56,11 +59,21 @@ def localize(model, sample) -> Localization:
 
 def _localize(model, sample) -> Localization:
     import keras
-    import tensorflow as tf
 
     x, y = sample
     layers = [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
     probe = keras.Model(input_nest(model), [layer.output for layer in layers])
+    if model_backend(model) == "jax":
+        outputs = probe(x, training=False)
+        result = _forward(layers, outputs if isinstance(outputs, (list, tuple)) else [outputs])
+        # jax.grad reaches the weights, not a layer's output in the middle of the model: no
+        # backward culprit on JAX, the weights whose gradients break are still named.
+        weights = model.trainable_variables
+        result.nonfinite_weight_gradients = [w.path for w, g in zip(weights, loss_gradients(model, x, y))
+                                             if not is_finite(g)]
+        return result
+    import tensorflow as tf
+
     with tf.GradientTape() as tape:
         outputs = probe(x, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
@@ -71,17 +84,7 @@ def _localize(model, sample) -> Localization:
             loss = model.compute_loss(x=x, y=y, y_pred=prediction)
         except ValueError:  # not compiled: the gradient of the outputs' sum
             loss = tf.reduce_sum(tf.cast(prediction, "float32"))
-    result = Localization()
-    finite = {}
-    for layer, output in zip(layers, outputs):
-        ok = is_finite(output)
-        finite[layer.name] = ok
-        if not ok:
-            inputs_ok = all(finite.get(inbound, True) for inbound in _inbound_names(layer))
-            if result.forward_culprit is None and inputs_ok:
-                result.forward_culprit = layer.name
-            else:
-                result.forward_propagators.append(layer.name)
+    result = _forward(layers, outputs)
     if loss is not None:
         gradients = tape.gradient(loss, outputs + [w for layer in layers for w in layer.trainable_weights])
         output_gradients = gradients[: len(outputs)]
@@ -93,6 +96,22 @@ def _localize(model, sample) -> Localization:
         result.nonfinite_weight_gradients = [
             w.path for w, g in zip(weights, weight_gradients) if g is not None and not is_finite(g)
         ]
+    return result
+
+
+def _forward(layers, outputs) -> Localization:
+    """The first layer whose output is non-finite from finite inputs, and those that carry it."""
+    result = Localization()
+    finite = {}
+    for layer, output in zip(layers, outputs):
+        ok = is_finite(output)
+        finite[layer.name] = ok
+        if not ok:
+            inputs_ok = all(finite.get(inbound, True) for inbound in _inbound_names(layer))
+            if result.forward_culprit is None and inputs_ok:
+                result.forward_culprit = layer.name
+            else:
+                result.forward_propagators.append(layer.name)
     return result
 
 

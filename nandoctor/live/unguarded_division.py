@@ -20,7 +20,7 @@ class UnguardedDivision(LiveRule):
     import keras
     import nandoctor
 
-    table = keras.random.normal((100, 16)).numpy()
+    table = keras.ops.convert_to_numpy(keras.random.normal((100, 16)))
     table[10:20] = 0.0  # words missing from the pretrained vectors
     norm = lambda t: keras.ops.sqrt(keras.ops.sum(t * t, axis=-1))
     query, candidate = keras.Input((16,)), keras.Input((1,), dtype="int32")
@@ -35,7 +35,7 @@ class UnguardedDivision(LiveRule):
     import keras
     import nandoctor
 
-    table = keras.random.normal((100, 16)).numpy()
+    table = keras.ops.convert_to_numpy(keras.random.normal((100, 16)))
     table[10:20] = 0.0
     query, candidate = keras.Input((16,)), keras.Input((1,), dtype="int32")
     vector = keras.layers.Flatten()(keras.layers.Embedding(100, 16, weights=[table])(candidate))

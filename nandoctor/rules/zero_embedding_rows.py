@@ -20,7 +20,8 @@ class ZeroEmbeddingRows(Rule):
     normalisation or a cosine similarity it is not: the norm of a zero vector is 0, so a
     hand-written `x / norm(x)` returns NaN, and a division clamped at an epsilon returns
     gradients of order 1/epsilon instead (measured on TensorFlow 2.21: 5e6 per component
-    through `Dot(normalize=True)`, 1e12 through `UnitNormalization`). The weights upstream
+    through `Dot(normalize=True)`, 1e12 through `UnitNormalization`; on JAX, Keras 3.15's
+    `Dot(normalize=True)` takes the norm through a square root at 0 and its gradient is NaN). The weights upstream
     then shrink or blow up step after step until they are NaN, while the loss looks fine.
 
     The finding is `info` for zero rows alone and `error` when the embedding's output

@@ -1,6 +1,7 @@
-"""`nandoctor.check` on the backend the user trains on: the static rules and the probes that run
-the model measure the same on TensorFlow and JAX, and what cannot run on a backend (the checks
-that read TensorFlow graphs) is said in the report's notes, never a crash."""
+"""`nandoctor.check` on the backend the user trains on: the static rules, the graph checks (a
+TensorFlow graph or a jaxpr) and the probes that run the model judge the same on TensorFlow and
+JAX, and what cannot run on a backend (the checks that read the loss's TensorFlow graph) is said
+in the report's notes, never a crash."""
 
 import keras
 import pytest
@@ -11,7 +12,7 @@ from tests.live.test_probes import padded_classifier
 
 pytestmark = pytest.mark.every_backend
 
-GRAPH_READERS = ("graph-checks", "loss-trace", "nan-probe")
+GRAPH_READERS = ("loss-trace",)  # graph-checks reads the jaxpr and the NaN probe uses jax.grad on JAX
 
 
 def checked(model):
@@ -46,3 +47,34 @@ def test_what_cannot_run_on_this_backend_is_said_in_the_notes(keras_seed):
     else:
         assert sorted(note.split()[0] for note in skipped) == sorted(GRAPH_READERS)
         assert all(f"this model runs on {keras.backend.backend()}" in note for note in skipped)
+
+
+# Zoo models that build in seconds on either backend, each with what its entry expects.
+ZOO_ON_EVERY_BACKEND = ("nandoctor_memory_network", "nandoctor_tied_language_model", "nandoctor_safe_cosine_ranker",
+                        "nandoctor_masked_topic_classifier", "nandoctor_docs_nd201_use_instead",
+                        "keras_io_text_generation_with_miniature_gpt", "keras_io_masked_language_modeling",
+                        "keras_io_ner_transformers", "keras_hub_phi3_causal_lm")
+
+
+@pytest.mark.parametrize("entry_id", ZOO_ON_EVERY_BACKEND)
+def test_check_on_zoo_models_says_what_it_must_and_nothing_more(keras_seed, entry_id):
+    from fixtures.zoo import ZOO
+    from tests.zoo.test_zoo import serious_codes
+
+    (entry,) = [entry for entry in ZOO if entry.id == entry_id]
+    findings, notes = checked(entry.build())
+    assert [note for note in notes if "could not run" in note] == []
+    found = serious_codes(findings)
+    assert found <= set(entry.expected) | set(entry.allowed), [(f.code, f.layer, f.message) for f in findings]
+    assert set(entry.expected) - found_only_elsewhere(entry) <= found
+
+
+def found_only_elsewhere(entry) -> set[str]:
+    """Codes the entry expects from the live checks that cannot run on this backend (on JAX,
+    the loss trace: keras-io's NER softmax under a custom from-logits loss)."""
+    from nandoctor.live import LIVE_CHECKS
+
+    backend = keras.backend.backend()
+    here = {rule.code for check in LIVE_CHECKS if check.backends is None or backend in check.backends
+            for rule in check.raises}
+    return set(entry.live_only) - here

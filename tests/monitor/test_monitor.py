@@ -205,6 +205,7 @@ def test_options_are_checked():
     assert nandoctor.Monitor is Monitor
 
 
+@pytest.mark.every_backend
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_a_sample_localises_the_culprit_layer_even_under_xla(keras_seed, jit_compile):
     rng = np.random.default_rng(0)
