@@ -90,6 +90,7 @@ class EveryStepLookOnly(keras.callbacks.Callback):
             self.kernel = StatsKernel(variables, [False] * len(variables), snapshots=False)
 
     def on_train_batch_end(self, batch, logs=None):
+        self.model  # noqa: B018  (on JAX, Callback.model brings the weights back, as the Monitor's step read does)
         loss = (logs or {}).get("loss")
         (loss is not None and not math.isfinite(float(loss))) or self.kernel.any_nonfinite()
 
