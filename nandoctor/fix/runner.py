@@ -103,7 +103,11 @@ class _Fixer:
                     return result
                 with editor:
                     written = _scratch_path(path, destination)
-                    editor.save(written)
+                    try:
+                        editor.save(written)
+                    except BaseException:  # a half-written file is never left beside the destination
+                        _remove(written)
+                        raise
             try:
                 remaining, _ = self.scan(written, path)
                 rejected = self._rejected(findings, applied, remaining)

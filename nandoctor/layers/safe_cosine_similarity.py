@@ -17,7 +17,10 @@ def _downscaled(x, axis):
     gradient stays exact.
     """
     scale = ops.maximum(ops.max(ops.abs(x), axis=axis, keepdims=True), 1.0)
-    return x / ops.stop_gradient(scale)
+    # Divided twice by its square root: XLA on CPU (JAX) divides by multiplying with the
+    # reciprocal, and 1 / 3e38 is a denormal that it flushes to zero (measured: x became 0).
+    root = ops.sqrt(ops.stop_gradient(scale))
+    return x / root / root
 
 
 def safe_norm(x, axis=-1, keepdims=False, epsilon=DEFAULT_EPSILON):
