@@ -8,6 +8,7 @@ and shapes that claim more bytes than the file holds.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import h5py
 import numpy as np
@@ -46,8 +47,7 @@ def check_global_heaps(h5: h5py.File, target, label: str) -> None:
     inside C, where no timeout can stop it. So every collection outside the tensors' bytes
     is walked here first, with the library's arithmetic, and a walk that would not advance
     refuses the file."""
-    data = _bytes_outside_tensors(h5, target)
-    for start, chunk in data:
+    for start, chunk in _bytes_outside_tensors(h5, target):
         found = chunk.find(_HEAP_SIGNATURE)
         while found != -1:
             if _endless_heap(chunk, found):
@@ -72,8 +72,13 @@ def _endless_heap(chunk: bytes, at: int) -> bool:
     return False
 
 
-def _bytes_outside_tensors(h5: h5py.File, target) -> list[tuple[int, bytes]]:
-    """The file's bytes between its contiguous tensors, where its metadata and heaps live."""
+_WINDOW = 8 << 20
+_OVERLAP = 1 << 20  # longer than a heap collection Keras writes (4 KiB each)
+
+
+def _bytes_outside_tensors(h5: h5py.File, target) -> Iterator[tuple[int, bytes]]:
+    """The file's bytes between its contiguous tensors, where its metadata and heaps live, in
+    windows of at most 8 MiB that overlap, so memory stays bounded whatever lies between."""
     regions: list[tuple[int, int]] = []
 
     def note(_, item):
@@ -87,13 +92,13 @@ def _bytes_outside_tensors(h5: h5py.File, target) -> list[tuple[int, bytes]]:
     file = open(target, "rb") if opened else target  # noqa: SIM115 (closed below when opened here)
     try:
         size = file.seek(0, os.SEEK_END)
-        pieces, position = [], 0
+        position = 0
         for begin, end in sorted(regions) + [(size, size)]:
-            if begin > position:
-                file.seek(position)
-                pieces.append((position, file.read(min(begin, size) - position)))
+            gap_end = min(begin, size)
+            for start in range(position, gap_end, _WINDOW - _OVERLAP):
+                file.seek(start)
+                yield start, file.read(min(_WINDOW, gap_end - start))
             position = max(position, end)
-        return pieces
     finally:
         if opened:
             file.close()
