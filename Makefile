@@ -9,18 +9,19 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,jax]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,jax,torch]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/nandoctor scan fixtures --exit-zero
 
-# The backend is fixed when Keras is imported: the backend-neutral tests run again, under JAX,
-# in a process of their own.
+# The backend is fixed when Keras is imported: the backend-neutral tests run again, under JAX
+# and under PyTorch, each in a process of its own.
 test: $(STAMP)
 	$(BIN)/nandoctor scan fixtures/clean --fail-on warning --quiet
 	$(BIN)/python -m pytest tests -n 2 --nandoctor fixtures/clean
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests -n 2 -m every_backend
+	KERAS_BACKEND=torch $(BIN)/python -m pytest tests -n 2 -m every_backend
 
 docs: $(STAMP)
 	$(BIN)/python -m nandoctor.docgen
@@ -36,7 +37,7 @@ zoo: $(STAMP)
 BENCH_STAMP := $(VENV)/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,jax,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,jax,torch,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

@@ -182,8 +182,18 @@ def input_nest(model):
     return inputs[0] if len(inputs) == 1 else list(inputs)
 
 
+def to_host(value, dtype=None) -> np.ndarray:
+    """A tensor of the model's backend as a numpy array: PyTorch's outputs carry their autograd
+    graph, which numpy refuses."""
+    import keras
+
+    if keras.backend.backend() == "torch" and not isinstance(value, np.ndarray):
+        value = keras.ops.convert_to_numpy(value)
+    return np.asarray(value, dtype=dtype)
+
+
 def is_finite(tensor) -> bool:
-    values = np.asarray(tensor)
+    values = to_host(tensor)
     return values.dtype.kind not in "fc" or bool(np.isfinite(values).all())  # ids and masks are finite
 
 
@@ -193,7 +203,7 @@ def first_output(model, inputs) -> np.ndarray:
     if isinstance(output, dict):
         output = next(iter(output.values()))
     output = output[0] if isinstance(output, (list, tuple)) else output
-    return np.asarray(output, dtype=np.float64)
+    return to_host(output, np.float64)
 
 
 def _input_structure(model) -> tuple[Any, list[tuple[str, tuple, str]]]:

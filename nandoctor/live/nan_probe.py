@@ -6,7 +6,7 @@ import numpy as np
 
 from nandoctor.live.gradients import outputs_and_gradients
 from nandoctor.live.live_check import LiveCheck
-from nandoctor.live.model_inputs import first_embedding, probe_inputs, typical_values
+from nandoctor.live.model_inputs import first_embedding, probe_inputs, to_host, typical_values
 from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
@@ -35,8 +35,8 @@ class NanProbe(LiveCheck):
 
     name = "nan-probe"
     raises = (UnguardedDivision, SingularGradient)
-    backends = ("tensorflow", "jax")
-    needs = "it takes gradients with the backend's own differentiation (GradientTape, jax.grad)"
+    backends = ("tensorflow", "jax", "torch")
+    needs = "it takes gradients with the backend's own differentiation (GradientTape, jax.grad, autograd)"
     # What it confirms: any numerics suspicion of the graph checks on the culprit layer.
     _numerics = (UnguardedDivision, SingularGradient, UnguardedLog)
 
@@ -153,7 +153,7 @@ def _targets(model, inputs):
 def _evaluate(model, inputs, judge_size: bool = True) -> tuple[str, str] | None:
     """What breaks: a non-finite output, loss or gradient, or an absurd gradient."""
     outputs, gradients = outputs_and_gradients(model, inputs)
-    values = [np.asarray(o, dtype=np.float64) for o in outputs]
+    values = [to_host(o, np.float64) for o in outputs]
     if any(not np.isfinite(v).all() for v in values):
         return "non-finite output", "NaN or Inf in the outputs"
     if any(not np.isfinite(g).all() for g in gradients):

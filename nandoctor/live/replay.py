@@ -3,8 +3,8 @@
 The replay uses the weights of the last good check (the current ones are already NaN
 everywhere), so it re-runs the step that broke. Forward: the first layer whose output is
 non-finite while every input is finite is the culprit; the layers after it propagate.
-Backward (TensorFlow): the gradient of the loss with respect to each layer's output names
-the layer where the backward pass first turns non-finite; on JAX, the weights whose
+Backward (TensorFlow, PyTorch): the gradient of the loss with respect to each layer's output
+names the layer where the backward pass first turns non-finite; on JAX, the weights whose
 gradients are non-finite are named. Eager, so a model compiled with XLA is replayed the
 same way.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nandoctor.live.gradients import loss_gradients
+from nandoctor.live.gradients import loss_gradients, torch_replay_gradients
 from nandoctor.live.live_check import model_backend
 from nandoctor.live.model_inputs import input_nest, is_finite
 
@@ -72,6 +72,13 @@ def _localize(model, sample) -> Localization:
         result.nonfinite_weight_gradients = [w.path for w, g in zip(weights, loss_gradients(model, x, y))
                                              if not is_finite(g)]
         return result
+    if model_backend(model) == "torch":
+        outputs = probe(x, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        prediction = outputs[layers.index(_output_layer(model, layers))]
+        output_gradients, weight_gradients = torch_replay_gradients(model, x, y, outputs, prediction)
+        return _backward(_forward(layers, outputs), layers, output_gradients, model.trainable_variables,
+                         weight_gradients)
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
@@ -85,17 +92,28 @@ def _localize(model, sample) -> Localization:
         except ValueError:  # not compiled: the gradient of the outputs' sum
             loss = tf.reduce_sum(tf.cast(prediction, "float32"))
     result = _forward(layers, outputs)
-    if loss is not None:
-        gradients = tape.gradient(loss, outputs + [w for layer in layers for w in layer.trainable_weights])
-        output_gradients = gradients[: len(outputs)]
-        for layer, gradient in reversed(list(zip(layers, output_gradients))):
-            if gradient is not None and not is_finite(gradient):
-                result.backward_culprit = layer.name
-        weight_gradients = [tf.convert_to_tensor(g) if g is not None else None for g in gradients[len(outputs):]]
-        weights = [w for layer in layers for w in layer.trainable_weights]
-        result.nonfinite_weight_gradients = [
-            w.path for w, g in zip(weights, weight_gradients) if g is not None and not is_finite(g)
-        ]
+    if loss is None:
+        return result
+    weights = [w for layer in layers for w in layer.trainable_weights]
+    gradients = tape.gradient(loss, outputs + weights)
+    weight_gradients = [tf.convert_to_tensor(g) if g is not None else None for g in gradients[len(outputs):]]
+    return _backward(result, layers, gradients[: len(outputs)], weights, weight_gradients)
+
+
+def _backward(result: Localization, layers, output_gradients, weights, weight_gradients) -> Localization:
+    """The layer where the backward pass turns non-finite, and the weights whose gradients are.
+
+    The culprit receives a finite gradient at its output and passes a non-finite one to its
+    inputs (the outputs of the layers that feed it): the last such layer from the output back,
+    as the backward pass runs. Layers before it only carry the NaN."""
+    finite = {layer.name: gradient is None or is_finite(gradient) for layer, gradient in zip(layers, output_gradients)}
+    for layer in reversed(layers):
+        if finite[layer.name] and not all(finite.get(inbound, True) for inbound in _inbound_names(layer)):
+            result.backward_culprit = layer.name
+            break
+    result.nonfinite_weight_gradients = [
+        w.path for w, g in zip(weights, weight_gradients) if g is not None and not is_finite(g)
+    ]
     return result
 
 

@@ -12,7 +12,7 @@ from nandoctor.analysis.keras_facts import (
 )
 from nandoctor.errors import first_line
 from nandoctor.live.live_check import LiveCheck
-from nandoctor.live.model_inputs import input_nest, probe_inputs
+from nandoctor.live.model_inputs import input_nest, probe_inputs, to_host
 from nandoctor.live.model_layers import every_layer, layer_named
 from nandoctor.report import Confidence, Finding
 from nandoctor.rules.broken_tie import BrokenTie
@@ -82,7 +82,7 @@ def _still_tied(layer) -> bool:
         return True  # a hand-written tie that reloaded: nothing further to prove here
     table = np.asarray(layer.embeddings)
     hidden = np.random.default_rng(0).normal(size=(3, table.shape[1])).astype(table.dtype)
-    projected = np.asarray(layer(hidden, reverse=True))
+    projected = to_host(layer(hidden, reverse=True))
     return len(layer.weights) == 1 and np.allclose(projected, hidden @ table.T, atol=1e-5)
 
 

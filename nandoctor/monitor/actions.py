@@ -22,6 +22,8 @@ class Actions:
     # Keras's progress bar holds the terminal's last line (it redraws it with "\r"): a
     # finding printed then starts on a line of its own.
     after_progress_bar: bool = False
+    # Off on every worker but the chief in multi-worker training: the findings are printed once.
+    speaks: bool = True
 
     def __post_init__(self) -> None:
         if self.on_nonfinite not in ACTIONS:
@@ -38,7 +40,7 @@ class Actions:
         return self.restore_last_good or self.keeps_backup
 
     def announce(self, finding) -> None:
-        if self.verbose:
+        if self.verbose and self.speaks:
             where = f" in layer '{finding.layer}'" if finding.layer else ""
             say(f"nandoctor: {finding.code} {finding.name}{where}: {finding.message}", self.after_progress_bar)
 
@@ -48,7 +50,7 @@ class Actions:
             # Keras deletes its backup whenever fit ends gracefully, a stop included.
             self.backup.delete_checkpoint = False
         restored = self.restores and kernel.restore()
-        if restored and self.verbose:
+        if restored and self.verbose and self.speaks:
             say(f"nandoctor: restored the weights of step {last_good_step}, the last check with every weight finite",
                     self.after_progress_bar)
         if self.on_nonfinite == "stop":

@@ -14,6 +14,7 @@ from nandoctor.monitor.detector import Check
 from nandoctor.monitor.health_log import HealthLog
 from nandoctor.monitor.stats import NONFINITE, StatsKernel
 from nandoctor.monitor.tensorboard import TensorBoardScalars
+from nandoctor.monitor.workers import is_chief
 from nandoctor.report import FileResult, FileStatus, Report
 from nandoctor.settings import load_settings
 
@@ -36,7 +37,10 @@ class Monitor(keras.callbacks.Callback):
     per-variable statistics come from one compiled function on the device, of which only a
     small matrix reaches the host: at the start of `fit`, at each of its first steps, then
     every `every_n_steps` steps (every step for a while when a norm grows fast). Findings
-    are printed as they fire and gathered in `monitor.report`.
+    are printed as they fire and gathered in `monitor.report`. In multi-worker training
+    (`tf.distribute.MultiWorkerMirroredStrategy`, several JAX processes) every worker's
+    Monitor finds the same and acts on its own replica; only the chief prints and writes
+    `log_dir` and `tensorboard_dir`.
 
     Args:
         every_n_steps: optimiser steps between scheduled checks of the full statistics.
@@ -144,9 +148,10 @@ class Monitor(keras.callbacks.Callback):
         self.report = Report([self._result])
         # Each Monitor writes its log afresh; its own later fits (a notebook's) append to it.
         appending = self._logged
-        self._log = HealthLog(self.log_dir, append=appending) if self.log_dir else None
+        chief = self._actions.speaks = is_chief(self.model)
+        self._log = HealthLog(self.log_dir, append=appending) if self.log_dir and chief else None
         self._logged = self._log is not None
-        self._scalars = TensorBoardScalars(self.tensorboard_dir) if self.tensorboard_dir else None
+        self._scalars = TensorBoardScalars(self.tensorboard_dir) if self.tensorboard_dir and chief else None
         self._actions.after_progress_bar = (self.params or {}).get("verbose") in (1, "auto")
         start = self._step()
         epochs, steps = (self.params or {}).get("epochs"), (self.params or {}).get("steps")
@@ -194,7 +199,8 @@ class Monitor(keras.callbacks.Callback):
         stats = self._kernel()
         loss = float(loss) if loss is not None else None
         check = Check(step, stats, loss, self._names, self._layers, self._sizes, self._ranks,
-                      last_step=self._last_step, last_finite_step=self._last_finite)
+                      last_step=self._last_step, last_finite_step=self._last_finite,
+                      smallest_positive=self._kernel.smallest_positive)
         nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
         replay_sample = nonfinite and not self._nonfinite_seen and self.sample is not None
         findings, first_nonfinite = [], None

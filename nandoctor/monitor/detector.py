@@ -27,6 +27,9 @@ class Check:
     last_step: int | None = None
     # The last step at which every weight and the loss were seen finite (checked every step).
     last_finite_step: int | None = None
+    # The smallest positive float32 the backend keeps: TensorFlow and XLA flush subnormal
+    # results to zero on the CPU, PyTorch keeps them (StatsKernel.smallest_positive).
+    smallest_positive: float = float(np.finfo(np.float32).tiny)
 
 
 class Detector(Diagnosis):

@@ -9,11 +9,6 @@ from nandoctor.monitor.detector import Check, Detector
 from nandoctor.monitor.stats import MAX_ABS, NONFINITE, NORM
 from nandoctor.report import Finding, Severity
 
-# float32's smallest normal number: below it, values lose precision and soon flush to zero.
-UNDERFLOW = float(np.finfo(np.float32).tiny)
-# Below its square root (about 1e-19) the squares underflow, so any norm computed from them
-# is 0 and a normalisation returns 0/0 = NaN: the earliest break, long before the values go.
-SQUARES_UNDERFLOW = float(np.sqrt(UNDERFLOW))
 
 
 class ShrinkingWeights(Detector):
@@ -135,8 +130,13 @@ class ShrinkingWeights(Detector):
             return None
         rate = float(np.exp(slope))
         log_largest = history[-1][2]
-        squares_step = int(check.step + (np.log(SQUARES_UNDERFLOW) - log_largest) / slope)
-        values_step = int(check.step + (np.log(UNDERFLOW) - log_largest) / slope)
+        # Values below the backend's smallest positive float32 become 0 (about 1e-38 where
+        # subnormals are flushed, 1e-45 where kept). Below its square root (1e-19 or 4e-23)
+        # their squares do, so a norm computed from them is 0 and a normalisation returns
+        # 0/0 = NaN: the earliest break, long before the values go.
+        log_smallest = np.log(check.smallest_positive)
+        squares_step = int(check.step + (log_smallest / 2 - log_largest) / slope)
+        values_step = int(check.step + (log_smallest - log_largest) / slope)
         halving = float(np.log(0.5) / slope)
         before_end = f", before the run ends at step {check.last_step}" if collapsing else ""
         return self.finding_at(

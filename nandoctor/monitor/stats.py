@@ -8,8 +8,8 @@ that weights shrinking toward 1e-30 do not underflow before they are really gone
 squares would).
 
 The statistics are written once, in `keras.ops`, as functions of the weights' values, and
-compiled with the backend's own compiler: `tf.function` on TensorFlow, `jax.jit` on JAX; other
-backends run them eagerly.
+compiled with the backend's own compiler: `tf.function` on TensorFlow, `jax.jit` on JAX; on
+PyTorch they run eagerly under `torch.no_grad`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class StatsKernel:
         self.keeps_snapshots = snapshots
         # Until the first snapshot there is nothing to measure an update against, or to restore.
         self._has_snapshot = False
+        self._smallest_positive: float | None = None
         self._backend = keras.backend.backend()
         statistics = partial(_statistics, embedding=tuple(embedding))
         if self._backend == "tensorflow":
@@ -51,6 +52,7 @@ class StatsKernel:
         else:
             # JAX arrays are immutable and the trainer donates the weights' buffers to each
             # step: a snapshot is a compiled copy, and the functions take the values as arguments.
+            # PyTorch takes the same path, eagerly.
             compile_ = _compiler(self._backend)
             self._saved = None
             compute, sentinel, copy = compile_(statistics), compile_(_nonfinite_sentinel), compile_(_copies)
@@ -58,15 +60,30 @@ class StatsKernel:
             self._sentinel = lambda: sentinel(self._values())
             self._copy = lambda: setattr(self, "_saved", copy(self._values()))
 
+    @property
+    def smallest_positive(self) -> float:
+        """The smallest positive float32 this backend's arithmetic keeps: the smallest normal
+        number where it flushes subnormal results to zero (TensorFlow and XLA on the CPU),
+        the smallest subnormal where it keeps them (PyTorch). Measured once, on the device."""
+        if self._smallest_positive is None:
+            import keras
+
+            tiny = np.finfo(np.float32).tiny
+            half = keras.ops.multiply(keras.ops.convert_to_tensor(np.array([tiny], np.float32)),
+                                      keras.ops.convert_to_tensor(np.array([0.5], np.float32)))
+            kept = keras_numpy(half)[0] > 0
+            self._smallest_positive = float(np.finfo(np.float32).smallest_subnormal if kept else tiny)
+        return self._smallest_positive
+
     def __call__(self) -> np.ndarray:
-        stats = np.array(self._compute())
+        stats = np.array(keras_numpy(self._compute()))
         if not self._has_snapshot:
             stats[:, UPDATE_NORM] = -1.0  # as without snapshots: no update measured
         return stats
 
     def any_nonfinite(self) -> bool:
         """Whether any weight holds a NaN or an infinity: one fused pass, one number back."""
-        return not np.isfinite(np.asarray(self._sentinel()))
+        return not np.isfinite(keras_numpy(self._sentinel()))
 
     def snapshot(self) -> None:
         """Copy the current weights into the snapshots, on the device."""
@@ -99,12 +116,25 @@ class StatsKernel:
         return 0
 
 
+def keras_numpy(value) -> np.ndarray:
+    """A backend tensor on the host (a PyTorch tensor is not an array to numpy)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(value)
+
+
 def _compiler(backend: str):
     if backend == "jax":
         import jax
 
         return jax.jit
-    return lambda function: function  # eager elsewhere (PyTorch: see the Monitor's docs)
+    if backend == "torch":
+        import torch
+
+        # Eager, as Keras's own torch trainer runs by default; outside autograd, or every
+        # statistic of a weight would be recorded for a backward pass that never comes.
+        return torch.no_grad()
+    return lambda function: function
 
 
 def _statistics(values, saved, embedding: tuple[bool, ...]):

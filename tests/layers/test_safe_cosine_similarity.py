@@ -1,6 +1,6 @@
 """SafeCosineSimilarity's promise, finite value and gradient for every float32 input, checked
-with the gradients of the backend it runs on (GradientTape, jax.grad): report C's users train
-on both."""
+with the gradients of the backend it runs on (GradientTape, jax.grad, torch.autograd): report
+C's users train on all of them."""
 
 import keras
 import numpy as np
@@ -29,6 +29,11 @@ def gradients(function, *arrays):
 
         grads = jax.grad(lambda *xs: ops.sum(function(*xs)), argnums=tuple(range(len(arrays))))(*arrays)
         return [np.asarray(g) for g in grads]
+    if keras.backend.backend() == "torch":
+        import torch
+
+        tensors = [torch.tensor(x, requires_grad=True) for x in arrays]
+        return [g.numpy() for g in torch.autograd.grad(ops.sum(function(*tensors)), tensors)]
     import tensorflow as tf
 
     variables = [tf.Variable(x) for x in arrays]

@@ -63,3 +63,21 @@ def test_weight_decay_is_forecast_before_the_features_vanish():
     # The kernel is far from underflow: the run would have ended long before it.
     assert shrink.details["underflow_step"] > 4 * truth.first_step
     assert shrink.details["collapse_step"] <= 512 and "before the run ends at step 512" in shrink.message
+
+
+def test_a_sample_replay_names_where_the_backward_pass_breaks():
+    """sqrt at 0 is finite forward and NaN backward: the replay of the batch that broke names
+    the layer where the backward pass first turns non-finite (TensorFlow, PyTorch), or on JAX,
+    where jax.grad reaches the weights only, the weights whose gradients break."""
+    keras.utils.set_random_seed(0)
+    model, (a, b), same, batch_size, epochs = DIVERGENCES["sqrt_at_zero_distance"]()
+    rows = slice(192, 208)  # the batch that holds the identical pair
+    monitor = Monitor(verbose=0, sample=([a[rows], b[rows]], same[rows]))
+    model.fit([a, b], same, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0, callbacks=[monitor])
+    (nonfinite,) = by_code(monitor, "ND702")
+    where = nonfinite.details["localization"]
+    assert "forward_culprit" not in where and any("encoder" in path for path in where["nonfinite_weight_gradients"])
+    if keras.backend.backend() == "jax":
+        assert "backward_culprit" not in where
+    else:
+        assert where["backward_culprit"] == "distance" == nonfinite.layer
