@@ -7,8 +7,8 @@ process; the cost is the median, over the pairs, of the ratio of process CPU tim
 time is too noisy on a shared machine). Beside the Monitor at its defaults: its every-step
 look alone (the loss and one on-device number from every weight, which the Monitor adds to
 its checks of the full statistics), Keras's TerminateOnNaN, a naive callback that calls
-get_weights() every batch, and TensorFlow's enable_check_numerics. The same again on JAX, in a
-child process (the backend is fixed when Keras is imported).
+get_weights() every batch, and TensorFlow's enable_check_numerics. The same again on JAX and on
+PyTorch, each in a child process (the backend is fixed when Keras is imported).
 
     python bench/monitor_overhead.py [--quick]
 
@@ -18,6 +18,7 @@ Writes bench/results/monitor_overhead.json and the Monitor section of docs/bench
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -157,36 +158,44 @@ def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict
         "every_n_steps": monitor.every_n_steps,
         "monitor": paired_overhead(model, data, lambda: [monitor], pairs, setup=lambda _: setattr(monitor, "hook_seconds", 0.0),
                                    teardown=lambda _: in_hooks.append(monitor.hook_seconds)),
-        "every_step_look": paired_overhead(model, data, lambda: [look], compare_pairs),
-        "terminate_on_nan": paired_overhead(model, data, lambda: [keras.callbacks.TerminateOnNaN()], compare_pairs),
-        "get_weights_every_batch": paired_overhead(model, data, lambda: [GetWeightsEveryBatch()], compare_pairs),
     }
-    if keras.backend.backend() == "tensorflow":  # a TensorFlow switch: nothing to compare on JAX
-        result["check_numerics"] = paired_overhead(model, data, list, compare_pairs, check_numerics_on,
-                                                   check_numerics_off)
+    if compare_pairs:
+        result.update(
+            every_step_look=paired_overhead(model, data, lambda: [look], compare_pairs),
+            terminate_on_nan=paired_overhead(model, data, lambda: [keras.callbacks.TerminateOnNaN()], compare_pairs),
+            get_weights_every_batch=paired_overhead(model, data, lambda: [GetWeightsEveryBatch()], compare_pairs),
+        )
+        if keras.backend.backend() == "tensorflow":  # a TensorFlow switch: nothing to compare elsewhere
+            result["check_numerics"] = paired_overhead(model, data, list, compare_pairs, check_numerics_on,
+                                                       check_numerics_off)
     result["monitor"]["in_hooks"] = statistics.median(in_hooks) / result["monitor"]["epoch_cpu_s_without"]
     print(json.dumps(result, indent=2), flush=True)
     return result
 
 
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
 def markdown(results: dict) -> str:
     rows = []
-    for backend, models in (("TensorFlow", results["models"]), ("JAX", results.get("jax_models", []))):
+    for backend, models in results["backends"].items():
         for model in models:
             cells = [f"{model['monitor']['in_hooks'] * 100:.1f}%"] + [
                 f"{model[key]['overhead'] * 100:+.1f}%" if key in model else "n/a" for key in
                 ("monitor", "every_step_look", "terminate_on_nan", "get_weights_every_batch", "check_numerics")]
-            rows.append(f"| {backend} | vocabulary {model['vocabulary']:,} ({model['parameters'] / 1e6:.1f}M parameters, "
+            compared = model["terminate_on_nan"]["pairs"] if "terminate_on_nan" in model else 0
+            rows.append(f"| {BACKEND_NAMES[backend]} | vocabulary {model['vocabulary']:,} ({model['parameters'] / 1e6:.1f}M parameters, "
                         f"{model['monitor']['epoch_cpu_s_without']:.1f} s CPU per epoch of {model['steps_per_epoch']} steps; "
-                        f"{model['monitor']['pairs']}/{model['terminate_on_nan']['pairs']} pairs) | "
-                        + " | ".join(cells) + " |")
-    versions = f"TensorFlow {tf.__version__}" + (f" and JAX {results['jax_version']}" if "jax_version" in results else "")
+                        f"{model['monitor']['pairs']}/{compared} pairs) | " + " | ".join(cells) + " |")
+    versions = ", ".join(f"{BACKEND_NAMES[backend]} {version}" for backend, version in results["versions"].items())
+    children = ", ".join(f"`KERAS_BACKEND={backend}`" for backend in results["backends"] if backend != "tensorflow")
     return f"""<!-- monitor_overhead:start (written by bench/monitor_overhead.py; do not edit) -->
 Measured {results['date']} on this machine's CPU ({os.cpu_count()} cores), in one run: {versions},
-Keras {keras.__version__} (the JAX rows in a child process with `KERAS_BACKEND=jax`). The first column is the process CPU time spent inside the Monitor's own hooks, as a
-share of an epoch without it (median over its epochs; target: at most 3%). The others are the added process
-CPU time per epoch, the median over alternating pairs of epochs without and with the callback (the
-pairs for the Monitor / for each other callback are given with the model):
+Keras {keras.__version__} (the other backends' rows each in a child process: {children}). The first column is the process
+CPU time spent inside the Monitor's own hooks, as a share of an epoch without it (median over its epochs; target: at
+most 3%). The others are the added process CPU time per epoch, the median over alternating pairs of epochs without
+and with the callback (the pairs for the Monitor / for each other callback are given with the model; n/a: not
+measured, see the benchmark's MODELS):
 
 | backend | model | Monitor: CPU inside its hooks | Monitor (defaults), paired | its every-step look alone | TerminateOnNaN | get_weights() every batch | enable_check_numerics |
 |---|---|---|---|---|---|---|---|
@@ -201,12 +210,14 @@ over few pairs on a shared 2-core machine.
 
 
 # (vocabulary, steps per epoch, pairs for the Monitor, pairs for each other callback), per backend.
-# The large model's epoch costs about 3x more CPU on JAX than on TensorFlow here (106 s against
-# 33 s), so it gets fewer pairs there to keep the whole run near an hour; the first column (CPU
-# inside the Monitor's hooks) needs no pairing, and its median is over the Monitor's epochs.
+# The large model's epoch costs about 3x more CPU on JAX and PyTorch than on TensorFlow here
+# (about 100 s against 36 s), so there it gets two pairs and no other callback, to keep the whole
+# run near an hour; the first column (CPU inside the Monitor's hooks) needs no pairing, and its
+# median is over the Monitor's epochs.
 MODELS = {
-    "tensorflow": [(2000, 40, 8, 4), (100_000, 12, 5, 2)],
-    "jax": [(2000, 40, 8, 4), (100_000, 12, 3, 1)],
+    "tensorflow": [(2000, 40, 6, 3), (100_000, 12, 3, 1)],
+    "jax": [(2000, 40, 6, 3), (100_000, 12, 2, 0)],
+    "torch": [(2000, 40, 6, 3), (100_000, 12, 2, 0)],
 }
 
 
@@ -220,16 +231,21 @@ def measure_all(quick: bool) -> list[dict]:
 _CHILD_RESULT = "NANDOCTOR_BENCH_RESULT "
 
 
-def measure_on_jax(quick: bool) -> dict:
-    """The same models and callbacks in a child process on JAX (the backend is fixed at import)."""
+def measure_in_child(backend: str, quick: bool) -> dict:
+    """The same models and callbacks in a child process on `backend` (fixed at import)."""
     import subprocess
 
     command = [sys.executable, __file__, "--backend-child"] + (["--quick"] if quick else [])
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": backend})
     lines = [line for line in done.stdout.splitlines() if line.startswith(_CHILD_RESULT)]
     if done.returncode or not lines:
-        raise SystemExit(f"the JAX measurement failed:\n{done.stderr[-3000:]}")
+        raise SystemExit(f"the {backend} measurement failed:\n{done.stderr[-3000:]}")
     return json.loads(lines[-1][len(_CHILD_RESULT):])
+
+
+def backend_version() -> str:
+    backend = keras.backend.backend()
+    return __import__(backend).__version__
 
 
 def main() -> None:
@@ -243,21 +259,19 @@ def main() -> None:
         replace_section("monitor_overhead", "Monitor overhead", markdown(json.loads(RESULTS.read_text())))
         return
     if args.backend_child:
-        import jax
-
-        print(_CHILD_RESULT + json.dumps({"models": measure_all(args.quick), "jax_version": jax.__version__}), flush=True)
+        print(_CHILD_RESULT + json.dumps({"models": measure_all(args.quick), "version": backend_version()}), flush=True)
         return
     if keras.backend.backend() != "tensorflow":
-        raise SystemExit("run this benchmark with the TensorFlow backend: it measures JAX itself, in a child process")
-    models = measure_all(args.quick)
-    results = {"date": time.strftime("%Y-%m-%d"), "models": models}
-    try:
-        import jax  # noqa: F401  (the jax extra: make bench installs it)
-    except ImportError:
-        print("JAX is not installed: the TensorFlow rows only")
-    else:
-        on_jax = measure_on_jax(args.quick)
-        results.update(jax_models=on_jax["models"], jax_version=on_jax["jax_version"])
+        raise SystemExit("run this benchmark with the TensorFlow backend: it measures the others itself, in child processes")
+    results = {"date": time.strftime("%Y-%m-%d"), "versions": {"tensorflow": tf.__version__},
+               "backends": {"tensorflow": measure_all(args.quick)}}
+    for backend in ("jax", "torch"):
+        if importlib.util.find_spec(backend) is None:  # the jax and torch extras: make bench installs them
+            print(f"{backend} is not installed: no {BACKEND_NAMES[backend]} rows")
+            continue
+        child = measure_in_child(backend, args.quick)
+        results["versions"][backend] = child["version"]
+        results["backends"][backend] = child["models"]
     if not args.quick:
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         replace_section("monitor_overhead", "Monitor overhead", markdown(results),

@@ -82,7 +82,11 @@ def start(mode: str, index: int, log_dir, cluster=None) -> subprocess.Popen:
 
 
 def finish(process: subprocess.Popen) -> tuple[dict, list[str]]:
-    stdout, stderr = process.communicate(timeout=300)
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:  # a worker left alone waits forever in its all-reduce
+        process.kill()
+        stdout, stderr = process.communicate()
     results = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert results, stderr[-3000:]
     printed = [line for line in stderr.splitlines() if line.startswith("nandoctor: ")]
@@ -98,7 +102,12 @@ def test_two_workers_find_the_same_step_as_one_device_say_it_once_and_both_resto
     alone, alone_printed = finish(one)
     cluster = [f"localhost:{port}" for port in free_ports(2)]
     workers = [start("workers", index, tmp_path / "workers", cluster) for index in (0, 1)]
-    (chief, chief_printed), (other, other_printed) = [finish(worker) for worker in workers]
+    try:
+        (chief, chief_printed), (other, other_printed) = [finish(worker) for worker in workers]
+    finally:
+        for worker in workers:  # one that failed leaves the other waiting for it
+            if worker.poll() is None:
+                worker.kill()
 
     nonfinite = [step for code, step in alone["findings"] if code == "ND702"]
     assert alone["replicas"] == 1 and nonfinite and alone["restored"]
