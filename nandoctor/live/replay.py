@@ -63,18 +63,14 @@ def _localize(model, sample) -> Localization:
     x, y = sample
     layers = [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
     probe = keras.Model(input_nest(model), [layer.output for layer in layers])
-    if model_backend(model) == "jax":
-        outputs = probe(x, training=False)
-        result = _forward(layers, outputs if isinstance(outputs, (list, tuple)) else [outputs])
+    backend = model_backend(model)
+    if backend == "jax":
         # jax.grad reaches the weights, not a layer's output in the middle of the model: no
         # backward culprit on JAX, the weights whose gradients break are still named.
-        weights = model.trainable_variables
-        result.nonfinite_weight_gradients = [w.path for w, g in zip(weights, loss_gradients(model, x, y))
-                                             if not is_finite(g)]
-        return result
-    if model_backend(model) == "torch":
-        outputs = probe(x, training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        return _backward(_forward(layers, _layer_outputs(probe, x)), layers, [], model.trainable_variables,
+                         loss_gradients(model, x, y))
+    if backend == "torch":
+        outputs = _layer_outputs(probe, x)
         prediction = outputs[layers.index(_output_layer(model, layers))]
         output_gradients, weight_gradients = torch_replay_gradients(model, x, y, outputs, prediction)
         return _backward(_forward(layers, outputs), layers, output_gradients, model.trainable_variables,
@@ -82,8 +78,7 @@ def _localize(model, sample) -> Localization:
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
-        outputs = probe(x, training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = _layer_outputs(probe, x)
         for output in outputs:
             tape.watch(output)
         prediction = outputs[layers.index(_output_layer(model, layers))]
@@ -100,6 +95,11 @@ def _localize(model, sample) -> Localization:
     return _backward(result, layers, gradients[: len(outputs)], weights, weight_gradients)
 
 
+def _layer_outputs(probe, x) -> list:
+    outputs = probe(x, training=False)
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
 def _backward(result: Localization, layers, output_gradients, weights, weight_gradients) -> Localization:
     """The layer where the backward pass turns non-finite, and the weights whose gradients are.
 
@@ -107,7 +107,7 @@ def _backward(result: Localization, layers, output_gradients, weights, weight_gr
     inputs (the outputs of the layers that feed it): the last such layer from the output back,
     as the backward pass runs. Layers before it only carry the NaN."""
     finite = {layer.name: gradient is None or is_finite(gradient) for layer, gradient in zip(layers, output_gradients)}
-    for layer in reversed(layers):
+    for layer in reversed(layers if finite else []):  # no output gradients (JAX): no culprit
         if finite[layer.name] and not all(finite.get(inbound, True) for inbound in _inbound_names(layer)):
             result.backward_culprit = layer.name
             break
