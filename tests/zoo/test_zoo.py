@@ -19,6 +19,15 @@ def serious_codes(findings) -> set[str]:
             if (finding["severity"] if isinstance(finding, dict) else finding.severity) in SERIOUS}
 
 
+def misjudgements(entry, findings, *, live: bool) -> set[str]:
+    """The codes on which nandoctor disagrees with the entry's expert labels: findings at warning
+    or above that the entry neither expects nor allows, and expected codes it did not find (a
+    live-only code counts only where the model is live)."""
+    found = serious_codes(findings)
+    must_find = set(entry.expected) if live else set(entry.expected) - set(entry.live_only)
+    return (found - set(entry.expected) - set(entry.allowed)) | (must_find - found)
+
+
 def files_of_zoo():
     return [pytest.param(entry, name, id=name) for entry in ZOO for name in entry.file_names()]
 
@@ -29,13 +38,11 @@ def test_every_zoo_file_reads_and_says_what_it_must(zoo_dir, entry, name):
     assert result.exit_code in (0, 1), result.stdout
     (scanned,) = json.loads(result.stdout)["files"]
     assert scanned["status"] == "scanned", scanned["error"]
-    found = serious_codes(scanned["findings"])
-    assert found <= set(entry.expected) | set(entry.allowed), scanned["findings"]
-    assert set(entry.expected) - set(entry.live_only) <= found
+    assert misjudgements(entry, scanned["findings"], live=False) <= set(entry.misjudged), scanned["findings"]
 
 
 @pytest.mark.parametrize("entry", [pytest.param(entry, id=entry.id) for entry in ZOO])
-def test_check_runs_every_probe_on_every_zoo_model_and_says_what_it_must(keras, entry):
+def test_check_runs_every_probe_on_every_zoo_model_and_says_what_it_must(keras, zoo_dir, entry):
     if entry.api == "tf_keras":
         import tf_keras
 
@@ -44,9 +51,11 @@ def test_check_runs_every_probe_on_every_zoo_model_and_says_what_it_must(keras, 
     report = nandoctor.check(entry.build())
     (result,) = report.files
     assert [note for note in result.notes if "could not run" in note] == []
-    found = serious_codes(report.findings)
-    assert found <= set(entry.expected) | set(entry.allowed), [(f.code, f.layer, f.message) for f in report.findings]
-    assert set(entry.expected) <= found
+    wrong = misjudgements(entry, report.findings, live=True)
+    for scanned in nandoctor.scan([zoo_dir / name for name in entry.file_names()]).files:
+        wrong |= misjudgements(entry, scanned.findings, live=False)
+    # Exactly the known misjudgements: a new one fails, and so does one that a mended rule no longer makes.
+    assert wrong == set(entry.misjudged), [(f.code, f.severity, f.layer, f.message) for f in report.findings]
 
 
 def test_the_manifest_names_every_model_with_its_source_files_and_expectations(manifest, zoo_dir):
@@ -54,7 +63,7 @@ def test_the_manifest_names_every_model_with_its_source_files_and_expectations(m
     for entry in manifest.values():
         assert entry["source"] and entry["files"] and all((zoo_dir / name).is_file() for name in entry["files"])
         assert set(entry["live_only"]) <= set(entry["expected"]) and set(entry["why"]) == set(entry["expected"])
-        assert all(reason for reason in entry["allowed"].values())
+        assert all(reason for reason in [*entry["allowed"].values(), *entry["misjudged"].values()])
 
 
 def test_the_zoo_holds_the_architectures_it_promises(manifest):
@@ -83,7 +92,7 @@ def test_scan_trust_loads_every_keras_io_example_with_its_module(zoo_dir, entry)
         return
     assert result.exit_code in (0, 1), result.stdout
     assert scanned["status"] == "scanned", scanned["error"]
-    assert serious_codes(scanned["findings"]) <= set(entry.expected) | set(entry.allowed)
+    assert serious_codes(scanned["findings"]) <= set(entry.expected) | set(entry.allowed) | set(entry.misjudged)
 
 
 def test_fix_on_the_zoo_rewrites_only_what_it_found_and_every_fixed_file_loads_and_runs(keras, zoo_dir, tmp_path):
