@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity, capped
 
 if TYPE_CHECKING:
     from nandoctor.view import ModelView
@@ -72,6 +72,10 @@ class Diagnosis(Documented):
     # What the diagnosis needs to be sure (config, weights, a live model, training), and what
     # it reports where it cannot be: shown on its page and by `nandoctor rule`.
     evidence: ClassVar[str]
+    # The kinds of evidence its findings can rest on; the first is what a finding rests on
+    # unless it says otherwise. Its severity is capped by the evidence in `finding`, and
+    # nowhere else.
+    evidence_kinds: ClassVar[tuple[Evidence, ...]] = (Evidence.CERTAIN,)
     options: ClassVar[dict[str, Any]] = {}
     runs_on: ClassVar[RunsOn]
 
@@ -108,17 +112,37 @@ class Diagnosis(Documented):
         confidence: Confidence | None = None,
         fix: str | None = None,
         details: dict[str, Any] | None = None,
+        evidence: Evidence | None = None,
+        measured: str | None = None,
     ) -> Finding:
+        """A finding of this diagnosis. `evidence` is what it rests on (by default the first
+        of `evidence_kinds`), and caps `severity`; `measured` says what a probe or a run
+        measured, in words, where the evidence is a measurement."""
+        evidence = evidence or cls.evidence_kinds[0]
+        if evidence not in cls.evidence_kinds:
+            raise ValueError(f"{cls.code} declares evidence {', '.join(cls.evidence_kinds)}. Received: {evidence}")
+        details = {**(details or {}), "evidence": evidence.value}
+        if measured is not None:
+            details["measured"] = measured
         return Finding(
             code=cls.code,
             name=cls.name,
-            severity=severity or cls.severity,
+            severity=capped(severity or cls.severity, evidence),
             confidence=confidence or cls.confidence,
             layer=layer,
             message=message,
             fix=fix or cls.fix,
-            details=details or {},
+            details=details,
         )
+
+    @staticmethod
+    def reconsidered(finding: Finding, *, evidence: Evidence, severity: Severity, **changes: Any) -> Finding:
+        """`finding` resting on new evidence (a live model settled it, a probe measured it),
+        with the severity that evidence allows."""
+        from dataclasses import replace
+
+        details = {**changes.pop("details", finding.details), "evidence": evidence.value}
+        return replace(finding, severity=capped(severity, evidence), details=details, **changes)
 
 
 def _same_kind(value: Any, default: Any) -> bool:

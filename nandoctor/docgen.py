@@ -39,9 +39,14 @@ def rule_page(rule: type[Diagnosis]) -> str:
         f"Fix: {rule.fix}\n\n"
         f"`nandoctor fix`: {fix_safety(rule.code)}\n\n"
         f"Needs, to be sure: {rule.evidence}\n\n"
+        f"Evidence its findings can rest on: {_evidence_kinds(rule)}\n\n"
         f"{rule.documentation()}\n"
         + (f"\nDefaults:{options}\n" if options else "")
     )
+
+
+def _evidence_kinds(rule: type[Diagnosis]) -> str:
+    return "; ".join(f"`{kind.value}` (at most {kind.ceiling.value})" for kind in rule.evidence_kinds) + "."
 
 
 def fix_safety(code: str) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any, Protocol
 
 from nandoctor.catalogue import Selection
-from nandoctor.diagnosis import Rule, RunsOn
+from nandoctor.diagnosis import Diagnosis, Rule, RunsOn
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders import Target, discover, format_claimed_by, guess_format, load
-from nandoctor.report import Confidence, FileResult, FileStatus, Finding, Report
+from nandoctor.report import Confidence, Evidence, FileResult, FileStatus, Finding, Report
 
 Selectors = str | Iterable[str] | None
 
@@ -128,22 +127,37 @@ def _settle(findings: list[Finding], check, model) -> list[Finding]:
 
 
 def _merge(findings: list[Finding], measured: list[Finding], check) -> list[Finding]:
+    """Each measurement confirms the earlier findings it proves (they rise to the severity it
+    supports, with its evidence); the one of its own code, or else the first it may absorb,
+    takes it in, and a measurement that proves nothing is added."""
     merged = list(findings)
     for finding in measured:
         confirmed = [i for i, earlier in enumerate(merged) if check.confirms(finding, earlier)]
+        absorbing = [i for i in confirmed if check.absorbs(finding, merged[i])]
         # Of the findings it proves, the one of its own code first.
-        index = next((i for i in confirmed if merged[i].code == finding.code), confirmed[0] if confirmed else None)
+        index = next((i for i in absorbing if merged[i].code == finding.code), absorbing[0] if absorbing else None)
+        for i in confirmed:
+            merged[i] = _confirmed(merged[i], finding)
         if index is None:
             merged.append(finding)
-            continue
-        original = merged[index]
-        merged[index] = replace(
-            original,
-            confidence=Confidence.HIGH,
-            message=f"{original.message}; confirmed on the live model: {finding.message}",
-            details={**original.details, "probe": finding.details},
-        )
     return merged
+
+
+def _confirmed(original: Finding, measurement: Finding) -> Finding:
+    """`original`, proven on the live model by `measurement`: the higher severity of the two,
+    resting on the evidence that supports it."""
+    stronger = measurement.severity.rank > original.severity.rank or (
+        measurement.severity.rank == original.severity.rank
+        and Evidence(measurement.details["evidence"]).ceiling.rank > Evidence(original.details["evidence"]).ceiling.rank)
+    chosen = measurement if stronger else original
+    return Diagnosis.reconsidered(
+        original,
+        evidence=Evidence(chosen.details["evidence"]),
+        severity=chosen.severity,
+        confidence=Confidence.HIGH,
+        message=f"{original.message}; confirmed on the live model: {measurement.message}",
+        details={**original.details, "probe": measurement.details},
+    )
 
 
 def scan_trusted(

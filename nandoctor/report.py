@@ -23,6 +23,32 @@ class Severity(enum.StrEnum):
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
+class Evidence(enum.StrEnum):
+    """What a finding rests on, and so the highest severity it may have (`ceiling`).
+
+    `certain`: the file or the model's structure alone proves it (zero rows that a cosine
+    divides by; a softmax over one unit). `measured`: a probe on typical inputs, in the
+    model's own dtype policy, states the number. `inferred`: a guess across code the scan
+    cannot see (a Lambda, a custom layer). `adversarial`: an input outside any realistic
+    range broke it (magnitudes of 1e12, all-zero images into a model at initialisation).
+    A guess or an unrealistic input is worth knowing, never evidence that training fails.
+    """
+
+    CERTAIN = "certain"
+    MEASURED = "measured"
+    INFERRED = "inferred"
+    ADVERSARIAL = "adversarial"
+
+    @property
+    def ceiling(self) -> Severity:
+        return Severity.ERROR if self in (Evidence.CERTAIN, Evidence.MEASURED) else Severity.INFO
+
+
+def capped(severity: Severity, evidence: Evidence) -> Severity:
+    """The one place a finding's severity meets its evidence: never above what it rests on."""
+    return severity if severity.rank <= evidence.ceiling.rank else evidence.ceiling
+
+
 class Confidence(enum.StrEnum):
     HIGH = "high"
     MEDIUM = "medium"

@@ -22,6 +22,7 @@ from nandoctor.analysis.keras_facts import (
     ZERO_PRESERVING,
     is_known_class,
 )
+from nandoctor.analysis.causality import declares_causality
 from nandoctor.view import Layer, ModelView
 
 # What each position-mixing layer does with padding that reaches it unmasked.
@@ -50,6 +51,9 @@ class PaddingReach:
     dropped_by: Layer | None = None  # the layer that silently dropped a mask, if there was one
     via: tuple[str, ...] = ()  # local mixers (convolutions) on the way
     zero_padding: bool = False  # the padding vectors were still exactly zero there
+    # Code the scan cannot see stands on the way (or is the consumer): it may mask, weight or
+    # zero the padded positions itself, so what reaches the consumer is a guess.
+    unseen: bool = False
 
     @property
     def why(self) -> str:
@@ -115,10 +119,11 @@ def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = Fals
     zero = zero_padding or embedding.class_name in PADDING_SAFE_EMBEDDINGS
     reaches: list[PaddingReach] = []
     seen: set[tuple[str, bool]] = set()
-    # state: layer name, mask alive, layer that dropped it, local mixers passed, padding still zero
-    queue = deque([(embedding.name, alive, None, (), zero)])
+    # state: layer name, mask alive, layer that dropped it, local mixers passed, padding still
+    # zero, custom code passed
+    queue = deque([(embedding.name, alive, None, (), zero, False)])
     while queue:
-        name, alive, dropped_by, via, zero = queue.popleft()
+        name, alive, dropped_by, via, zero, unseen = queue.popleft()
         for edge in view.consumers(name):
             layer = view.layer(edge.target)
             if layer is None or (layer.name, alive) in seen:
@@ -128,16 +133,39 @@ def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = Fals
             if kind is not None:
                 if alive and kind in MASK_USING:
                     if _returns_sequences(layer):  # used the mask, and carries it on
-                        queue.append((layer.name, True, None, (), False))
+                        queue.append((layer.name, True, None, (), False, unseen))
                     continue
                 lost_here = layer if alive else dropped_by
-                reaches.append(PaddingReach(layer, kind, lost_here, via, zero))
+                reaches.append(PaddingReach(layer, kind, lost_here, via, zero, unseen or kind == OPAQUE))
                 if kind == OPAQUE:  # assume it acts per position; Keras drops the mask there
-                    queue.append((layer.name, False, lost_here, via, False))
+                    queue.append((layer.name, False, lost_here, via, False, True))
             elif layer.class_name in LOCAL_MIXERS:
-                queue.append((layer.name, False, layer if alive else dropped_by, (*via, layer.name), False))
+                queue.append((layer.name, False, layer if alive else dropped_by, (*via, layer.name), False, unseen))
             elif layer.class_name == "Masking":
-                queue.append((layer.name, True, None, via, zero))
+                queue.append((layer.name, True, None, via, zero, unseen))
             elif layer.class_name in MASK_CARRIERS:
-                queue.append((layer.name, alive, dropped_by, via, zero and layer.class_name in ZERO_PRESERVING))
+                queue.append((layer.name, alive, dropped_by, via, zero and layer.class_name in ZERO_PRESERVING, unseen))
     return reaches
+
+
+# Config keys by which tokenizers and models name their padding id.
+_PADDING_KEYS = ("pad_token_id", "padding_idx", "pad_id", "padding_id", "mask_token")
+
+
+def shows_padding(view: ModelView) -> bool:
+    """The config names a padding id, a padding-mask input, or a vectorizer that pads."""
+    for layer in view.layers:
+        if any(layer.config.get(key) is not None for key in _PADDING_KEYS):
+            return True
+        if "padding_mask" in layer.name or (layer.class_name == "TextVectorization"
+                                            and layer.config.get("output_sequence_length")):
+            return True
+    return False
+
+
+def reads_unpadded_windows(view: ModelView) -> bool:
+    """A causal model that shows no padding: it reads fixed windows of a stream more often
+    than padded texts, so Keras's convention that id 0 is padding is no evidence there.
+    Anywhere else, integer token ids into an embedding follow it (`pad_sequences` pads with
+    0, `TextVectorization` reserves 0, `mask_zero` masks 0)."""
+    return declares_causality(view) and not shows_padding(view)

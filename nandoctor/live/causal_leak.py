@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from nandoctor.diagnosis import LiveRule
-from nandoctor.report import Confidence, Severity
+from nandoctor.report import Confidence, Evidence, Severity
 
 
 class CausalLeak(LiveRule):
@@ -49,6 +49,7 @@ class CausalLeak(LiveRule):
     )
     name = "causal-leak"
     severity = Severity.ERROR
+    evidence_kinds = (Evidence.MEASURED,)
     confidence = Confidence.HIGH
     fix = "Mask attention causally (use_causal_mask=True), or build the decoder from nandoctor.layers.CausalSelfAttention."
 

@@ -59,6 +59,8 @@ class CausalProbe(LiveCheck):
                     f"by up to {float(past.max()):.3g} (outputs after {t} changed by up to {future:.3g}): "
                     "positions see the future",
                     confidence=Confidence.HIGH,
+                    measured=f"outputs at position {first} moved {float(past.max()):.3g} when only tokens after "
+                             f"{t} changed",
                     details={"position": t, "first_leaking_position": first, "leak": float(past.max()),
                              "future_change": future,
                              "inputs": f"2 random sequences of {length} ids in [1, {ids.vocabulary})"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from nandoctor.report import Confidence, Finding
+from nandoctor.report import Confidence, Evidence, Finding
 from nandoctor.rules.positional_table_too_short import PositionalTableTooShort
 
 # TensorFlow's message for a lookup past the end of a table: "indices[0,16] = 16 is not in [0, 16)".
@@ -32,5 +32,7 @@ def finding_proven_by(error: BaseException, model) -> Finding | None:
         f"rows ({type(error).__name__}). Token ids were drawn inside every token table, so the table is "
         "indexed by position: it is shorter than the sequences the model takes",
         confidence=Confidence.HIGH,
+        evidence=Evidence.MEASURED,
+        measured=f"a lookup of row {index} in a table of {rows} rows failed on inputs of the model's declared shape",
         details={"index": index, "rows": rows, "error": type(error).__name__},
     )

@@ -19,7 +19,7 @@ from nandoctor.live.live_check import LiveCheck, model_backend
 from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
-from nandoctor.report import Finding
+from nandoctor.report import Evidence, Finding, Severity
 
 _DIVISIONS = ("RealDiv", "Div", "Reciprocal", "Inv")
 _ROOTS = ("Sqrt", "Rsqrt")
@@ -165,7 +165,10 @@ def _judge(op, layer: str) -> Finding | None:
     if verdict is None:
         return None
     rule, message = verdict
-    return rule.finding(layer, message, details={"operation": op.name})
+    # The traced code proves the operation is unguarded; whether a zero ever reaches it, only a
+    # run on the model's inputs can say (the NaN probe): a hazard, not yet a NaN.
+    return rule.finding(layer, message, details={"operation": op.name}, evidence=Evidence.CERTAIN,
+                        severity=Severity.WARNING)
 
 
 def _verdict(op, where: str) -> tuple[type, str] | None:

@@ -51,3 +51,8 @@ class LiveCheck(Documented):
     def confirms(self, measured: Finding, suspicion: Finding) -> bool:
         """Whether this check's finding `measured` proves `suspicion` (same code, same layer)."""
         return measured.code == suspicion.code and measured.layer == suspicion.layer
+
+    def absorbs(self, measured: Finding, suspicion: Finding) -> bool:
+        """Whether `measured` is said as part of `suspicion` (its message and details) rather
+        than as a finding of its own, where it confirms it."""
+        return True

@@ -19,7 +19,7 @@ from nandoctor.live.graph_checks import _verdict
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.traced_graph import traced_graph
 from nandoctor.live.unguarded_log import UnguardedLog
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
 
 # Cross-entropies computed from logits: they apply the softmax themselves.
@@ -67,7 +67,8 @@ class LossTrace(LiveCheck):
                 verdict = _verdict(op, f"'{op.name}' in the loss")
                 if verdict is not None:
                     seen.add("ND203")
-                    yield UnguardedLog.finding(None, verdict[1], details={"operation": op.name, "in": "loss"})
+                    yield UnguardedLog.finding(None, verdict[1], details={"operation": op.name, "in": "loss"},
+                                              evidence=Evidence.CERTAIN, severity=Severity.WARNING)
 
     @staticmethod
     def _double_softmax(evidence: str, details: dict) -> Finding:

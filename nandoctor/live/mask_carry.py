@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_layers import layer_named
-from nandoctor.report import Confidence, Finding
+from nandoctor.report import Confidence, Evidence, Finding
 from nandoctor.rules.mask_dropped import MaskDropped
 
 
@@ -41,8 +40,9 @@ class MaskCarry(LiveCheck):
         defines = type(live).compute_mask is not keras.layers.Layer.compute_mask
         if getattr(live, "supports_masking", False) or defines:
             return None  # it keeps the mask: no finding
-        return replace(
+        return MaskDropped.reconsidered(
             finding,
+            evidence=Evidence.CERTAIN,
             severity=MaskDropped.severity,
             confidence=Confidence.HIGH,
             message=(f"{type(live).__name__} '{live.name}' neither sets supports_masking nor defines compute_mask "

@@ -10,7 +10,8 @@ from nandoctor.live.model_inputs import first_embedding, probe_inputs, to_host, 
 from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
-from nandoctor.report import Confidence, Finding
+from nandoctor.report import Confidence, Evidence, Finding
+from nandoctor.rules.zero_embedding_rows import ZeroEmbeddingRows
 
 # A gradient this large on a single weight is the signature of a guard that turned 0/0 into
 # 1/epsilon: a clamp at 1e-7 gives 1e7 against a unit vector. A guard inside the roots, as
@@ -20,9 +21,11 @@ ABSURD_GRADIENT = 1e7
 
 class NanProbe(LiveCheck):
     """## What it does
-    Runs the live model on inputs built to break it: token ids that hit all-zero embedding
-    rows (alone, and against real ones), all-padding sequences, zeros, magnitudes of 1e12,
-    identical pairs for two-tower models. It computes the outputs, the loss and the gradients (without applying them),
+    Runs the live model on inputs built to break it: first inputs it really meets (token ids
+    that hit all-zero embedding rows, alone and against real ones; all-padding sequences, as
+    empty texts give; identical pairs for two-tower models), then inputs outside any realistic
+    range (all-zero features, magnitudes of 1e12), whose breakage is `adversarial` evidence
+    and said at `info`. It computes the outputs, the loss and the gradients (without applying them),
     and when one is non-finite or absurdly large, replays the batch layer by layer to name
     the culprit.
 
@@ -43,7 +46,7 @@ class NanProbe(LiveCheck):
     def run(self, model, view) -> Iterator[Finding]:
         if any(weight.stats().nonfinite for weight in view.weights()):
             return  # weights already NaN break every input: that is ND102's finding, not a recipe's
-        for recipe, inputs in _recipes(model, view):
+        for recipe, inputs, evidence, zero_rows_of in _recipes(model, view):
             # Gradients grow with the inputs: at 1e12 only non-finite values say something.
             outcome = _evaluate(model, inputs, judge_size="magnitude" not in recipe)
             if outcome is None:
@@ -56,14 +59,18 @@ class NanProbe(LiveCheck):
             rule = UnguardedDivision if kind == "non-finite output" else SingularGradient
             message = (f"on {recipe}, the model's {kind} ({value}); replaying it layer by layer: "
                        f"{where.describe()}")
-            yield rule.finding(layer, message, confidence=Confidence.HIGH,
-                               details={"recipe": recipe, "kind": kind, "localization": where.to_dict()})
+            yield rule.finding(layer, message, confidence=Confidence.HIGH, evidence=evidence,
+                               measured=f"{kind} on {recipe}",
+                               details={"recipe": recipe, "kind": kind, "localization": where.to_dict(),
+                                        "zero_rows_of": zero_rows_of})
             return
 
     def confirms(self, measured: Finding, suspicion: Finding) -> bool:
         """The probe sees that a layer breaks, not which of its operations: it confirms
         whichever numerics suspicion the graph checks raised on that layer."""
         numerics = {rule.code for rule in self._numerics}
+        if suspicion.code == ZeroEmbeddingRows.code:  # the zero rows it fed are what broke it
+            return suspicion.layer in measured.details.get("zero_rows_of", ())
         if measured.layer is None:
             # The replay stayed finite (an absurd gradient, not a NaN): no layer is named, and
             # the measurement confirms the graph checks' suspicion of the same kind.
@@ -71,8 +78,14 @@ class NanProbe(LiveCheck):
         return measured.layer == suspicion.layer and measured.code in numerics and suspicion.code in numerics
 
 
+    def absorbs(self, measured: Finding, suspicion: Finding) -> bool:
+        """A NaN is said with the numerics suspicion it proves; zero rows it fed are raised beside it."""
+        return suspicion.code in {rule.code for rule in self._numerics}
+
+
 def _recipes(model, view):
-    """(description, inputs) pairs, most likely to break first."""
+    """(description, inputs, evidence, tables whose zero rows it feeds), the inputs a model
+    really meets first, those outside any realistic range last."""
     rng = np.random.default_rng(0)
     inputs = probe_inputs(model, view)
     # Each id input is drawn from the table it feeds: a words input and an entities input
@@ -95,28 +108,38 @@ def _recipes(model, view):
     if with_zero_rows:
         first = with_zero_rows[0]
         shown = zero_ids[first.name][:3].tolist()
+        # Unknown words are real inputs: a pretrained table's zero rows are ids the model meets.
+        tables = [table.name for slot in with_zero_rows if (table := first_embedding(view, slot.name)) is not None]
         yield (f"token ids of all-zero embedding rows ({shown}...)",
-               inputs.build(lambda slot, shape: zero_or_real(slot, shape) if slot.role == "ids" else typical(slot, shape)))
+               inputs.build(lambda slot, shape: zero_or_real(slot, shape) if slot.role == "ids" else typical(slot, shape)),
+               Evidence.MEASURED, tables)
         if len(inputs.ids()) > 1:
             # One zero row against real vectors: where a clamped division's gradient is 1/eps.
             yield (f"a zero embedding row in input '{first.name}' against real ones in the others",
                    inputs.build(lambda slot, shape: (zero_or_real(slot, shape) if slot is first else live(slot, shape))
-                                if slot.role == "ids" else typical(slot, shape)))
+                                if slot.role == "ids" else typical(slot, shape)),
+                   Evidence.MEASURED, tables[:1])
     if inputs.ids():
-        yield ("all-padding sequences (every id 0)", inputs.build(_all_padding(typical)))
-    if any(slot.role == "features" for slot in inputs.slots):
-        yield ("all-zero inputs", inputs.build(
-            lambda slot, shape: np.zeros(shape, slot.dtype) if slot.role == "features" else typical(slot, shape)))
-        # Large but representable (raw counts, amounts): 1e30 would overflow any norm's
-        # squares, guarded or not, which says nothing about its guards.
-        yield ("inputs of magnitude 1e12", inputs.build(
-            lambda slot, shape: np.full(shape, 1e12, slot.dtype) if slot.role == "features" else typical(slot, shape)))
+        # Empty texts happen: a batch of them is all padding.
+        yield ("all-padding sequences (every id 0)", inputs.build(_all_padding(typical)), Evidence.MEASURED, [])
     towers = inputs.slots
     if len(towers) == 2 and all(slot.role == "ids" for slot in towers) and towers[0].shape == towers[1].shape:
-        # The same ids on both towers: inside both tables.
+        # The same ids on both towers (a query that is its own candidate): inside both tables.
         same = rng.integers(1, max(min(t.vocabulary for t in towers), 2), size=inputs.shape(towers[0]))
         same = same.astype(towers[0].dtype)
-        yield ("identical pairs on both towers", inputs.pack({towers[0].name: same, towers[1].name: same}))
+        yield ("identical pairs on both towers", inputs.pack({towers[0].name: same, towers[1].name: same}),
+               Evidence.MEASURED, [])
+    if any(slot.role == "features" for slot in inputs.slots):
+        # A model at initialisation given identical zero features (a LayerNorm over equal
+        # tokens has gradients of 1e16 there) says nothing of the data it will train on.
+        yield ("all-zero inputs", inputs.build(
+            lambda slot, shape: np.zeros(shape, slot.dtype) if slot.role == "features" else typical(slot, shape)),
+            Evidence.ADVERSARIAL, [])
+        # Large but representable (raw counts, amounts): 1e30 would overflow any norm's
+        # squares, guarded or not, which says nothing about its guards. Beyond float16's range.
+        yield ("inputs of magnitude 1e12", inputs.build(
+            lambda slot, shape: np.full(shape, 1e12, slot.dtype) if slot.role == "features" else typical(slot, shape)),
+            Evidence.ADVERSARIAL, [])
 
 
 def _all_padding(typical):

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from nandoctor.analysis.padding_flow import reads_unpadded_windows
 from nandoctor.analysis.keras_facts import (
     EMBEDDING_CLASSES,
     PADDING_SAFE_EMBEDDINGS,
@@ -12,7 +13,7 @@ from nandoctor.analysis.keras_facts import (
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import first_output, probe_inputs, typical_values
 from nandoctor.live.model_layers import every_layer
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.rules.mask_dropped import MaskDropped
 from nandoctor.rules.padding_not_masked import PaddingNotMasked
 
@@ -97,17 +98,23 @@ class PaddingProbe(LiveCheck):
             if leak > _LEAK_RATIO * real_change:
                 masked = getattr(layer, "mask_zero", False) or type(layer).__name__ in PADDING_SAFE_EMBEDDINGS
                 rule = MaskDropped if masked else PaddingNotMasked
-                padded = masked or ids.shape[1] is None or any(slot.role == "padding_mask" for slot in inputs.slots)
+                # Keras's convention makes id 0 padding for token ids fed to an embedding;
+                # only a causal model over windows that shows no padding is exempt from it.
+                padded = (masked or ids.shape[1] is None or any(slot.role == "padding_mask" for slot in inputs.slots)
+                          or view is None or not reads_unpadded_windows(view))
                 message = (f"changing only the padding vector (id 0) of '{layer.name}' moves the output by {leak:.3g}, "
                            f"{leak / real_change:.3g} times what changing one real token does: padded positions "
                            "reach the output")
                 if not padded:
                     # Fixed-length windows may hold no padding at all (a language model's
                     # contexts): the measurement is sure, whether id 0 is padding is not.
-                    message += ("; whether id 0 is padding here is unknown (fixed-length input, no mask_zero, "
-                                "no padding mask): if it is, mask it")
+                    message += ("; whether id 0 is padding here is unknown (a causal model over fixed-length "
+                                "windows, no mask_zero, no padding mask): if it is, mask it")
                 yield rule.finding(
                     layer.name, message, severity=None if padded else Severity.INFO, confidence=Confidence.HIGH,
+                    evidence=Evidence.MEASURED,
+                    measured=f"the real positions' outputs moved {leak:.3g} when only the padding vector changed, "
+                             f"against {real_change:.3g} for one real token",
                     details={"padding_change": leak, "real_token_change": real_change, "evidence_of_padding": padded,
                              "inputs": f"4 random sequences of {length} ids, the second half padded with 0"},
                 )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from nandoctor.diagnosis import LiveRule
-from nandoctor.report import Confidence, Severity
+from nandoctor.report import Confidence, Evidence, Severity
 
 
 class SingularGradient(LiveRule):
@@ -48,6 +48,7 @@ class SingularGradient(LiveRule):
     )
     name = "singular-gradient"
     severity = Severity.ERROR
+    evidence_kinds = (Evidence.MEASURED, Evidence.CERTAIN, Evidence.ADVERSARIAL)
     # A graph check judges structure; the NaN probe's measurement raises it to high.
     confidence = Confidence.MEDIUM
     fix = "Put the epsilon inside the square root: sqrt(sum(x**2) + eps**2) (nandoctor.layers.safe_norm)."

@@ -14,7 +14,7 @@ from nandoctor.errors import first_line
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import input_nest, probe_inputs, to_host
 from nandoctor.live.model_layers import every_layer, layer_named
-from nandoctor.report import Confidence, Finding
+from nandoctor.report import Confidence, Evidence, Finding
 from nandoctor.rules.broken_tie import BrokenTie
 
 
@@ -66,7 +66,8 @@ class TieProbe(LiveCheck):
                                     stage="training")
 
     def _finding(self, layer: str, message: str, **details) -> Finding:
-        return BrokenTie.finding(layer, message, confidence=Confidence.HIGH,
+        return BrokenTie.finding(layer, message, confidence=Confidence.HIGH, evidence=Evidence.MEASURED,
+                                 measured=message,
                                  details={"probe": "save, reload, train one step", **details})
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from nandoctor.diagnosis import LiveRule
-from nandoctor.report import Confidence, Severity
+from nandoctor.report import Confidence, Evidence, Severity
 
 
 class UnguardedDivision(LiveRule):
@@ -55,6 +55,7 @@ class UnguardedDivision(LiveRule):
     )
     name = "unguarded-division"
     severity = Severity.ERROR
+    evidence_kinds = (Evidence.MEASURED, Evidence.CERTAIN, Evidence.ADVERSARIAL)
     # A graph check judges structure; the NaN probe's measurement raises it to high.
     confidence = Confidence.MEDIUM
     fix = ("Guard the denominator inside the computation (x / (norm + eps) with a norm whose epsilon is inside its "

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from nandoctor.diagnosis import LiveRule
-from nandoctor.report import Confidence, Severity
+from nandoctor.report import Confidence, Evidence, Severity
 
 
 class UnguardedLog(LiveRule):
@@ -41,6 +41,7 @@ class UnguardedLog(LiveRule):
     )
     name = "unguarded-log"
     severity = Severity.ERROR
+    evidence_kinds = (Evidence.CERTAIN, Evidence.MEASURED)
     # A graph check judges structure; the NaN probe's measurement raises it to high.
     confidence = Confidence.MEDIUM
     fix = "Work in log space (keras.ops.log_softmax, or a loss with from_logits=True), or take log(x + eps)."

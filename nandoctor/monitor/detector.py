@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nandoctor.diagnosis import Diagnosis, RunsOn
-from nandoctor.report import Finding
+from nandoctor.report import Evidence, Finding
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Detector(Diagnosis):
     """Like a rule, a detector carries its documentation, metadata and one `observe`."""
 
     runs_on = RunsOn.TRAINING
+    evidence_kinds = (Evidence.MEASURED,)  # the run itself: the values the Monitor read on the device
     # Its findings mark the first non-finite values: the Monitor replays its `sample` to
     # name the layer where they start, and its actions (stop, raise) quote the finding.
     reports_nonfinite: ClassVar[bool] = False

@@ -86,6 +86,7 @@ def _findings_table(findings: list[Finding], width: int) -> Table:
             message.append(f"layer {layer}\n", style="bold")
             layer = ""
         message.append(finding.message)
+        message.append(f"\n{evidence_line(finding)}", style="dim")
         message.append(f"\nfix: {finding.fix}", style="dim")
         table.add_row(
             Text(finding.code, style="bold"),
@@ -94,6 +95,13 @@ def _findings_table(findings: list[Finding], width: int) -> Table:
             message,
         )
     return table
+
+
+def evidence_line(finding: Finding) -> str:
+    """What the finding rests on: `evidence: measured (what was measured)`."""
+    evidence = finding.details.get("evidence", "?")
+    measured = finding.details.get("measured")
+    return f"evidence: {evidence}" + (f" ({measured})" if measured else "")
 
 
 def summary_line(report: Report) -> str:

@@ -11,7 +11,7 @@ from nandoctor.analysis.keras_facts import (
 )
 from nandoctor.analysis.matrix_comparison import correlation, max_abs_difference
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.view import Layer, ModelView, Weight
 
 # Independent random matrices correlate near 0; a copy that training moved stays far above this.
@@ -80,6 +80,7 @@ class BrokenTie(Rule):
     )
     name = "broken-tie"
     severity = Severity.ERROR
+    evidence_kinds = (Evidence.CERTAIN, Evidence.MEASURED)
     fix = (
         "Tie with nandoctor.layers.TiedEmbedding (keras.layers.ReversibleEmbedding with the tie on): "
         "one matrix in the file, still tied after reloading and further training."

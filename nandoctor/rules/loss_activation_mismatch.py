@@ -6,7 +6,7 @@ from nandoctor.analysis.output_activations import BINARY_LOSSES as _BINARY
 from nandoctor.analysis.output_activations import CATEGORICAL_LOSSES as _CATEGORICAL
 from nandoctor.analysis.output_activations import output_activation, output_units
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.view import Layer, LossSpec, ModelView
 
 
@@ -63,6 +63,7 @@ class LossActivationMismatch(Rule):
     )
     name = "loss-activation-mismatch"
     severity = Severity.ERROR
+    evidence_kinds = (Evidence.CERTAIN,)
     fix = (
         "Use activation='softmax' on the output layer for a categorical cross-entropy "
         "(sigmoid for a binary one), or keep it linear and compile the loss with from_logits=True."

@@ -10,7 +10,7 @@ from nandoctor.analysis.padding_flow import (
     padding_reaches,
 )
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.view import ModelView
 
 
@@ -71,6 +71,7 @@ class MaskDropped(Rule):
     )
     name = "mask-dropped"
     severity = Severity.WARNING
+    evidence_kinds = (Evidence.CERTAIN, Evidence.INFERRED, Evidence.MEASURED)
     fix = (
         "Keep mask-aware layers between the embedding and the layer that needs the mask (give "
         "a custom layer supports_masking=True), or use nandoctor.layers.MaskedEmbedding so that "
@@ -95,6 +96,7 @@ class MaskDropped(Rule):
                         f"padding mask of '{layer.name}' for {reach.consumer.class_name} '{reach.consumer.name}' "
                         "(supports_masking, or a compute_mask) is unknown; nandoctor.check on the live model settles it",
                         severity=Severity.INFO, confidence=Confidence.LOW, details={**details, "opaque": True},
+                        evidence=Evidence.INFERRED,
                     )
                     continue
                 yield self.finding(

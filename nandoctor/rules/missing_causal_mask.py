@@ -13,7 +13,7 @@ from nandoctor.analysis.keras_facts import (
 )
 from nandoctor.analysis.output_activations import wrapped_config
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Finding, Severity
+from nandoctor.report import Evidence, Finding, Severity
 from nandoctor.view import Edge, Layer, ModelView
 
 _QUERY, _VALUE = ("0", "query"), ("1", "value")
@@ -84,6 +84,7 @@ class MissingCausalMask(Rule):
     )
     name = "missing-causal-mask"
     severity = Severity.ERROR
+    evidence_kinds = (Evidence.CERTAIN, Evidence.INFERRED, Evidence.MEASURED)
     fix = (
         "Call the attention with use_causal_mask=True, or build the decoder from "
         "nandoctor.layers.CausalSelfAttention, whose attention is always causal."

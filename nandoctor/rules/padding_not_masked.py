@@ -4,7 +4,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.causality import declares_causality
 from nandoctor.analysis.keras_facts import TIED_EMBEDDING_CLASSES
 from nandoctor.analysis.padding_flow import (
     ATTENDING,
@@ -14,9 +13,10 @@ from nandoctor.analysis.padding_flow import (
     RECURRENCE,
     mask_id,
     padding_reaches,
+    reads_unpadded_windows,
 )
 from nandoctor.diagnosis import Rule, plural
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.view import Layer, ModelView
 
 _POSITION_DEPENDENT = frozenset({FLATTEN, AVERAGE, MAXIMUM, RECURRENCE, ATTENDING})
@@ -85,6 +85,7 @@ class PaddingNotMasked(Rule):
     )
     name = "padding-not-masked"
     severity = Severity.WARNING
+    evidence_kinds = (Evidence.CERTAIN, Evidence.INFERRED, Evidence.MEASURED)
     confidence = Confidence.MEDIUM
     fix = (
         "Use nandoctor.layers.MaskedEmbedding (padding outputs exactly zero, and a mask for the "
@@ -95,7 +96,7 @@ class PaddingNotMasked(Rule):
     def check(self, view: ModelView) -> Iterator[Finding]:
         # A causal model reads fixed windows of a stream more often than padded texts: with
         # no sign of padding, that it leaks is a possibility to know of, not a likely cost.
-        unsure = declares_causality(view) and not _shows_padding(view)
+        unsure = reads_unpadded_windows(view)
         for layer in view.layers:
             if not layer.is_embedding or mask_id(layer) is not None:
                 continue
@@ -113,10 +114,20 @@ class PaddingNotMasked(Rule):
                 message += f" (and {plural(len(reaches) - 1, 'more layer')} that mix positions)"
             if unsure:
                 message += "; the model is causal and shows no padding (no mask, no padding id): if its windows are never padded, nothing leaks"
+            # A frozen zero row read by a maximum (directly, or through a convolution,
+            # whose bias is the same at every padded position) gives the same value at every
+            # padded position: a constant floor, not a leak that varies with the padding.
+            constant = zero_padding and all(reach.kind == MAXIMUM for reach in reaches)
+            if constant:
+                message += (f"; its padding row is exactly zero and frozen, so padding gives the same value at "
+                            f"every padded position, a constant that {reaches[0].consumer.class_name} can learn around")
             tied = layer.class_name in TIED_EMBEDDING_CLASSES
             yield self.finding(
                 layer.name, message,
-                severity=Severity.INFO if unsure else None,
+                # Causal windows that show no padding, or custom code on the way (it may mask
+                # the positions itself): a guess. A frozen zero padding row: a constant, known.
+                severity=Severity.INFO if unsure or constant else None,
+                evidence=Evidence.INFERRED if unsure or reaches[0].unseen else Evidence.CERTAIN,
                 confidence=Confidence.LOW if unsure else None,
                 fix=_TIED_FIX if tied else None,
                 details={"consumer": reaches[0].consumer.name, "kind": reaches[0].kind, "via": list(reaches[0].via),
@@ -126,19 +137,6 @@ class PaddingNotMasked(Rule):
 
 _TIED_FIX = ("Give the tied embedding mask_zero=True (TiedEmbedding(..., mask_zero=True) keeps the tie), with "
              "mask-aware layers after it.")
-# Config keys by which tokenizers and models name their padding id.
-_PADDING_KEYS = ("pad_token_id", "padding_idx", "pad_id", "padding_id", "mask_token")
-
-
-def _shows_padding(view: ModelView) -> bool:
-    """The config names a padding id, a padding-mask input, or a vectorizer that pads."""
-    for layer in view.layers:
-        if any(layer.config.get(key) is not None for key in _PADDING_KEYS):
-            return True
-        if "padding_mask" in layer.name or (layer.class_name == "TextVectorization"
-                                            and layer.config.get("output_sequence_length")):
-            return True
-    return False
 
 
 def _frozen_zero_padding_row(layer: Layer) -> bool:

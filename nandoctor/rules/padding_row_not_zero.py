@@ -11,7 +11,7 @@ from nandoctor.analysis.padding_flow import (
     padding_reaches,
 )
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.view import ModelView
 
 # Layers where a zero padding vector would contribute nothing (directly, not through a
@@ -73,6 +73,7 @@ class PaddingRowNotZero(Rule):
     )
     name = "padding-row-not-zero"
     severity = Severity.WARNING
+    evidence_kinds = (Evidence.CERTAIN, Evidence.INFERRED)
     fix = "Use nandoctor.layers.MaskedEmbedding, whose padding row is zero and takes no gradient."
     reads_weights = True
 
@@ -97,6 +98,7 @@ class PaddingRowNotZero(Rule):
                 f"padding row {padding_id} of '{layer.name}' is not zero (norm {norm:.3g}; median row norm "
                 f"{median:.3g}) and reaches {reach.describe()}, with no mask: every padded position adds this vector",
                 confidence=Confidence.HIGH if declared else Confidence.MEDIUM,
+                evidence=Evidence.INFERRED if reach.unseen else Evidence.CERTAIN,
                 details={
                     "padding_id": padding_id,
                     "row_norm": norm,

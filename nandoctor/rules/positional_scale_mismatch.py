@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.analysis.position_tables import position_tables
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Finding, Severity
+from nandoctor.report import Evidence, Finding, Severity
 from nandoctor.view import ModelView
 
 
@@ -66,6 +67,7 @@ class PositionalScaleMismatch(Rule):
     )
     name = "positional-scale-mismatch"
     severity = Severity.WARNING
+    evidence_kinds = (Evidence.CERTAIN, Evidence.INFERRED)
     fix = (
         "Initialise the position table at the token embeddings' scale (nandoctor.layers.PositionEmbedding "
         "does by default), or scale the token embeddings to the table's (by sqrt(d), as Vaswani et al.)."
@@ -87,10 +89,14 @@ class PositionalScaleMismatch(Rule):
             if 1 / factor <= ratio <= factor:
                 continue
             effect = "the positions drown the tokens" if ratio > 1 else "the positions vanish beside the tokens"
+            # A custom layer's call may scale either table (tokens by sqrt(d), as Vaswani et al.):
+            # the stored scales say what it adds only where Keras's own code adds them.
+            unseen = not is_known_class(table.layer.class_name, table.layer.module)
             yield self.finding(
                 table.layer.name,
                 f"position table '{table.layer.name}' has median row norm {positions_scale:.3g}, {ratio:.3g}x that of "
                 f"the token embeddings '{tokens_name}' ({tokens_scale:.3g}) it is added to: {effect}",
                 details={"tokens": tokens_name, "position_scale": positions_scale,
                          "token_scale": tokens_scale, "ratio": ratio, "factor": factor},
+                evidence=Evidence.INFERRED if unseen else Evidence.CERTAIN,
             )

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from nandoctor.analysis.position_tables import position_tables
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Finding, Severity
+from nandoctor.report import Evidence, Finding, Severity
 from nandoctor.view import ModelView
 
 
@@ -52,6 +52,7 @@ class PositionalTableTooShort(Rule):
     )
     name = "positional-table-too-short"
     severity = Severity.ERROR
+    evidence_kinds = (Evidence.CERTAIN, Evidence.MEASURED)
     fix = (
         "Give the position table one row per position of the longest sequence "
         "(nandoctor.layers.PositionEmbedding(sequence_length=...) refuses longer inputs when built)."

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from nandoctor.analysis.output_activations import output_activation, wrapped_config
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.view import Layer, ModelView
 
 
@@ -17,10 +17,11 @@ class UntiedEmbeddings(Rule):
     A language model embeds `V` token ids into `d` dimensions at its input and predicts a
     distribution over the same `V` tokens at its output. Tying the two matrices (Press and
     Wolf, 2016) removes `V x d` parameters, often the largest block of the model, and
-    usually lowers perplexity, since each word's vector is trained by both its uses. In a
-    language model (the vocabulary predicted at every position) that is the known gain, and
-    the finding is a `warning`; elsewhere (one prediction per input, as a memory network's
-    next word) it is a choice worth knowing, at `info`.
+    usually lowers perplexity, since each word's vector is trained by both its uses. Untied
+    matrices are also a legitimate design (most large open language models ship untied), so
+    the finding is a recommendation at `info`, and a `warning` only where the model shows it
+    meant to tie them: a tie flag in its config (`tie_word_embeddings`, `tie_weights`) or a
+    layer named for the tie, with two matrices all the same.
 
     ## Example
     ```python
@@ -56,11 +57,12 @@ class UntiedEmbeddings(Rule):
 
     code = "ND401"
     evidence = (
-        "the config and the weights' shapes. Where the projection's input shape is not in the file (Keras "
-        "2), it cannot tell a language model and stays at `info`."
+        "the config and the weights' shapes. A `warning` needs the model's own word that it meant to tie: a "
+        "tie flag set in a config, or a layer named for the tie."
     )
     name = "untied-embeddings"
     severity = Severity.INFO
+    evidence_kinds = (Evidence.CERTAIN,)
     confidence = Confidence.MEDIUM
     fix = (
         "Share one matrix with nandoctor.layers.TiedEmbedding (built on keras.layers.ReversibleEmbedding): "
@@ -84,15 +86,34 @@ class UntiedEmbeddings(Rule):
                 share = f" ({saved / total:.0%} of the model's weights)" if total else ""
                 per_position = _per_position(projection)
                 kind = "a language model: " if per_position else ""
+                intent = _intent_to_tie(view, embedding, projection)
                 yield self.finding(
                     projection.name,
                     f"{kind}'{embedding.name}' ({vocabulary:,} x {width}) embeds the vocabulary that '{projection.name}' "
                     f"({width} x {vocabulary:,}) predicts{' at every position' if per_position else ''}, each with its "
-                    f"own matrix: tying them saves {saved:,} parameters{share}",
-                    severity=Severity.WARNING if per_position else None,
+                    f"own matrix: tying them saves {saved:,} parameters{share}"
+                    + (f"; {intent}, yet the matrices are two" if intent else ""),
+                    severity=Severity.WARNING if intent else None,
                     details={"embedding": embedding.name, "projection": projection.name, "vocabulary": vocabulary,
                              "width": width, "parameters_saved": saved, "language_model": per_position},
                 )
+
+
+# Config keys by which models and their builders say the input and output matrices are one.
+_TIE_FLAGS = ("tie_word_embeddings", "tie_weights", "tie_embeddings", "tied_embeddings", "share_embeddings")
+
+
+def _intent_to_tie(view: ModelView, embedding: Layer, projection: Layer) -> str | None:
+    """What in the model says it meant to tie these two (a flag set in a config, a layer named
+    for the tie), or None: untied is then a design choice, not a slip."""
+    for layer in view.layers:
+        flag = next((key for key in _TIE_FLAGS if layer.config.get(key) is True), None)
+        if flag is not None:
+            return f"'{layer.name}' sets {flag}=True"
+    for layer in (embedding, projection):
+        if "tie" in layer.name.lower():
+            return f"'{layer.name}' is named for a tie"
+    return None
 
 
 def _per_position(projection: Layer) -> bool:

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.diagnosis import Rule, plural
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.view import Layer, ModelView
 
 _FIRST_IDS = 10
@@ -79,6 +79,7 @@ class ZeroEmbeddingRows(Rule):
     )
     name = "zero-embedding-rows"
     severity = Severity.INFO
+    evidence_kinds = (Evidence.CERTAIN, Evidence.INFERRED)
     fix = (
         "Give rows of unknown words small random vectors instead of zeros, and compute cosine "
         "similarity with nandoctor.layers.SafeCosineSimilarity, whose epsilon sits inside the square root."
@@ -119,7 +120,7 @@ class ZeroEmbeddingRows(Rule):
             if consumer is None:
                 yield self.finding(layer.name, message, details=details)
                 continue
-            feeder, clause, confidence = consumer
+            feeder, clause, confidence, evidence = consumer
             details["feeds"] = feeder.name
             yield self.finding(
                 layer.name,
@@ -127,6 +128,7 @@ class ZeroEmbeddingRows(Rule):
                 severity=Severity.ERROR,
                 confidence=confidence,
                 details=details,
+                evidence=evidence,
             )
 
 
@@ -139,16 +141,16 @@ def padding_row(layer: Layer) -> int | None:
     return mask_id if isinstance(mask_id, int) else 0
 
 
-def _normalising_consumer(view: ModelView, embedding: Layer) -> tuple[Layer, str, Confidence] | None:
-    """The nearest layer downstream that normalises (high confidence) or may (medium),
-    with the clause that says what happens to a zero row there."""
+def _normalising_consumer(view: ModelView, embedding: Layer) -> tuple[Layer, str, Confidence, Evidence] | None:
+    """The nearest layer downstream that normalises (certain) or may, in code the scan cannot
+    see (inferred), with the clause that says what happens to a zero row there."""
     opaque = None
     epsilon_clause = "where a zero row's norm is 0 and its gradient is of order 1/epsilon"
     for layer in view.downstream(embedding.name):
         if layer.class_name == "Dot" and layer.config.get("normalize"):
-            return layer, f"they feed the normalised dot product '{layer.name}', {epsilon_clause}", Confidence.HIGH
+            return layer, f"they feed the normalised dot product '{layer.name}', {epsilon_clause}", Confidence.HIGH, Evidence.CERTAIN
         if layer.class_name in ("UnitNormalization", "Normalize"):
-            return layer, f"they feed the unit normalisation '{layer.name}', {epsilon_clause}", Confidence.HIGH
+            return layer, f"they feed the unit normalisation '{layer.name}', {epsilon_clause}", Confidence.HIGH, Evidence.CERTAIN
         if opaque is None and not is_known_class(layer.class_name, layer.module):
             opaque = layer
     if opaque is not None:
@@ -157,5 +159,6 @@ def _normalising_consumer(view: ModelView, embedding: Layer) -> tuple[Layer, str
             opaque,
             f"they feed {kind} '{opaque.name}', code the scan cannot see, which may divide by their norm (0)",
             Confidence.MEDIUM,
+            Evidence.INFERRED,
         )
     return None

@@ -47,10 +47,20 @@ def test_padding_row_norm_is_compared_with_the_median_row():
     assert finding.details["median_row_norm"] == pytest.approx(float(np.median(np.linalg.norm(table, axis=1))), rel=1e-6)
 
 
-def test_untied_embeddings_report_the_parameters_tying_saves():
+def test_untied_embeddings_report_the_parameters_tying_saves_as_a_recommendation():
+    # Untied matrices are a legitimate design (most open LLMs ship untied): info, not a warning.
     (finding,) = findings(FIXTURES / "broken" / "seed_b_untied_language_model.keras", "ND401")
-    assert finding.details["parameters_saved"] == 200 * 32 and finding.severity == "warning"
+    assert finding.details["parameters_saved"] == 200 * 32 and finding.severity == "info"
     assert finding.details["language_model"] and finding.message.startswith("a language model: ")
+    assert finding.details["evidence"] == "certain"
+
+
+def test_untied_embeddings_are_a_warning_where_the_model_meant_to_tie_them(keras, save):
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.GRU(16, return_sequences=True)(keras.layers.Embedding(200, 16, name="word_emb")(tokens))
+    model = keras.Model(tokens, keras.layers.Dense(200, activation="softmax", name="tied_output")(x))
+    (finding,) = nandoctor.scan(save(model, "m.keras"), select=["ND401"]).findings
+    assert finding.severity == "warning" and "yet the matrices are two" in finding.message
 
 
 def test_a_tied_embedding_is_not_reported_untied():
@@ -151,7 +161,7 @@ def test_scale_factor_is_an_option():
 
 def test_a_too_short_table_names_the_missing_positions():
     (finding,) = findings(FIXTURES / "broken" / "nd505_position_table_too_short.keras", "ND505")
-    assert finding.details == {"rows": 16, "positions": 32}
+    assert finding.details == {"rows": 16, "positions": 32, "evidence": "certain"}
     assert "positions 16 to 31 have no row" in finding.message
 
 
