@@ -22,7 +22,7 @@ from nandoctor.analysis.keras_facts import (
     ZERO_PRESERVING,
     is_known_class,
 )
-from nandoctor.analysis.causality import declares_causality
+from nandoctor.analysis.causality import declares_causality, predicts_its_vocabulary
 from nandoctor.view import Layer, ModelView
 
 # What each position-mixing layer does with padding that reaches it unmasked.
@@ -164,8 +164,8 @@ def shows_padding(view: ModelView) -> bool:
 
 
 def reads_unpadded_windows(view: ModelView) -> bool:
-    """A causal model that shows no padding: it reads fixed windows of a stream more often
-    than padded texts, so Keras's convention that id 0 is padding is no evidence there.
-    Anywhere else, integer token ids into an embedding follow it (`pad_sequences` pads with
-    0, `TextVectorization` reserves 0, `mask_zero` masks 0)."""
-    return declares_causality(view) and not shows_padding(view)
+    """A language model (causal, or predicting its own vocabulary) that shows no padding: it
+    reads fixed windows of a stream more often than padded texts, so Keras's convention that
+    id 0 is padding is no evidence there. Anywhere else, integer token ids into an embedding
+    follow it (`pad_sequences` pads with 0, `TextVectorization` reserves 0, `mask_zero` masks 0)."""
+    return (declares_causality(view) or predicts_its_vocabulary(view)) and not shows_padding(view)

@@ -4,12 +4,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.causality import declares_causality, declares_masked_lm
+from nandoctor.analysis.causality import CAUSAL_FLAGS, declares_causality, declares_masked_lm
 from nandoctor.live.causal_leak import CausalLeak
 from nandoctor.live.live_check import LiveCheck, model_backend
 from nandoctor.live.model_inputs import first_output, probe_inputs, typical_values
 from nandoctor.live.model_layers import every_layer
-from nandoctor.report import Confidence, Finding
+from nandoctor.report import Confidence, Evidence, Finding
 from nandoctor.rules.missing_causal_mask import MissingCausalMask
 
 # How many perturbation positions the probe tries, spread over the sequence.
@@ -18,24 +18,34 @@ _POSITIONS = 12
 
 class CausalProbe(LiveCheck):
     """Changes only the tokens after position `t` of a next-token model and measures the
-    change of the outputs up to `t` (ND502, causal-leak)."""
+    change of the outputs up to `t` (ND502, causal-leak).
+
+    A next-token model is one that says it is causal, or, declared or not, one whose output
+    at every position is a distribution over its own input vocabulary: a model that lacks
+    its causal mask does not say it is causal, which is the fault. A model bidirectional by
+    design (a masked LM: its class or name, a mask token) is left alone. Where a layer's
+    config says causal and the positions still see the future, that layer does not pass
+    the mask on (ND501, measured)."""
 
     name = "causal-probe"
-    raises = (CausalLeak,)
+    raises = (CausalLeak, MissingCausalMask)
 
     def run(self, model, view=None) -> Iterator[Finding]:
         inputs = probe_inputs(model, view)
         shape = _next_token_shape(model, inputs)
         if shape is None:
             return
-        if view is not None and not _claims_causality(model, view):
+        ids, length, outputs_length, width = shape
+        over_vocabulary = width == ids.vocabulary
+        if view is not None and _bidirectional_by_design(view):
+            return
+        if view is not None and not over_vocabulary and not _claims_causality(model, view):
             backend = model_backend(model)
             if backend != "tensorflow":
                 self.notes.append(f"{self.name} could not look for a causal mask built in the model's code (it reads "
                                   f"TensorFlow graphs, and this model runs on {backend}): it probes only a model whose "
                                   "config or layers declare causality")
-            return  # a bidirectional model (an encoder, a masked LM) may see both ways
-        ids, length, outputs_length = shape
+            return  # a bidirectional model (an encoder, a tagger) may see both ways
         rng = np.random.default_rng(0)
         tokens = rng.integers(1, ids.vocabulary, size=(2, length)).astype(ids.dtype)
 
@@ -63,9 +73,48 @@ class CausalProbe(LiveCheck):
                              f"{t} changed",
                     details={"position": t, "first_leaking_position": first, "leak": float(past.max()),
                              "future_change": future,
-                             "inputs": f"2 random sequences of {length} ids in [1, {ids.vocabulary})"},
+                             "inputs": f"2 random sequences of {length} ids in [1, {ids.vocabulary})",
+                             "next_token_model": "its output at every position is over its input vocabulary"
+                             if over_vocabulary else "it declares causality"},
                 )
+                yield from _wrappers_that_drop_causality(model, t, first)
                 return
+
+
+def _bidirectional_by_design(view) -> bool:
+    """A masked language model: named so (class, name, output), or holding a mask token."""
+    return declares_masked_lm(view) or any(
+        layer.config.get(key) is not None for layer in view.layers for key in _MASK_TOKEN_KEYS)
+
+
+# Config keys of a masked LM's mask token (KerasHub's preprocessors and masked-LM generators).
+_MASK_TOKEN_KEYS = ("mask_token_id", "mask_token_rate", "mask_selection_rate")
+
+
+def _wrappers_that_drop_causality(model, position: int, first: int) -> Iterator[Finding]:
+    """User layers whose config says causal while the model's positions see the future: their
+    call does not pass the mask on to the attention inside them."""
+    from nandoctor.analysis.keras_facts import is_known_class
+
+    for layer in every_layer(model):
+        module = type(layer).__module__
+        if is_known_class(type(layer).__name__, module):
+            continue
+        try:
+            config = layer.get_config()
+        except Exception:  # a user's get_config may fail; it then says nothing about causality
+            continue
+        flag = next((key for key in CAUSAL_FLAGS if config.get(key) is True), None)
+        if flag is not None:
+            yield MissingCausalMask.finding(
+                layer.name,
+                f"{type(layer).__name__} '{layer.name}' is configured {flag}=True, yet changing only the tokens "
+                f"after position {position} moves the outputs at position {first}: its call does not pass the "
+                "causal mask on to its attention",
+                evidence=Evidence.MEASURED, confidence=Confidence.MEDIUM,
+                measured=f"outputs up to position {position} moved when only later tokens changed",
+                details={"flag": flag, "position": position, "first_leaking_position": first},
+            )
 
 
 def _claims_causality(model, view) -> bool:
@@ -127,7 +176,7 @@ def _from_range(tensor, depth: int = 0) -> bool:
 
 
 def _next_token_shape(model, inputs) -> tuple | None:
-    """(the ids slot, input length, output length) for a model mapping one integer sequence
+    """(the ids slot, input length, output length, output width) for a model mapping one integer sequence
     (with its padding mask, if it takes one) to a sequence. The output may be shorter than
     the input, aligned at its start: a window that also carries the targets (field report
     E's auxiliary losses read the characters after the last position from the same input)."""
@@ -140,7 +189,7 @@ def _next_token_shape(model, inputs) -> tuple | None:
     output = first_output(model, inputs.typical(np.random.default_rng(0)))
     if output.ndim != 3 or not 2 <= output.shape[1] <= length:
         return None
-    return ids, length, output.shape[1]
+    return ids, length, output.shape[1], output.shape[-1]
 
 
 def _positions(length: int) -> list[int]:

@@ -261,7 +261,9 @@ def _slot(name: str, shape: tuple, dtype: str, model, view) -> InputSlot:
         role = "ids"
     else:
         role = "features"
-    return InputSlot(name, shape, dtype, role, _vocabulary(model, view, name) if role == "ids" else _DEFAULT_VOCABULARY)
+    return InputSlot(name, shape, dtype, role,
+                     _vocabulary(model, view, name, shape[1] if len(shape) == 2 else None) if role == "ids"
+                     else _DEFAULT_VOCABULARY)
 
 
 def _feeds_embedding(model, view, name: str) -> bool:
@@ -297,7 +299,7 @@ def first_embedding(view, input_name: str):
     return found or next((layer for layer in view.layers if layer.is_embedding), None)
 
 
-def _vocabulary(model, view, name: str) -> int:
+def _vocabulary(model, view, name: str, length: int | None = None) -> int:
     """Ids stay inside the table they index: the one downstream of this input, or, where the
     view cannot place the input (a subclassed model), the smallest table of the model."""
     table = first_embedding(view, name) if view is not None and view.edges else None
@@ -311,4 +313,7 @@ def _vocabulary(model, view, name: str) -> int:
     named = [layer for layer in tables if any(word in layer.name for word in ("token", "word"))]
     if named:
         return min(int(layer.input_dim) for layer in named)
+    # A table of exactly as many rows as the input has positions is indexed by position
+    # (keras-io's TokenAndPositionEmbedding): its size says nothing of the token ids.
+    tables = [layer for layer in tables if layer.input_dim != length] or tables
     return min(int(layer.input_dim) for layer in tables) if tables else _DEFAULT_VOCABULARY

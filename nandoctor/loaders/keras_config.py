@@ -73,6 +73,7 @@ def model_view(entry: Any, compile_config: Any, *, path: str, format: str) -> tu
         outputs=parsed.outputs,
         compile=parse_compile(compile_config, parsed.outputs),
         model_class=entry.get("class_name"),
+        model_name=(entry.get("config") or {}).get("name") if isinstance(entry.get("config"), dict) else None,
     )
     return view, parsed
 

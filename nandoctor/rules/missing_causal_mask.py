@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from nandoctor.analysis.causality import declares_masked_lm
+from nandoctor.analysis.causality import declares_masked_lm, token_vocabularies
 from nandoctor.analysis.keras_facts import (
     ATTENTION,
     MASK_CARRIERS,
@@ -121,20 +121,10 @@ def _is_self_attention(edges: list[Edge]) -> bool:
     return bool(query) and query == value
 
 
-def _vocabularies(view: ModelView) -> set[int]:
-    """Sizes of the vocabularies embedded from integer token sequences."""
-    return {
-        layer.config["input_dim"]
-        for layer in view.layers
-        if layer.is_embedding and isinstance(layer.config.get("input_dim"), int)
-        and view.integer_sequence_length(layer) is not False
-    }
-
-
 def _next_token_output(view: ModelView, attention: Layer) -> Layer | None:
     """The model output that the attention reaches position by position and that projects
     onto a token vocabulary, if there is one."""
-    vocabularies = _vocabularies(view)
+    vocabularies = token_vocabularies(view)
     outputs = set(view.outputs)
     seen = {attention.name}
     queue = deque([attention])

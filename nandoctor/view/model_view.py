@@ -170,6 +170,7 @@ class ModelView:
     outputs: list[str] = field(default_factory=list)
     compile: CompileConfig | None = None
     model_class: str | None = None
+    model_name: str | None = None  # the name its author gave it: weak evidence of what it is
     has_config: bool = True
     # The length the model's own preprocessing pads or cuts every sequence to, where the file
     # says (a KerasHub preprocessor's `sequence_length`): the positions a position table must cover.
