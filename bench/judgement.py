@@ -51,14 +51,57 @@ def judge(entry, zoo_dir: Path) -> dict:
         list(probe.run(model, view_of_model(model)))
     except Exception as error:  # a model the probe cannot feed has no ratio to give
         probe.notes.append(f"{type(error).__name__}")
+    gradients = largest_gradients(model)
     keras.utils.set_random_seed(0)
     found = serious(nandoctor.check(entry.build()).findings)
     for scanned in nandoctor.scan([str(zoo_dir / name) for name in entry.file_names()]).files:
         found |= serious(scanned.findings)
     expected = set(entry.expected)
-    return {"id": entry.id, "family": entry.family, "ratios": probe.ratios, "expected": sorted(expected),
+    return {"id": entry.id, "family": entry.family, "ratios": probe.ratios, "gradient": gradients, "expected": sorted(expected),
             "found": sorted(found), "missed": sorted(expected - found),
             "false_alarms": sorted(found - expected - set(entry.allowed)), "misjudged": sorted(entry.misjudged)}
+
+
+def largest_gradients(model) -> float | None:
+    """The largest weight gradient the NaN probe judges by size: on its realistic recipes, where
+    they stay finite (None where it cannot feed the model)."""
+    from nandoctor.live.gradients import outputs_and_gradients
+    from nandoctor.live.model_view import view_of_model
+    from nandoctor.live.nan_probe import _recipes
+    from nandoctor.report import Evidence
+
+    largest = None
+    try:
+        for _, inputs, evidence, _ in _recipes(model, view_of_model(model)):
+            if evidence is not Evidence.MEASURED:
+                continue
+            _, gradients = outputs_and_gradients(model, inputs)
+            values = [float(np.max(np.abs(g))) for g in gradients if g.size and np.isfinite(g).all()]
+            largest = max([largest or 0.0, *values])
+    except Exception:  # a model the probes cannot feed
+        return largest
+    return largest
+
+
+def write_gradients(rows: list[dict]) -> None:
+    from nandoctor.live.nan_probe import ABSURD_GRADIENT
+
+    numeric = {"ND101", "ND201", "ND202"}
+    broken = [r["gradient"] for r in rows if set(r["expected"]) & numeric and r["gradient"] is not None]
+    correct = [r["gradient"] for r in rows if not set(r["expected"]) & numeric and r["gradient"] is not None]
+    section = (
+        "<!-- gradient_threshold:start (written by bench/judgement.py; do not edit) -->\n"
+        f"Measured {_today()}: the largest weight gradient of the outputs' sum on the NaN probe's realistic recipes "
+        "(zero-row ids, all-padding texts, identical pairs; finite ones only), per zoo model.\n\n"
+        "| models | count | largest gradient: min / median / max |\n|---|---|---|\n"
+        f"| a zero-row, division or root fault expected (ND101, ND201, ND202) | {len(broken)} | {_spread(broken)} |\n"
+        f"| none of these expected | {len(correct)} | {_spread(correct)} |\n\n"
+        f"Threshold `ABSURD_GRADIENT` = **{ABSURD_GRADIENT:g}**: {sum(g > ABSURD_GRADIENT for g in correct)} of "
+        f"{len(correct)} models without such a fault above it.\n"
+        "<!-- gradient_threshold:end -->"
+    )
+    replace_section("gradient_threshold", "NaN probe gradient threshold", section,
+                    "`bench/judgement.py` measures the largest gradient the NaN probe judges, on every zoo model.")
 
 
 def _spread(values: list[float]) -> str:
@@ -143,6 +186,7 @@ def main(argv: list[str]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(rows, indent=1) + "\n")
     write_threshold(rows)
+    write_gradients(rows)
     write_judgement(rows)
 
 

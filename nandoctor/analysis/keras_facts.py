@@ -110,7 +110,7 @@ KERAS_OP_NAMES = frozenset(
 )
 
 KERAS_MODULE_PREFIXES = ("keras.", "tf_keras.", "keras_hub.", "keras_nlp.", "nandoctor.")
-KERAS_MODULES = ("keras", "tf_keras")
+KERAS_MODULES = ("keras", "tf_keras", "keras_hub", "keras_nlp")  # bare packages: the legacy .h5 writer's `package>Class`
 
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 

@@ -313,7 +313,18 @@ def _vocabulary(model, view, name: str, length: int | None = None) -> int:
     named = [layer for layer in tables if any(word in layer.name for word in ("token", "word"))]
     if named:
         return min(int(layer.input_dim) for layer in named)
-    # A table of exactly as many rows as the input has positions is indexed by position
-    # (keras-io's TokenAndPositionEmbedding): its size says nothing of the token ids.
-    tables = [layer for layer in tables if layer.input_dim != length] or tables
+    # A table indexed by position (keras-io's TokenAndPositionEmbedding holds it as `pos_emb`,
+    # often with exactly as many rows as the input has positions) bounds no token id.
+    by_position = _position_tables(model)
+    tables = [layer for layer in tables if layer.input_dim != length and id(layer) not in by_position] or tables
     return min(int(layer.input_dim) for layer in tables) if tables else _DEFAULT_VOCABULARY
+
+
+def _position_tables(model) -> set[int]:
+    """ids of the embedding layers that a layer holds under a name that says positions."""
+    found = set()
+    for owner in (model, *every_layer(model)):
+        for attribute, value in vars(owner).items():
+            if "pos" in attribute.lower() and type(value).__name__ in EMBEDDING_CLASSES:
+                found.add(id(value))
+    return found

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.padding_flow import reads_unpadded_windows
+from nandoctor.analysis.padding_flow import reads_unpadded_windows, shows_padding
 from nandoctor.analysis.keras_facts import (
     EMBEDDING_CLASSES,
     PADDING_SAFE_EMBEDDINGS,
@@ -119,13 +119,18 @@ class PaddingProbe(LiveCheck):
             return difference
 
         base = run_on(tokens)
-        if base.ndim == 3 and base.shape[-1] == ids.vocabulary:
+        language_model = base.ndim == 3 and base.shape[-1] == ids.vocabulary
+        if language_model:
             # A language model: its pipelines pad after the text (`TextVectorization`, KerasHub's
             # preprocessors), and a causal model's real positions never see what follows them.
             measured_rows[2:] = False
         real_change = float(np.nan_to_num(at_real_positions(np.abs(run_on(one_token) - base))).max()) or 1.0
         for layer in embeddings:
             table = keras.ops.convert_to_numpy(layer.embeddings)
+            if not layer.trainable and not table[0].any():
+                # A frozen zero padding row stays zero: what a padded position adds is fixed
+                # (the static rule judges that); changing it would measure a vector never seen.
+                continue
             altered = table.copy()
             altered[0] = rng.normal(scale=float(np.abs(table).mean()) * 10 + 1e-3, size=table.shape[1])
             # The padding row is changed on the model itself and always put back: cloning
@@ -144,15 +149,20 @@ class PaddingProbe(LiveCheck):
             ratio = leak / real_change
             self.ratios.append(ratio)
             if ratio > LEAK_RATIO:
-                yield self._finding(model, view, inputs, ids, layer, leak, real_change, length)
+                yield self._finding(model, view, inputs, ids, layer, leak, real_change, length, language_model)
 
-    def _finding(self, model, view, inputs, ids, layer, leak: float, real_change: float, length: int) -> Finding:
+    def _finding(self, model, view, inputs, ids, layer, leak: float, real_change: float, length: int,
+                 language_model: bool) -> Finding:
         masked = getattr(layer, "mask_zero", False) or type(layer).__name__ in PADDING_SAFE_EMBEDDINGS
         rule = MaskDropped if masked else PaddingNotMasked
         takes_mask = any(slot.role == "padding_mask" for slot in inputs.slots)
         # Keras's convention makes id 0 padding for token ids fed to an embedding; only a
-        # language model over windows that shows no padding is exempt from it.
-        padded = masked or ids.shape[1] is None or takes_mask or view is None or not reads_unpadded_windows(view)
+        # language model (measured: its outputs are over its input vocabulary) over windows
+        # that shows no padding is exempt from it.
+        windows = reads_unpadded_windows(view) if view is not None else False
+        if language_model and view is not None:
+            windows = windows or not shows_padding(view)
+        padded = masked or ids.shape[1] is None or takes_mask or not windows
         message = (f"changing only the padding vector (id 0) of '{layer.name}' moves the outputs at real positions "
                    f"by {leak:.3g}, {leak / real_change:.3g} times what changing one real token does: padded "
                    "positions reach the output")
