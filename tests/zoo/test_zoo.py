@@ -71,10 +71,14 @@ def test_the_zoo_holds_the_architectures_it_promises(manifest):
     for entry in manifest.values():
         by_family.setdefault(entry["family"], []).append(entry)
     hub = {entry["id"] for entry in by_family["keras_hub"]}
-    assert len(hub) >= 15 and len([i for i in hub if i.endswith(("causal_lm", "causal_lm_tied", "causal_lm_untied"))]) >= 6
+    causal_lms = [i for i in hub if i.endswith(("causal_lm", "causal_lm_tied", "causal_lm_untied"))]
+    assert len(hub) >= 75 and len(causal_lms) >= 25
     assert {"keras_hub_llama_causal_lm_untied", "keras_hub_gpt2_causal_lm", "keras_hub_bert_masked_lm",
             "keras_hub_bert_text_classifier", "keras_hub_t5_backbone", "keras_hub_bart_seq2seq_lm",
-            "keras_hub_vit_image_classifier"} <= hub
+            "keras_hub_vit_image_classifier", "keras_hub_gemma3_causal_lm", "keras_hub_mixtral_causal_lm",
+            "keras_hub_xlm_roberta_masked_lm", "keras_hub_t5_seq2seq_lm", "keras_hub_whisper_backbone",
+            "keras_hub_efficientnet_image_classifier", "keras_hub_deeplab_v3_image_segmenter",
+            "keras_hub_retinanet_object_detector", "keras_hub_clip_backbone", "keras_hub_pali_gemma_causal_lm"} <= hub
     assert len(by_family["applications"]) >= 6 and len(by_family["keras_io"]) >= 10
     assert len(by_family["keras2"]) >= 5 and all(entry["files"][0].endswith(".h5") for entry in by_family["keras2"])
     assert all({name.rsplit(".", 1)[-1] for name in entry["files"]} == {"keras", "h5"}
