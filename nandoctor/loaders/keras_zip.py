@@ -22,6 +22,7 @@ from nandoctor.loaders.weight_layouts import (
     SourceFactory,
     attach_keras3_weights,
     keras3_layers_from_tree,
+    own_weights,
 )
 from nandoctor.loaders.zip_members import (
     FileWindow,
@@ -65,6 +66,7 @@ def attach_weights_tree(view: ModelView, parsed, root: h5py.Group, make_source: 
     if _is_subclassed(view, parsed):
         model = view.layers[0]
         library = model.module if model.module and is_known_class(model.class_name, model.module) else None
+        model.weights = own_weights(root, model, make_source)
         view.layers.extend(keras3_layers_from_tree(root, make_source, model.name + "/", library))
 
 
