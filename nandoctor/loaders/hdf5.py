@@ -12,7 +12,8 @@ from __future__ import annotations
 import h5py
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
-from nandoctor.loaders.h5_datasets import attribute_text, check_global_heaps, sources_in
+from nandoctor.loaders.h5_datasets import attribute_text, sources_in
+from nandoctor.loaders.h5_file_checks import check_hdf5_file
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.weight_layouts import (
     attach_legacy_weights,
@@ -32,7 +33,7 @@ def load_hdf5(path: str) -> ModelView:
     except (OSError, ValueError) as error:
         raise UnreadableFile(f"not a valid HDF5 file ({first_line(error)})") from None
     try:
-        check_global_heaps(h5, path, "the file")  # before any attribute is read
+        check_hdf5_file(h5, path, "the file")  # before any attribute or object is read
         view = _read(path, h5)
     except BaseException:
         h5.close()

@@ -15,7 +15,8 @@ import h5py
 
 from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.errors import NotAModel, UnreadableFile
-from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
+from nandoctor.loaders.h5_datasets import sources_in
+from nandoctor.loaders.h5_file_checks import open_weights_file
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.quantized import dequantize
 from nandoctor.loaders.weight_layouts import (
