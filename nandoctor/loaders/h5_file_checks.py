@@ -47,10 +47,12 @@ def _self_contained_regions(h5: h5py.File, label: str) -> list[tuple[int, int]]:
     """The byte ranges of the file's contiguous datasets, after checking every link reached
     through hard links (which is every link the file can be read through): hard links are
     opened, soft links are resolved once no link out of the file is left, and anything else
-    is refused unopened."""
+    is refused unopened. A group reached twice (a link back to an ancestor) is refused too:
+    the weights walk would go round it forever."""
     regions: list[tuple[int, int]] = []
     soft: list[bytes] = []
     refusal: list[str] = []
+    groups = {hash(h5py.h5o.open(h5.id, b"/"))}  # by file and object number
 
     def visit(name: bytes, info) -> bool | None:
         if info.type == h5py.h5l.TYPE_SOFT:
@@ -60,7 +62,13 @@ def _self_contained_regions(h5: h5py.File, label: str) -> list[tuple[int, int]]:
             return True  # stops the walk: nothing behind this link is opened
         else:
             item = h5py.h5o.open(h5.id, name)  # every part of `name` is a hard link
-            if isinstance(item, h5py.h5d.DatasetID):
+            if isinstance(item, h5py.h5g.GroupID):
+                if hash(item) in groups:
+                    refusal.append(f"{label} links /{_text(name)} to a group it already holds: refusing to "
+                                   "walk round a loop")
+                    return True
+                groups.add(hash(item))
+            elif isinstance(item, h5py.h5d.DatasetID):
                 offset = item.get_offset()
                 if offset is not None:
                     regions.append((offset, offset + item.get_storage_size()))
@@ -75,12 +83,15 @@ def _self_contained_regions(h5: h5py.File, label: str) -> list[tuple[int, int]]:
     if refusal:
         raise UnreadableFile(refusal[0])
     for name in soft:  # with no link out of the file left, resolving a soft link stays inside it
+        target = _shown(_text(h5.id.links.get_val(name)))
         try:
-            h5py.h5o.open(h5.id, name).close()
+            item = h5py.h5o.open(h5.id, name)
         except (KeyError, RuntimeError, OSError, ValueError):
-            target = _text(h5.id.links.get_val(name))
-            raise UnreadableFile(f"{label} has a soft link /{_text(name)} to {_shown(target)}, which is not "
-                                 "in the file: refusing to follow it") from None
+            raise UnreadableFile(f"{label} has a soft link /{_text(name)} to {target}, which leads to "
+                                 "nothing in the file: refusing to follow it") from None
+        if isinstance(item, h5py.h5g.GroupID):  # it may lead back to a group that holds it
+            raise UnreadableFile(f"{label} has a soft link /{_text(name)} to the group {target}: refusing "
+                                 "to walk round a loop")
     return regions
 
 

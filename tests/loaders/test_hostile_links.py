@@ -183,6 +183,22 @@ def test_a_soft_link_inside_the_file_is_followed(keras, save):
         np.testing.assert_array_equal(view.layer("head").weights[0].read(), model.get_layer("head").kernel.numpy())
 
 
+@pytest.mark.parametrize("loop", ["hard link to an ancestor", "hard link to the root", "soft link to a group"])
+def test_a_link_back_to_a_group_that_holds_it_is_refused_not_walked_forever(keras, save, loop):
+    inputs = keras.Input((3,))
+    path = save(keras.Model(inputs, keras.layers.Dense(2, name="head")(inputs)), "model.weights.h5")
+    with h5py.File(path, "r+") as h5:
+        if loop == "hard link to an ancestor":
+            h5["layers/dense/again"] = h5["layers"]
+        elif loop == "hard link to the root":
+            h5["layers/dense/again"] = h5["/"]
+        else:
+            h5["layers/dense/again"] = h5py.SoftLink("/layers")
+    (result,) = scan([path]).files
+    assert result.status is FileStatus.ERROR
+    assert "/layers/dense/again " in result.error and "refusing to walk round a loop" in result.error
+
+
 @pytest.fixture(scope="module")
 def nested_weights(tmp_path_factory):
     import keras
