@@ -145,3 +145,24 @@ def test_two_layers_given_one_name_are_told_apart_by_their_attributes(keras, sav
     with load(save(model, "twins.weights.h5")) as view:
         assert sorted(layer.name for layer in view.layers) == ["b_twin", "twin"]
         assert all(len(layer.weights) == 2 for layer in view.layers)
+
+
+def test_without_saved_names_layers_are_named_by_their_attribute_paths(keras, save):
+    """Keras before 3.15 wrote no layer names: the path of attributes (and of list members,
+    named for their class) names each layer, and every weight is still found."""
+    import h5py
+
+    model = nested_model(keras)
+    path = save(model, "net.weights.h5")
+    with h5py.File(path, "r+") as h5:
+        groups = []
+        h5.visititems(lambda name, item: groups.append(item) if name.endswith("vars") else None)
+        for group in groups:
+            del group.attrs["name"]
+    with load(path) as view:
+        weights = list(view.weights())
+        assert len(weights) == len(model.weights)
+        for weight in weights:  # `/blocks/block_1/inner/layers/dense/vars/0` is layer `blocks/block_1/inner/dense`
+            attribute_path = weight.location.strip("/").rsplit("/vars/", 1)[0].replace("layers/", "")
+            assert weight.layer == attribute_path
+        assert "blocks/block_1/inner" in {layer.name for layer in view.layers if layer.is_model}
