@@ -3,10 +3,10 @@
 An untrusted file never reaches outside itself: an external link, a soft link that leads
 nowhere, a virtual dataset (which maps other files) or a dataset stored in external files
 would make libhdf5 open whatever path the file names (a FIFO, which blocks forever;
-/dev/zero; another model's weights). And libhdf5 must never be sent into an endless loop
-by a corrupt global heap. The walk checks each link's type before anything behind it is
-opened, and notes where the contiguous tensors lie, so that the heap check reads only the
-bytes between them.
+/dev/zero; another model's weights). Nothing may loop forever either: a link back to a
+group that holds it (the weights walk would go round it), or a corrupt global heap (libhdf5
+would). The walk checks each link's type before anything behind it is opened, and notes
+where the contiguous tensors lie, so that the heap check reads only the bytes between them.
 """
 
 from __future__ import annotations
