@@ -59,6 +59,14 @@ def absurd_npy_shape(tmp_path):
     return path
 
 
+def external_link_hdf5(tmp_path):
+    """A weights file whose kernel is an external link: following it would open /dev/zero."""
+    path = tmp_path / "linked.weights.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_group("layers/dense/vars")["0"] = h5py.ExternalLink("/dev/zero", "/kernel")
+    return path
+
+
 def missing_file(tmp_path):
     return tmp_path / "missing.keras"
 
@@ -84,6 +92,7 @@ BAD_INPUTS = [
     (zip_not_a_model, "no config.json"),
     (absurd_hdf5_shape, "declares shape (1000000000, 1000000)"),
     (absurd_npy_shape, "declares shape (999999, 9)"),
+    (external_link_hdf5, "has an external link /layers/dense/vars/0 to /dev/zero:/kernel"),
     (pickled_npy, "never unpickled"),
 ]
 

@@ -50,10 +50,37 @@ def _alarm(signum, frame):
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda path: path.name)
 def test_mutated_files_are_scanned_or_refused_in_one_line(tmp_path, seed):
-    original = seed.read_bytes()
-    target = tmp_path / seed.name
+    check_mutations(seed.read_bytes(), tmp_path / seed.name)
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_mutated_files_with_links_out_are_refused_or_scanned_never_followed(tmp_path):
+    """A real weights file given an external link and a virtual dataset (both to /dev/zero,
+    which cannot hang the run) and a soft link inside the file: mutated, its link messages
+    change type and target, and each mutant is still scanned or refused in one line."""
+    import shutil
+
+    import h5py
+    import numpy as np
+
+    seed = tmp_path / "links.weights.h5"
+    shutil.copy(FIXTURES / "clean" / "mlp.weights.h5", seed)
+    with h5py.File(seed, "r+") as h5:
+        h5["layers/escape"] = h5py.ExternalLink("/dev/zero", "/x")
+        h5["elsewhere"] = np.ones((4, 2), "float32")
+        h5["layers/inside"] = h5py.SoftLink("/elsewhere")
+        layout = h5py.VirtualLayout((4, 2), "float32")
+        layout[:] = h5py.VirtualSource("/dev/zero", "x", shape=(4, 2))
+        h5.create_virtual_dataset("mapped", layout)
+    (unmutated,) = scan([str(seed)]).files
+    assert unmutated.status is FileStatus.ERROR and "external link /layers/escape" in unmutated.error
+    check_mutations(seed.read_bytes(), tmp_path / "mutated.weights.h5")
+
+
+def check_mutations(original: bytes, target, examples: int = 40) -> None:
+    """Scan mutations of `original`, written at `target`, each within 20 seconds."""
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(mutations(len(original)))
     def check(mutation):
         target.write_bytes(mutate(original, *mutation))

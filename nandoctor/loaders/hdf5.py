@@ -4,7 +4,7 @@ Three layouts are recognised, all written by Keras itself:
 - a full model (Keras 2, tf.keras, or Keras 3's legacy `model.save("x.h5")`): a
   `model_config` attribute, weights under `model_weights` listed by `layer_names`;
 - Keras 2 `save_weights`: `layer_names` at the root;
-- Keras 3 `save_weights`: `layers/<class>/vars/<index>` groups, and no config.
+- Keras 3 `save_weights`: `<attribute or layers/class>/vars/<index>` groups, and no config.
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from __future__ import annotations
 import h5py
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
-from nandoctor.loaders.h5_datasets import attribute_text, check_global_heaps, sources_in
+from nandoctor.loaders.h5_datasets import attribute_text, sources_in
+from nandoctor.loaders.h5_file_checks import check_hdf5_file
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.weight_layouts import (
     attach_legacy_weights,
     keras3_layers_from_tree,
+    own_weights,
+    saved_name,
 )
 from nandoctor.loaders.zip_members import parse_json
-from nandoctor.view import ModelView
+from nandoctor.view import Layer, ModelView
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -30,7 +33,7 @@ def load_hdf5(path: str) -> ModelView:
     except (OSError, ValueError) as error:
         raise UnreadableFile(f"not a valid HDF5 file ({first_line(error)})") from None
     try:
-        check_global_heaps(h5, path, "the file")  # before any attribute is read
+        check_hdf5_file(h5, path, "the file")  # before any attribute or object is read
         view = _read(path, h5)
     except BaseException:
         h5.close()
@@ -58,7 +61,15 @@ def _read(path: str, h5: h5py.File) -> ModelView:
     if "layer_names" in h5.attrs:
         layers = attach_legacy_weights(h5, [], make_source)
         return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
-    if isinstance(h5.get("layers"), h5py.Group):
-        layers = keras3_layers_from_tree(h5, make_source)
+    layers = _keras3_model(h5, make_source) + keras3_layers_from_tree(h5, make_source)
+    if layers or isinstance(h5.get("layers"), h5py.Group):
         return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
     raise NotAModel("HDF5 file holds no Keras model or weights (no model_config, layer_names or layers)")
+
+
+def _keras3_model(h5: h5py.File, make_source) -> list[Layer]:
+    """The model itself, where it holds variables of its own (`self.add_weight` in a
+    subclassed model), named as Keras named it."""
+    model = Layer(name=saved_name(h5) or "model", class_name="Layer", is_model=True)
+    model.weights = own_weights(h5, model, make_source)
+    return [model] if model.weights else []

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
+from nandoctor.loaders.h5_datasets import sources_in
+from nandoctor.loaders.h5_file_checks import open_weights_file
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.keras_hub_preset import describe_preset, keras_hub_version
 from nandoctor.loaders.keras_zip import (

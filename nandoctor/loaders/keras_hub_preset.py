@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
+from nandoctor.loaders.h5_datasets import sources_in
+from nandoctor.loaders.h5_file_checks import open_weights_file
 from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
 from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import Layer, ModelView

@@ -15,13 +15,15 @@ import h5py
 
 from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.errors import NotAModel, UnreadableFile
-from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
+from nandoctor.loaders.h5_datasets import sources_in
+from nandoctor.loaders.h5_file_checks import open_weights_file
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.quantized import dequantize
 from nandoctor.loaders.weight_layouts import (
     SourceFactory,
     attach_keras3_weights,
     keras3_layers_from_tree,
+    own_weights,
 )
 from nandoctor.loaders.zip_members import (
     FileWindow,
@@ -65,6 +67,7 @@ def attach_weights_tree(view: ModelView, parsed, root: h5py.Group, make_source: 
     if _is_subclassed(view, parsed):
         model = view.layers[0]
         library = model.module if model.module and is_known_class(model.class_name, model.module) else None
+        model.weights = own_weights(root, model, make_source)
         view.layers.extend(keras3_layers_from_tree(root, make_source, model.name + "/", library))
 
 

@@ -13,7 +13,8 @@ import tempfile
 import h5py
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.h5_datasets import open_weights_file, sources_in
+from nandoctor.loaders.h5_datasets import sources_in
+from nandoctor.loaders.h5_file_checks import open_weights_file
 from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
 from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
@@ -38,7 +39,9 @@ def merged_tree(index_path: str, view: ModelView) -> h5py.File:
     """One HDF5 tree over every shard the index names, closed with the view: a small file
     holding each shard's groups (with their attributes, where Keras writes a layer's name) and,
     for each dataset, a link to it in its shard, so that a layer whose variables span shards is
-    one group again. Read its datasets with `shard_source`."""
+    one group again. Read its datasets with `shard_source`. Those links are nandoctor's own,
+    to shards that `open_weights_file` has checked (a shard's own link out of its file is
+    refused there), so the tree itself is opened unchecked."""
     # On disk, not in memory: HDF5 opens a linked file with the driver and the intent of the
     # file that links to it, so an in-memory tree would load each shard whole, and a
     # writable one would open the shards for writing. The tree holds metadata only.

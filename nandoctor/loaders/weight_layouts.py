@@ -10,11 +10,12 @@ present. Keras 2 and legacy `.h5` files list `layer_names`, and each layer group
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import h5py
 
-from nandoctor.analysis.keras_facts import KERAS_CLASS_NAMES
+from nandoctor.analysis.keras_facts import KERAS_CLASS_NAMES, is_known_class
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.h5_datasets import attribute_strings, attribute_text
 from nandoctor.view import Layer, Weight
@@ -68,7 +69,8 @@ def _group(parent: h5py.Group, key: str) -> h5py.Group | None:
     return item if isinstance(item, h5py.Group) else None
 
 
-def _saved_name(group: h5py.Group) -> str | None:
+def saved_name(group: h5py.Group) -> str | None:
+    """The name Keras gave the layer or model saved in `group` (Keras 3.15 and later)."""
     variables = _group(group, "vars")
     return attribute_text(variables, "name") if variables is not None else None
 
@@ -88,36 +90,43 @@ def attach_keras3_weights(
 def _locate(root: h5py.Group, path: str, local_name: str) -> h5py.Group | None:
     """The group at `path`, or the sibling whose saved name says it is `local_name`."""
     group = _group(root, path) if path in root else None
-    saved = _saved_name(group) if group is not None else None
+    saved = saved_name(group) if group is not None else None
     if group is not None and saved in (None, local_name):
         return group
     parent = _group(root, path.rsplit("/", 1)[0]) if "/" in path else root
     if parent is not None:
         for key in parent:
             sibling = _group(parent, key)
-            if sibling is not None and _saved_name(sibling) == local_name:
+            if sibling is not None and saved_name(sibling) == local_name:
                 return sibling
     return group
 
 
 def _collect(group: h5py.Group, layer: Layer, make_source: SourceFactory, prefix: str = "") -> list[Weight]:
     """A layer's own variables, then those of its sub-layers (an attention's query dense)."""
-    weights = []
-    variables = _group(group, "vars")
-    if variables is not None:
-        keys = sorted(variables.keys(), key=numeric_key)
-        names = variable_names(layer, len(keys)) if not prefix else keys
-        for key, name in zip(keys, names):
-            dataset = variables[key]
-            if isinstance(dataset, h5py.Dataset):
-                weights.append(_weight(prefix + name, layer.name, dataset, make_source))
+    weights = own_weights(group, layer, make_source, prefix)
     for key in sorted(group.keys()):
         if key == "vars" or (key == "layers" and layer.is_model):
             continue
         sub = _group(group, key)
         if sub is not None:
-            label = _saved_name(sub) or key
+            label = saved_name(sub) or key
             weights.extend(_collect(sub, layer, make_source, f"{prefix}{label}/"))
+    return weights
+
+
+def own_weights(group: h5py.Group, layer: Layer, make_source: SourceFactory, prefix: str = "") -> list[Weight]:
+    """The variables Keras saved for the layer or model of `group` itself (its `vars`)."""
+    variables = _group(group, "vars")
+    if variables is None:
+        return []
+    keys = sorted(variables.keys(), key=numeric_key)
+    names = variable_names(layer, len(keys)) if not prefix else keys
+    weights = []
+    for key, name in zip(keys, names):
+        dataset = variables[key]
+        if isinstance(dataset, h5py.Dataset):
+            weights.append(_weight(prefix + name, layer.name, dataset, make_source))
     return weights
 
 
@@ -131,32 +140,72 @@ def keras3_layers_from_tree(root: h5py.Group, make_source: SourceFactory, prefix
     """Layers found in a Keras 3 weights tree alone, with no config to name them: a
     `.weights.h5`, or a subclassed model, whose layers Keras tracks by attribute name.
     `module` is the enclosing model's, when it is a library's (a KerasHub backbone's layers
-    are KerasHub's or Keras's classes, known by the names their weight groups carry)."""
-    layers: list[Layer] = []
-    for key in root:
-        group = _group(root, key)
-        if group is None or key in ("vars", "optimizer"):
+    are KerasHub's or Keras's classes, known by the names their weight groups carry).
+
+    Keras saves each layer as a group holding `vars` (its variables and, since 3.15, its
+    name), under the attribute that holds it; a list, tuple or dict of layers is a group
+    without `vars` whose members are named for their class (`block`, `block_1`), as a
+    model's `layers` are. A layer of Keras's own (or the library's) is one layer, its
+    sub-layers' variables included (an attention's query dense); any other layer's
+    sub-layers are layers of their own, named by the path of names Keras gave them
+    (`net/blk1/dense_1`, as `variable.path` names them), so that a finding names the layer
+    whose weight it is."""
+    return list(_layers_below(root, _Walk(make_source, module, set()), prefix, "", by_class=False))
+
+
+@dataclass
+class _Walk:
+    make_source: SourceFactory
+    module: str | None
+    taken: set[str]  # layer names given so far: a name the file repeats is told apart by its path
+
+
+def _layers_below(group: h5py.Group, walk: _Walk, owner: str, path: str, by_class: bool) -> Iterator[Layer]:
+    """The layers saved inside `group`: `owner` is the enclosing layer's name (with its
+    slash), `path` the containers' keys since it, `by_class` whether the keys are class
+    names (a container's members) or attribute names."""
+    for key in group:
+        child = _group(group, key) if key not in ("vars", "optimizer") else None
+        if child is None:
             continue
-        if key == "layers":
-            for child in group:
-                if _group(group, child) is not None:
-                    layers.extend(_tree_layer(group[child], class_from_path(child), make_source, prefix, module))
-        else:
-            # An attribute of a subclassed model (`self.head = Dense(...)`): class unknown.
-            layers.extend(_tree_layer(group, "Layer", make_source, prefix, module))
-    return layers
+        if key == "layers":  # a model's layer list: members named for their class, the list not named
+            yield from _layers_below(child, walk, owner, path, by_class=True)
+        elif "vars" in child:
+            yield from _tree_layer(child, walk, owner, path + key, by_class)
+        else:  # a list, tuple or dict of layers
+            yield from _layers_below(child, walk, owner, f"{path}{key}/", by_class=True)
 
 
-def _tree_layer(group: h5py.Group, class_name: str, make_source: SourceFactory, prefix: str,
-                module: str | None) -> list[Layer]:
-    name = prefix + (_saved_name(group) or group.name.rsplit("/", 1)[-1])
-    nested = _group(group, "layers") is not None
+def _tree_layer(group: h5py.Group, walk: _Walk, owner: str, path: str, by_class: bool) -> Iterator[Layer]:
+    key = path.rsplit("/", 1)[-1]
+    saved = saved_name(group)
+    if by_class:
+        class_name = class_from_path(key)
+    else:  # an attribute's name says nothing of its class; the name Keras gave the layer may
+        guessed = class_from_path(saved) if saved else None
+        class_name = guessed if guessed in KERAS_CLASS_NAMES else "Layer"
     # A name Keras itself has is Keras's class; otherwise the enclosing library's, if any.
-    layer_module = "keras.layers" if class_name in KERAS_CLASS_NAMES else module
-    layer = Layer(name=name, class_name=class_name, module=layer_module, parent=prefix.rstrip("/") or None,
-                  is_model=nested)
-    layer.weights = _collect(group, layer, make_source)
-    return [layer, *(keras3_layers_from_tree(group, make_source, name + "/", module) if nested else [])]
+    layer_module = "keras.layers" if class_name in KERAS_CLASS_NAMES else walk.module
+    is_model = _group(group, "layers") is not None
+    layer = Layer(name=_unique_name(walk.taken, owner, saved, path), class_name=class_name, module=layer_module,
+                  parent=owner.rstrip("/") or None, is_model=is_model)
+    whole = class_name != "Layer" and not is_model and is_known_class(class_name, layer_module)
+    layer.weights = (_collect if whole else own_weights)(group, layer, walk.make_source)
+    yield layer
+    if not whole:
+        yield from _layers_below(group, walk, layer.name + "/", "", by_class=False)
+
+
+def _unique_name(taken: set[str], owner: str, saved: str | None, path: str) -> str:
+    """The layer's saved name under its owner's; its attribute path where two layers share
+    a name (Keras does not require a subclassed model's names to differ)."""
+    candidates = ([owner + saved] if saved else []) + [owner + path]
+    name = next((candidate for candidate in candidates if candidate not in taken), None)
+    count = 2
+    while name is None or name in taken:
+        name, count = f"{owner}{path}#{count}", count + 1
+    taken.add(name)
+    return name
 
 
 _KERAS_SPELLING = {name.lower(): name for name in KERAS_CLASS_NAMES}
