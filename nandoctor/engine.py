@@ -6,9 +6,12 @@ it becomes a note that says why, and every other check still reports.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -66,6 +69,12 @@ def check_model(
 def _check(model, selection: Selection, options, probes: bool, timings: dict[str, float],
            path: str | None = None) -> FileResult:
     """One live model's result; `path` is the file it was loaded from, for per-file ignores."""
+    with quiet_dependencies():
+        return _check_quietly(model, selection, options, probes, timings, path)
+
+
+def _check_quietly(model, selection: Selection, options, probes: bool, timings: dict[str, float],
+                   path: str | None) -> FileResult:
     from nandoctor.live.model_view import view_of_model
 
     started = time.perf_counter()
@@ -218,13 +227,40 @@ def _static_reason(path: str) -> str | None:
         return None
 
 
+# The loggers through which TensorFlow, Keras (absl), JAX and PyTorch speak to the user.
+_DEPENDENCY_LOGGERS = ("absl", "tensorflow", "keras", "jax", "torch")
+
+
+@contextlib.contextmanager
+def quiet_dependencies() -> Iterator[None]:
+    """Keep what Keras and its backends say about nandoctor's own work off the user's output.
+
+    The probes save, reload and run the model on crafted inputs, and Keras warns about each:
+    "`compile()` was not called as part of model loading" for a model with a custom
+    `compile` (KerasHub tasks), numpy's copy-keyword deprecation on a TensorFlow tensor. None
+    is about the user's model; what is, nandoctor reports as a finding or a note. Warnings and
+    the dependencies' log lines below ERROR are silenced inside, and restored after."""
+    loggers = [logging.getLogger(name) for name in _DEPENDENCY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for logger in loggers:
+                logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
 def _load_trusted(path: str):
     import keras
 
     claimed = format_claimed_by(path)
     if claimed is not None and not claimed.holds_model:
         raise ValueError("not a model file: matrices are scanned statically")
-    return keras.models.load_model(path, safe_mode=False, compile=True)
+    with quiet_dependencies():
+        return keras.models.load_model(path, safe_mode=False, compile=True)
 
 
 def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list[Finding]:
