@@ -1,5 +1,6 @@
 """The recipes of docs/ci.md are well formed, and the commands they run work on real files."""
 
+import contextlib
 import re
 import shlex
 
@@ -7,6 +8,7 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES, ROOT, run_cli
+from tests.fresh_venv import checkout_build_lock
 
 
 def recipe(name: str) -> dict:
@@ -100,7 +102,9 @@ def run_steps(commands: list[str], bin_dir, models, cwd) -> list[int]:
     env.pop("PYTHONPATH", None)
     codes = []
     for command in commands:
-        done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        with checkout_build_lock() if "pip install" in command else contextlib.nullcontext():
+            done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
+                                  timeout=900)
         assert done.returncode in (0, 1), f"{command}: {done.stderr[-2000:]}"
         codes.append(done.returncode)
     return codes
@@ -134,8 +138,9 @@ def test_the_action_runs_on_a_fresh_runner(fresh_runner, tmp_path):
             env = {**os.environ, **step_env, "PATH": f"{fresh_runner}{os.pathsep}{os.environ['PATH']}"}
             env.pop("PYTHONPATH", None)
             # As GitHub runs a bash step: bash --noprofile --norc -eo pipefail
-            done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
-                                  env=env, capture_output=True, text=True, timeout=900)
+            with checkout_build_lock() if "pip install" in script else contextlib.nullcontext():
+                done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
+                                      env=env, capture_output=True, text=True, timeout=900)
             exits.append(done.returncode)
         assert exits == [0, expected_exit], done.stderr[-2000:]
         sarif = (cwd / "nandoctor.sarif").read_text()
