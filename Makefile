@@ -1,8 +1,12 @@
-# `make demo` and `make test` set everything up on a fresh machine (a .venv here).
+# `make demo` and `make test` set everything up on a fresh machine: `make test` the full
+# .venv (TensorFlow, JAX, PyTorch, KerasHub), `make demo` a small .venv-demo holding only what
+# the static scan needs (nandoctor with numpy, h5py, rich and click: `pip install .`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_VENV := .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed
 
 .PHONY: demo test docs fixtures zoo bench examples clean
 
@@ -12,8 +16,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,jax,torch]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/nandoctor scan fixtures --exit-zero
+# Editable, so that the demo scans with the checkout's code; the stamp makes a second run instant.
+# The venv ignores itself in git, as Python 3.13's venv does.
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	echo '*' > $(DEMO_VENV)/.gitignore
+	$(DEMO_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/nandoctor scan fixtures --exit-zero
 
 # The backend is fixed when Keras is imported: the backend-neutral tests run again, under JAX
 # and under PyTorch, each in a process of its own.
@@ -56,4 +68,4 @@ examples: $(STAMP)
 	$(BIN)/python -m examples.summary
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis bench/.cache .cache
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache .hypothesis bench/.cache .cache

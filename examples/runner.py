@@ -3,7 +3,8 @@
 Each script runs as `python -m examples.<folder>.<script> [--quick] [--out DIR]` from the
 repository root. A full run writes its figures to `examples/<folder>/results/` (the
 numbers quoted in the README come from there); `--quick` trains for seconds on a sliver
-of the data, which is what the test suite runs.
+of the data, which is what the test suite runs, and writes to `.cache/examples/<folder>/`
+(ignored by git), never over the committed results of a full run.
 """
 
 from __future__ import annotations
@@ -21,16 +22,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def arguments(script_file: str, description: str, argv=None, learning_rate: float | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes: a sliver of the data (for tests)")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default: the example's results/)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where results go (default: the example's results/; with --quick, .cache/examples/)")
     if learning_rate is not None:
         parser.add_argument("--learning-rate", type=float, default=learning_rate,
                             help=f"the optimiser's learning rate (default: {learning_rate}, as reported)")
     args = parser.parse_args(argv)
     args.started = time.monotonic()
     if args.out is None:
-        args.out = Path(script_file).resolve().parent / "results"
+        args.out = default_out(Path(script_file), args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
     return args
+
+
+def default_out(script_file: Path, quick: bool) -> Path:
+    """A full run's folder is the example's committed results/; a quick run's is a scratch
+    folder under the repository's .cache/, so that it can never replace the figures the docs quote."""
+    example = script_file.resolve().parent
+    if not quick:
+        return example / "results"
+    return example.parent.parent / ".cache" / "examples" / example.name
 
 
 def seed_everything(seed: int = 0) -> None:

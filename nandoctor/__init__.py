@@ -35,7 +35,11 @@ def check(model, *, probes=True, select=None, ignore=None, options=None) -> Repo
 
 def assert_healthy(model_or_path, *, fail_on="warning", select=None, ignore=None) -> None:
     """Raise `AssertionError` with the rendered report when a finding reaches `fail_on`, or
-    a file cannot be read. Takes a path (scanned statically) or a live model (`check`)."""
+    a file cannot be read. Takes a path (scanned statically) or a live model (`check`).
+
+    The failure is the report: pytest shows the caller's line and the report, not
+    nandoctor's own frames (`__tracebackhide__`), and nothing is chained to it."""
+    __tracebackhide__ = True
     import os
 
     from nandoctor.reporters.text import render_text
@@ -45,8 +49,7 @@ def assert_healthy(model_or_path, *, fail_on="warning", select=None, ignore=None
     else:
         report = check(model_or_path, select=select, ignore=ignore)
     if report.exit_code(fail_on) != 0:
-        failures = "".join(f"{r.path}: {r.error}\n" for r in report.errors)
-        raise AssertionError("nandoctor found problems:\n" + failures + render_text(report))
+        raise AssertionError("nandoctor found problems:\n" + render_text(report)) from None
 
 
 def __getattr__(name: str):

@@ -10,6 +10,7 @@ import click
 
 from nandoctor import __version__
 from nandoctor.report import EXIT_CLEAN, EXIT_FINDINGS, EXIT_UNUSABLE, Severity
+from nandoctor.reporters import FORMATS as REPORT_FORMATS
 
 __all__ = ["EXIT_CLEAN", "EXIT_FINDINGS", "EXIT_UNUSABLE", "main"]
 
@@ -22,10 +23,31 @@ def main() -> None:
     """Find the faults that make Keras models fail without an error message."""
 
 
-@main.command()
+class _ScanCommand(click.Command):
+    """`scan --help` names the formats from the FORMATS table itself, so that the help cannot
+    drift from what the loaders read (the table is imported only when help is asked for)."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.help = (self.help or "").replace("{formats}", formats_help())
+        super().format_help_text(ctx, formatter)
+
+
+def formats_help() -> str:
+    """Every format family the scan reads, with the suffixes or the folder that holds it."""
+    from nandoctor.loaders import FORMATS
+
+    families: dict[str, list[str]] = {}
+    for format_ in FORMATS:
+        where = families.setdefault(format_.name, [])
+        where.extend(format_.suffixes or ["a folder"])
+    return ", ".join(f"{name} ({', '.join(where)})" for name, where in families.items())
+
+
+@main.command(cls=_ScanCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
-              show_default=True, help="Report format, printed on stdout (github: Actions annotations).")
+@click.option("--format", "output_format", type=click.Choice(list(REPORT_FORMATS)), default="text",
+              show_default=True,
+              help="Report format, printed on stdout (github: Actions annotations; junit: JUnit XML).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file instead.")
 @click.option("--select", multiple=True, metavar="CODES",
               help="Rules to run: codes (ND101), families (ND1) or names, comma-separated.")
@@ -34,29 +56,37 @@ def main() -> None:
 @click.option("--fail-on", type=click.Choice(_SEVERITIES), default=None,
               help="Exit 1 when a finding is at or above this severity.  [default: warning]")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings reach --fail-on.")
+@click.option("--statistics", is_flag=True, help="Print a count per code instead of each finding (text, json).")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Accept the findings recorded in FILE: only new ones are reported; stale entries are named.")
+@click.option("--write-baseline", "write_baseline_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Record every finding in FILE, for --baseline, and exit 0.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour the text report (auto: on a terminal, unless NO_COLOR is set or FORCE_COLOR asks).")
 @click.option("--trust", is_flag=True,
               help="Load the models with Keras (running their code: only files you trust) and probe them live.")
 @click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
-              help="With --trust: import MODULE first, to register your custom classes.")
-def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet, color, trust, custom_objects) -> None:
+              help="With --trust: import MODULE first (from the current folder too), to register your custom classes.")
+def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, statistics, baseline_file,
+         write_baseline_file, quiet, color, trust, custom_objects) -> None:
     """Examine saved models and embedding matrices without running them.
 
-    PATHS are .keras, .h5/.hdf5, .weights.h5, .npy, .npz and word2vec (.vec, .txt,
-    .bin) files, or directories to search for them. Nothing in a file is executed, and
-    TensorFlow is never imported.
+    PATHS are files, or directories to search for them, in these formats: {formats}.
+    Nothing in a file is executed, and TensorFlow is never imported.
 
     Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 unusable input.
     """
     from nandoctor import console
     from nandoctor.engine import scan as run_scan
-    from nandoctor.reporters import render
     from nandoctor.settings import load_settings
 
     if custom_objects and not trust:
         raise click.UsageError("--custom-objects loads your code and goes with --trust.")
+    if statistics and output_format not in ("text", "json"):
+        raise click.UsageError("--statistics prints text or json.")
+    if baseline_file and write_baseline_file:
+        raise click.UsageError("Give --baseline or --write-baseline, not both.")
     try:
         settings = load_settings()
         chosen = {"select": list(select) or settings.select, "ignore": [*settings.ignore, *ignore],
@@ -67,14 +97,22 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet
             report = scan_trusted(list(paths), custom_objects=custom_objects, **chosen)
         else:
             report = run_scan(list(paths), progress=None if quiet else console.WeightProgress(), **chosen)
+        if baseline_file:
+            from nandoctor.baseline import apply_baseline, read_baseline
+
+            report = apply_baseline(report, read_baseline(baseline_file)).report
         threshold = fail_on or settings.fail_on or Severity.WARNING.value
         code = report.exit_code(threshold)
-    except ValueError as error:  # a selector, an option, a setting or a module: one line, exit 2
+    except ValueError as error:  # a selector, an option, a setting, a module, a baseline: one line, exit 2
         _fail(str(error))
 
     for failed in report.errors:
         console.error(f"{failed.path}: {failed.error}")
-    text = render(report, output_format, **_text_options(output_format, output, quiet, color))
+    if write_baseline_file:
+        _write_baseline(report, write_baseline_file)
+        sys.exit(EXIT_UNUSABLE if report.errors else EXIT_CLEAN)
+    text = _render_scan(report, output_format, statistics, threshold,
+                        _text_options(output_format, output, quiet, color))
     if output:
         try:
             with open(output, "w", encoding="utf-8") as file:
@@ -87,6 +125,32 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, quiet
     if exit_zero and code == EXIT_FINDINGS:
         code = EXIT_CLEAN
     sys.exit(code)
+
+
+def _render_scan(report, output_format: str, statistics: bool, threshold: str, text_options: dict) -> str:
+    from nandoctor.reporters import render
+
+    if statistics:
+        from nandoctor.reporters.statistics import render_statistics_json, render_statistics_text
+
+        if output_format == "json":
+            return render_statistics_json(report)
+        return render_statistics_text(report, summary=text_options["summary"], unreadable=text_options["unreadable"])
+    if output_format == "junit":
+        return render(report, output_format, fail_on=threshold)
+    return render(report, output_format, **text_options)
+
+
+def _write_baseline(report, path: str) -> None:
+    from nandoctor import console
+    from nandoctor.baseline import write_baseline
+    from nandoctor.diagnosis import plural
+
+    try:
+        written = write_baseline(report, path)
+    except OSError as error:
+        _fail(f"cannot write {path}: {error.strerror or error}")
+    console.console.print(f"nandoctor: wrote {plural(written, 'finding')} to the baseline {path}", soft_wrap=True)
 
 
 @main.command(name="fix")
@@ -133,12 +197,32 @@ def fix_command(paths, output, in_place, diff, unsafe_fixes, select, ignore, see
         code = report.exit_code(fail_on or settings.fail_on or Severity.WARNING.value)
     except ValueError as error:
         _fail(str(error))
+    for result in report.files:
+        _say_how_to_load(result)
     for failed in report.errors:
         console.error(f"{failed.path}: {failed.error}")
     options = {**_text_options(output_format, None, quiet, "never"), "diff": diff} if output_format == "text" else {}
     text = render(report, output_format, **options)
     click.echo(text, nl=not text.endswith("\n"))
     sys.exit(code)
+
+
+def _say_how_to_load(result) -> None:
+    """A file that now holds nandoctor's layers loads only once they are registered: Keras
+    says "could not be deserialized properly" unless `nandoctor` was imported first."""
+    if not result.output:
+        return
+    from nandoctor.loaders import load
+
+    try:
+        with load(result.output) as view:
+            classes = sorted({layer.class_name for layer in view.layers
+                              if (layer.registered_name or "").startswith("nandoctor>")})
+    except Exception:  # the fixed file was scanned already; a reread failing says nothing new
+        return
+    if classes:
+        result.notes.append(f"{result.output} holds nandoctor layers ({', '.join(classes)}): import nandoctor "
+                            "before keras.saving.load_model, which cannot rebuild them otherwise")
 
 
 def _fail(message: str) -> NoReturn:
@@ -158,6 +242,8 @@ def _text_options(output_format: str, output: str | None, quiet: bool, color: st
         "color": use_color(color, to_terminal),
         "width": shutil.get_terminal_size((100, 24)).columns if to_terminal else 100,
         "summary": not quiet,
+        # Unreadable files were each said on stderr; a report written to a file says them itself.
+        "unreadable": output is not None,
     }
 
 

@@ -6,9 +6,12 @@ it becomes a note that says why, and every other check still reports.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from nandoctor.catalogue import Selection
@@ -65,6 +68,12 @@ def check_model(
 def _check(model, selection: Selection, options, probes: bool, timings: dict[str, float],
            path: str | None = None) -> FileResult:
     """One live model's result; `path` is the file it was loaded from, for per-file ignores."""
+    with quiet_dependencies():
+        return _check_quietly(model, selection, options, probes, timings, path)
+
+
+def _check_quietly(model, selection: Selection, options, probes: bool, timings: dict[str, float],
+                   path: str | None) -> FileResult:
     from nandoctor.live.model_view import view_of_model
 
     started = time.perf_counter()
@@ -170,33 +179,92 @@ def scan_trusted(
     per_file_ignores: Mapping[str, str | Iterable[str]] | None = None,
 ) -> Report:
     """Load each file with Keras (it runs the file's code: only for files you trust), after
-    importing the modules that register your classes, then `check` the live model."""
-    import importlib
+    importing the modules that register your classes, then `check` the live model.
+
+    The current folder is importable while it runs, as it is under `python -m`, so that
+    `--custom-objects my_layers` finds the `my_layers.py` beside the user. A file the static
+    reader cannot open gets the static reader's reason, which names what is wrong with the
+    bytes, before Keras is asked (Keras says "File not found" of a truncated file)."""
+    import sys
 
     selection = Selection.resolve(select, ignore, per_file_ignores)  # a bad selector fails before any load
-    for module in custom_objects:
+    added = os.getcwd() not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        _import_custom_objects(custom_objects)
+        return Report([_scan_trusted_target(target, selection, options)
+                       for target in discover([os.fspath(p) for p in paths])])
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
+
+
+def _import_custom_objects(modules: Iterable[str]) -> None:
+    import importlib
+
+    for module in modules:
         try:
             importlib.import_module(module)
         except Exception as error:
             raise ValueError(f"cannot import the --custom-objects module {module!r}: "
                              f"{type(error).__name__}: {first_line(error)}") from None
-    results = []
-    for target in discover([os.fspath(p) for p in paths]):
-        if target.error is not None:
-            results.append(failed_result(target, target.error))
-            continue
-        try:
-            model = _load_trusted(target.path)
-        except Exception as error:
-            results.append(failed_result(target, f"cannot load with Keras: {type(error).__name__}: {first_line(error)}"))
-            continue
-        try:
-            results.append(_check(model, selection, options, True, {}, target.path))
-        except Exception as error:  # the user's own model code failing: one line
-            if os.environ.get("NANDOCTOR_DEBUG"):
-                raise
-            results.append(failed_result(target, f"checking the loaded model failed: {type(error).__name__}: {first_line(error)}"))
-    return Report(results)
+
+
+def _scan_trusted_target(target: Target, selection: Selection, options) -> FileResult:
+    if target.error is not None:
+        return failed_result(target, target.error)
+    unreadable = _static_reason(target.path)
+    if unreadable is not None:
+        return failed_result(target, unreadable)
+    try:
+        model = _load_trusted(target.path)
+    except Exception as error:
+        return failed_result(target, f"cannot load with Keras: {type(error).__name__}: {first_line(error)}")
+    try:
+        return _check(model, selection, options, True, {}, target.path)
+    except Exception as error:  # the user's own model code failing: one line
+        if os.environ.get("NANDOCTOR_DEBUG"):
+            raise
+        return failed_result(target, f"checking the loaded model failed: {type(error).__name__}: {first_line(error)}")
+
+
+def _static_reason(path: str) -> str | None:
+    """Why the static reader cannot open `path`, or None when it can (or fails in a way
+    Keras may not: then Keras is asked)."""
+    try:
+        with load(path):
+            return None
+    except (UnreadableFile, NotAModel) as reason:
+        return str(reason)
+    except Exception:
+        return None
+
+
+# The loggers through which TensorFlow, Keras (absl), JAX and PyTorch speak to the user.
+_DEPENDENCY_LOGGERS = ("absl", "tensorflow", "keras", "jax", "torch")
+
+
+@contextlib.contextmanager
+def quiet_dependencies() -> Iterator[None]:
+    """Keep what Keras and its backends say about nandoctor's own work off the user's output.
+
+    The probes save, reload and run the model on crafted inputs, and Keras warns about each:
+    "`compile()` was not called as part of model loading" for a model with a custom
+    `compile` (KerasHub tasks), numpy's copy-keyword deprecation on a TensorFlow tensor. None
+    is about the user's model; what is, nandoctor reports as a finding or a note. Warnings and
+    the dependencies' log lines below ERROR are silenced inside, and restored after."""
+    loggers = [logging.getLogger(name) for name in _DEPENDENCY_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for logger in loggers:
+                logger.setLevel(max(logger.getEffectiveLevel(), logging.ERROR))
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _load_trusted(path: str):
@@ -205,7 +273,8 @@ def _load_trusted(path: str):
     claimed = format_claimed_by(path)
     if claimed is not None and not claimed.holds_model:
         raise ValueError("not a model file: matrices are scanned statically")
-    return keras.models.load_model(path, safe_mode=False, compile=True)
+    with quiet_dependencies():
+        return keras.models.load_model(path, safe_mode=False, compile=True)
 
 
 def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list[Finding]:

@@ -48,9 +48,7 @@ class NandoctorItem(pytest.Item):
         if isinstance(excinfo.value, NandoctorFailure):
             from nandoctor.reporters.text import render_text
 
-            report = excinfo.value.report
-            reasons = "".join(f"{r.path}: {r.error}\n" for r in report.errors)
-            return reasons + render_text(report)
+            return render_text(excinfo.value.report)  # names each unreadable file with its reason
         return super().repr_failure(excinfo)
 
     def reportinfo(self):

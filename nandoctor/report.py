@@ -176,6 +176,9 @@ class Report:
     files: list[FileResult] = field(default_factory=list)
     # Seconds each live check took (`nandoctor.check`); empty for a static scan.
     timings: dict[str, float] = field(default_factory=dict)
+    # `scan --baseline` only: how many findings the baseline accepted (they are not in
+    # `files`) and its entries no longer found ("stale"), each {path, code, layer, ...}.
+    baseline: dict[str, Any] | None = None
 
     @property
     def findings(self) -> list[Finding]:
@@ -203,6 +206,8 @@ class Report:
         }
         if self.timings:  # an addition to the contract: only live checks have it
             data["timings"] = {name: round(seconds, 4) for name, seconds in self.timings.items()}
+        if self.baseline is not None:  # an addition: only a run against a baseline has it
+            data["baseline"] = self.baseline
         return data
 
     def __str__(self) -> str:

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from nandoctor.catalogue import DIAGNOSES
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, ROOT, run_cli
 
 BROKEN = FIXTURES / "broken"
 CLEAN = FIXTURES / "clean"
@@ -120,3 +120,66 @@ def test_github_format_writes_one_annotation_per_finding_escaped():
 def test_github_format_reports_an_unreadable_file(tmp_path):
     out = run_cli("scan", tmp_path / "missing.keras", "--format", "github", expected_exit=2).stdout
     assert out.startswith("::error file=") and "unreadable file::no such file" in out
+
+
+def test_scan_help_names_every_format_family_of_the_table():
+    from nandoctor.loaders import FORMATS
+
+    # Without spaces: the help wraps where it likes, inside "tf-checkpoint" too.
+    help_text = "".join(run_cli("scan", "--help", expected_exit=0).stdout.split())
+    for format_ in FORMATS:
+        assert f"{format_.name}(" in help_text, format_.name
+        for suffix in format_.suffixes:
+            assert suffix in help_text, suffix
+
+
+def test_the_pre_commit_hook_takes_exactly_the_suffixes_the_table_walks():
+    import re
+
+    import yaml
+
+    from nandoctor.loaders import FORMATS, MODEL_SUFFIXES
+
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    generated = r"(?i)\.(" + "|".join(sorted({re.escape(suffix[1:]) for suffix in MODEL_SUFFIXES})) + ")$"
+    assert hook["files"] == generated
+    for format_ in FORMATS:
+        for suffix in format_.suffixes:
+            taken = re.search(hook["files"], f"models/model{suffix.upper()}") is not None
+            assert taken == format_.walked, suffix
+
+
+def test_statistics_count_each_code_most_frequent_first():
+    out = run_cli("scan", RELU_OUTPUT, BROKEN / "entity_tables.npz", BROKEN / "seed_c_zero_rows_cosine.keras",
+                  "--statistics", "--select", "ND1,ND6", expected_exit=1).stdout
+    lines = out.splitlines()
+    assert lines[0].split() == ["3", "ND101", "zero-embedding-rows", "2", "error,", "1", "info", "in", "2", "files"]
+    assert lines[1].split()[:3] == ["1", "ND601", "loss-activation-mismatch"]
+    assert lines[-1] == "Found 4 findings in 3 files: 3 errors, 1 info."
+
+
+def test_statistics_in_json_add_the_counts_to_the_report_object():
+    data = json.loads(run_cli("scan", RELU_OUTPUT, "--statistics", "--format", "json").stdout)
+    assert data["summary"]["findings"] == 2 and len(data["files"][0]["findings"]) == 2
+    assert {row["code"]: (row["count"], row["error"], row["info"], row["files"]) for row in data["statistics"]} == {
+        "ND601": (1, 1, 0, 1), "ND901": (1, 0, 1, 1)}
+    assert "--statistics prints text or json" in run_cli("scan", RELU_OUTPUT, "--statistics", "--format", "sarif",
+                                                         expected_exit=2).stderr
+
+
+def test_junit_has_a_failure_per_finding_at_fail_on_and_an_error_per_unreadable_file(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    missing = tmp_path / "missing.keras"
+    out = run_cli("scan", RELU_OUTPUT, CLEAN / "mlp.keras", missing, "--format", "junit", expected_exit=2).stdout
+    suites = ET.fromstring(out)
+    assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("4", "1", "1")
+    by_file = {suite.get("name"): suite for suite in suites}
+    cases = {case.get("name"): case for case in by_file[str(RELU_OUTPUT)]}
+    assert cases["ND601 loss-activation-mismatch"].find("failure").get("type") == "error"
+    assert cases["ND601 loss-activation-mismatch"].get("classname") == f"{RELU_OUTPUT}::next_word"
+    assert cases["ND901 opaque-code"].find("failure") is None  # info, below --fail-on warning: passes
+    assert [case.get("name") for case in by_file[str(CLEAN / "mlp.keras")]] == ["no findings"]
+    assert by_file[str(missing)].find("testcase/error").get("message") == "no such file or directory"
+    info_fails = ET.fromstring(run_cli("scan", RELU_OUTPUT, "--format", "junit", "--fail-on", "info").stdout)
+    assert info_fails.get("failures") == "2"

@@ -50,3 +50,29 @@ def test_the_fixture_asserts_health(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*AssertionError: nandoctor found problems*"])
+
+
+def test_a_failing_assert_healthy_shows_the_callers_line_and_the_report_not_nandoctors_frames(pytester):
+    copy_models(pytester, "seed_d_padding_flatten.keras")
+    pytester.makepyfile(
+        """
+        import nandoctor
+
+        def test_broken():
+            nandoctor.assert_healthy("seed_d_padding_flatten.keras")
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(['>*nandoctor.assert_healthy("seed_d_padding_flatten.keras")',
+                                 "E*AssertionError: nandoctor found problems:", "E*ND301 warning embedding*"])
+    assert "nandoctor/__init__.py" not in out and "engine.py" not in out
+    assert "During handling of the above exception" not in out and "direct cause" not in out
+
+
+def test_an_unreadable_file_fails_with_its_path_and_reason(pytester):
+    (pytester.path / "truncated.keras").write_bytes((FIXTURES / "clean" / "mlp.keras").read_bytes()[:3000])
+    result = pytester.runpytest("--nandoctor", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*truncated.keras", "  unreadable: not a valid zip archive (truncated or corrupt)"])

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from nandoctor.report import Report
 
-FORMATS = ("text", "json", "sarif", "github")
+FORMATS = ("text", "json", "sarif", "github", "junit")
 
 
 def render(report: Report, output_format: str, **options) -> str:
+    """`options` go to the format that takes them: the text report's layout, junit's `fail_on`."""
     if output_format == "json":
         from nandoctor.reporters.json import render_json
 
@@ -20,6 +21,10 @@ def render(report: Report, output_format: str, **options) -> str:
         from nandoctor.reporters.github import render_github
 
         return render_github(report)
+    if output_format == "junit":
+        from nandoctor.reporters.junit import render_junit
+
+        return render_junit(report, **options)
     if output_format == "text":
         from nandoctor.reporters.text import render_text
 

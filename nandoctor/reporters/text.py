@@ -23,32 +23,57 @@ _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Sever
 
 
 def render_text(report: Report, *, color: bool = False, width: int = 100, summary: bool = True,
-                diff: bool = False) -> str:
+                diff: bool = False, unreadable: bool = True) -> str:
+    """`unreadable=False` leaves out the files that could not be read, for a caller that has
+    already said each on a line of its own (the CLI, on stderr)."""
     buffer = io.StringIO()
     console = Console(
         file=buffer, width=width, color_system="standard" if color else None,
         force_terminal=color, no_color=not color, highlight=False, emoji=False, soft_wrap=False,
     )
     for result in report.files:
-        if result.status is FileStatus.SCANNED and not result.findings and not (result.fixed or result.unfixed):
+        if _nothing_to_say(result, unreadable):
             continue
-        if result.status is FileStatus.ERROR:
-            continue  # unreadable files are reported on stderr, one line each
         console.print(Text(result.path, style="bold"), soft_wrap=True)  # a path is never wrapped
+        if result.status is FileStatus.ERROR:
+            console.print(Text("  unreadable: ", style="bold red") + Text(result.error or ""), soft_wrap=True)
+            console.print()
+            continue
         if result.status is FileStatus.SKIPPED:
             console.print(Text(f"  skipped: {result.error}", style="dim"))
             continue
+        if result.fixed is not None:  # what was done first; notes then say how to use the result
+            _print_fixes(console, result, diff)
         for note in result.notes:
             console.print(Text(f"  note: {note}", style="dim"))
-        if result.fixed is not None:
-            _print_fixes(console, result, diff)
+        if result.fixed is not None and result.findings:
+            console.print(Text("  still found:", style="dim"))
         if result.findings:
             console.print(_findings_table(result.findings, width), Text(""), sep="\n", end="")
         console.print()
+    _print_stale_baseline(console, report)
     if summary:
         console.print(Text(summary_line(report)))
     # Table cells are padded to the full width; trailing spaces only get in the way of a diff.
     return "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
+
+
+def _print_stale_baseline(console: Console, report: Report) -> None:
+    stale = (report.baseline or {}).get("stale") or []
+    if not stale:
+        return
+    console.print(Text(f"baseline: {len(stale)} {'entry' if len(stale) == 1 else 'entries'} no longer found (fixed, or the "
+                       "model changed; --write-baseline records today's findings):", style="bold"))
+    for entry in stale:
+        console.print(Text(f"  {entry['path']} {entry['code']} {entry['layer'] or '-'}"), soft_wrap=True)
+    console.print()
+
+
+def _nothing_to_say(result: FileResult, unreadable: bool) -> bool:
+    if result.status is FileStatus.ERROR:
+        return not unreadable
+    return (result.status is FileStatus.SCANNED and not result.findings and not result.notes
+            and not (result.fixed or result.unfixed))
 
 
 def _print_fixes(console: Console, result: FileResult, diff: bool) -> None:
@@ -64,8 +89,6 @@ def _print_fixes(console: Console, result: FileResult, diff: bool) -> None:
         console.print(Text(f"  wrote {result.output}"), soft_wrap=True)
     elif result.fixed:
         console.print(Text("  nothing written (no --output or --in-place)", style="dim"))
-    if result.findings:
-        console.print(Text("  still found:", style="dim"))
 
 
 def _findings_table(findings: list[Finding], width: int) -> Table:
@@ -131,4 +154,6 @@ def _scan_summary(report: Report, counts: dict[str, int]) -> str:
         line += f" {skipped} skipped."
     if counts["suppressed"]:
         line += f" {counts['suppressed']} suppressed."
+    if report.baseline is not None:
+        line += f" {report.baseline['accepted']} in the baseline."
     return line
