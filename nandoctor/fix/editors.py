@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from nandoctor.fix.prescription import CannotFix
+from nandoctor.loaders.h5_file_checks import check_hdf5_file
 from nandoctor.loaders.keras_config import parse_model
 from nandoctor.view import Weight
 from nandoctor.view.array_sources import FileRegionSource
@@ -99,6 +100,14 @@ class ModelFileEditor(Editor):
         else:
             shutil.copyfile(path, self.weights_path)
         self.h5 = h5py.File(self.weights_path, "r+") if has_weights else None
+        if self.h5 is not None:
+            # The copy is checked as the scan checks a file, before anything of it is read: no
+            # link or storage that leaves it is followed, least of all with write access.
+            try:
+                check_hdf5_file(self.h5, self.weights_path, os.path.basename(path))
+            except Exception:
+                self.h5.close()
+                raise
         if format == "h5" and self.h5 is not None and "model_config" in self.h5.attrs:
             raw = self.h5.attrs["model_config"]
             self._config_is_bytes = isinstance(raw, bytes)
