@@ -53,28 +53,31 @@ class {cls}({base}):
     code = "{code}"
     name = "{name}"
     severity = Severity.{severity}
+    # What its findings can rest on (the first is the default); the severity is capped by it.
+    evidence_kinds = ({evidence})
     fix = "TODO: a short imperative."
     evidence = "the config (TODO: what it needs to be sure, and what it reports where it cannot be)."
 {body}'''
 
 # kind -> (imports, base class, severity, body): what differs between the three kinds.
+_EVIDENCE = {"rule": "Evidence.CERTAIN,", "detector": "Evidence.MEASURED,", "live": "Evidence.MEASURED,"}
 _KINDS = {
     "rule": (
         "\nfrom collections.abc import Iterator\n\nfrom nandoctor.diagnosis import Rule\n"
-        "from nandoctor.report import Finding, Severity\nfrom nandoctor.view import ModelView\n",
+        "from nandoctor.report import Evidence, Finding, Severity\nfrom nandoctor.view import ModelView\n",
         "Rule", "WARNING",
         "\n    def check(self, view: ModelView) -> Iterator[Finding]:\n"
         "        return iter(())  # TODO: yield self.finding(layer.name, \"what was found, with the values\")\n",
     ),
     "detector": (
         "\nfrom collections.abc import Iterator\n\nfrom nandoctor.monitor.detector import Check, Detector\n"
-        "from nandoctor.report import Finding, Severity\n",
+        "from nandoctor.report import Evidence, Finding, Severity\n",
         "Detector", "WARNING",
         "\n    def observe(self, check: Check) -> Iterator[Finding]:\n"
         "        return iter(())  # TODO: yield self.finding_at(check.step, layer, \"what was seen\")\n",
     ),
     "live": (
-        "\nfrom nandoctor.diagnosis import LiveRule\nfrom nandoctor.report import Severity\n",
+        "\nfrom nandoctor.diagnosis import LiveRule\nfrom nandoctor.report import Evidence, Severity\n",
         "LiveRule", "ERROR",
         "    # Raised by a live check: add it to that check's `raises` in nandoctor/live/.\n",
     ),
@@ -101,7 +104,7 @@ def add(kind: str, code: str, name: str, catalogue: Path = CATALOGUE, package: P
     cls = class_name(name)
     imports, base, severity, body = _KINDS[kind]
     path.write_text(_MODULE.format(imports=imports, cls=cls, base=base, doc=_DOCSTRING, code=code, name=name,
-                                   severity=severity, body=body))
+                                   severity=severity, body=body, evidence=_EVIDENCE[kind]))
     catalogue.write_text(_with_entry(text, f"from nandoctor.{_FOLDERS[kind]}.{module} import {cls}", cls, code, package))
     return path
 

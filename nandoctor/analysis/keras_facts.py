@@ -153,6 +153,13 @@ TIE_CONFIG_KEYS = ("tie_word_embeddings", "tie_embedding_weights")
 # decoder (its `TransformerDecoder` applies a causal mask unless told otherwise).
 CAUSAL_CLASSES = frozenset({"CausalSelfAttention", "TransformerDecoder"})
 
+# KerasHub model classes (by name prefix) whose architecture mixes every position, padding
+# included, by design: a measured padding leak there is not the user's fault.
+UNMASKED_BY_DESIGN = {
+    "FNet": "mixes every position with a Fourier transform that takes no padding mask",
+    "SigLIP": "runs its text tower over every position with no padding mask",
+}
+
 # nandoctor's embedding whose padding rows are exactly zero and masked.
 PADDING_SAFE_EMBEDDINGS = frozenset({"MaskedEmbedding"})
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from nandoctor.analysis.padding_flow import reads_unpadded_windows, shows_padding
 from nandoctor.analysis.keras_facts import (
+    UNMASKED_BY_DESIGN,
     EMBEDDING_CLASSES,
     PADDING_SAFE_EMBEDDINGS,
     TIED_EMBEDDING_CLASSES,
@@ -26,6 +27,10 @@ _INPUTS = ("5 random sequences of {length} ids: 2 padded with 0 at the end (post
            "1 all padding (an empty text, not measured)")
 
 
+# Rows of `padded_batch` by how they are padded.
+POST, PRE = slice(0, 2), slice(2, 4)
+
+
 def padded_batch(rng: np.random.Generator, vocabulary: int, length: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     """Token ids padded as Keras pads (`pad_sequences` pads and cuts `pre` by default,
     `TextVectorization` and `padded_batch` pad `post`), with an empty text, and where each
@@ -39,14 +44,15 @@ def padded_batch(rng: np.random.Generator, vocabulary: int, length: int, dtype) 
     return tokens, real
 
 
-def _keras_hub_design(model, takes_mask: bool) -> str | None:
-    """Where the leak is KerasHub's own design, not the user's code: a KerasHub class that takes
-    no padding mask. One that takes a mask and still leaks has a fault of its own (a mask on
-    the wrong axis), which the finding reports as any other."""
+def _keras_hub_design(model) -> str | None:
+    """Where the leak is KerasHub's own design, not the user's code: a class whose architecture
+    takes no padding mask (FNet's Fourier mixing, SigLIP's text tower). A class that masks and
+    still leaks has a fault of its own, which the finding reports as any other."""
     cls = type(model)
-    if takes_mask or not cls.__module__.startswith(("keras_hub.", "keras_nlp.")):
+    if not cls.__module__.startswith(("keras_hub.", "keras_nlp.")):
         return None
-    return f"KerasHub's {cls.__name__} takes no padding mask by design"
+    design = next((why for prefix, why in UNMASKED_BY_DESIGN.items() if cls.__name__.startswith(prefix)), None)
+    return f"KerasHub's {cls.__name__} {design}, by design" if design else None
 
 
 class PaddingProbe(LiveCheck):
@@ -89,7 +95,7 @@ class PaddingProbe(LiveCheck):
         first_real = real.argmax(axis=1)
         rows = np.arange(len(tokens))
         one_token[rows, first_real] = (one_token[rows, first_real] % max(ids.vocabulary - 1, 1)) + 1
-        measured_rows = real.any(axis=1)  # an empty text has no real position to measure
+        takes_mask = any(slot.role == "padding_mask" for slot in inputs.slots)
 
         def run_on(values):
             # A model that takes a padding mask is told where the padding is, as its tokenizer
@@ -108,22 +114,24 @@ class PaddingProbe(LiveCheck):
 
             return first_output(model, inputs.build(fill, batch=len(values)))
 
-        def at_real_positions(difference):
-            """The change where a masked loss or a pooled output reads: real positions only."""
-            difference = difference[measured_rows]
+        def at_real_positions(difference, rows):
+            """The largest change where a masked loss or a pooled output reads: the real
+            positions of `rows` only."""
+            difference = difference[rows]
             if difference.ndim == 3 and difference.shape[1] <= length:
                 # Per-position outputs, aligned at the start (a window may also carry its
                 # targets, and be longer than the output).
-                return difference[real[measured_rows][:, : difference.shape[1]]]
-            return difference
+                difference = difference[real[rows][:, : difference.shape[1]]]
+            return float(np.nan_to_num(difference, nan=np.inf).max()) if difference.size else 0.0
 
         base = run_on(tokens)
         language_model = base.ndim == 3 and base.shape[-1] == ids.vocabulary
-        if language_model:
-            # A language model: its pipelines pad after the text (`TextVectorization`, KerasHub's
-            # preprocessors), and a causal model's real positions never see what follows them.
-            measured_rows[2:] = False
-        real_change = float(np.nan_to_num(at_real_positions(np.abs(run_on(one_token) - base))).max()) or 1.0
+        # A language model's pipelines and KerasHub's preprocessors (the padding mask's makers)
+        # pad after the text; elsewhere a user pads either way, and padding leaks only where
+        # it reaches the real outputs whichever way they pad (a model that classifies its first
+        # position needs `post`; an LSTM read at its last step, `pre`).
+        conventions = [POST] if language_model or takes_mask else [POST, PRE]
+        real_change = max(at_real_positions(np.abs(run_on(one_token) - base), rows) for rows in conventions) or 1.0
         for layer in embeddings:
             table = keras.ops.convert_to_numpy(layer.embeddings)
             if not layer.trainable and not table[0].any():
@@ -143,18 +151,16 @@ class PaddingProbe(LiveCheck):
                 # A tied projection computes the padding id's own logit from the padding row,
                 # by design: that logit is not padding leaking through the computation.
                 difference = difference[..., 1:]
-            difference = at_real_positions(difference)
-            leak = float(np.nan_to_num(difference, nan=np.inf).max()) if difference.size else 0.0
+            leak = min(at_real_positions(difference, rows) for rows in conventions)
             ratio = leak / real_change
             self.ratios.append(ratio)
             if ratio > LEAK_RATIO:
-                yield self._finding(model, view, inputs, ids, layer, leak, real_change, length, language_model)
+                yield self._finding(model, view, ids, layer, leak, real_change, length, language_model, takes_mask)
 
-    def _finding(self, model, view, inputs, ids, layer, leak: float, real_change: float, length: int,
-                 language_model: bool) -> Finding:
+    def _finding(self, model, view, ids, layer, leak: float, real_change: float, length: int,
+                 language_model: bool, takes_mask: bool) -> Finding:
         masked = getattr(layer, "mask_zero", False) or type(layer).__name__ in PADDING_SAFE_EMBEDDINGS
         rule = MaskDropped if masked else PaddingNotMasked
-        takes_mask = any(slot.role == "padding_mask" for slot in inputs.slots)
         # Keras's convention makes id 0 padding for token ids fed to an embedding; only a
         # language model (measured: its outputs are over its input vocabulary) over windows
         # that shows no padding is exempt from it.
@@ -165,7 +171,7 @@ class PaddingProbe(LiveCheck):
         message = (f"changing only the padding vector (id 0) of '{layer.name}' moves the outputs at real positions "
                    f"by {leak:.3g}, {leak / real_change:.3g} times what changing one real token does: padded "
                    "positions reach the output")
-        design = _keras_hub_design(model, takes_mask)
+        design = _keras_hub_design(model)
         if takes_mask and not design:
             message += " despite the padding mask it was given"
         if design:
