@@ -1,8 +1,11 @@
 """Graph checks: the operations of a live model's forward pass, judged for guards.
 
 The model is traced with `tf.function` (on JAX, `jax.make_jaxpr`); each division, square root and log is traced back
-to its layer by its name scope, and its input is examined: a positive constant added or
-taken as a maximum, an exponential or a softplus, makes it safe. Only operations made by
+to its layer by its name scope, and its input's range is read back through the graph: a
+positive constant added to a non-negative value (a square, abs, relu, sigmoid, softmax, exp, or
+their sums), a maximum with one or a clip whose floor is positive, a softmax summed over its
+row, a constant minus a value clipped below it, make it safe. Constants are judged in the
+dtype they are computed in: `1 - 1e-7` is 1.0 in float16, `1e-8` is 0. Only operations made by
 Lambdas, custom layers and `keras.ops` nodes are judged: Keras's own layers guard theirs,
 and hand-written code is where the unguarded ones live.
 """
@@ -138,9 +141,7 @@ def _live_cases(op) -> list:
 
 def _zero_replaced(tensor) -> bool:
     """`where(d == 0, 1, d)`: the denominator of Keras's `divide_no_nan` on JAX, never 0."""
-    op = tensor.op
-    while op.type in _PASS_THROUGH and op.inputs:
-        tensor, op = op.inputs[0], op.inputs[0].op
+    op = _beneath_pass_through(tensor).op
     if op.type not in ("SelectN", "SelectV2", "Select"):
         return False
     predicate, when_false, when_true = _select_cases(op)
