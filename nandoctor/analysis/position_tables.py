@@ -56,7 +56,9 @@ def position_tables(view: ModelView) -> list[PositionTable]:
 
 def _added_table(view: ModelView, layer: Layer) -> Weight | None:
     """The table a layer adds to the sequence it receives: a known position layer's, or a
-    custom layer's one weight shaped like its input's (length, hidden)."""
+    custom layer's one weight shaped like its input's (length, hidden), or as wide as its
+    input with as many rows as its config's length argument says (`maxlen=16` on a table of
+    16 rows, fed 32 positions: the lookup past row 15 fails only at run time)."""
     matrices = [w for w in layer.weights if len(w.shape) == 2]
     if layer.class_name in POSITION_LAYERS:
         return matrices[0] if matrices else None
@@ -65,7 +67,10 @@ def _added_table(view: ModelView, layer: Layer) -> Weight | None:
     shape = layer.input_shape
     tokens = _token_embedding_upstream(view, layer)
     if shape is not None and len(shape) == 3:
-        return matrices[0] if tuple(matrices[0].shape) == tuple(shape[1:]) else None
+        rows, width = matrices[0].shape
+        if width != shape[2]:
+            return None
+        return matrices[0] if rows == shape[1] or rows in _length_arguments(layer) else None
     width = tokens.config.get("output_dim") if tokens else None
     return matrices[0] if tokens is not None and matrices[0].shape[1] == width else None
 
@@ -130,10 +135,11 @@ def _tables_inside_custom_layers(view: ModelView) -> list[PositionTable]:
     for layer in view.layers:
         if is_known_class(layer.class_name, layer.module):
             continue
-        embeddings = [w for w in layer.weights if len(w.shape) == 2 and "embedding" in w.name]
+        # By shape, not name: a `.keras` file names the weights of `add_weight` by their index.
+        embeddings = [w for w in layer.weights if len(w.shape) == 2]
         if len(embeddings) != 2 or embeddings[0].shape[1] != embeddings[1].shape[1]:
             continue
-        lengths = {layer.config.get(key) for key in _LENGTH_ARGUMENTS} - {None}
+        lengths = _length_arguments(layer)
         positions = [w for w in embeddings if w.shape[0] in lengths]
         if len(positions) != 1:
             continue
@@ -143,6 +149,10 @@ def _tables_inside_custom_layers(view: ModelView) -> list[PositionTable]:
         length = shape[1] if shape and len(shape) == 2 and isinstance(shape[1], int) else None
         tables.append(PositionTable(layer, table, None, length, token_weight=tokens))
     return tables
+
+
+def _length_arguments(layer: Layer) -> set[int]:
+    return {value for key in _LENGTH_ARGUMENTS if isinstance(value := layer.config.get(key), int)}
 
 
 def _position_likeness(layer: Layer) -> tuple[bool, int]:

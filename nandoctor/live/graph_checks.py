@@ -1,8 +1,11 @@
 """Graph checks: the operations of a live model's forward pass, judged for guards.
 
 The model is traced with `tf.function` (on JAX, `jax.make_jaxpr`); each division, square root and log is traced back
-to its layer by its name scope, and its input is examined: a positive constant added or
-taken as a maximum, an exponential or a softplus, makes it safe. Only operations made by
+to its layer by its name scope, and its input's range is read back through the graph: a
+positive constant added to a non-negative value (a square, abs, relu, sigmoid, softmax, exp, or
+their sums), a maximum with one or a clip whose floor is positive, a softmax summed over its
+row, a constant minus a value clipped below it, make it safe. Constants are judged in the
+dtype they are computed in: `1 - 1e-7` is 1.0 in float16, `1e-8` is 0. Only operations made by
 Lambdas, custom layers and `keras.ops` nodes are judged: Keras's own layers guard theirs,
 and hand-written code is where the unguarded ones live.
 """
@@ -30,20 +33,43 @@ _ANGLES = ("Acos", "Asin", "Atan2")
 _CLIPS = ("Minimum", "Maximum", "ClipByValue")
 _POSITIVE = ("Exp", "Softplus", "Sigmoid")
 _PASS_THROUGH = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "BroadcastTo")
-_NON_NEGATIVE = ("Square", "SquaredDifference", "Abs", "Relu", "Sqrt", "Exp", "Softplus", "Sigmoid", "Softmax")
+_NON_NEGATIVE = ("Square", "SquaredDifference", "Abs", "Relu", "Relu6", "Sqrt", "Rsqrt", "Exp", "Softplus", "Sigmoid",
+                 "Softmax")
 # A tensor's dimensions, read at run time: `sqrt(cast(shape(k)[-1]))` scales attention scores.
 _SHAPES = ("Shape", "Size", "Rank")
 _SHAPE_ARITHMETIC = ("StridedSlice", "GatherV2", "Prod", "Mul", "Pack", "Cast", "Identity", "Reshape", "Squeeze")
 
 
 def _constant(tensor) -> np.ndarray | None:
-    if tensor.op.type != "Const":
+    """A constant's value in the dtype the graph computes it in: `1 - 1e-7` is 1.0 in float16,
+    and a constant cast to the layer's dtype (JAX's clip casts its bounds) is read through the
+    cast."""
+    op = tensor.op
+    if op.type in ("Cast", "Identity", "BroadcastTo") and op.inputs:
+        value = _constant(op.inputs[0])
+        return _in_dtype(value, tensor) if value is not None else None
+    if op.type != "Const":
         return None
-    if getattr(tensor.op, "constant_value", None) is not None:  # read from a jaxpr
-        return tensor.op.constant_value
+    if getattr(op, "constant_value", None) is not None:  # read from a jaxpr
+        return op.constant_value
     from tensorflow.python.framework import tensor_util
 
-    return tensor_util.MakeNdarray(tensor.op.get_attr("value"))
+    return tensor_util.MakeNdarray(op.get_attr("value"))
+
+
+def _in_dtype(value: np.ndarray, tensor) -> np.ndarray:
+    dtype = _numpy_dtype(tensor)
+    return value.astype(dtype) if dtype is not None else value
+
+
+def _numpy_dtype(tensor):
+    """The tensor's element type as numpy knows it (bfloat16 by ml_dtypes), or None if unknown."""
+    dtype = getattr(tensor, "dtype", None)
+    dtype = getattr(dtype, "as_numpy_dtype", dtype)  # TensorFlow's DType, or a jaxpr's numpy dtype
+    try:
+        return np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        return None
 
 
 def _positive_constant(tensor) -> bool:
@@ -51,27 +77,130 @@ def _positive_constant(tensor) -> bool:
     return value is not None and value.size > 0 and bool(np.all(value > 0))
 
 
+def _non_negative_constant(tensor) -> bool:
+    value = _constant(tensor)
+    return value is not None and value.size > 0 and bool(np.all(value >= 0))
+
+
 def is_positive(tensor, depth: int = 0) -> bool:
-    """Provably > 0: a positive constant, exp or softplus, a max with a positive constant,
-    or a non-negative value plus a positive constant."""
+    """Provably > 0: a positive constant, exp or softplus, a max with a positive constant, a
+    clip whose floor is positive, a non-negative value plus a positive one, a constant minus a
+    value held below it (Keras's `1 - clip(p, eps, 1 - eps)`), a softmax summed over a row."""
     op = tensor.op
     if depth > 12:
         return False
-    if _positive_constant(tensor) or op.type in _POSITIVE or _shape_derived(tensor):
+    if _constant(tensor) is not None:  # in its own dtype: 1e-8 cast to float16 is 0
+        return _positive_constant(tensor)
+    if op.type in _POSITIVE or _shape_derived(tensor):
         return True
     if op.type in _PASS_THROUGH + _ROOTS + ("Square",):  # a root or square of a positive value
-        return is_positive(op.inputs[0], depth + 1)
-    if op.type in ("Maximum",):
-        return any(_positive_constant(i) or is_positive(i, depth + 1) for i in op.inputs)
+        return bool(op.inputs) and is_positive(op.inputs[0], depth + 1)
+    if op.type == "Maximum":
+        return any(is_positive(i, depth + 1) for i in op.inputs)
+    if op.type == "Minimum":
+        return all(is_positive(i, depth + 1) for i in op.inputs)
     if op.type == "ClipByValue":  # clip(p, epsilon, 1 - epsilon), as Keras's cross-entropies take it
-        return _positive_constant(op.inputs[1]) or is_positive(op.inputs[1], depth + 1)
-    if op.type in ("AddV2", "Add"):
-        return any(_positive_constant(i) for i in op.inputs) and all(
-            _positive_constant(i) or is_non_negative(i, depth + 1) for i in op.inputs
-        )
-    if op.type in ("Mul", "Sum", "Mean", "Prod"):
+        return (is_positive(op.inputs[1], depth + 1) or is_positive(op.inputs[0], depth + 1)) and is_positive(
+            op.inputs[2], depth + 1)
+    if op.type in ("AddV2", "Add", "AddN"):
+        return any(is_positive(i, depth + 1) for i in op.inputs) and all(
+            is_non_negative(i, depth + 1) for i in op.inputs)
+    if op.type == "Sub":
+        return _held_below(op.inputs[0], op.inputs[1], depth)
+    if op.type in ("RealDiv", "Div"):  # Keras's kl_divergence: log(clip(y_true) / clip(y_pred))
+        # A softmax written out, exp(x) / sum(exp(x)), underflows to 0 for a row's small entries.
+        return not _is_softmax(tensor) and all(is_positive(i, depth + 1) for i in op.inputs)
+    if op.type in ("Sum", "Mean", "Max") and _is_softmax(op.inputs[0]) and _reduces_last_axis(op):
+        return True  # each row of a softmax sums to 1, and its largest entry is at least 1/n
+    if op.type in ("Mul", "Sum", "Mean", "Prod", "Max"):
         return all(is_positive(i, depth + 1) or (op.type != "Mul" and i.op.type == "Const") for i in op.inputs)
     return False
+
+
+def _select_cases(op) -> tuple:
+    """(predicate, the value where it is false, the value where it is true) of JAX's
+    `select_n(p, when_false, when_true)` or TensorFlow's `SelectV2(p, when_true, when_false)`."""
+    if op.type == "SelectN" and len(op.inputs) == 3:
+        return op.inputs[0], op.inputs[1], op.inputs[2]
+    if len(op.inputs) == 3:
+        return op.inputs[0], op.inputs[2], op.inputs[1]
+    return None, None, None
+
+
+def _live_cases(op) -> list:
+    """The values a select can give on finite data: JAX's logaddexp (its softplus) keeps a branch
+    for a NaN argument, chosen by `x != x`, which finite data never takes."""
+    predicate, when_false, when_true = _select_cases(op)
+    if predicate is None:
+        return list(op.inputs[1:])
+    tested = predicate.op.inputs
+    if predicate.op.type == "NotEqual" and len(tested) == 2 and tested[0] is tested[1]:
+        return [when_false]
+    return [when_false, when_true]
+
+
+def _zero_replaced(tensor) -> bool:
+    """`where(d == 0, 1, d)`: the denominator of Keras's `divide_no_nan` on JAX, never 0."""
+    op = _beneath_pass_through(tensor).op
+    if op.type not in ("SelectN", "SelectV2", "Select"):
+        return False
+    predicate, when_false, when_true = _select_cases(op)
+    if predicate is None or predicate.op.type != "Equal":
+        return False
+    tested, replacement = predicate.op.inputs, _constant(when_true)
+    zero = next((i for i in tested if (value := _constant(i)) is not None and not np.any(value)), None)
+    return (zero is not None and replacement is not None and bool(np.all(replacement != 0))
+            and any(i is when_false for i in tested if i is not zero))
+
+
+def _held_below(minuend, subtrahend, depth: int) -> bool:
+    """`c - x` > 0: x is clipped (or capped by a minimum) strictly below the constant c, in the
+    dtype the subtraction runs in: in float16, `1 - clip(p, 1e-7, 1 - 1e-7)` can be 0."""
+    constant = _constant(minuend)
+    ceiling = _upper_bound(subtrahend, depth + 1)
+    if constant is None or ceiling is None or constant.size == 0:
+        return False
+    dtype = _numpy_dtype(minuend) or constant.dtype
+    return bool(np.all(constant.astype(dtype) - np.asarray(ceiling).astype(dtype) > 0))
+
+
+def _upper_bound(tensor, depth: int = 0) -> np.ndarray | None:
+    """The largest value a tensor can take, in its own dtype, where a clip or minimum caps it."""
+    op = tensor.op
+    if depth > 12:
+        return None
+    if op.type == "ClipByValue":
+        ceiling = _constant(op.inputs[2])
+    elif op.type == "Minimum":
+        ceilings = [bound for i in op.inputs if (bound := _upper_bound(i, depth + 1)) is not None]
+        ceiling = min(ceilings, key=lambda bound: float(np.max(bound))) if ceilings else None
+    elif op.type == "Maximum":  # TensorFlow's clip_by_value: maximum(minimum(x, hi), lo)
+        ceilings = [_upper_bound(i, depth + 1) for i in op.inputs]
+        ceiling = None if any(bound is None for bound in ceilings) else max(ceilings, key=lambda b: float(np.max(b)))
+    elif op.type == "Const":
+        ceiling = _constant(tensor)
+    elif op.type in _PASS_THROUGH and op.inputs:
+        ceiling = _upper_bound(op.inputs[0], depth + 1)
+    else:
+        return None
+    return _in_dtype(np.asarray(np.max(ceiling)), tensor) if ceiling is not None and np.size(ceiling) else None
+
+
+def _reduces_last_axis(op) -> bool:
+    """A reduction over the last axis (the one Keras's softmax normalises by default)."""
+    rank = _rank(op.inputs[0])
+    axes = _constant(op.inputs[1]) if len(op.inputs) > 1 else None
+    if rank is None or axes is None:
+        return False
+    return (rank - 1) in {int(axis) % rank for axis in np.ravel(axes)} if rank else False
+
+
+def _rank(tensor) -> int | None:
+    shape = getattr(tensor, "shape", None)
+    rank = getattr(shape, "rank", None) if shape is not None else None
+    if rank is None and isinstance(shape, tuple):
+        rank = len(shape)
+    return rank
 
 
 def _shape_derived(tensor, depth: int = 0) -> bool:
@@ -89,15 +218,30 @@ def _shape_derived(tensor, depth: int = 0) -> bool:
 
 
 def is_non_negative(tensor, depth: int = 0) -> bool:
+    """Provably >= 0: squares, absolute values, relu, exp, sigmoid, softmax, their reductions,
+    products and quotients, and `x * x`."""
     op = tensor.op
     if depth > 12:
         return False
-    if op.type in _NON_NEGATIVE or is_positive(tensor, depth):
+    if op.type in _NON_NEGATIVE or _non_negative_constant(tensor) or is_positive(tensor, depth):
         return True
-    if op.type in _PASS_THROUGH + ("Sum", "Mean", "Max"):
-        return is_non_negative(op.inputs[0], depth + 1)
+    if op.type in _PASS_THROUGH + ("Sum", "Mean", "Max", "Min", "Prod"):
+        return bool(op.inputs) and is_non_negative(op.inputs[0], depth + 1)
     if op.type in ("Mul", "RealDiv", "Div"):  # a quotient of non-negatives: a softmax as JAX writes it out
         return all(is_non_negative(i, depth + 1) for i in op.inputs) or (op.inputs[0] is op.inputs[1])
+    if op.type in ("AddV2", "Add", "AddN", "Minimum"):
+        return all(is_non_negative(i, depth + 1) for i in op.inputs)
+    if op.type == "Maximum":  # relu as JAX writes it: max(x, 0)
+        return any(is_non_negative(i, depth + 1) for i in op.inputs)
+    if op.type == "ClipByValue":
+        return is_non_negative(op.inputs[1], depth + 1)
+    if op.type == "Log1p":  # log(1 + x) >= 0 for x >= 0: jax.nn.softplus is max(x, 0) + log1p(exp(-|x|))
+        return is_non_negative(op.inputs[0], depth + 1)
+    if op.type in ("SelectN", "SelectV2", "Select"):
+        return all(is_non_negative(case, depth + 1) for case in _live_cases(op))
+    if op.type == "Pow":  # an even integer power
+        exponent = _constant(op.inputs[1])
+        return exponent is not None and bool(np.all((exponent % 2 == 0) & (exponent > 0)))
     return False
 
 
@@ -178,7 +322,7 @@ def _verdict(op, where: str) -> tuple[type, str] | None:
         if _clamp_outside_root(argument):
             return SingularGradient, (f"the division {where} is guarded by a maximum outside its square root: "
                                       "the value is safe, the gradient of order 1/epsilon")
-        if not is_positive(argument):
+        if not is_positive(argument) and not _zero_replaced(argument):
             return UnguardedDivision, (f"the denominator of the division {where} ({argument.op.type}) is not guarded "
                                        "against 0: 0/0 gives NaN")
     elif op.type in _ROOTS:
@@ -200,21 +344,39 @@ def _verdict(op, where: str) -> tuple[type, str] | None:
     elif op.type in _LOGS and not is_positive(argument):
         softmax = (" (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)"
                    if _is_softmax(argument) else "")
-        return UnguardedLog, f"the log {where} takes {argument.op.type}, which can be 0{softmax}"
+        return UnguardedLog, f"the log {where} takes {argument.op.type}, which can be 0{softmax}{_rounded_to(argument)}"
     return None
 
 
+def _rounded_to(tensor) -> str:
+    """Why `c - clip(x, lo, hi)` can be 0 although hi < c was written: hi rounds to c in the
+    dtype the subtraction runs in (`1 - 1e-7` is 1.0 in float16 and bfloat16)."""
+    if tensor.op.type != "Sub":
+        return ""
+    ceiling, dtype = _upper_bound(tensor.op.inputs[1]), _numpy_dtype(tensor)
+    if ceiling is None or dtype is None:
+        return ""
+    return (f" (its clip's ceiling rounds to {float(ceiling):g} in {dtype.name}: compute the loss in float32, "
+            "as Keras's compiled losses do)")
+
+
 def _is_softmax(tensor) -> bool:
-    """TensorFlow's Softmax, or the exp(x) / sum(exp(x)) a jaxpr writes it as."""
+    """TensorFlow's Softmax, or the exp(x) / sum(exp(x)) a jaxpr writes it as, seen through
+    casts (a mixed-precision softmax cast to float32 by the loss, or summed in float32 by JAX)."""
+    tensor = _beneath_pass_through(tensor)
     op = tensor.op
     if op.type == "Softmax":
         return True
     if op.type not in ("RealDiv", "Div") or op.inputs[0].op.type != "Exp":
         return False
-    denominator = op.inputs[1]
-    while denominator.op.type in _PASS_THROUGH:
-        denominator = denominator.op.inputs[0]
-    return denominator.op.type == "Sum" and denominator.op.inputs[0] is op.inputs[0]
+    denominator = _beneath_pass_through(op.inputs[1])
+    return denominator.op.type == "Sum" and _beneath_pass_through(denominator.op.inputs[0]) is op.inputs[0]
+
+
+def _beneath_pass_through(tensor):
+    while tensor.op.type in _PASS_THROUGH and tensor.op.inputs:
+        tensor = tensor.op.inputs[0]
+    return tensor
 
 
 def _built_in_layer_names(model) -> set[str]:

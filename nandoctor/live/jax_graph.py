@@ -21,7 +21,7 @@ _TYPES = {
     "div": "RealDiv", "sqrt": "Sqrt", "rsqrt": "Rsqrt", "log": "Log", "pow": "Pow", "acos": "Acos",
     "asin": "Asin", "atan2": "Atan2", "max": "Maximum", "min": "Minimum", "clamp": "ClipByValue", "exp": "Exp",
     "exp2": "Exp", "logistic": "Sigmoid", "add": "AddV2", "mul": "Mul", "reduce_sum": "Sum", "reduce_max": "Max",
-    "abs": "Abs", "square": "Square", "convert_element_type": "Cast", "reshape": "Reshape", "squeeze": "Squeeze",
+    "reduce_min": "Min", "select_n": "SelectN", "log1p": "Log1p", "eq": "Equal", "ne": "NotEqual", "abs": "Abs", "square": "Square", "convert_element_type": "Cast", "reshape": "Reshape", "squeeze": "Squeeze",
     "expand_dims": "ExpandDims", "broadcast_in_dim": "BroadcastTo", "copy": "Identity", "copy_p": "Identity",
     "stop_gradient": "StopGradient", "sub": "Sub", "neg": "Neg", "dot_general": "MatMul",
 }
@@ -40,6 +40,10 @@ class JaxOperation:
 @dataclass(eq=False)
 class JaxValue:
     op: JaxOperation
+    # Read from the jaxpr's abstract value, as a TensorFlow tensor states them: the graph checks
+    # judge a constant in the dtype it is computed in, and a reduction by its axes.
+    dtype: np.dtype | None = None
+    shape: tuple | None = None
 
 
 def forward_operations(model, view) -> list[JaxOperation] | None:
@@ -57,19 +61,31 @@ def forward_operations(model, view) -> list[JaxOperation] | None:
     operations: list[JaxOperation] = []
     values = {var: _constant(value, "const") for var, value in zip(closed.jaxpr.constvars, closed.consts)}
     for var in closed.jaxpr.invars:
-        values[var] = JaxValue(JaxOperation("Placeholder", "input"))
+        values[var] = _typed(JaxOperation("Placeholder", "input"), var)
     _inline(closed.jaxpr, values, "", operations)
     return operations
 
 
-def _constant(value, name: str) -> JaxValue:
-    return JaxValue(JaxOperation("Const", name, constant_value=np.asarray(value)))
+def _constant(value, name: str, aval=None) -> JaxValue:
+    dtype = getattr(aval, "dtype", None)
+    array = np.asarray(value, dtype=dtype) if dtype is not None else np.asarray(value)
+    return JaxValue(JaxOperation("Const", name, constant_value=array), array.dtype, array.shape)
 
 
 def _value(atom, values: dict) -> JaxValue:
-    if hasattr(atom, "val"):  # a literal
-        return _constant(atom.val, "literal")
+    if hasattr(atom, "val"):  # a literal, typed by its abstract value (a Python 1.0 is float16 in a float16 sum)
+        return _constant(atom.val, "literal", getattr(atom, "aval", None))
     return values.get(atom) or JaxValue(JaxOperation("Placeholder", "unknown"))
+
+
+def _typed(operation: JaxOperation, var) -> JaxValue:
+    aval = getattr(var, "aval", None)
+    dtype = getattr(aval, "dtype", None)
+    try:
+        dtype = np.dtype(dtype) if dtype is not None else None
+    except TypeError:  # a key or token type
+        dtype = None
+    return JaxValue(operation, dtype, tuple(getattr(aval, "shape", ())) if aval is not None else None)
 
 
 def _inline(jaxpr, values: dict, scope: str, operations: list[JaxOperation]) -> None:
@@ -90,7 +106,7 @@ def _inline(jaxpr, values: dict, scope: str, operations: list[JaxOperation]) -> 
         operation = _operation(eqn.primitive.name, eqn.params, inputs, name_scope)
         operations.append(operation)
         for var in eqn.outvars:
-            values[var] = JaxValue(operation)
+            values[var] = _typed(operation, var)
 
 
 def _operation(primitive: str, params: dict, inputs: list[JaxValue], scope: str) -> JaxOperation:
@@ -101,4 +117,6 @@ def _operation(primitive: str, params: dict, inputs: list[JaxValue], scope: str)
         inputs = inputs if kind == "Square" else [*inputs, _constant(exponent, "exponent")]
     elif primitive == "clamp":  # lax.clamp(low, x, high); TensorFlow's ClipByValue(x, low, high)
         inputs = [inputs[1], inputs[0], inputs[2]]
+    elif "axes" in params and kind in ("Sum", "Max", "Min"):  # TensorFlow's Sum(x, reduction_indices)
+        inputs = [*inputs, _constant(np.asarray(params["axes"], dtype=np.int64), "axes")]
     return JaxOperation(kind, f"{scope}/{primitive}" if scope else primitive, inputs)

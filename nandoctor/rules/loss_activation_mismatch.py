@@ -2,18 +2,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.analysis.output_activations import BINARY_LOSSES as _BINARY
-from nandoctor.analysis.output_activations import CATEGORICAL_LOSSES as _CATEGORICAL
-from nandoctor.analysis.output_activations import output_activation, output_units
+from nandoctor.analysis.output_activations import (
+    ACTIVATION_RANGES,
+    LOSS_ACTIVATION_TABLE,
+    ONE_UNIT_READINGS,
+    loss_reading,
+    output_activation,
+    output_units,
+)
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.view import Layer, LossSpec, ModelView
 
 
-
 class LossActivationMismatch(Rule):
     """## What it does
-    Checks that each output layer's activation matches what its compiled loss expects.
+    Checks each output layer's activation against what its compiled Keras loss reads it as.
 
     ## Why is this bad?
     Keras's cross-entropies read the outputs as probabilities unless `from_logits=True`:
@@ -24,7 +28,48 @@ class LossActivationMismatch(Rule):
     runs without an error (field report A: `Dense(V, activation="relu")` under
     `categorical_crossentropy`). The reverse mistake, a softmax output under a loss with
     `from_logits=True`, applies softmax twice and slows learning. A softmax over a single
-    unit always outputs 1.0 and has no gradient at all.
+    unit always outputs 1.0 and has no gradient at all, and so does any output of one unit
+    under a loss that normalises over classes (`Dense(1, "sigmoid")` under
+    `sparse_categorical_crossentropy`). Beyond the cross-entropies: `poisson` takes
+    `log(y_pred + epsilon)` without a clip (NaN for a negative prediction),
+    `mean_squared_logarithmic_error` clips predictions below zero (no gradient there),
+    `kl_divergence` never renormalises (an unnormalised output is rewarded for being 1
+    everywhere), `dice` and `tversky` divide by sums that negative outputs can cancel, hinge
+    losses decide by the sign, and `ctc` takes logits.
+
+    Every Keras 3 loss (class or string alias) reads the output as one of the rows below;
+    every activation outputs one of the columns (E: error, the model cannot learn or its
+    output is meaningless; W: warning, it costs accuracy; i: info; `.`: fine; `*`: fine over
+    two units):
+
+    | loss reads the output as | distribution | sparse distribution | unit interval | non-negative | symmetric | log-probabilities | real |
+    |---|---|---|---|---|---|---|---|
+    | class distribution | . | W | W | E | E | E | E |
+    | class logits | W | W | W | . | W | . | . |
+    | label probabilities | W* | W* | . | E | E | E | E |
+    | label logits | W | W | W | E | W | E | . |
+    | distribution compared | . | W | E | E | E | E | E |
+    | real values | W | W | i | . | . | . | . |
+    | non-negative values | i | i | i | . | W | E | W |
+    | positive rates | i | i | i | . | E | E | E |
+    | margin scores | W | W | W | W | . | W | . |
+    | class scores | . | . | . | . | . | . | . |
+    | directions | . | . | . | . | . | . | . |
+    | overlap probabilities | . | . | . | W | E | E | E |
+    | sequence logits | W | W | W | . | W | . | . |
+
+    Losses by row: class distribution / class logits: `categorical_crossentropy`,
+    `sparse_categorical_crossentropy`, `categorical_focal_crossentropy`; label probabilities /
+    label logits: `binary_crossentropy`, `binary_focal_crossentropy`; distribution compared:
+    `kl_divergence`; real values: `mean_squared_error`, `mean_absolute_error`, `huber`,
+    `log_cosh`, `mean_absolute_percentage_error`; non-negative values:
+    `mean_squared_logarithmic_error`; positive rates: `poisson`; margin scores: `hinge`,
+    `squared_hinge`; class scores: `categorical_hinge`; directions: `cosine_similarity`,
+    `circle`; overlap probabilities: `dice`, `tversky`; sequence logits: `ctc`. Activations
+    by column: distribution: softmax; sparse distribution: sparsemax; unit interval: sigmoid,
+    hard_sigmoid, sparse_sigmoid; non-negative: relu, relu6, softplus, exponential,
+    sparse_plus, squareplus; symmetric: tanh, softsign, hard_tanh; log-probabilities:
+    log_softmax, log_sigmoid; real: linear and the rest (elu, selu, gelu, silu, mish, ...).
 
     ## Example
     ```python
@@ -48,11 +93,14 @@ class LossActivationMismatch(Rule):
 
     ## Known problems
     Outputs produced by a Lambda, a custom layer or a merge (`Add`, `Concatenate`) have an
-    activation the scan cannot see, and are not checked. Custom losses are not checked.
+    activation the scan cannot see, and are not checked. Custom losses are not checked
+    statically (`check()` traces them). The targets are not in the file: a sigmoid under
+    `mean_squared_error` is right for pixel intensities and slow for labels, so it is `info`.
 
     ## References
     - [Field report A](../field-reports.md) (memory network language model).
-    - Keras documentation of `CategoricalCrossentropy` and `BinaryCrossentropy`.
+    - Keras documentation of `keras.losses`, and its source (`keras/src/losses/losses.py`) for
+      the clips and logs each loss applies.
     """
 
     code = "ND601"
@@ -96,65 +144,28 @@ class LossActivationMismatch(Rule):
                 yield finding
 
     def _mismatch(self, layer: Layer, activation: str, units: int | None, loss: LossSpec) -> Finding | None:
-        details = {"activation": activation, "units": units, "loss": loss.name, "from_logits": loss.from_logits}
-        received = f"output '{layer.name}' uses activation '{activation}' under {loss.name}"
-        if loss.from_logits and loss.name in _CATEGORICAL | _BINARY and activation in ("softmax", "sigmoid"):
+        """The table's verdict on this loss and activation (analysis/output_activations.py)."""
+        reading = loss_reading(loss.name, loss.from_logits)
+        details = {"activation": activation, "units": units, "loss": loss.name, "from_logits": loss.from_logits,
+                   "reading": reading}
+        logits = " with from_logits=True" if loss.from_logits else ""
+        if reading in ONE_UNIT_READINGS and units == 1:
             return self.finding(
                 layer.name,
-                f"{received} with from_logits=True: the loss applies {'softmax' if loss.name in _CATEGORICAL else 'sigmoid'} "
-                f"again to outputs that are already probabilities, which flattens the gradients",
-                severity=Severity.WARNING,
-                fix="Make the output layer linear (activation=None), or compile with from_logits=False.",
+                f"output '{layer.name}' has 1 unit under {loss.name}{logits}, which normalises over classes: the "
+                "softmax of one value is 1.0, so the loss has no gradient (a binary task wants binary_crossentropy)",
+                fix="Use binary_crossentropy on one sigmoid unit, or give the output one unit per class.",
                 details=details,
             )
-        if loss.from_logits:
+        verdict = LOSS_ACTIVATION_TABLE.get((reading, ACTIVATION_RANGES.get(activation)))
+        if verdict is None or (verdict.quiet_at_units is not None and units == verdict.quiet_at_units):
             return None
-        if loss.name in _CATEGORICAL:
-            if activation == "softmax":
-                return None
-            if activation == "sigmoid":
-                return self.finding(
-                    layer.name,
-                    f"{received}: sigmoid outputs are not a distribution over classes; Keras renormalises "
-                    "them by their sum, which hides the mismatch and distorts the gradients",
-                    severity=Severity.WARNING,
-                    details=details,
-                )
-            return self.finding(
-                layer.name,
-                f"{received} (from_logits=False): the loss expects probabilities, but {activation} outputs "
-                f"{_why_not_probabilities(activation)}, so it takes the log of clipped values and the model stalls",
-                details=details,
-            )
-        if loss.name in _BINARY:
-            if activation == "sigmoid":
-                return None
-            if activation == "softmax":
-                if units == 2:
-                    return None
-                return self.finding(
-                    layer.name,
-                    f"{received}: softmax makes the {units or 'several'} labels compete for one unit of "
-                    "probability, while binary cross-entropy scores each label on its own",
-                    severity=Severity.WARNING,
-                    confidence=Confidence.HIGH if units else Confidence.MEDIUM,
-                    fix="Use activation='sigmoid' for independent labels, or categorical_crossentropy for one class per sample.",
-                    details=details,
-                )
-            return self.finding(
-                layer.name,
-                f"{received} (from_logits=False): the loss expects probabilities in [0, 1], but {activation} "
-                "outputs are not bounded there, so it clips them and the gradients vanish",
-                fix="Use activation='sigmoid' on the output layer, or keep it linear and compile with from_logits=True.",
-                details=details,
-            )
-        return None
-
-
-_NON_NEGATIVE = frozenset({"relu", "relu6", "softplus", "exponential"})
-
-
-def _why_not_probabilities(activation: str) -> str:
-    if activation in _NON_NEGATIVE:
-        return "are not normalised and can all be zero"
-    return "can be negative and are not normalised"
+        return self.finding(
+            layer.name,
+            f"output '{layer.name}' uses activation '{activation}' under {loss.name}{logits}, which reads it as "
+            f"{reading}: it gives {verdict.why}",
+            severity=Severity(verdict.severity),
+            confidence=Confidence.HIGH if units or verdict.quiet_at_units is None else Confidence.MEDIUM,
+            fix=verdict.fix,
+            details=details,
+        )

@@ -62,3 +62,90 @@ def test_a_keras_hub_position_table_is_judged_against_its_sibling_token_table(tm
     backbone.save(tmp_path / "drowned.keras")
     finding = codes(tmp_path / "drowned.keras")["ND504"]
     assert finding.details["tokens"].endswith("token_embedding")
+
+
+@keras.saving.register_keras_serializable(package="position_table_tests")
+class LearnedPositions(keras.layers.Layer):
+    """A position table of `maxlen` rows made by `add_weight` and looked up with `take`: a model
+    fed longer sequences builds, and fails (CPU) or reads zeros (GPU) only at run time."""
+
+    def __init__(self, maxlen, **kwargs):
+        super().__init__(**kwargs)
+        self.maxlen = maxlen
+
+    def build(self, input_shape):
+        self.table = self.add_weight(shape=(self.maxlen, input_shape[-1]), name="position_table",
+                                     initializer=keras.initializers.RandomUniform(-0.05, 0.05))
+
+    def call(self, x):
+        return x + keras.ops.take(self.table, keras.ops.arange(keras.ops.shape(x)[1]), axis=0)
+
+    def get_config(self):
+        return {**super().get_config(), "maxlen": self.maxlen}
+
+
+@keras.saving.register_keras_serializable(package="position_table_tests")
+class LatentQueries(keras.layers.Layer):
+    """A Perceiver-style array of 16 learned queries as wide as the tokens: not a position table."""
+
+    def build(self, input_shape):
+        self.queries = self.add_weight(shape=(16, input_shape[-1]), name="queries")
+
+    def call(self, x):
+        scores = keras.ops.softmax(keras.ops.einsum("qd,btd->bqt", self.queries, x))
+        return keras.ops.einsum("bqt,btd->bqd", scores, x)
+
+
+@keras.saving.register_keras_serializable(package="position_table_tests")
+class TokenAndPositionWeights(keras.layers.Layer):
+    """Both tables made by `add_weight`: a `.keras` file names them by index, not by name."""
+
+    def __init__(self, maxlen, vocab_size, embed_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.maxlen, self.vocab_size, self.embed_dim = maxlen, vocab_size, embed_dim
+
+    def build(self, input_shape):
+        uniform = keras.initializers.RandomUniform(-0.05, 0.05)
+        self.tokens = self.add_weight(shape=(self.vocab_size, self.embed_dim), initializer=uniform, name="tokens")
+        self.positions = self.add_weight(shape=(self.maxlen, self.embed_dim), initializer=uniform, name="positions")
+
+    def call(self, ids):
+        positions = keras.ops.arange(keras.ops.shape(ids)[-1])
+        return keras.ops.take(self.tokens, ids, axis=0) + keras.ops.take(self.positions, positions, axis=0)
+
+    def get_config(self):
+        return {**super().get_config(), "maxlen": self.maxlen, "vocab_size": self.vocab_size,
+                "embed_dim": self.embed_dim}
+
+
+def pooled(tokens, x):
+    return keras.Model(tokens, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x)))
+
+
+def with_learned_positions(length, maxlen):
+    tokens = keras.Input((length,), dtype="int32")
+    return pooled(tokens, LearnedPositions(maxlen, name="positions")(keras.layers.Embedding(100, 8)(tokens)))
+
+
+def test_a_custom_table_with_fewer_rows_than_its_input_is_too_short(save):
+    finding = codes(save(with_learned_positions(32, 16), "short.keras"))["ND505"]
+    assert (finding.layer, finding.severity, finding.details["rows"], finding.details["positions"]) == (
+        "positions", "error", 16, 32)
+
+
+def test_a_custom_table_as_long_as_its_input_is_quiet(save):
+    assert "ND505" not in codes(save(with_learned_positions(32, 32), "right.keras"))
+
+
+def test_learned_queries_as_wide_as_the_tokens_are_not_a_position_table(save):
+    tokens = keras.Input((32,), dtype="int32")
+    model = pooled(tokens, LatentQueries(name="latents")(keras.layers.Embedding(100, 8)(tokens)))
+    assert codes(save(model, "latents.keras")) == {}
+
+
+@pytest.mark.parametrize("length, maxlen, short", [(32, 16, True), (16, 16, False)])
+def test_both_tables_made_by_add_weight_are_told_apart_by_the_length_argument(save, length, maxlen, short):
+    tokens = keras.Input((length,), dtype="int32")
+    model = pooled(tokens, TokenAndPositionWeights(maxlen, 100, 8, name="embed")(tokens))
+    found = codes(save(model, "tables.keras"))
+    assert ("ND505" in found) == short and "ND504" not in found
