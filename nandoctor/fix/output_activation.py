@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from nandoctor.analysis.output_activations import BINARY_LOSSES
 from nandoctor.fix.config_tree import entry_name, layer_entry
 from nandoctor.fix.prescription import CannotFix, Prescription, Safety
 from nandoctor.report import AppliedFix, Finding
@@ -44,6 +43,11 @@ class SigmoidForOneUnit(Prescription):
                             [f"{finding.layer}: activation {old} -> 'sigmoid'"])
 
 
+# What each cross-entropy reads its output as, and the activation that gives it that.
+_ACTIVATION_FOR_READING = {"class distribution": "softmax", "label probabilities": "sigmoid",
+                           "class logits": "linear", "label logits": "linear"}
+
+
 class ProbabilityOutput(Prescription):
     codes = ("ND601",)
     safety = Safety.UNSAFE
@@ -52,13 +56,13 @@ class ProbabilityOutput(Prescription):
                "needs training.")
 
     def applies_to(self, finding: Finding) -> bool:
-        return finding.code in self.codes and finding.details.get("units") != 1 and bool(finding.details.get("loss"))
+        # Only the cross-entropies say which activation they read; a regression, Poisson or hinge
+        # loss on the wrong output needs a choice of loss or activation that no rewrite can make.
+        return (finding.code in self.codes and finding.details.get("units") != 1 and bool(finding.details.get("loss"))
+                and finding.details.get("reading") in _ACTIVATION_FOR_READING)
 
     def apply(self, editor, view, finding: Finding) -> AppliedFix:
-        if finding.details.get("from_logits"):
-            wanted = "linear"
-        else:
-            wanted = "sigmoid" if finding.details["loss"] in BINARY_LOSSES else "softmax"
+        wanted = _ACTIVATION_FOR_READING[finding.details["reading"]]
         old = _set_activation(editor, finding, wanted)
         return self.applied(finding, f"'{finding.layer}': activation {old} -> '{wanted}' under {finding.details['loss']}",
                             [f"{finding.layer}: activation {old} -> {wanted!r}"])

@@ -43,7 +43,7 @@ def test_a_preprocessor_feeding_more_positions_than_the_backbone_has_is_an_error
     (scanned,) = json.loads(result.stdout)["files"]
     (too_short,) = [f for f in scanned["findings"] if f["code"] == "ND505"]
     assert too_short["layer"].endswith("position_embedding") and too_short["severity"] == "error"
-    assert too_short["details"] == {"rows": 8, "positions": 16}
+    assert too_short["details"] == {"rows": 8, "positions": 16, "evidence": "certain"}
 
 
 def test_a_nan_in_a_classifier_head_saved_beside_the_backbone_is_found(keras, tmp_path):
