@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 from nandoctor.analysis.keras_facts import ADAM_FAMILY, LOSS_SCALE_OPTIMIZERS
@@ -29,8 +30,9 @@ class FrozenLowPrecisionUpdates(Rule):
     kernel values after the first epoch (`epsilon=1e-7`, which float16 keeps, gave none). Even
     with constants it can hold, Adam moves each value by about the learning rate, and a value
     moves only if that exceeds half its spacing: in bfloat16 at `learning_rate=1e-3` no value
-    above 0.26 in magnitude can change (measured with `beta_2=0.99`: 5 of 8 kernel values moved).
-    Such a step is reported when a value of 1 (a normalisation's scale) cannot move.
+    above 0.5 in magnitude can change (measured with `beta_2=0.99`: the 5 of 8 kernel values below
+    0.5 moved, the 3 above did not). Such a step is reported when a value of 1 (a normalisation's
+    scale) cannot move.
 
     ## Example
     ```python
@@ -109,13 +111,15 @@ class FrozenLowPrecisionUpdates(Rule):
             return
         rate = config.get("learning_rate")
         if isinstance(rate, (int, float)) and rate > 0:
-            frozen_above = 2 * float(rate) / dtype.resolution
-            if frozen_above <= 1.0:
+            # Above a power of two P the spacing is at least P * resolution, so a step of at most
+            # the learning rate rounds away once P * resolution / 2 >= learning_rate.
+            frozen_above = 2.0 ** math.ceil(math.log2(2 * float(rate) / dtype.resolution))
+            if frozen_above <= 0.5:
                 yield self.finding(
                     layers[0],
-                    f"{where}: a step of about learning_rate={rate:g} is below half the {dtype.name} spacing of every "
-                    f"value above {frozen_above:.3g} in magnitude, so those values (a normalisation's scale of 1 among "
-                    "them) never change",
+                    f"{where}: Adam's step of at most about learning_rate={rate:g} is below half the {dtype.name} "
+                    f"spacing of every value above {frozen_above:g} in magnitude, so those values (a normalisation's "
+                    "scale of 1 among them) never change",
                     severity=Severity.WARNING,
                     details={**details, "learning_rate": float(rate), "frozen_above": frozen_above},
                 )

@@ -254,7 +254,19 @@ def test_bfloat16_steps_below_the_spacing_of_one_are_a_warning(keras, save):
     model = linear_model(keras, "bfloat16", keras.optimizers.Adam(learning_rate=1e-3, beta_2=0.99))
     (finding,) = precision_findings(save(model, "m.keras"))
     assert (finding.code, finding.severity) == ("ND804", Severity.WARNING)
-    assert finding.details["frozen_above"] == pytest.approx(0.256)
+    assert finding.details["frozen_above"] == 0.5
+
+
+def test_bfloat16_adam_with_a_beta_2_it_holds_moves_only_the_values_below_the_frozen_magnitude(keras):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = x @ rng.normal(size=(8, 1)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = linear_model(keras, "bfloat16", keras.optimizers.Adam(learning_rate=1e-3, beta_2=0.99))
+    before = np.asarray(model.get_layer("dense").kernel, "float32").copy()
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    moved = np.asarray(model.get_layer("dense").kernel, "float32") != before
+    assert not moved[np.abs(before) > 0.5].any() and moved.any()
 
 
 def test_float32_master_weights_and_other_optimizers_are_fine(keras, save):
