@@ -338,3 +338,15 @@ def test_check_on_a_live_model_sees_the_same_policies(keras):
     assert [f.code for f in precision_findings(nandoctor.check(t5_norm_model(keras, 1e-8), probes=False))] == ["ND801"]
     assert [f.code for f in precision_findings(nandoctor.check(classifier(keras, "mixed_float16"), probes=False))] == ["ND803"]
     assert precision_findings(nandoctor.check(classifier(keras, "mixed_float16", fixed=True), probes=False)) == []
+
+
+def test_a_keras_2_h5_under_mixed_float16_is_read_with_its_loss_scale_optimizer(tf_keras, save):
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = tf_keras.Sequential([tf_keras.Input((8,)), tf_keras.layers.Dense(8, activation="relu"),
+                                     tf_keras.layers.Dense(4, activation="softmax", name="probs")])
+        model.compile("adam", loss="sparse_categorical_crossentropy")
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    # tf.keras wrapped Adam in its LossScaleOptimizerV3 (no ND802); the softmax is float16.
+    assert summary(precision_findings(save(model, "m.h5"))) == [("ND803", Severity.WARNING, "probs", "certain")]
