@@ -294,6 +294,12 @@ def test_weights_beyond_and_near_float16_max_are_error_and_warning(keras, save, 
     assert (near.code, near.severity, near.details["max_abs"]) == ("ND805", Severity.WARNING, 5000.0)
 
 
+def test_a_weight_above_65504_really_makes_the_float16_layer_output_non_finite(keras):
+    ones = np.ones((1, 4), "float32")
+    assert not np.isfinite(np.asarray(dense_with_weight(keras, "mixed_float16", 1e5)(ones), "float32")).all()
+    assert np.isfinite(np.asarray(dense_with_weight(keras, "float32", 1e5)(ones), "float32")).all()
+
+
 def test_the_same_weights_under_float32_or_bfloat16_are_fine(keras, save):
     assert precision_findings(save(dense_with_weight(keras, "float32", 1e5), "f32.keras")) == []
     assert precision_findings(save(dense_with_weight(keras, "mixed_bfloat16", 1e5), "bf16.keras")) == []
@@ -327,6 +333,10 @@ def test_broken_scales_of_an_int8_layer_are_an_error(keras, save, bad, label):
     assert [(f.code, f.severity, f.layer, f.details[label]) for f in findings] == [("ND806", Severity.ERROR, "dense", 1)]
     live = precision_findings(nandoctor.check(model, probes=False))
     assert [(f.code, f.details[label]) for f in live] == [("ND806", 1)]
+    # What the layer computes in that output column: inf or NaN for a zero scale, 0 for an
+    # infinite one, inf for one that stands for weights beyond the compute dtype.
+    column = np.asarray(model(np.ones((1, 8), "float32")), "float32")[0, 1]
+    assert (column == 0) if label == "inf" else not np.isfinite(column)
 
 
 def test_a_freshly_quantized_model_is_fine(keras, save):
