@@ -40,7 +40,8 @@ class FloatFormat:
             bits = np.array([value], np.float32).view(np.uint32)
             bits = (bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
             return float(bits.view(np.float32)[0])
-        return float(np.array([value], dtype=self.name)[0])
+        with np.errstate(over="ignore"):  # beyond the format's range it stores inf, as it should
+            return float(np.array([value], dtype=self.name)[0])
 
 
 FLOAT_FORMATS = {

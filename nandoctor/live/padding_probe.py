@@ -9,7 +9,6 @@ from nandoctor.analysis.keras_facts import (
     UNMASKED_BY_DESIGN,
     EMBEDDING_CLASSES,
     PADDING_SAFE_EMBEDDINGS,
-    TIED_EMBEDDING_CLASSES,
 )
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import first_output, probe_inputs, typical_values
@@ -44,6 +43,20 @@ def padded_batch(rng: np.random.Generator, vocabulary: int, length: int, dtype, 
         real[:, length // 2:] = True
     tokens[~real] = 0
     return tokens, real
+
+
+def _without_padding_score(output: np.ndarray, vocabulary: int) -> np.ndarray:
+    """An output over the padded table's vocabulary, without what the padding id's own score
+    does to it: a tie (declared, or written by hand) computes that score from the padding row
+    by design, and a softmax spreads it over every probability. What the other ids' scores say
+    relative to each other (their centred logits, or log-probabilities) is what padding that
+    leaks into the computation would move."""
+    if output.shape[-1] != vocabulary or vocabulary < 3:
+        return output
+    scores = output[..., 1:]
+    if np.all(output >= 0) and np.allclose(output.sum(axis=-1), 1.0, atol=1e-3):
+        scores = np.log(np.maximum(scores, np.finfo(np.float32).tiny))
+    return scores - scores.mean(axis=-1, keepdims=True)
 
 
 def _one_token_changed(tokens: np.ndarray, real: np.ndarray, vocabulary: int) -> np.ndarray:
@@ -117,7 +130,8 @@ class PaddingProbe(LiveCheck):
                     return np.stack([same.choice(np.flatnonzero(row), size=shape[1:]) for row in real]).astype(slot.dtype)
                 return typical_values(slot, shape, same)
 
-            return first_output(model, inputs.build(fill, batch=len(values)))
+            # What the outputs say about real tokens, the padding id's own score aside.
+            return _without_padding_score(first_output(model, inputs.build(fill, batch=len(values))), ids.vocabulary)
 
         def at_real_positions(difference, real):
             """The largest change where a masked loss or a pooled output reads: real positions."""
@@ -131,7 +145,7 @@ class PaddingProbe(LiveCheck):
         # (a contrastive model's logits) must not read one convention's padding into another's.
         batches = {name: padded_batch(rng, ids.vocabulary, length, ids.dtype, name) for name in PADDINGS}
         bases = {name: run_on(tokens, real) for name, (tokens, real) in batches.items()}
-        language_model = bases["post"].ndim == 3 and bases["post"].shape[-1] == ids.vocabulary
+        language_model = bases["post"].ndim == 3 and bases["post"].shape[-1] in (ids.vocabulary, ids.vocabulary - 1)
         # A language model's pipelines and KerasHub's preprocessors (the padding mask's makers)
         # pad after the text; elsewhere a user pads either way, and padding leaks only where
         # it reaches the real outputs whichever way they pad (a model that classifies its first
@@ -152,17 +166,11 @@ class PaddingProbe(LiveCheck):
             # fails on too many models (subclassed tasks, shared layers) to be the way.
             layer.embeddings.assign(altered)
             try:
-                differences = {name: np.abs(run_on(*batches[name]) - bases[name]) for name in conventions}
+                altered_outputs = {name: run_on(*batches[name]) for name in conventions}
             finally:
                 layer.embeddings.assign(table)
-            leaks = []
-            for name, difference in differences.items():
-                if type(layer).__name__ in TIED_EMBEDDING_CLASSES and difference.shape[-1] == table.shape[0]:
-                    # A tied projection computes the padding id's own logit from the padding
-                    # row, by design: that logit is not padding leaking through the computation.
-                    difference = difference[..., 1:]
-                leaks.append(at_real_positions(difference, batches[name][1]))
-            leak = min(leaks)
+            leak = min(at_real_positions(np.abs(altered_outputs[name] - bases[name]), batches[name][1])
+                       for name in conventions)
             ratio = leak / real_change
             self.ratios.append(ratio)
             if ratio > LEAK_RATIO:
