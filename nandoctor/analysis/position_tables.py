@@ -124,7 +124,8 @@ def _position_embeddings_merged_by_add(view: ModelView) -> list[PositionTable]:
 
 
 # Arguments by which custom embedding layers name the number of positions they cover.
-_LENGTH_ARGUMENTS = ("maxlen", "max_len", "max_length", "sequence_length", "max_sequence_length", "num_positions")
+_LENGTH_ARGUMENTS = ("maxlen", "max_len", "max_length", "sequence_length", "max_sequence_length", "num_positions",
+                     "max_positions", "max_position_embeddings")
 
 
 def _tables_inside_custom_layers(view: ModelView) -> list[PositionTable]:

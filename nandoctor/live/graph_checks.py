@@ -32,7 +32,7 @@ _POWERS = ("Pow",)
 _ANGLES = ("Acos", "Asin", "Atan2")
 _CLIPS = ("Minimum", "Maximum", "ClipByValue")
 _POSITIVE = ("Exp", "Softplus", "Sigmoid")
-_PASS_THROUGH = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "BroadcastTo")
+_PASS_THROUGH = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "BroadcastTo", "Transpose")
 _NON_NEGATIVE = ("Square", "SquaredDifference", "Abs", "Relu", "Relu6", "Sqrt", "Rsqrt", "Exp", "Softplus", "Sigmoid",
                  "Softmax")
 # A tensor's dimensions, read at run time: `sqrt(cast(shape(k)[-1]))` scales attention scores.

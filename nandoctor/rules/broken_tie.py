@@ -161,6 +161,10 @@ class BrokenTie(Rule):
         stored = next((w for w in layer.weights if len(w.shape) == 2), None)
         details = {"class_name": layer.class_name, "embedding": embedding.name if embedding else None}
         if stored is None:
+            if not view.has_config:
+                # A weights file only: the user's code rebuilds the model, and the reference with
+                # it; the one matrix the file holds is the tie.
+                return
             yield self.finding(
                 layer.name,
                 f"'{layer.name}' ({layer.class_name}) ties its output to {target} through a Python reference, "
