@@ -30,6 +30,8 @@ _LOGS = ("Log",)
 _POWERS = ("Pow",)
 # Infinite derivative at the ends of their domain: acos/asin at +-1, atan2 at (0, 0).
 _ANGLES = ("Acos", "Asin", "Atan2")
+# Every operation judged for a guard, in the forward pass and in the loss.
+JUDGED_OPERATIONS = _DIVISIONS + _ROOTS + _LOGS + _POWERS + _ANGLES
 _CLIPS = ("Minimum", "Maximum", "ClipByValue")
 _POSITIVE = ("Exp", "Softplus", "Sigmoid")
 _PASS_THROUGH = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "BroadcastTo", "Transpose")
@@ -284,7 +286,7 @@ class GraphChecks(LiveCheck):
         seen: set[tuple[str, str]] = set()
         for op in forward:
             layer = _layer_of(op.name, judged, built_in)
-            if layer is None or op.type not in _DIVISIONS + _ROOTS + _LOGS + _POWERS + _ANGLES:
+            if layer is None or op.type not in JUDGED_OPERATIONS:
                 continue
             finding = _judge(op, layer)
             if finding is not None and (finding.code, layer) not in seen:

@@ -3,8 +3,10 @@
 `model.compute_loss` on the model's own outputs is traced with `tf.function`; the
 operations the loss adds after the forward pass are judged. A softmax output fed to a
 cross-entropy that takes logits (`from_logits=True`, also inside a custom `Loss` class, as
-keras-io's NER example does) is ND601; a log of a value that can be 0 (`-sum(y * log(p))`
-written by hand) is ND203. Keras's own losses clip before their logs, and pass.
+keras-io's NER example does) is ND601; a division, square root or log of a value that can be 0
+(`-sum(y * log(p))` or a cosine loss written by hand) is ND201-ND203, judged as the graph checks
+judge the forward pass. Keras's own losses clip before their logs and guard their divisions,
+and pass.
 
 On TensorFlow, Keras's cross-entropies notice a softmax output given `from_logits=True`,
 warn, and use the logits beneath it; JAX and PyTorch apply the softmax twice. The model is
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nandoctor.live.graph_checks import _verdict
+from nandoctor.live.graph_checks import JUDGED_OPERATIONS, _verdict
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.traced_graph import traced_graph
+from nandoctor.live.singular_gradient import SingularGradient
+from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
@@ -41,7 +45,7 @@ class LossTrace(LiveCheck):
     """
 
     name = "loss-trace"
-    raises = (LossActivationMismatch, UnguardedLog)
+    raises = (LossActivationMismatch, UnguardedDivision, SingularGradient, UnguardedLog)
     backends = ("tensorflow",)
     needs = "it reads the loss's TensorFlow graph"
 
@@ -63,12 +67,13 @@ class LossTrace(LiveCheck):
                     seen.add("ND601")
                     yield self._double_softmax(f"{op.type} takes '{softmax.name}'",
                                                {"operation": op.name, "softmax": softmax.name})
-            elif op.type == "Log" and "ND203" not in seen:
+            elif op.type in JUDGED_OPERATIONS:
                 verdict = _verdict(op, f"'{op.name}' in the loss")
-                if verdict is not None:
-                    seen.add("ND203")
-                    yield UnguardedLog.finding(None, verdict[1], details={"operation": op.name, "in": "loss"},
-                                              evidence=Evidence.CERTAIN, severity=Severity.WARNING)
+                if verdict is not None and verdict[0].code not in seen:
+                    rule, message = verdict
+                    seen.add(rule.code)
+                    yield rule.finding(None, message, details={"operation": op.name, "in": "loss"},
+                                       evidence=Evidence.CERTAIN, severity=Severity.WARNING)
 
     @staticmethod
     def _double_softmax(evidence: str, details: dict) -> Finding:
