@@ -57,6 +57,8 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/word2vec_speed.py
 	$(BIN)/python bench/formats_speed.py
+	$(BIN)/python fixtures/zoo/build.py .cache/zoo/bench
+	$(BIN)/python bench/judgement.py .cache/zoo/bench
 
 # The five field reports, full runs, then docs/examples.md (README.md gives the measured time).
 EXAMPLE_RUNS := a_memory.broken a_memory.fixed b_tied.broken b_tied.fixed c_cosine.broken c_cosine.fixed \
