@@ -39,10 +39,6 @@ class TieProbe(LiveCheck):
         tied = [layer for layer in every_layer(model) if _declares_tie(layer)]
         if not tied:
             return
-        if _saved_by_its_weights(model):
-            self.notes.append(f"{self.name} did not run: {type(model).__name__} is a subclassed model without "
-                              "get_config, which is saved by its weights and rebuilt by its own code (with its ties)")
-            return
         with tempfile.TemporaryDirectory(prefix="nandoctor-tie-") as folder:
             path = os.path.join(folder, "round_trip.keras")
             try:
@@ -73,17 +69,6 @@ class TieProbe(LiveCheck):
         return BrokenTie.finding(layer, message, confidence=Confidence.HIGH, evidence=Evidence.MEASURED,
                                  measured=message,
                                  details={"probe": "save, reload, train one step", **details})
-
-
-def _saved_by_its_weights(model) -> bool:
-    """A subclassed model that does not define get_config: Keras cannot rebuild it from a file,
-    so its user saves the weights and rebuilds it in code."""
-    import keras
-
-    if type(model).__module__.startswith(("keras.", "keras_hub.", "keras_nlp.", "tf_keras.")):
-        return False
-    return isinstance(model, keras.Model) and type(model).get_config is keras.Model.get_config and \
-        type(model).__name__ not in ("Functional", "Sequential")
 
 
 def _declares_tie(layer) -> bool:

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 from nandoctor.analysis.keras_facts import (
     HAND_WRITTEN_TIE_KEYS,
+    MODEL_CLASSES,
     TIE_CONFIG_KEYS,
     TIE_NOT_SAVED_BY,
     TIED_EMBEDDING_CLASSES,
@@ -80,7 +81,7 @@ class BrokenTie(Rule):
     )
     name = "broken-tie"
     severity = Severity.ERROR
-    evidence_kinds = (Evidence.CERTAIN, Evidence.MEASURED)
+    evidence_kinds = (Evidence.CERTAIN, Evidence.MEASURED, Evidence.INFERRED)
     fix = (
         "Tie with nandoctor.layers.TiedEmbedding (keras.layers.ReversibleEmbedding with the tie on): "
         "one matrix in the file, still tied after reloading and further training."
@@ -91,7 +92,7 @@ class BrokenTie(Rule):
         for layer in view.layers:
             if layer.class_name in TIED_EMBEDDING_CLASSES and _declares_tie(layer):
                 yield from self._stored_twice(layer)
-            elif looks_like_hand_written_tie(layer.class_name, layer.module, layer.config):
+            elif not layer.is_model and looks_like_hand_written_tie(layer.class_name, layer.module, layer.config):
                 yield from self._hand_written(view, layer)
         yield from self._trained_apart(view)
         yield from self._tie_not_saved(view)
@@ -165,11 +166,17 @@ class BrokenTie(Rule):
                 # A weights file only: the user's code rebuilds the model, and the reference with
                 # it; the one matrix the file holds is the tie.
                 return
+            # Inside a subclassed model, the model's own code makes the reference again when
+            # Keras rebuilds it from the file: whether the tie survives is that code's (the tie
+            # probe's round trip settles it). In a functional model, only the config can.
+            in_code = _inside_subclassed_model(view, layer)
             yield self.finding(
                 layer.name,
                 f"'{layer.name}' ({layer.class_name}) ties its output to {target} through a Python reference, "
-                "which the saved file does not hold: reloading cannot restore the tie",
+                + ("which the subclassed model's own code may make again on reload (code the scan cannot see)"
+                   if in_code else "which the saved file does not hold: reloading cannot restore the tie"),
                 confidence=Confidence.MEDIUM,
+                evidence=Evidence.INFERRED if in_code else Evidence.CERTAIN,
                 details=details,
             )
             return
@@ -193,6 +200,11 @@ class BrokenTie(Rule):
                 severity=Severity.WARNING,
                 details=details,
             )
+
+
+def _inside_subclassed_model(view: ModelView, layer: Layer) -> bool:
+    parent = view.layer(layer.parent) if layer.parent else None
+    return parent is not None and parent.is_model and parent.class_name not in MODEL_CLASSES
 
 
 def _enclosing_backbone(view: ModelView, layer: Layer) -> tuple[str, dict] | None:
