@@ -146,9 +146,11 @@ def _tables_inside_custom_layers(view: ModelView) -> list[PositionTable]:
             continue
         (table,) = positions
         tokens = next(w for w in embeddings if w is not table)
-        shape = layer.input_shape
-        length = shape[1] if shape and len(shape) == 2 and isinstance(shape[1], int) else None
-        tables.append(PositionTable(layer, table, None, length, token_weight=tokens))
+        # Its input's length, where the file records it (a legacy .h5 gives no shape of a custom
+        # layer's input, but the model input feeding it has one).
+        length = view.integer_sequence_length(layer)
+        tables.append(PositionTable(layer, table, None, length if isinstance(length, int) else None,
+                                    token_weight=tokens))
     return tables
 
 
