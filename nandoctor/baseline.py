@@ -10,7 +10,7 @@ The fingerprint hashes what was found, never how it is worded: the code, the lay
 facts in `details` that a rerun on the same file reproduces exactly (names, counts, ids,
 shapes, flags). It leaves out floats (norms and ratios that a different BLAS may round
 differently), `evidence` (a judgement that a rule may revise, as it may a severity) and what
-only a live run measures (`probe`, `step`). A message or a severity may change between
+only a live run measures (`measured`, `probe`, `step`). A message or a severity may change between
 nandoctor versions without making an accepted finding new.
 """
 
@@ -28,7 +28,7 @@ from nandoctor.report import FileResult, Finding, Report
 
 BASELINE_VERSION = 1
 # Details that are judgements or live measurements, not facts of the file.
-_UNSTABLE_DETAILS = frozenset({"evidence", "probe", "step"})
+_UNSTABLE_DETAILS = frozenset({"evidence", "measured", "probe", "step"})
 
 
 @dataclass(frozen=True)
