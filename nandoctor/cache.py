@@ -1,0 +1,172 @@
+"""The scan's cache, as ruff's: an unchanged file is not read again.
+
+A file's entry holds what its scan found before any ignore was applied, so per-file and
+per-layer ignores apply to a cached result exactly as to a fresh one. It is found under a key
+made of everything that decides a result: nandoctor's version and its own source files (an
+edited checkout is a different nandoctor), the rules that run and their options, and the
+file's path. It is trusted only while the file still has the size, modification time and
+metadata digest recorded with it. The digest reads the file's first and last 64 KiB, where
+the formats keep what describes them (a zip's central directory, which carries each
+member's CRC-32; an HDF5 superblock and root group; an .npy header), never the weights between.
+Files that share the target's name stem in its folder (a checkpoint's data shards, a sharded
+index's parts) are part of it by size and time.
+
+Entries are JSON, one file each, written aside and renamed into place. An entry that does
+not parse, does not have the expected shape, or records another path is a miss: the file is
+scanned again and the entry rewritten. Nothing in the cache is ever unpickled.
+
+The folder is `.nandoctor_cache` beside the project's `pyproject.toml` (else in the current
+folder), or `--cache-dir`, `NANDOCTOR_CACHE_DIR`, or `cache-dir` in `[tool.nandoctor]`. It
+ignores itself in git (a `.gitignore` of `*`) and is tagged as a cache for backup tools
+(CACHEDIR.TAG), as ruff's is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from nandoctor.loaders import Target
+from nandoctor.report import FileResult
+from nandoctor.result_json import result_from_dict, result_to_dict
+
+DEFAULT_FOLDER = ".nandoctor_cache"
+_SCHEMA = 1  # the layout of an entry; a new layout starts a new folder
+_EDGE = 64 << 10  # bytes digested at each end of a file
+_CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
+                 "# This file is a cache directory tag created by nandoctor.\n"
+                 "# For information about cache directory tags see https://bford.info/cachedir/\n")
+
+
+def default_folder(project_file: str | None) -> str:
+    """`.nandoctor_cache` beside the project's pyproject.toml, else in the current folder."""
+    return os.path.join(os.path.dirname(project_file) if project_file else os.getcwd(), DEFAULT_FOLDER)
+
+
+class ScanCache:
+    """Entries for one set of rules and options, under `<folder>/<version>/<rules key>/`."""
+
+    def __init__(self, folder: str | os.PathLike, rules: Iterable[Any]) -> None:
+        from nandoctor import __version__
+
+        self.root = Path(folder)
+        self.entries = self.root / f"v{_SCHEMA}-{__version__}" / _rules_key(rules)
+
+    def lookup(self, target: Target) -> tuple[FileResult | None, dict[str, Any] | None]:
+        """(the cached unfiltered result or None, the file's fingerprint now to store a new one
+        under; None when the file cannot be fingerprinted and so is never cached)."""
+        fingerprint = file_fingerprint(target.path)
+        if fingerprint is None:
+            return None, None
+        try:
+            entry = json.loads(self._entry_path(target).read_text(encoding="utf-8"))
+            if (entry["schema"] != _SCHEMA or entry["path"] != os.path.abspath(target.path)
+                    or entry["explicit"] != target.explicit or entry["fingerprint"] != fingerprint):
+                return None, fingerprint
+            return result_from_dict(entry["result"], target.path), fingerprint
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None, fingerprint  # no entry, or one not trusted: the file is scanned again
+
+    def store(self, target: Target, fingerprint: dict[str, Any], result: FileResult) -> None:
+        """Record `result` (unfiltered) for `target`, as it was when `fingerprint` was taken.
+        A cache that cannot be written is no cache: the scan goes on."""
+        entry = {"schema": _SCHEMA, "path": os.path.abspath(target.path), "explicit": target.explicit,
+                 "fingerprint": fingerprint, "result": result_to_dict(result)}
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            self._prepare()
+            descriptor, temporary = tempfile.mkstemp(dir=self.entries, suffix=".tmp")
+            try:
+                with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                    json.dump(entry, file)
+                os.replace(temporary, self._entry_path(target))
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+
+    def _entry_path(self, target: Target) -> Path:
+        key = hashlib.sha256(f"{os.path.abspath(target.path)}\0{target.explicit}".encode()).hexdigest()
+        return self.entries / f"{key[:32]}.json"
+
+    def _prepare(self) -> None:
+        if self.entries.is_dir():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, text in ((".gitignore", "# Automatically created by nandoctor.\n*\n"),
+                           ("CACHEDIR.TAG", _CACHEDIR_TAG)):
+            marker = self.root / name
+            if not marker.exists():
+                marker.write_text(text, encoding="utf-8")
+        self.entries.mkdir(parents=True, exist_ok=True)
+
+
+def _rules_key(rules: Iterable[Any]) -> str:
+    """A digest of what decides a result besides the file: nandoctor's own source (its
+    files' sizes and times) and each running rule's code and options."""
+    described = [[rule.code, _options_of(rule)] for rule in rules]
+    text = json.dumps([_source_stamp(), described], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _options_of(rule: Any) -> dict[str, Any]:
+    return dict(sorted(rule.settings.items()))
+
+
+_stamp: list | None = None
+
+
+def _source_stamp() -> list:
+    global _stamp
+    if _stamp is None:
+        package = Path(__file__).resolve().parent
+        _stamp = sorted([str(path.relative_to(package)), path.stat().st_size, path.stat().st_mtime_ns]
+                        for path in package.rglob("*.py"))
+    return _stamp
+
+
+def file_fingerprint(path: str) -> dict[str, Any] | None:
+    """Size, modification time and metadata digest of `path` (of every file in it, for a
+    folder that is one model), and of the files beside it that share its name stem; None
+    when it cannot be read."""
+    try:
+        if os.path.isdir(path):
+            files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
+            return {"files": [[os.path.relpath(f, path), *_stamp_of(f), _edge_digest(f)] for f in files]}
+        size, mtime = _stamp_of(path)
+        return {"size": size, "mtime_ns": mtime, "digest": _edge_digest(path), "beside": _siblings(path)}
+    except OSError:
+        return None
+
+
+def _stamp_of(path: str) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns
+
+
+def _edge_digest(path: str) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as file:
+        head = file.read(_EDGE)
+        digest.update(head)
+        if len(head) == _EDGE:
+            file.seek(max(_EDGE, file.seek(0, os.SEEK_END) - _EDGE))
+            digest.update(file.read(_EDGE))
+    return digest.hexdigest()
+
+
+def _siblings(path: str) -> list:
+    folder, name = os.path.split(os.path.abspath(path))
+    stem = name.split(".", 1)[0]
+    beside = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name != name and entry.name.startswith(stem) and entry.is_file():
+                status = entry.stat()
+                beside.append([entry.name, status.st_size, status.st_mtime_ns])
+    return sorted(beside)
