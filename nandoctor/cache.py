@@ -5,7 +5,7 @@ per-layer ignores apply to a cached result exactly as to a fresh one. It is foun
 made of everything that decides a result: nandoctor's version and its own source files (an
 edited checkout is a different nandoctor), the rules that run and their options, and the
 file's path. It is trusted only while the file still has the size, modification time and
-metadata digest recorded with it. The digest reads the file's first and last 64 KiB, where
+metadata digest recorded with it. The digest reads the file's first and last 16 KiB, where
 the formats keep what describes them (a zip's central directory, which carries each
 member's CRC-32; an HDF5 superblock and root group; an .npy header), never the weights between.
 Files that share the target's name stem in its folder (a checkpoint's data shards, a sharded
@@ -23,8 +23,10 @@ ignores itself in git (a `.gitignore` of `*`) and is tagged as a cache for backu
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -38,7 +40,7 @@ from nandoctor.result_json import result_from_dict, result_to_dict
 
 DEFAULT_FOLDER = ".nandoctor_cache"
 _SCHEMA = 1  # the layout of an entry; a new layout starts a new folder
-_EDGE = 64 << 10  # bytes digested at each end of a file
+_EDGE = 16 << 10  # bytes digested at each end of a file
 _CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                  "# This file is a cache directory tag created by nandoctor.\n"
                  "# For information about cache directory tags see https://bford.info/cachedir/\n")
@@ -57,11 +59,12 @@ class ScanCache:
 
         self.root = Path(folder)
         self.entries = self.root / f"v{_SCHEMA}-{__version__}" / _rules_key(rules)
+        self._listings: dict[str, list[tuple[str, int, int]]] = {}  # each folder listed once a run
 
     def lookup(self, target: Target) -> tuple[FileResult | None, dict[str, Any] | None]:
         """(the cached unfiltered result or None, the file's fingerprint now to store a new one
         under; None when the file cannot be fingerprinted and so is never cached)."""
-        fingerprint = file_fingerprint(target.path)
+        fingerprint = file_fingerprint(target.path, self._listing)
         if fingerprint is None:
             return None, None
         try:
@@ -72,6 +75,11 @@ class ScanCache:
             return result_from_dict(entry["result"], target.path), fingerprint
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None, fingerprint  # no entry, or one not trusted: the file is scanned again
+
+    def _listing(self, folder: str) -> list[tuple[str, int, int]]:
+        if folder not in self._listings:
+            self._listings[folder] = _list_folder(folder)
+        return self._listings[folder]
 
     def store(self, target: Target, fingerprint: dict[str, Any], result: FileResult) -> None:
         """Record `result` (unfiltered) for `target`, as it was when `fingerprint` was taken.
@@ -130,16 +138,26 @@ def _source_stamp() -> list:
     return _stamp
 
 
-def file_fingerprint(path: str) -> dict[str, Any] | None:
+def file_fingerprint(path: str, listing=None) -> dict[str, Any] | None:
     """Size, modification time and metadata digest of `path` (of every file in it, for a
     folder that is one model), and of the files beside it that share its name stem; None
-    when it cannot be read."""
+    when it cannot be read. `listing(folder)` gives a folder's files as (name, size, mtime)."""
     try:
         if os.path.isdir(path):
             files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
             return {"files": [[os.path.relpath(f, path), *_stamp_of(f), _edge_digest(f)] for f in files]}
         size, mtime = _stamp_of(path)
-        return {"size": size, "mtime_ns": mtime, "digest": _edge_digest(path), "beside": _siblings(path)}
+        folder, name = os.path.split(os.path.abspath(path))
+        stem = name.split(".", 1)[0]
+        listed = (listing or _list_folder)(folder)
+        first = bisect.bisect_left(listed, (stem,))  # names that start with the stem sort together
+        beside = []
+        for entry in itertools.islice(listed, first, None):
+            if not entry[0].startswith(stem):
+                break
+            if entry[0] != name:
+                beside.append(list(entry))
+        return {"size": size, "mtime_ns": mtime, "digest": _edge_digest(path), "beside": beside}
     except OSError:
         return None
 
@@ -160,13 +178,11 @@ def _edge_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def _siblings(path: str) -> list:
-    folder, name = os.path.split(os.path.abspath(path))
-    stem = name.split(".", 1)[0]
-    beside = []
+def _list_folder(folder: str) -> list[tuple[str, int, int]]:
+    listed = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name != name and entry.name.startswith(stem) and entry.is_file():
+            if entry.is_file():
                 status = entry.stat()
-                beside.append([entry.name, status.st_size, status.st_mtime_ns])
-    return sorted(beside)
+                listed.append((entry.name, status.st_size, status.st_mtime_ns))
+    return sorted(listed)
