@@ -20,6 +20,14 @@ metadata floor of the same files; word2vec text has no metadata to speak of: the
 |---|---|---|---|---|
 {kind_rows}
 
+Phase by phase on the model files (ms per file, in process, one core): the loader alone (open,
+config, weights tree, the HDF5 link and heap checks), then with the weight statistics the weight
+rules share, then with every rule:
+
+| kind | metadata floor | loader | + weight statistics | + every rule |
+|---|---|---|---|---|
+{phase_rows}
+
 (d) Where workers start to pay: `nandoctor.scan` in this process, on the first k files, serial
     against `jobs=` every core (what MIN_FILES_PER_WORKER in nandoctor/engine.py is set from).
 
@@ -246,6 +254,7 @@ def measure(copies: int, runs: int) -> dict:
     results["cached_s"] = statistics.median(cached_runs)
     results["startup_s"] = median_of(runs, lambda: _startup_seconds())
     results["per_kind"] = per_kind(files, runs)
+    results["phases"] = phases(files, runs)
     results["where_workers_pay"] = where_workers_pay(files, cores, runs)
     results["load_average_after"] = os.getloadavg()
     return results
@@ -271,6 +280,49 @@ def per_kind(files: list[Path], runs: int) -> dict[str, dict]:
         table[kind] = {"files": len(chosen), "scan_ms": 1000 * scan_s / len(chosen),
                        "floor_ms": 1000 * floor_s / len(chosen), "ratio": scan_s / floor_s}
     return table
+
+
+def phases(files: list[Path], runs: int) -> dict[str, dict]:
+    """Milliseconds per file of the model kinds, phase by phase, one core, in this process: the
+    loader alone (open, config, weights tree, the HDF5 checks), then the weight statistics
+    every weight rule shares, then every rule (what `scan` does)."""
+    from nandoctor.catalogue import Selection
+    from nandoctor.diagnosis import RunsOn
+    from nandoctor.engine import run_rules
+    from nandoctor.loaders import load
+
+    rules = Selection.resolve().instances(RunsOn.FILE)
+    table = {}
+    for kind in (".keras", ".h5"):
+        chosen = [str(p) for p in files if _kind(p) == kind]
+
+        def loader(chosen=chosen) -> None:
+            for path in chosen:
+                with load(path):
+                    pass
+
+        def statistics_(chosen=chosen) -> None:
+            for path in chosen:
+                with load(path) as view:
+                    view.compute_weight_stats()
+
+        def every_rule(chosen=chosen) -> None:
+            for path in chosen:
+                with load(path) as view:
+                    run_rules(view, rules)
+
+        row = {"files": len(chosen)}
+        for name, work in (("metadata_floor", lambda chosen=chosen: metadata_floor([Path(p) for p in chosen])),
+                           ("load", loader), ("load_and_statistics", statistics_), ("load_and_rules", every_rule)):
+            row[name + "_ms"] = 1000 * median_of(runs, lambda work=work: _seconds(work)) / len(chosen)
+        table[kind] = row
+    return table
+
+
+def _seconds(work) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
 
 
 def _startup_seconds() -> float:
@@ -301,6 +353,9 @@ def markdown(r: dict) -> str:
                     for row in r["where_workers_pay"])
     kind_rows = "\n".join(f"| `{kind}` | {row['files']:,} | {row['scan_ms']:.2f} ms | {row['floor_ms']:.2f} ms | "
                           f"{row['ratio']:.1f}x |" for kind, row in r["per_kind"].items())
+    phase_rows = "\n".join(f"| `{kind}` | {row['metadata_floor_ms']:.2f} | {row['load_ms']:.2f} | "
+                           f"{row['load_and_statistics_ms']:.2f} | {row['load_and_rules_ms']:.2f} |"
+                           for kind, row in r["phases"].items())
     load = ", ".join(f"{value:.2f}" for value in r["load_average_before"])
     return f"""<!-- many_files:start (written by bench/many_files.py; do not edit) -->
 Measured {r['date']} on {r['machine']['cpu']} ({r['cores']} cores; load average {load} when it began,
@@ -325,6 +380,14 @@ metadata floor of the same files; word2vec text has no metadata to speak of: the
 | kind | files | scan per file | metadata floor per file | ratio |
 |---|---|---|---|---|
 {kind_rows}
+
+Phase by phase on the model files (ms per file, in process, one core): the loader alone (open,
+config, weights tree, the HDF5 link and heap checks), then with the weight statistics the weight
+rules share, then with every rule:
+
+| kind | metadata floor | loader | + weight statistics | + every rule |
+|---|---|---|---|---|
+{phase_rows}
 
 (d) Where workers start to pay (`nandoctor.scan` in process, after imports; fork start):
 
