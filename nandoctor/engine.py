@@ -96,10 +96,13 @@ def _scan_each(targets: list[Target], rules: list[Rule], job: ScanJob, jobs: int
                progress: Progress | None) -> list[Outcome]:
     """Each target's unfiltered result: in this process, or in workers when there are enough
     files to pay for them, or when a time limit needs a process that can be killed."""
+    import multiprocessing
+
     workers = min(jobs, len(targets) // MIN_FILES_PER_WORKER)
     if timeout is not None and targets:
         workers = max(workers, 1)
-    if workers >= 1 and (workers > 1 or timeout is not None):
+    # A daemonic process (a multiprocessing pool's worker) may not start processes of its own.
+    if workers >= 1 and (workers > 1 or timeout is not None) and not multiprocessing.current_process().daemon:
         return scan_in_processes(targets, job, workers, timeout)
     return [Outcome(scan_target_unfiltered(target, rules, progress)) for target in targets]
 

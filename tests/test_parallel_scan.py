@@ -147,3 +147,15 @@ def test_jobs_and_timeout_must_be_positive():
     assert "--timeout" in run_cli("scan", GOOD, "--timeout", "0", expected_exit=2).stderr
     with pytest.raises(ValueError, match="Received: 0"):
         scan([GOOD], jobs=0)
+
+
+def _scan_the_fixtures_with_two_jobs(_) -> dict:
+    return scan([FIXTURES], jobs=2).to_dict()
+
+
+def test_a_scan_inside_a_daemonic_pool_worker_runs_in_that_process_and_gives_the_same_report():
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # its workers may not start processes
+        (report,) = pool.map(_scan_the_fixtures_with_two_jobs, [0])
+    assert report == scan([FIXTURES]).to_dict()
