@@ -5,7 +5,7 @@ per-layer ignores apply to a cached result exactly as to a fresh one. It is foun
 made of everything that decides a result: nandoctor's version and its own source files (an
 edited checkout is a different nandoctor), the rules that run and their options, and the
 file's path. It is trusted only while the file still has the size, modification time and
-metadata digest recorded with it. The digest reads the file's first and last 16 KiB, where
+metadata digest recorded with it. The digest reads the file's first and last 4 KiB, where
 the formats keep what describes them (a zip's central directory, which carries each
 member's CRC-32; an HDF5 superblock and root group; an .npy header), never the weights between.
 Files that share the target's name stem in its folder (a checkpoint's data shards, a sharded
@@ -40,7 +40,7 @@ from nandoctor.result_json import result_from_dict, result_to_dict
 
 DEFAULT_FOLDER = ".nandoctor_cache"
 _SCHEMA = 1  # the layout of an entry; a new layout starts a new folder
-_EDGE = 16 << 10  # bytes digested at each end of a file
+_EDGE = 4 << 10  # bytes digested at each end of a file
 _CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
                  "# This file is a cache directory tag created by nandoctor.\n"
                  "# For information about cache directory tags see https://bford.info/cachedir/\n")
