@@ -20,7 +20,7 @@ metadata floor of the same files; word2vec text has no metadata to speak of: the
 |---|---|---|---|---|
 {kind_rows}
 
-Phase by phase on the model files (ms per file, in process, one core): the loader alone (open,
+Phase by phase on {r['phases']['.keras']['files']} `.keras` and {r['phases']['.h5']['files']} `.h5` files (ms per file, in process, one core): the loader alone (open,
 config, weights tree, the HDF5 link and heap checks), then with the weight statistics the weight
 rules share, then with every rule:
 
@@ -62,6 +62,7 @@ from doc_sections import DOC, replace_section  # noqa: E402
 from scan_speed import machine  # noqa: E402
 
 GENERATED_PER_KIND = 120
+PHASE_FILES = 400  # files of each model kind timed phase by phase
 
 
 def fixture_files() -> list[Path]:
@@ -196,9 +197,8 @@ def median_of(runs: int, measure) -> float:
 
 
 def where_workers_pay(files: list[Path], jobs: int, runs: int) -> list[dict]:
-    from nandoctor.engine import MIN_FILES_PER_WORKER, scan
-
     import nandoctor.engine as engine
+    from nandoctor.engine import scan
 
     rows = []
     floor = engine.MIN_FILES_PER_WORKER
@@ -216,7 +216,6 @@ def where_workers_pay(files: list[Path], jobs: int, runs: int) -> list[dict]:
                          "workers_s": median_of(runs, lambda: timed(jobs))})
     finally:
         engine.MIN_FILES_PER_WORKER = floor
-    del MIN_FILES_PER_WORKER
     return rows
 
 
@@ -294,7 +293,7 @@ def phases(files: list[Path], runs: int) -> dict[str, dict]:
     rules = Selection.resolve().instances(RunsOn.FILE)
     table = {}
     for kind in (".keras", ".h5"):
-        chosen = [str(p) for p in files if _kind(p) == kind]
+        chosen = [str(p) for p in files if _kind(p) == kind][:PHASE_FILES]
 
         def loader(chosen=chosen) -> None:
             for path in chosen:
@@ -381,7 +380,7 @@ metadata floor of the same files; word2vec text has no metadata to speak of: the
 |---|---|---|---|---|
 {kind_rows}
 
-Phase by phase on the model files (ms per file, in process, one core): the loader alone (open,
+Phase by phase on {r['phases']['.keras']['files']} `.keras` and {r['phases']['.h5']['files']} `.h5` files (ms per file, in process, one core): the loader alone (open,
 config, weights tree, the HDF5 link and heap checks), then with the weight statistics the weight
 rules share, then with every rule:
 
