@@ -252,6 +252,8 @@ def measure(copies: int, runs: int) -> dict:
     results["cold_filling_cache_s"] = statistics.median(filling)
     results["cached_s"] = statistics.median(cached_runs)
     results["startup_s"] = median_of(runs, lambda: _startup_seconds())
+    results["cores_free"] = cores_free(cores)
+    results["cached_parts"] = cached_parts(directory, runs)
     results["per_kind"] = per_kind(files, runs)
     results["phases"] = phases(files, runs)
     results["where_workers_pay"] = where_workers_pay(files, cores, runs)
@@ -324,6 +326,45 @@ def _seconds(work) -> float:
     return time.perf_counter() - start
 
 
+def _burn(_) -> None:
+    total = 0
+    for i in range(3_000_000):
+        total += i
+
+
+def cores_free(cores: int) -> float:
+    """How many cores this run really had: a pure-Python loop timed alone, then on every core
+    at once (2.0 on an idle 2-core machine; other work on the machine lowers it)."""
+    import multiprocessing
+
+    start = time.perf_counter()
+    _burn(0)
+    alone = time.perf_counter() - start
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        pool.map(_burn, range(cores))  # started and warm
+        start = time.perf_counter()
+        pool.map(_burn, range(cores), chunksize=1)
+        together = time.perf_counter() - start
+    return cores * alone / together
+
+
+def cached_parts(directory: Path, runs: int) -> dict[str, float]:
+    """Where a cached run's time goes, in this process: finding the files, the cache lookups,
+    and rendering the report as JSON and as text (the default output)."""
+    from nandoctor.engine import scan
+    from nandoctor.loaders import discover
+    from nandoctor.reporters import render
+
+    with tempfile.TemporaryDirectory() as cache:
+        scan([str(directory)], cache_dir=cache)
+        parts = {"discover_s": median_of(runs, lambda: _seconds(lambda: list(discover([str(directory)])))),
+                 "cached_scan_s": median_of(runs, lambda: _seconds(lambda: scan([str(directory)], cache_dir=cache)))}
+        report = scan([str(directory)], cache_dir=cache)
+    parts["render_json_s"] = median_of(runs, lambda: _seconds(lambda: render(report, "json")))
+    parts["render_text_s"] = median_of(runs, lambda: _seconds(lambda: render(report, "text")))
+    return parts
+
+
 def _startup_seconds() -> float:
     """A fresh `nandoctor scan` of nothing readable: the interpreter and the imports."""
     start = time.perf_counter()
@@ -355,6 +396,7 @@ def markdown(r: dict) -> str:
     phase_rows = "\n".join(f"| `{kind}` | {row['metadata_floor_ms']:.2f} | {row['load_ms']:.2f} | "
                            f"{row['load_and_statistics_ms']:.2f} | {row['load_and_rules_ms']:.2f} |"
                            for kind, row in r["phases"].items())
+    cp = r["cached_parts"]
     load = ", ".join(f"{value:.2f}" for value in r["load_average_before"])
     return f"""<!-- many_files:start (written by bench/many_files.py; do not edit) -->
 Measured {r['date']} on {r['machine']['cpu']} ({r['cores']} cores; load average {load} when it began,
@@ -372,6 +414,11 @@ The directory: **{n:,} files**, {r['bytes'] / 2**20:.0f} MiB ({kinds}); the scan
 | (c) `nandoctor scan`, cold, filling the cache | {r['cold_filling_cache_s']:.2f} s | {rate(r['cold_filling_cache_s'])} | |
 | (c) `nandoctor scan`, every file unchanged (cached) | {r['cached_s']:.2f} s | {rate(r['cached_s'])} | **{r['cold_filling_cache_s'] / r['cached_s']:.1f}x faster** than cold (goal: at least 20x); {one / r['cached_s']:.1f}x faster than one core |
 | a fresh process's start (imports), included in each (c) | {r['startup_s']:.2f} s | | |
+
+Cores really free during this run: **{r['cores_free']:.2f}** of {r['cores']} (a pure-Python loop on every core at once
+against alone), which bounds what `--jobs {r['cores']}` can gain. A cached run, part by part (in process):
+finding the files {cp['discover_s']:.2f} s, the whole cached scan (finding included) {cp['cached_scan_s']:.2f} s; rendering
+the report as JSON {cp['render_json_s']:.2f} s, as text (the default output) {cp['render_text_s']:.2f} s.
 
 Where one core's time goes, by kind (`nandoctor.scan` in process after imports, `jobs=1`, against the
 metadata floor of the same files; word2vec text has no metadata to speak of: the scan parses every number):

@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,9 +68,11 @@ class ScanCache:
         fingerprint = file_fingerprint(target.path, self._listing)
         if fingerprint is None:
             return None, None
+        absolute = os.path.abspath(target.path)
         try:
-            entry = json.loads(self._entry_path(target).read_text(encoding="utf-8"))
-            if (entry["schema"] != _SCHEMA or entry["path"] != os.path.abspath(target.path)
+            with open(self._entry_path(absolute, target.explicit), "rb") as file:
+                entry = json.loads(file.read())
+            if (entry["schema"] != _SCHEMA or entry["path"] != absolute
                     or entry["explicit"] != target.explicit or entry["fingerprint"] != fingerprint):
                 return None, fingerprint
             return result_from_dict(entry["result"], target.path), fingerprint
@@ -92,14 +95,14 @@ class ScanCache:
             try:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as file:
                     json.dump(entry, file)
-                os.replace(temporary, self._entry_path(target))
+                os.replace(temporary, self._entry_path(entry["path"], target.explicit))
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
                 raise
 
-    def _entry_path(self, target: Target) -> Path:
-        key = hashlib.sha256(f"{os.path.abspath(target.path)}\0{target.explicit}".encode()).hexdigest()
+    def _entry_path(self, absolute: str, explicit: bool) -> Path:
+        key = hashlib.sha256(f"{absolute}\0{explicit}".encode()).hexdigest()
         return self.entries / f"{key[:32]}.json"
 
     def _prepare(self) -> None:
@@ -145,8 +148,8 @@ def file_fingerprint(path: str, listing=None) -> dict[str, Any] | None:
     try:
         if os.path.isdir(path):
             files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
-            return {"files": [[os.path.relpath(f, path), *_stamp_of(f), _edge_digest(f)] for f in files]}
-        size, mtime = _stamp_of(path)
+            return {"files": [[os.path.relpath(f, path), *_stamp_and_digest(f)] for f in files]}
+        size, mtime, digest = _stamp_and_digest(path)
         folder, name = os.path.split(os.path.abspath(path))
         stem = name.split(".", 1)[0]
         listed = (listing or _list_folder)(folder)
@@ -157,25 +160,31 @@ def file_fingerprint(path: str, listing=None) -> dict[str, Any] | None:
                 break
             if entry[0] != name:
                 beside.append(list(entry))
-        return {"size": size, "mtime_ns": mtime, "digest": _edge_digest(path), "beside": beside}
+        return {"size": size, "mtime_ns": mtime, "digest": digest, "beside": beside}
     except OSError:
         return None
 
 
-def _stamp_of(path: str) -> tuple[int, int]:
-    status = os.stat(path)
-    return status.st_size, status.st_mtime_ns
+def _stamp_and_digest(path: str) -> tuple[int, int, str]:
+    """(size, modification time in ns, digest of the first and last 4 KiB), from one open."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        digest = hashlib.blake2b(_read_at(descriptor, 0), digest_size=16)
+        if status.st_size > _EDGE:
+            digest.update(_read_at(descriptor, max(_EDGE, status.st_size - _EDGE)))
+    finally:
+        os.close(descriptor)
+    return status.st_size, status.st_mtime_ns, digest.hexdigest()
 
 
-def _edge_digest(path: str) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as file:
-        head = file.read(_EDGE)
-        digest.update(head)
-        if len(head) == _EDGE:
-            file.seek(max(_EDGE, file.seek(0, os.SEEK_END) - _EDGE))
-            digest.update(file.read(_EDGE))
-    return digest.hexdigest()
+def _read_at(descriptor: int, offset: int) -> bytes:
+    if hasattr(os, "pread"):
+        return os.pread(descriptor, _EDGE, offset)
+    os.lseek(descriptor, offset, os.SEEK_SET)  # Windows has no pread
+    return os.read(descriptor, _EDGE)
 
 
 def _list_folder(folder: str) -> list[tuple[str, int, int]]:
