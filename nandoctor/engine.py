@@ -86,10 +86,10 @@ def scan(
     return Report([with_ignores(result, selection) for result in results])  # type: ignore[arg-type]
 
 
-# Fewer files than this per worker are scanned in this process: measured by bench/many_files.py,
-# where starting the workers and handing them the files costs about as much as scanning a
-# handful of small files.
-MIN_FILES_PER_WORKER = 4
+# Fewer files than this per worker are scanned in this process. Measured by bench/many_files.py
+# (docs/benchmarks.md, "where workers start to pay"): starting two workers and handing them the
+# files costs about 15 ms, five small files' worth; two workers broke even at 16 small files.
+MIN_FILES_PER_WORKER = 8
 
 
 def _scan_each(targets: list[Target], rules: list[Rule], job: ScanJob, jobs: int, timeout: float | None,
