@@ -26,14 +26,20 @@ from nandoctor.monitor.exploding_updates import ExplodingUpdates
 from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
 from nandoctor.monitor.shrinking_weights import ShrinkingWeights
 from nandoctor.report import Finding
+from nandoctor.rules.broken_quantization_scales import BrokenQuantizationScales
 from nandoctor.rules.broken_tie import BrokenTie
 from nandoctor.rules.collapsed_weights import CollapsedWeights
+from nandoctor.rules.epsilon_below_resolution import EpsilonBelowResolution
+from nandoctor.rules.frozen_low_precision_updates import FrozenLowPrecisionUpdates
+from nandoctor.rules.half_precision_output import HalfPrecisionOutput
 from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
 from nandoctor.rules.malformed_positional_table import MalformedPositionalTable
 from nandoctor.rules.mask_dropped import MaskDropped
 from nandoctor.rules.missing_causal_mask import MissingCausalMask
+from nandoctor.rules.missing_loss_scaling import MissingLossScaling
 from nandoctor.rules.nonfinite_weights import NonfiniteWeights
 from nandoctor.rules.opaque_code import OpaqueCode
+from nandoctor.rules.overflow_headroom import OverflowHeadroom
 from nandoctor.rules.padding_not_masked import PaddingNotMasked
 from nandoctor.rules.padding_row_not_zero import PaddingRowNotZero
 from nandoctor.rules.positional_scale_mismatch import PositionalScaleMismatch
@@ -63,6 +69,12 @@ DIAGNOSES: tuple[type[Diagnosis], ...] = (
     ShrinkingWeights,
     NonfiniteDuringTraining,
     ExplodingUpdates,
+    EpsilonBelowResolution,
+    MissingLossScaling,
+    HalfPrecisionOutput,
+    FrozenLowPrecisionUpdates,
+    OverflowHeadroom,
+    BrokenQuantizationScales,
     OpaqueCode,
 )
 

@@ -198,3 +198,28 @@ VALUE_PASSTHROUGH = frozenset(
 )
 # Activation layers, by the activation they apply.
 ACTIVATION_LAYERS = {"Softmax": "softmax", "ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu", "PReLU": "prelu"}
+
+# Normalisations that add their epsilon in float32 whatever their policy: Keras 3.15's own
+# (`ops.layer_normalization` and `ops.rms_normalization` compute in at least float32, and
+# BatchNormalization and GroupNormalization upcast their inputs), and KerasHub 0.32's RMS norms
+# that cast to float32 first (read from their `call`). Measured on Keras 3.15 under
+# `mixed_float16` with `epsilon=1e-12` and an all-zero row: no NaN from any of them.
+FLOAT32_NORMALIZATIONS = frozenset(
+    {
+        "LayerNormalization", "GroupNormalization", "BatchNormalization", "RMSNormalization",
+        "LlamaLayerNorm", "MistralLayerNormalization", "MixtralLayerNormalization", "Phi3LayerNorm",
+        "QwenLayerNorm", "Qwen3LayerNorm", "GptOssLayerNormalization",
+    }
+)
+# KerasHub 0.32 norms that add their epsilon in the layer's compute dtype (no cast first):
+# under `mixed_float16` an epsilon that float16 rounds to 0 is gone (T5LayerNorm with
+# `epsilon=1e-8` and an all-zero row: NaN, measured on Keras 3.15).
+COMPUTE_DTYPE_NORMALIZATIONS = frozenset({"T5LayerNorm", "Gemma3nRMSNorm"})
+# The config keys that hold a normalisation's epsilon (Gemma3nRMSNorm names it `eps`).
+EPSILON_KEYS = ("epsilon", "eps")
+
+# Optimizers that divide the first moment by the root of the second plus an epsilon, with
+# bias corrections in `beta_1` and `beta_2` (Keras 3.15 class names; Keras 2 writes the same).
+ADAM_FAMILY = frozenset({"Adam", "AdamW", "Adamax", "Nadam", "Lamb"})
+# The wrappers that scale the loss for float16 (Keras 3's, and Keras 2's experimental ones).
+LOSS_SCALE_OPTIMIZERS = frozenset({"LossScaleOptimizer", "LossScaleOptimizerV1", "LossScaleOptimizerV3", "BaseLossScaleOptimizer"})
