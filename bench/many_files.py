@@ -8,7 +8,8 @@ text files from 4 KiB to a few MiB. Everything is timed with the page cache warm
 (a) The byte floor: read every file's bytes, in this process.
 (b) The metadata floor: open each file's structure and nothing more, in this process. A `.keras`:
     open the zip, parse config.json, open model.weights.h5 with h5py and visit every dataset (its
-    shape and dtype); an HDF5 file: open it and visit every dataset; `.npy`/`.npz`/`.safetensors`:
+    shape and dtype); an HDF5 file: open it, parse its `model_config` attribute where it has one (a
+    legacy model's config.json) and visit every dataset; `.npy`/`.npz`/`.safetensors`:
     parse the headers; word2vec: read the first line.
 (c) `nandoctor scan DIR` as a user runs it (a fresh process, imports included, JSON to /dev/null):
     one core (`--jobs 1`) and every core, cold (`--no-cache`); then with the cache, a first run
@@ -153,6 +154,9 @@ def metadata_floor(files: list[Path]) -> float:
                     visit_datasets(h5)
         elif name.endswith((".h5", ".hdf5")):
             with h5py.File(path, "r") as h5:
+                config = h5.attrs.get("model_config")  # a legacy model's config.json
+                if config is not None:
+                    json.loads(config)
                 visit_datasets(h5)
         elif name.endswith(".npy"):
             with open(path, "rb") as file:
