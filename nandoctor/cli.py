@@ -68,17 +68,29 @@ def formats_help() -> str:
               help="Load the models with Keras (running their code: only files you trust) and probe them live.")
 @click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
               help="With --trust: import MODULE first (from the current folder too), to register your custom classes.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Scan files in N processes (the report is the same, in the same order).  [default: the CPU count]")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Stop a file's scan after SECONDS: that file gets a one-line error, the others are scanned.")
+@click.option("--no-cache", is_flag=True, help="Read every file again, even one unchanged since the last scan.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Keep the cache in DIR (also NANDOCTOR_CACHE_DIR, or cache-dir in [tool.nandoctor]).  "
+                   "[default: .nandoctor_cache beside pyproject.toml]")
 def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, statistics, baseline_file,
-         write_baseline_file, quiet, color, trust, custom_objects) -> None:
+         write_baseline_file, quiet, color, trust, custom_objects, jobs, timeout, no_cache, cache_dir) -> None:
     """Examine saved models and embedding matrices without running them.
 
     PATHS are files, or directories to search for them, in these formats: {formats}.
     Nothing in a file is executed, and TensorFlow is never imported.
 
+    Files are scanned in parallel, and a file unchanged since the last scan with the same
+    rules is not read again (--no-cache reads it). --trust loads models one at a time, uncached.
+
     Exit codes: 0 no finding at or above --fail-on, 1 findings, 2 unusable input.
     """
     from nandoctor import console
     from nandoctor.engine import scan as run_scan
+    from nandoctor.parallel import cpu_count
     from nandoctor.settings import load_settings
 
     if custom_objects and not trust:
@@ -96,7 +108,9 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, stati
 
             report = scan_trusted(list(paths), custom_objects=custom_objects, **chosen)
         else:
-            report = run_scan(list(paths), progress=None if quiet else console.WeightProgress(), **chosen)
+            report = run_scan(list(paths), progress=None if quiet else console.WeightProgress(),
+                              jobs=jobs or cpu_count(), timeout=timeout,
+                              cache_dir=None if no_cache else settings.scan_cache_folder(cache_dir), **chosen)
         if baseline_file:
             from nandoctor.baseline import apply_baseline, read_baseline
 

@@ -18,6 +18,7 @@ from nandoctor.catalogue import Selection
 from nandoctor.diagnosis import Diagnosis, Rule, RunsOn
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders import Target, discover, format_claimed_by, guess_format, load
+from nandoctor.parallel import Outcome, ScanJob, scan_in_processes
 from nandoctor.report import Confidence, Evidence, FileResult, FileStatus, Finding, Report
 
 Selectors = str | Iterable[str] | None
@@ -41,13 +42,69 @@ def scan(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     per_file_ignores: Mapping[str, str | Iterable[str]] | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
+    timeout: float | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> Report:
-    """Scan model files and directories statically; never imports TensorFlow or Keras."""
+    """Scan model files and directories statically; never imports TensorFlow or Keras.
+
+    `jobs` worker processes share the files (the report is the same, in the same order);
+    `timeout` stops a file's scan after so many seconds (it runs in a worker process, even
+    with one job, so that it can be killed); `cache_dir` keeps each file's result there and
+    reuses it while the file is unchanged (`nandoctor.cache`)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1. Received: {jobs}")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds. Received: {timeout}")
     selection = Selection.resolve(select, ignore, per_file_ignores)
     rules = selection.instances(RunsOn.FILE, options)
-    return Report([scan_target(target, rules, selection, progress) for target in discover([os.fspath(p) for p in paths])])
+    targets = list(discover([os.fspath(p) for p in paths]))
+    cache = None
+    if cache_dir is not None:
+        from nandoctor.cache import ScanCache
+
+        cache = ScanCache(cache_dir, rules)
+    results: list[FileResult | None] = [None] * len(targets)
+    fingerprints: dict[int, Any] = {}
+    to_scan: list[int] = []
+    for index, target in enumerate(targets):
+        if target.error is not None:
+            results[index] = scan_target_unfiltered(target, rules)
+            continue
+        if cache is not None:
+            results[index], fingerprints[index] = cache.lookup(target)
+        if results[index] is None:
+            to_scan.append(index)
+    scanned = _scan_each([targets[i] for i in to_scan], rules, ScanJob(select, ignore, options), jobs, timeout,
+                         progress)
+    for index, outcome in zip(to_scan, scanned):
+        results[index] = outcome.result
+        if cache is not None and outcome.finished and fingerprints.get(index) is not None:
+            cache.store(targets[index], fingerprints[index], outcome.result)
+    return Report([with_ignores(result, selection) for result in results])  # type: ignore[arg-type]
+
+
+# Fewer files than this per worker are scanned in this process. Measured by bench/many_files.py
+# (docs/benchmarks.md, "where workers start to pay"): starting two workers and handing them the
+# files costs about 15 ms, five small files' worth; two workers broke even at 16 small files.
+MIN_FILES_PER_WORKER = 8
+
+
+def _scan_each(targets: list[Target], rules: list[Rule], job: ScanJob, jobs: int, timeout: float | None,
+               progress: Progress | None) -> list[Outcome]:
+    """Each target's unfiltered result: in this process, or in workers when there are enough
+    files to pay for them, or when a time limit needs a process that can be killed."""
+    import multiprocessing
+
+    workers = min(jobs, len(targets) // MIN_FILES_PER_WORKER)
+    if timeout is not None and targets:
+        workers = max(workers, 1)
+    # A daemonic process (a multiprocessing pool's worker) may not start processes of its own.
+    if workers >= 1 and (workers > 1 or timeout is not None) and not multiprocessing.current_process().daemon:
+        return scan_in_processes(targets, job, workers, timeout)
+    return [Outcome(scan_target_unfiltered(target, rules, progress)) for target in targets]
 
 
 def check_model(
@@ -284,13 +341,17 @@ def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list
 
 
 def scan_target(target: Target, rules: list[Rule], selection: Selection, progress: Progress | None = None) -> FileResult:
+    return with_ignores(scan_target_unfiltered(target, rules, progress), selection)
+
+
+def scan_target_unfiltered(target: Target, rules: list[Rule], progress: Progress | None = None) -> FileResult:
+    """Every finding of `rules` on one target, before any ignore (what the cache keeps)."""
     if target.error is not None:
         return failed_result(target, target.error, FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     try:
         with load(target.path) as view:
-            kept, suppressed = selection.filter(run_rules(view, rules, progress), target.path)
-            return FileResult(target.path, view.format, FileStatus.SCANNED, findings=kept, notes=list(view.notes),
-                              suppressed=suppressed)
+            return FileResult(target.path, view.format, FileStatus.SCANNED, findings=run_rules(view, rules, progress),
+                              notes=list(view.notes))
     except NotAModel as reason:
         return failed_result(target, str(reason), FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     except UnreadableFile as reason:
@@ -301,6 +362,15 @@ def scan_target(target: Target, rules: list[Rule], selection: Selection, progres
         if os.environ.get("NANDOCTOR_DEBUG"):
             raise
         return failed_result(target, f"cannot read: {type(error).__name__}: {first_line(error)}")
+
+
+def with_ignores(result: FileResult, selection: Selection) -> FileResult:
+    """`result` with the selection's per-file and per-layer ignores applied to its findings."""
+    if result.status is not FileStatus.SCANNED:
+        return result
+    kept, suppressed = selection.filter(result.findings, result.path)
+    return FileResult(result.path, result.format, result.status, result.error, findings=kept,
+                      notes=result.notes, suppressed=suppressed)
 
 
 def failed_result(target: Target, reason: str, status: FileStatus = FileStatus.ERROR) -> FileResult:

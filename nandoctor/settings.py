@@ -5,6 +5,7 @@
 select = ["ND1", "ND601"]
 ignore = ["opaque-code"]
 fail-on = "error"
+cache-dir = ".cache/nandoctor"                # relative to this file; default .nandoctor_cache
 
 [tool.nandoctor.options.collapsed-weights]   # by code or name
 tiny = 1e-30
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_KNOWN_KEYS = {"select", "ignore", "fail-on", "options", "per-file-ignores", "per-layer-ignores"}
+_KNOWN_KEYS = {"select", "ignore", "fail-on", "options", "per-file-ignores", "per-layer-ignores", "cache-dir"}
 
 
 class SettingsError(ValueError):
@@ -43,6 +44,14 @@ class Settings:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     source: str | None = None
+    cache_dir: str | None = None  # absolute, when the file sets one
+
+    def scan_cache_folder(self, given: str | None = None) -> str:
+        """Where the scan keeps its cache: `given` (--cache-dir), else NANDOCTOR_CACHE_DIR,
+        else the setting, else `.nandoctor_cache` beside pyproject.toml or in the current folder."""
+        from nandoctor.cache import default_folder
+
+        return given or os.environ.get("NANDOCTOR_CACHE_DIR") or self.cache_dir or default_folder(self.source)
 
 
 def find_pyproject(start: str | os.PathLike | None = None) -> Path | None:
@@ -77,6 +86,7 @@ def load_settings(start: str | os.PathLike | None = None) -> Settings:
         options=table.get("options", {}),
         per_file_ignores=_glob_table(table, "per-file-ignores", path),
         source=str(path),
+        cache_dir=_cache_dir(table, path),
     )
     _check(settings, path)
     return settings
@@ -95,6 +105,15 @@ def _check(settings: Settings, path: Path) -> None:
             parse_severity(settings.fail_on)
     except ValueError as error:
         raise SettingsError(f"[tool.nandoctor] in {path}: {error}") from None
+
+
+def _cache_dir(table: dict[str, Any], path: Path) -> str | None:
+    value = table.get("cache-dir")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"[tool.nandoctor] cache-dir in {path} must be a folder's path. Received: {value!r}")
+    return str(path.parent / os.path.expanduser(value))
 
 
 def _glob_table(table: dict[str, Any], key: str, path: Path) -> dict[str, list[str]]:

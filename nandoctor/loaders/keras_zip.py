@@ -76,9 +76,28 @@ def _is_subclassed(view: ModelView, parsed) -> bool:
     return len(view.layers) == 1 and view.layers[0].is_model and not parsed.h5_paths.get(view.layers[0].name)
 
 
+# A stored weights member up to this size is opened from memory (h5py then reads its metadata
+# without calling back into Python); a larger one through a window onto the archive, so that
+# memory stays bounded. Tensors are read by offset from the archive either way.
+IN_MEMORY_WEIGHTS_BYTES = 8 << 20
+
+
+def _read_region(path: str, offset: int, size: int) -> bytes:
+    with open(path, "rb") as file:
+        file.seek(offset)
+        data = file.read(size)
+    if len(data) != size:
+        raise UnreadableFile(f"{WEIGHTS_MEMBER} runs past the end of the archive (truncated)")
+    return data
+
+
 def _open_weights(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, view: ModelView):
     """Open the weights member for h5py; return (root group, file with its bytes, offset)."""
-    if info.compress_type == zipfile.ZIP_STORED:
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size <= IN_MEMORY_WEIGHTS_BYTES:
+        offset = member_data_offset(path, info)
+        region_file, base_offset = path, offset
+        target = _read_region(path, offset, info.file_size)
+    elif info.compress_type == zipfile.ZIP_STORED:
         offset = member_data_offset(path, info)
         window = FileWindow(path, offset, info.file_size)
         view.on_close(window.close)

@@ -1,0 +1,211 @@
+"""Scanning files in worker processes, one file at a time each, with a hard time limit per file.
+
+Each worker owns one pipe and is given the next file only when it has answered the last, so a
+file that hangs libhdf5 (inside C, where nothing in Python can interrupt it) holds one worker
+and nothing else: at its deadline the worker is killed, the file gets a one-line error, and a
+fresh worker takes the next file. A worker that dies (a crash in a C library) costs its own file
+one line, never the run. concurrent.futures cannot do this: it has no way to kill one task.
+
+The workers run the static path only (nandoctor.engine's rules and loaders): no TensorFlow,
+no Keras. Workers are forked (a few milliseconds each) unless the process has loaded a
+library whose threads a fork would break (a notebook that imported TensorFlow): then they are
+spawned, a fresh interpreter each (about a quarter of a second), and a script that calls
+`nandoctor.scan(..., jobs=N)` needs the usual `if __name__ == "__main__":` guard.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from nandoctor.loaders import Target
+from nandoctor.report import FileResult
+from nandoctor.result_json import result_from_dict, result_to_dict, target_from_dict, target_to_dict
+
+
+@dataclass(frozen=True)
+class ScanJob:
+    """What every worker needs to scan a file as the parent would: the rules and their options.
+    Plain data, so that it crosses into a spawned interpreter."""
+
+    select: Any = None
+    ignore: Any = None
+    options: Mapping[str, Mapping[str, Any]] | None = None
+
+
+@dataclass
+class Outcome:
+    """A file's unfiltered result; `finished` is False when the worker was killed or died
+    (such a result is never cached: the next run tries the file again)."""
+
+    result: FileResult
+    finished: bool = True
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (a container's or taskset's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# Libraries whose own threads do not survive a fork: with one of them loaded, workers are spawned.
+_FORK_UNSAFE = ("tensorflow", "torch", "jax", "keras")
+
+
+def start_method() -> str:
+    """fork where the platform has it and no library that a fork breaks is loaded (the CLI
+    never loads one), else spawn. numpy's BLAS threads survive a fork: it registers handlers."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    return "spawn" if any(name in sys.modules for name in _FORK_UNSAFE) else "fork"
+
+
+def scan_in_processes(targets: Sequence[Target], job: ScanJob, jobs: int, timeout: float | None = None,
+                      method: str | None = None) -> list[Outcome]:
+    """Each target's unfiltered result, in the order given, from up to `jobs` worker processes."""
+    context = multiprocessing.get_context(method or start_method())
+    pool = _Pool(context, job, min(jobs, len(targets)))
+    outcomes: list[Outcome | None] = [None] * len(targets)
+    queue = list(range(len(targets)))[::-1]
+    try:
+        for worker in pool.workers:
+            pool.give(worker, queue, targets)
+        while any(worker.index is not None for worker in pool.workers):
+            ready = wait([w.connection for w in pool.workers if w.index is not None],
+                         timeout=pool.next_deadline(timeout))
+            for worker in pool.workers:
+                if worker.index is None:
+                    continue
+                if worker.connection in ready:
+                    index = worker.index
+                    try:
+                        outcomes[index] = Outcome(result_from_dict(json.loads(worker.connection.recv_bytes()),
+                                                                   targets[index].path))
+                    except (EOFError, OSError, ValueError, KeyError, TypeError):
+                        outcomes[index] = Outcome(_died(targets[index], worker), finished=False)
+                        pool.replace(worker)
+                elif timeout is not None and time.monotonic() - worker.started > timeout:
+                    index = worker.index
+                    outcomes[index] = Outcome(_timed_out(targets[index], timeout), finished=False)
+                    pool.replace(worker)
+                else:
+                    continue
+                worker.index = None
+                pool.give(worker, queue, targets)
+    finally:
+        pool.close()
+    return outcomes  # type: ignore[return-value]
+
+
+@dataclass
+class _Worker:
+    process: Any
+    connection: Connection
+    index: int | None = None  # the target it is scanning
+    started: float = 0.0
+
+
+@dataclass
+class _Pool:
+    context: Any
+    job: ScanJob
+    size: int
+    workers: list[_Worker] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.workers = [self._start() for _ in range(self.size)]
+
+    def _start(self) -> _Worker:
+        parent, child = self.context.Pipe()
+        process = self.context.Process(target=work, args=(child, self.job), daemon=True)
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def give(self, worker: _Worker, queue: list[int], targets: Sequence[Target]) -> None:
+        if queue:
+            worker.index = queue.pop()
+            worker.started = time.monotonic()
+            worker.connection.send_bytes(json.dumps(target_to_dict(targets[worker.index])).encode())
+
+    def replace(self, worker: _Worker) -> None:
+        """Kill `worker` (stuck in C, or dead already) and put a fresh one in its place."""
+        _stop(worker, kill=True)
+        fresh = self._start()
+        worker.process, worker.connection = fresh.process, fresh.connection
+
+    def next_deadline(self, timeout: float | None) -> float | None:
+        if timeout is None:
+            return None
+        busy = [w.started for w in self.workers if w.index is not None]
+        return max(0.0, min(busy) + timeout - time.monotonic()) if busy else None
+
+    def close(self) -> None:
+        for worker in self.workers:
+            _stop(worker, kill=worker.index is not None)
+
+
+def _stop(worker: _Worker, kill: bool) -> None:
+    if kill:
+        worker.process.kill()
+    else:
+        try:
+            worker.connection.send_bytes(b"null")
+        except OSError:
+            worker.process.kill()
+    worker.process.join(timeout=None if kill else 5)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join()
+    worker.connection.close()
+
+
+def _timed_out(target: Target, timeout: float) -> FileResult:
+    from nandoctor.engine import failed_result
+
+    return failed_result(target, f"took longer than --timeout {timeout:g} s: stopped")
+
+
+def _died(target: Target, worker: _Worker) -> FileResult:
+    """The one line for a file whose worker died, or answered with something not a result
+    (then it is killed: what a hostile file did to it is not trusted any further)."""
+    from nandoctor.engine import failed_result
+
+    worker.process.join(timeout=1)
+    if worker.process.is_alive():
+        worker.process.kill()
+        return failed_result(target, "the process scanning it sent a malformed result: stopped")
+    code = worker.process.exitcode
+    how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+    return failed_result(target, f"the process scanning it died ({how})")
+
+
+def work(connection: Connection, job: ScanJob) -> None:
+    """A worker's life: build the rules once, then scan each target sent until None arrives."""
+    from nandoctor.catalogue import Selection
+    from nandoctor.diagnosis import RunsOn
+    import signal
+
+    from nandoctor.engine import scan_target_unfiltered
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
+    selection = Selection.resolve(job.select, job.ignore)
+    rules = selection.instances(RunsOn.FILE, job.options)
+    while True:
+        try:
+            message = json.loads(connection.recv_bytes())
+        except (EOFError, KeyboardInterrupt):
+            return
+        if message is None:
+            return
+        result = scan_target_unfiltered(target_from_dict(message), rules)
+        connection.send_bytes(json.dumps(result_to_dict(result)).encode())

@@ -1,0 +1,176 @@
+"""The scan's cache: an unchanged file is not read again and gives the same report; a changed
+file, other rules or options, or an entry not to be trusted mean the file is read again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nandoctor import engine
+from nandoctor.cache import DEFAULT_FOLDER
+from nandoctor.engine import scan
+from tests.conftest import FIXTURES, run_cli
+
+BROKEN = FIXTURES / "broken"
+
+
+def refuse_to_read(monkeypatch):
+    def load(path):
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr(engine, "load", load)
+
+
+def test_a_cached_scan_of_the_fixtures_is_the_fresh_report_and_reads_no_file(tmp_path, monkeypatch):
+    fresh = scan([FIXTURES]).to_dict()
+    assert scan([FIXTURES], cache_dir=tmp_path).to_dict() == fresh
+    refuse_to_read(monkeypatch)
+    assert scan([FIXTURES], cache_dir=tmp_path).to_dict() == fresh
+    assert scan([FIXTURES], cache_dir=tmp_path, jobs=2).to_dict() == fresh
+
+
+def test_ignores_per_file_and_per_layer_apply_to_a_cached_result_as_to_a_fresh_one(tmp_path, monkeypatch):
+    path = BROKEN / "seed_c_zero_rows_cosine.keras"
+    scan([path, FIXTURES / "clean"], cache_dir=tmp_path)  # cached with nothing ignored
+    ignores = {"ignore": ["ND101:*emb*"], "per_file_ignores": {"seed_c_*.keras": ["ND1"], "clean/*.keras": ["ND9"]}}
+    fresh = scan([path, FIXTURES / "clean"], **ignores).to_dict()
+    refuse_to_read(monkeypatch)
+    assert scan([path, FIXTURES / "clean"], cache_dir=tmp_path, **ignores).to_dict() == fresh
+    assert sum(fresh["summary"].values()) and fresh["summary"]["suppressed"] > 0
+
+
+def zero_rows_npy(path, zero_rows: list[int]) -> None:
+    table = np.random.default_rng(0).standard_normal((64, 8)).astype("float32")
+    table[zero_rows] = 0.0
+    np.save(path, table)
+
+
+def test_a_file_changed_after_caching_is_scanned_again_even_with_its_size_and_time_kept(tmp_path):
+    path = tmp_path / "table.npy"
+    zero_rows_npy(path, [])
+    cache = tmp_path / "cache"
+    assert not scan([path], cache_dir=cache).findings
+    stamp = os.stat(path)
+    zero_rows_npy(path, [3, 5, 7])  # same size
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same modification time
+    assert os.stat(path).st_size == stamp.st_size
+    assert scan([path], cache_dir=cache).to_dict() == scan([path]).to_dict()
+    assert [f.code for f in scan([path], cache_dir=cache).findings] == ["ND101"]
+
+
+def test_a_file_rewritten_with_new_content_is_scanned_again(tmp_path):
+    path = tmp_path / "model.keras"
+    shutil.copy(FIXTURES / "clean" / "mlp.keras", path)
+    cache = tmp_path / "cache"
+    assert not scan([path], cache_dir=cache).findings
+    shutil.copy(BROKEN / "seed_c_zero_rows_cosine.keras", path)
+    assert scan([path], cache_dir=cache).to_dict() == scan([path]).to_dict()
+    assert scan([path], cache_dir=cache).findings
+
+
+def test_other_rules_or_options_do_not_reuse_an_entry(tmp_path):
+    path = BROKEN / "seed_c_zero_rows_cosine.keras"
+    scan([path], cache_dir=tmp_path, select=["ND1"])
+    assert scan([path], cache_dir=tmp_path, select=["ND6"]).to_dict() == scan([path], select=["ND6"]).to_dict()
+    options = {"collapsed-weights": {"tiny": 1e-3}}
+    scan([path], cache_dir=tmp_path, options=options)
+    folders = {entry.parent for entry in tmp_path.rglob("*.json")}
+    assert len(folders) == 3  # one per set of rules and options
+
+
+def entries(cache):
+    found = sorted(cache.rglob("*.json"))
+    assert found
+    return found
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=st.one_of(
+    st.binary(max_size=200),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+                 max_leaves=12).map(lambda value: json.dumps(value).encode()),
+))
+def test_a_corrupt_cache_entry_is_ignored_and_rewritten(tmp_path, garbage):
+    path = BROKEN / "seed_c_zero_rows_cosine.keras"
+    cache = tmp_path / "corrupt"
+    shutil.rmtree(cache, ignore_errors=True)
+    fresh = scan([path]).to_dict()
+    scan([path], cache_dir=cache)
+    (entry,) = entries(cache)
+    entry.write_bytes(garbage)
+    assert scan([path], cache_dir=cache).to_dict() == fresh
+    assert json.loads(entry.read_text())["result"]["findings"]  # rewritten from the fresh scan
+
+
+def test_an_entry_whose_findings_were_tampered_with_in_shape_is_ignored(tmp_path):
+    path = BROKEN / "seed_c_zero_rows_cosine.keras"
+    scan([path], cache_dir=tmp_path)
+    (entry,) = entries(tmp_path)
+    data = json.loads(entry.read_text())
+    data["result"]["findings"][0]["severity"] = "catastrophic"
+    entry.write_text(json.dumps(data))
+    assert scan([path], cache_dir=tmp_path).to_dict() == scan([path]).to_dict()
+
+
+def test_an_entry_of_another_file_is_not_trusted(tmp_path):
+    clean, broken = tmp_path / "clean.keras", tmp_path / "broken.keras"
+    shutil.copy(FIXTURES / "clean" / "mlp.keras", clean)
+    shutil.copy(BROKEN / "seed_c_zero_rows_cosine.keras", broken)
+    cache = tmp_path / "cache"
+    scan([broken], cache_dir=cache)
+    (broken_entry,) = entries(cache)
+    scan([clean], cache_dir=cache)
+    (clean_entry,) = [entry for entry in entries(cache) if entry != broken_entry]
+    shutil.copy(broken_entry, clean_entry)  # the clean file's entry now holds the broken file's findings
+    assert not scan([clean], cache_dir=cache).findings
+
+
+def test_the_cli_caches_beside_pyproject_in_a_folder_that_ignores_itself(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[tool.nandoctor]\n")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    monkeypatch.delenv("NANDOCTOR_CACHE_DIR", raising=False)
+    model = FIXTURES / "clean" / "mlp.keras"
+    run_cli("scan", model, "--no-cache", expected_exit=0)
+    assert not (tmp_path / DEFAULT_FOLDER).exists()
+    run_cli("scan", model, expected_exit=0)
+    folder = tmp_path / DEFAULT_FOLDER
+    assert (folder / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert (folder / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert len(entries(folder)) == 1
+
+
+@pytest.mark.parametrize("where", ["option", "environment", "setting"])
+def test_the_cache_folder_is_configurable(tmp_path, monkeypatch, where):
+    chosen = tmp_path / "elsewhere"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NANDOCTOR_CACHE_DIR", raising=False)
+    args = []
+    if where == "option":
+        args = ["--cache-dir", str(chosen)]
+    elif where == "environment":
+        monkeypatch.setenv("NANDOCTOR_CACHE_DIR", str(chosen))
+    else:
+        (tmp_path / "pyproject.toml").write_text('[tool.nandoctor]\ncache-dir = "elsewhere"\n')
+    run_cli("scan", FIXTURES / "clean" / "mlp.keras", *args, expected_exit=0)
+    assert len(entries(chosen)) == 1 and not (tmp_path / DEFAULT_FOLDER).exists()
+
+
+def test_a_cache_dir_setting_that_is_not_a_path_is_a_usage_error(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text("[tool.nandoctor]\ncache-dir = 3\n")
+    monkeypatch.chdir(tmp_path)
+    assert "cache-dir" in run_cli("scan", FIXTURES / "clean" / "mlp.keras", expected_exit=2).stderr
+
+
+def test_a_cache_folder_that_cannot_be_written_does_not_stop_the_scan(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    path = BROKEN / "seed_c_zero_rows_cosine.keras"
+    assert scan([path], cache_dir=blocker / "cache").to_dict() == scan([path]).to_dict()
