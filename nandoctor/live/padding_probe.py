@@ -19,9 +19,10 @@ from nandoctor.rules.padding_not_masked import PaddingNotMasked
 
 # Padding reaches the output when changing it moves the outputs at real positions by more
 # than this fraction of what one real token moves them by. Chosen between the ratios measured
-# on the zoo (bench/judgement.py writes both distributions to docs/benchmarks.md): correct
-# models at most 3.7e-5 (a hand-written tie's log-softmax, rounding), leaking ones at least
-# 2.4e-3 (KerasHub's RoFormerV2, its mask on the wrong axis); about 8x from each.
+# on the zoo (bench/judgement.py writes the distributions to docs/benchmarks.md): correct
+# models measure exactly 0, a language model that does not leak at most 3.7e-5 (a hand-written
+# tie's log-softmax, rounding), leaking ones at least 2.4e-3 (KerasHub's RoFormerV2, its mask
+# on the wrong axis): about 8x from each of the last two.
 LEAK_RATIO = 3e-4
 _INPUTS = ("random texts of {length} ids, half of them padding (id 0): a batch padded after the text (post) "
            "and, where the model takes no padding mask and is no language model, one padded before it (pre)")
