@@ -99,3 +99,29 @@ def test_the_plot_extra_draws_a_health_log(tmp_path, keras):
     done = run_in(bin_dir, "nandoctor plot health -o health.png", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "health.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.installs
+def test_the_cluster_extra_scans_on_a_local_dask_cluster_without_tensorflow(tmp_path):
+    bin_dir = installed(tmp_path, "cluster")
+    assert present(bin_dir, tmp_path) == []
+    (tmp_path / "on_cluster.py").write_text(ON_CLUSTER.format(folder=str(ROOT / "fixtures" / "broken")))
+    done = run_in(bin_dir, "python on_cluster.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["same", "as", "the", "serial", "scan"]
+
+
+ON_CLUSTER = """
+from distributed import Client, LocalCluster
+
+import nandoctor
+from nandoctor.cluster import scan_on_cluster
+
+if __name__ == "__main__":
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        merged = scan_on_cluster(["{folder}"], client=client)
+    serial = nandoctor.scan(["{folder}"])
+    assert merged.to_dict(version="x") == serial.to_dict(version="x"), "the merged report differs"
+    print("same as the serial scan")
+"""
