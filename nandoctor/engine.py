@@ -194,17 +194,14 @@ def _settle(findings: list[Finding], check, model) -> list[Finding]:
 
 def _merge(findings: list[Finding], measured: list[Finding], check) -> list[Finding]:
     """Each measurement confirms the earlier findings it proves (they rise to the severity it
-    supports, with its evidence); the one of its own code, or else the first it may absorb,
-    takes it in, and a measurement that proves nothing is added."""
+    supports, with its evidence, and say it in their message); a measurement that proves none
+    it may be said as part of (`check.absorbs`) is a finding of its own."""
     merged = list(findings)
     for finding in measured:
         confirmed = [i for i, earlier in enumerate(merged) if check.confirms(finding, earlier)]
-        absorbing = [i for i in confirmed if check.absorbs(finding, merged[i])]
-        # Of the findings it proves, the one of its own code first.
-        index = next((i for i in absorbing if merged[i].code == finding.code), absorbing[0] if absorbing else None)
         for i in confirmed:
             merged[i] = _confirmed(merged[i], finding)
-        if index is None:
+        if not any(check.absorbs(finding, merged[i]) for i in confirmed):
             merged.append(finding)
     return merged
 
