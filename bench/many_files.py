@@ -14,20 +14,9 @@ text files from 4 KiB to a few MiB. Everything is timed with the page cache warm
 (c) `nandoctor scan DIR` as a user runs it (a fresh process, imports included, JSON to /dev/null):
     one core (`--jobs 1`) and every core, cold (`--no-cache`); then with the cache, a first run
     that fills it and a second that finds every file unchanged.
-Where one core's time goes, by kind (`nandoctor.scan` in process after imports, `jobs=1`, against the
-metadata floor of the same files; word2vec text has no metadata to speak of: the scan parses every number):
-
-| kind | files | scan per file | metadata floor per file | ratio |
-|---|---|---|---|---|
-{kind_rows}
-
-Phase by phase on {r['phases']['.keras']['files']} `.keras` and {r['phases']['.h5']['files']} `.h5` files (ms per file, in process, one core): the loader alone (open,
-config, weights tree, the HDF5 link and heap checks), then with the weight statistics the weight
-rules share, then with every rule:
-
-| kind | metadata floor | loader | + weight statistics | + every rule |
-|---|---|---|---|---|
-{phase_rows}
+Where one core's time goes: by kind of file, the in-process scan per file against its metadata
+floor; and phase by phase on `.keras` and `.h5` files, the loader alone, then with the weight
+statistics, then with every rule.
 
 (d) Where workers start to pay: `nandoctor.scan` in this process, on the first k files, serial
     against `jobs=` every core (what MIN_FILES_PER_WORKER in nandoctor/engine.py is set from).
