@@ -148,13 +148,14 @@ class PaddingProbe(LiveCheck):
         # Each convention is a batch of its own: an output that compares the rows of a batch
         # (a contrastive model's logits) must not read one convention's padding into another's.
         batches = {name: padded_batch(rng, ids.vocabulary, length, ids.dtype, name) for name in PADDINGS}
-        bases = {name: run_on(tokens, real) for name, (tokens, real) in batches.items()}
+        bases = {"post": run_on(*batches["post"])}
         language_model = bases["post"].ndim == 3 and bases["post"].shape[-1] in (ids.vocabulary, ids.vocabulary - 1)
         # A language model's pipelines and KerasHub's preprocessors (the padding mask's makers)
         # pad after the text; elsewhere a user pads either way, and padding leaks only where
         # it reaches the real outputs whichever way they pad (a model that classifies its first
         # position needs `post`; an LSTM read at its last step, `pre`).
         conventions = ["post"] if language_model or takes_mask else list(PADDINGS)
+        bases.update({name: run_on(*batches[name]) for name in conventions if name not in bases})
         self.windows = not takes_mask and (language_model or (view is not None and reads_unpadded_windows(view)))
         real_change = max(at_real_positions(np.abs(run_on(_one_token_changed(*batches[name], ids.vocabulary),
                                                           batches[name][1]) - bases[name]), batches[name][1])
