@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from nandoctor.analysis.causality import CAUSAL_FLAGS, declares_causality, declares_masked_lm
+from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.live.causal_leak import CausalLeak
 from nandoctor.live.live_check import LiveCheck, model_backend
 from nandoctor.live.model_inputs import first_output, probe_inputs, typical_values
@@ -94,8 +95,6 @@ _MASK_TOKEN_KEYS = ("mask_token_id", "mask_token_rate", "mask_selection_rate")
 def _wrappers_that_drop_causality(model, position: int, first: int) -> Iterator[Finding]:
     """User layers whose config says causal while the model's positions see the future: their
     call does not pass the mask on to the attention inside them."""
-    from nandoctor.analysis.keras_facts import is_known_class
-
     for layer in every_layer(model):
         module = type(layer).__module__
         if is_known_class(type(layer).__name__, module):

@@ -16,7 +16,7 @@ import numpy as np
 
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import to_host
-from nandoctor.live.model_layers import layer_named
+from nandoctor.live.model_layers import every_layer, layer_named
 from nandoctor.report import Evidence, Finding
 from nandoctor.rules.positional_scale_mismatch import PositionalScaleMismatch
 
@@ -79,7 +79,7 @@ def _measured_ratio(layer, model, finding: Finding) -> float | None:
             return None
         inputs = keras.ops.convert_to_tensor(tokens.astype("float32"))
     elif shape is not None and len(shape) == 2 and shape[1] is not None:
-        vocabulary = max((getattr(sub, "input_dim", 0) for sub in layer._flatten_layers(include_self=False)), default=0)
+        vocabulary = max((getattr(sub, "input_dim", 0) for sub in every_layer(layer)), default=0)
         if vocabulary < 2:
             return None
         inputs = rng.integers(1, vocabulary, size=(_BATCH, shape[1])).astype("int32")
