@@ -47,10 +47,15 @@ class NanProbe(LiveCheck):
     def run(self, model, view) -> Iterator[Finding]:
         if any(weight.stats().nonfinite for weight in view.weights()):
             return  # weights already NaN break every input: that is ND102's finding, not a recipe's
+        # Zero rows reaching a singular operation whose gradient this backend kept finite: the
+        # weaker evidence, said after the recipes that break the model outright.
+        singular = broken = None
         for recipe, inputs, evidence, zero_rows_of in _recipes(model, view):
             # Gradients grow with the inputs: at 1e12 only non-finite values say something.
             outcome = _evaluate(model, inputs, judge_size="magnitude" not in recipe)
             if outcome is None:
+                if zero_rows_of and singular is None:
+                    singular = _singular_point_reached(model, view, inputs, recipe, zero_rows_of)
                 continue
             kind, value = outcome
             from nandoctor.live.replay import localize
@@ -60,11 +65,15 @@ class NanProbe(LiveCheck):
             rule = UnguardedDivision if kind == "non-finite output" else SingularGradient
             message = (f"on {recipe}, the model's {kind} ({value}); replaying it layer by layer: "
                        f"{where.describe()}")
-            yield rule.finding(layer, message, confidence=Confidence.HIGH, evidence=evidence,
-                               measured=f"{kind} on {recipe}",
-                               details={"recipe": recipe, "kind": kind, "localization": where.to_dict(),
-                                        "zero_rows_of": zero_rows_of})
-            return
+            broken = rule.finding(layer, message, confidence=Confidence.HIGH, evidence=evidence,
+                                  measured=f"{kind} on {recipe}",
+                                  details={"recipe": recipe, "kind": kind, "localization": where.to_dict(),
+                                           "zero_rows_of": zero_rows_of})
+            yield broken
+            break
+        # Said beside a breakage elsewhere (an empty text's mean), not over one that proves the same layer.
+        if singular is not None and (broken is None or broken.layer not in (None, singular.layer)):
+            yield singular
 
     def confirms(self, measured: Finding, suspicion: Finding) -> bool:
         """The probe sees that a layer breaks, not which of its operations: it confirms
@@ -82,6 +91,32 @@ class NanProbe(LiveCheck):
     def absorbs(self, measured: Finding, suspicion: Finding) -> bool:
         """A NaN is said with the numerics suspicion it proves; zero rows it fed are raised beside it."""
         return suspicion.code in {rule.code for rule in self._numerics}
+
+
+def _singular_point_reached(model, view, inputs, recipe: str, zero_rows_of: list[str]) -> Finding | None:
+    """A layer the graph checks suspect of a square root or division singular at 0 that the zero
+    rows reach as exactly-zero vectors, on a backend whose gradients stayed finite anyway.
+
+    TensorFlow's gradient of `sqrt` is 0 wherever no gradient flows into it, so a clamp put
+    outside the root (`maximum(norm_a * norm_b, eps)` choosing eps) hides the infinite
+    derivative there; JAX and PyTorch compute 0 * inf = NaN, and the same file trains to NaN
+    on them (measured on field report C's hand-written cosine)."""
+    from nandoctor.live.graph_checks import GraphChecks
+    from nandoctor.live.replay import layers_given_zero_vectors
+
+    suspected = {finding.layer: finding for finding in GraphChecks().run(model, view)
+                 if finding.code in (UnguardedDivision.code, SingularGradient.code)}
+    reached = [layer for layer in layers_given_zero_vectors(model, inputs) if layer in suspected] if suspected else []
+    if not reached:
+        return None
+    layer = reached[0]
+    rule = UnguardedDivision if suspected[layer].code == UnguardedDivision.code else SingularGradient
+    message = (f"on {recipe}, layer '{layer}' receives all-zero vectors, the point where its operation is singular; "
+               "the gradients stayed finite here only because this backend passes a zero gradient through it where "
+               "none flows in: on JAX and PyTorch the same model's gradient is NaN")
+    return rule.finding(layer, message, confidence=Confidence.HIGH, evidence=Evidence.MEASURED,
+                        measured=f"all-zero vectors reaching layer '{layer}' on {recipe}",
+                        details={"recipe": recipe, "kind": "singular point reached", "zero_rows_of": zero_rows_of})
 
 
 def _recipes(model, view):

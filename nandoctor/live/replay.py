@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from nandoctor.live.gradients import loss_gradients, torch_replay_gradients
 from nandoctor.live.live_check import model_backend
-from nandoctor.live.model_inputs import input_nest, is_finite
+from nandoctor.live.model_inputs import input_nest, is_finite, to_host
 
 
 @dataclass
@@ -93,6 +93,28 @@ def _localize(model, sample) -> Localization:
     gradients = tape.gradient(loss, outputs + weights)
     weight_gradients = [tf.convert_to_tensor(g) if g is not None else None for g in gradients[len(outputs):]]
     return _backward(result, layers, gradients[: len(outputs)], weights, weight_gradients)
+
+
+def layers_given_zero_vectors(model, x) -> list[str]:
+    """The layers that receive, from another layer, a vector (along the last axis) that is
+    exactly zero, on `x`, in the order they run: where a norm, a square root or a division of
+    that vector sits at its singular point. Empty for a model that cannot be replayed."""
+    import keras
+
+    try:
+        layers = [layer for layer in model.layers if layer.__class__.__name__ != "InputLayer"]
+        outputs = _layer_outputs(keras.Model(input_nest(model), [layer.output for layer in layers]), x)
+    except Exception:  # subclassed, or a layer called twice: nothing measured
+        return []
+    zero_vector = {layer.name: _holds_zero_vector(output) for layer, output in zip(layers, outputs)}
+    return [layer.name for layer in layers if any(zero_vector.get(inbound) for inbound in _inbound_names(layer))]
+
+
+def _holds_zero_vector(tensor) -> bool:
+    values = to_host(tensor)
+    if values.dtype.kind != "f" or values.ndim < 2 or values.shape[-1] < 2:  # ids, masks, scalars per sample
+        return False
+    return bool((values == 0).all(axis=-1).any())
 
 
 def _layer_outputs(probe, x) -> list:

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 import nandoctor
 
@@ -72,3 +73,40 @@ def test_each_id_input_is_probed_within_the_table_it_feeds():
     cosine = keras.layers.Lambda(lambda p: keras.ops.sum(p[0] * p[1], -1) / (norm(p[0]) * norm(p[1])), name="cos")
     (finding,) = confirmed(keras.Model([words, entity], cosine([text, candidate])), "ND201")
     assert finding.layer == "cos" and finding.details["probe"]["kind"] == "non-finite output"
+
+
+@pytest.mark.every_backend
+def test_zero_rows_reaching_a_root_clamped_outside_are_an_error_on_every_backend():
+    """Field report C's hand-written cosine, `dot / maximum(norm_a * norm_b, eps)`, fed an entity
+    table's zero rows. JAX and PyTorch make the root's gradient NaN; TensorFlow passes 0 through
+    it (the clamp chose eps), and the probe measures the zero vectors reaching the root instead."""
+    rng = np.random.default_rng(0)
+    entity_table = rng.normal(size=(12, 4)).astype("float32")
+    entity_table[3:6] = 0.0
+    words, entity = keras.Input((5,), dtype="int32"), keras.Input((1,), dtype="int32")
+    text = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(40, 4, name="word_emb")(words))
+    text = keras.layers.Dense(4, activation="tanh")(text)
+    candidate = keras.layers.Flatten()(keras.layers.Embedding(12, 4, weights=[entity_table], name="entity_emb")(entity))
+    cosine = keras.layers.Lambda(
+        lambda p: keras.ops.sum(p[0] * p[1], -1) / keras.ops.maximum(norm(p[0]) * norm(p[1]), 1e-3), name="cos")
+    findings = nandoctor.check(keras.Model([words, entity], cosine([text, candidate]))).findings
+    (zero_rows,) = [f for f in findings if f.code == "ND101"]
+    assert zero_rows.layer == "entity_emb" and zero_rows.severity == "error"
+    assert zero_rows.details["evidence"] == "measured" and "all-zero embedding rows" in zero_rows.message
+    (singular,) = [f for f in findings if f.code == "ND202"]
+    assert singular.layer == "cos" and singular.severity == "error"
+
+
+def test_the_root_guarded_inside_leaves_zero_rows_at_info():
+    rng = np.random.default_rng(0)
+    entity_table = rng.normal(size=(12, 4)).astype("float32")
+    entity_table[3:6] = 0.0
+    words, entity = keras.Input((5,), dtype="int32"), keras.Input((1,), dtype="int32")
+    text = keras.layers.Dense(4, activation="tanh")(
+        keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(40, 4, name="word_emb")(words)))
+    candidate = keras.layers.Flatten()(keras.layers.Embedding(12, 4, weights=[entity_table], name="entity_emb")(entity))
+    safe_norm = lambda t: keras.ops.sqrt(keras.ops.sum(t * t, -1) + 1e-6)  # noqa: E731
+    cosine = keras.layers.Lambda(lambda p: keras.ops.sum(p[0] * p[1], -1) / (safe_norm(p[0]) * safe_norm(p[1])), name="cos")
+    findings = nandoctor.check(keras.Model([words, entity], cosine([text, candidate]))).findings
+    assert [f.severity for f in findings if f.code == "ND101"] == ["info"]
+    assert not [f for f in findings if f.code.startswith("ND2")]
