@@ -19,18 +19,20 @@ def scan(paths, *, select=None, ignore=None, options=None) -> Report:
     return run_scan(paths, select=select, ignore=ignore, options=options)
 
 
-def check(model, *, probes=True, select=None, ignore=None, options=None) -> Report:
+def check(model, *, probes=True, select=None, ignore=None, options=None, sample=None) -> Report:
     """Examine a live Keras model: the same rules as `scan`, on its config and weights, then
     (with `probes`) the live checks: the graph checks of hand-written numerics (ND201
     unguarded division, ND202 singular gradient, ND203 unguarded log), the padding probe
     (confirms ND301/ND302), the tie probe (ND402) and the causal probe (ND502). A probe that
     confirms a static finding raises it to high confidence with its evidence; the NaN probe
     (inputs built to break the model: zero-row ids, all padding, zeros, 1e30, identical
-    pairs) confirms the graph checks' ND201/ND202 and names the culprit layer.
+    pairs) confirms the graph checks' ND201/ND202 and names the culprit layer. `sample`, a
+    batch `(x, y)` of the data the model trains on, lets the targets be measured against the
+    output's range (ND601: distances through a sigmoid).
     """
     from nandoctor.engine import check_model
 
-    return check_model(model, probes=probes, select=select, ignore=ignore, options=options)
+    return check_model(model, probes=probes, select=select, ignore=ignore, options=options, sample=sample)
 
 
 def assert_healthy(model_or_path, *, fail_on="warning", select=None, ignore=None) -> None:

@@ -114,23 +114,25 @@ def check_model(
     select: Selectors = None,
     ignore: Selectors = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    sample=None,
 ) -> Report:
-    """The static rules on a live model's structure and weights, then the live checks."""
+    """The static rules on a live model's structure and weights, then the live checks (given
+    `sample`, a batch `(x, y)` of the user's data, where a check can use it)."""
     selection = Selection.resolve(select, ignore)
     timings: dict[str, float] = {}
-    result = _check(model, selection, options, probes, timings)
+    result = _check(model, selection, options, probes, timings, sample=sample)
     return Report([result], timings)
 
 
 def _check(model, selection: Selection, options, probes: bool, timings: dict[str, float],
-           path: str | None = None) -> FileResult:
+           path: str | None = None, sample=None) -> FileResult:
     """One live model's result; `path` is the file it was loaded from, for per-file ignores."""
     with quiet_dependencies():
-        return _check_quietly(model, selection, options, probes, timings, path)
+        return _check_quietly(model, selection, options, probes, timings, path, sample)
 
 
 def _check_quietly(model, selection: Selection, options, probes: bool, timings: dict[str, float],
-                   path: str | None) -> FileResult:
+                   path: str | None, sample=None) -> FileResult:
     from nandoctor.live.model_view import view_of_model
 
     started = time.perf_counter()
@@ -140,14 +142,14 @@ def _check_quietly(model, selection: Selection, options, probes: bool, timings: 
     timings["static rules"] = time.perf_counter() - started
     notes = list(view.notes)
     if probes:
-        findings = run_live_checks(model, view, selection, findings, timings, notes)
+        findings = run_live_checks(model, view, selection, findings, timings, notes, sample)
     kept, suppressed = selection.filter(findings, path)
     return FileResult(path or view.path, guess_format(path) if path else view.format, FileStatus.SCANNED,
                       findings=kept, notes=notes, suppressed=suppressed)
 
 
 def run_live_checks(model, view, selection: Selection, findings: list[Finding],
-                    timings: dict[str, float], notes: list[str]) -> list[Finding]:
+                    timings: dict[str, float], notes: list[str], sample=None) -> list[Finding]:
     """Every selected live check in order; a measurement that confirms an earlier finding
     raises it to high confidence with the evidence, other findings are added."""
     from nandoctor.live import LIVE_CHECKS
@@ -162,7 +164,7 @@ def run_live_checks(model, view, selection: Selection, findings: list[Finding],
         if check_class.backends is not None and backend not in check_class.backends:
             notes.append(f"{check_class.name} did not run: {check_class.needs}, and this model runs on {backend}")
             continue
-        check = check_class()
+        check = check_class(sample)
         started = time.perf_counter()
         try:
             merged = _settle(merged, check, model)

@@ -37,9 +37,11 @@ class LiveCheck(Documented):
     backends: ClassVar[tuple[str, ...] | None] = None
     needs: ClassVar[str] = ""
 
-    def __init__(self) -> None:
+    def __init__(self, sample=None) -> None:
         # What it could not look at on this model, in words, for the report's notes.
         self.notes: list[str] = []
+        # A batch of the user's own data, `(x, y)`, where `check(model, sample=...)` was given one.
+        self.sample = sample
 
     def run(self, model, view) -> Iterator[Finding]:
         raise NotImplementedError

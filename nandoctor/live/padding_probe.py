@@ -98,8 +98,8 @@ class PaddingProbe(LiveCheck):
     name = "padding-probe"
     raises = (PaddingNotMasked, MaskDropped)
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, sample=None) -> None:
+        super().__init__(sample)
         # Each embedding's measured ratio, leaking or not, and whether the model is a language
         # model over windows (id 0 no evidence of padding there): what the threshold benchmark reads.
         self.ratios: list[float] = []

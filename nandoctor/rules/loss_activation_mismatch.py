@@ -95,7 +95,9 @@ class LossActivationMismatch(Rule):
     Outputs produced by a Lambda, a custom layer or a merge (`Add`, `Concatenate`) have an
     activation the scan cannot see, and are not checked. Custom losses are not checked
     statically (`check()` traces them). The targets are not in the file: a sigmoid under
-    `mean_squared_error` is right for pixel intensities and slow for labels, so it is `info`.
+    `mean_squared_error` is right for pixel intensities and slow for labels, so it is `info`;
+    `check(model, sample=(x, y))` measures a batch of the real targets, and those the output
+    activation cannot reach (distances through a sigmoid) make it an error.
 
     ## References
     - [Field report A](../field-reports.md) (memory network language model).
@@ -107,11 +109,11 @@ class LossActivationMismatch(Rule):
     evidence = (
         "the config: the output layer's activation and the compiled loss (string, function, class, per "
         "output). A custom loss's code is unseen statically; `check()` traces the loss. An output made by "
-        "unseen code is not judged."
+        "unseen code is not judged. The targets, given to `check(model, sample=(x, y))`, are measured."
     )
     name = "loss-activation-mismatch"
     severity = Severity.ERROR
-    evidence_kinds = (Evidence.CERTAIN,)
+    evidence_kinds = (Evidence.CERTAIN, Evidence.MEASURED)
     fix = (
         "Use activation='softmax' on the output layer for a categorical cross-entropy "
         "(sigmoid for a binary one), or keep it linear and compile the loss with from_logits=True."
