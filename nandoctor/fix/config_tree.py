@@ -8,13 +8,16 @@ from typing import Any
 from nandoctor.fix.prescription import CannotFix
 
 
-def layer_entry(model: dict[str, Any], name: str) -> dict[str, Any]:
+def layer_entry(model: dict[str, Any], name: str | None) -> dict[str, Any]:
     """The entry of layer `name` (`outer/inner` inside a nested model) in a model config."""
+    if name is None:
+        raise CannotFix("the finding names no layer")
     entry = model
     for part in name.split("/"):
-        entry = next((child for child in _children(entry) if entry_name(child) == part), None)
-        if entry is None:
+        found = next((child for child in _children(entry) if entry_name(child) == part), None)
+        if found is None:
             raise CannotFix(f"the config has no layer {name!r}")
+        entry = found
     return entry
 
 

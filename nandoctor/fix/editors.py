@@ -22,6 +22,7 @@ import numpy as np
 from nandoctor.fix.prescription import CannotFix
 from nandoctor.loaders.h5_file_checks import check_hdf5_file
 from nandoctor.loaders.keras_config import parse_model
+from nandoctor.loaders.word2vec import Word2VecTextSource
 from nandoctor.view import Weight
 from nandoctor.view.array_sources import FileRegionSource
 
@@ -141,7 +142,7 @@ class ModelFileEditor(Editor):
 
     def save(self, destination: str) -> None:
         if self.h5 is not None:
-            self._move_groups()
+            self._move_groups(self.h5)
             if self.format == "h5" and self.config is not None:
                 text = json.dumps(self.config)
                 self.h5.attrs["model_config"] = text.encode() if self._config_is_bytes else text
@@ -158,15 +159,15 @@ class ModelFileEditor(Editor):
         else:
             shutil.copyfile(self.weights_path, destination)
 
-    def _move_groups(self) -> None:
+    def _move_groups(self, h5: h5py.File) -> None:
         """Move each layer's group to the path Keras derives from the edited config. Moves
         go through temporary names, so two layers may trade paths."""
         moves = [(old, new) for name, old in self._saved_paths.items()
-                 if (new := self._h5_paths().get(name)) not in (None, old) and old in self.h5]
+                 if (new := self._h5_paths().get(name)) not in (None, old) and old in h5]
         for index, (old, _) in enumerate(moves):
-            self.h5.move(old, f"{old}.nandoctor-moving-{index}")
+            h5.move(old, f"{old}.nandoctor-moving-{index}")
         for index, (old, new) in enumerate(moves):
-            self.h5.move(f"{old}.nandoctor-moving-{index}", new)
+            h5.move(f"{old}.nandoctor-moving-{index}", new)
 
     def _write_archive(self, destination: str) -> None:
         with zipfile.ZipFile(self.path) as source, zipfile.ZipFile(destination, "w") as target:
@@ -225,6 +226,7 @@ class TableEditor(Editor):
 
     def _rewrite_text(self, destination: str) -> None:
         weight, rows, values = next(iter(self.rows.values()))
+        assert isinstance(weight.source, Word2VecTextSource)  # save() sends only text word2vec here
         replaced = {int(row): vector for row, vector in zip(rows, values)}
         with open(self.path, "rb") as source, open(destination, "wb") as target:
             if weight.source.skip_header:

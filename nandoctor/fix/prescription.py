@@ -54,6 +54,6 @@ def embedding_of(view: ModelView, name: str | None) -> tuple[Layer, Weight]:
     """The layer `name` of the view and its 2-D embedding matrix."""
     layer = next((layer for layer in view.layers if layer.name == name), None)
     matrix = layer.embedding_matrix() if layer is not None else None
-    if matrix is None or len(matrix.shape) != 2:
+    if layer is None or matrix is None or len(matrix.shape) != 2:
         raise CannotFix(f"no embedding matrix named {name!r}")
     return layer, matrix

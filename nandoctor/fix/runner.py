@@ -102,6 +102,7 @@ class _Fixer:
                         editor.close()
                     return result
                 with editor:
+                    written: str | None  # None once moved into place: nothing left to remove
                     written = _scratch_path(path, destination)
                     try:
                         editor.save(written)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from nandoctor.fix.prescription import CannotFix, Prescription, Safety, embedding_of
@@ -27,6 +29,7 @@ class FillZeroRows(Prescription):
         if not np.issubdtype(np.dtype("float32" if matrix.source.bfloat16 else matrix.source.dtype), np.floating):
             raise CannotFix(f"the table of {finding.layer!r} does not hold floats ({matrix.dtype})")
         zero_rows = matrix.stats().zero_rows
+        assert zero_rows is not None  # embedding_of returned a 2-D matrix, whose stats keep its rows
         padding = padding_row(layer)
         rows = zero_rows[zero_rows != padding] if padding is not None else zero_rows
         norm = _median_nonzero_norm(matrix)
@@ -36,7 +39,7 @@ class FillZeroRows(Prescription):
         directions = rng.standard_normal((len(rows), matrix.source.row_len))
         values = (directions / np.linalg.norm(directions, axis=1, keepdims=True) * norm * _SCALE).astype(np.float32)
         editor.set_rows(matrix, rows, values)
-        labels = matrix.row_labels([int(row) for row in rows]) or [None] * len(rows)
+        labels: Sequence[str | None] = matrix.row_labels([int(row) for row in rows]) or [None] * len(rows)
         changes = [f"{finding.layer}: row {row}{f' ({label!r})' if label else ''}: zero -> random, norm {norm * _SCALE:.3g}"
                    for row, label in zip(rows.tolist(), labels)]
         return self.applied(
