@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from nandoctor.analysis.keras_facts import (
     HAND_WRITTEN_TIE_KEYS,
@@ -160,7 +161,7 @@ class BrokenTie(Rule):
         embedding = _tie_target(view, layer)
         target = f"'{embedding.name}'" if embedding else "an embedding"
         stored = next((w for w in layer.weights if len(w.shape) == 2), None)
-        details = {"class_name": layer.class_name, "embedding": embedding.name if embedding else None}
+        details: dict[str, Any] = {"class_name": layer.class_name, "embedding": embedding.name if embedding else None}
         if stored is None:
             if not view.has_config:
                 # A weights file only: the user's code rebuilds the model, and the reference with

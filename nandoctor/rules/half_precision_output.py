@@ -68,7 +68,9 @@ class HalfPrecisionOutput(Rule):
         losses = view.compile.losses if view.compile else {}
         for output in view.outputs:
             layer = view.layer(output)
-            policy = layer_policy(layer.config) if layer is not None else None
+            if layer is None:
+                continue
+            policy = layer_policy(layer.config)
             if policy is None or policy.compute != "float16":
                 continue
             found = output_activation(view, output)

@@ -91,7 +91,9 @@ class MissingLossScaling(Rule):
                 if (policy := layer_policy(layer.config)) is not None and policy.compute == "float16"]
         optimizer = view.compile.optimizer
         name = optimizer_class(optimizer)
-        config = optimizer.get("config") if isinstance(optimizer.get("config"), dict) else {}
+        config = optimizer.get("config")
+        if not isinstance(config, dict):
+            config = {}
         if not half or name in LOSS_SCALE_OPTIMIZERS or config.get("loss_scale_factor"):
             return
         shown = ", ".join(half[:5]) + (f" and {len(half) - 5} more" if len(half) > 5 else "")

@@ -120,7 +120,7 @@ def _per_position(projection: Layer) -> bool:
     """The projection predicts the vocabulary at every position of a sequence (its input is
     `(batch, time, width)`): a language model, where tying is the known gain (Press & Wolf)."""
     shape = projection.input_shape
-    return bool(shape) and len(shape) == 3
+    return shape is not None and len(shape) == 3
 
 
 def _input_width(layer: Layer) -> int | None:

@@ -92,6 +92,7 @@ class ZeroEmbeddingRows(Rule):
             if matrix is None or len(matrix.shape) != 2:
                 continue
             zero_rows = matrix.stats().zero_rows
+            assert zero_rows is not None  # the stats of a 2-D matrix keep its rows
             padding_id = padding_row(layer)
             if padding_id is not None:
                 zero_rows = zero_rows[zero_rows != padding_id]
