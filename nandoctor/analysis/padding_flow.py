@@ -121,7 +121,8 @@ def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = Fals
     seen: set[tuple[str, bool]] = set()
     # state: layer name, mask alive, layer that dropped it, local mixers passed, padding still
     # zero, custom code passed
-    queue = deque([(embedding.name, alive, None, (), zero, False)])
+    queue: deque[tuple[str, bool, Layer | None, tuple[str, ...], bool, bool]] = deque(
+        [(embedding.name, alive, None, (), zero, False)])
     while queue:
         name, alive, dropped_by, via, zero, unseen = queue.popleft()
         for edge in view.consumers(name):

@@ -35,7 +35,9 @@ class PositionTable:
         """(a name for the token table, its matrix), if the model has one beside this table."""
         if self.token_weight is not None:
             return f"{self.layer.name}/{self.token_weight.name}", self.token_weight
-        matrix = self.tokens.embedding_matrix() if self.tokens else None
+        if self.tokens is None:
+            return None
+        matrix = self.tokens.embedding_matrix()
         return (self.tokens.name, matrix) if matrix is not None else None
 
 
@@ -71,8 +73,8 @@ def _added_table(view: ModelView, layer: Layer) -> Weight | None:
         if width != shape[2]:
             return None
         return matrices[0] if rows == shape[1] or rows in _length_arguments(layer) else None
-    width = tokens.config.get("output_dim") if tokens else None
-    return matrices[0] if tokens is not None and matrices[0].shape[1] == width else None
+    token_width = tokens.config.get("output_dim") if tokens else None
+    return matrices[0] if tokens is not None and matrices[0].shape[1] == token_width else None
 
 
 def _token_embedding_upstream(view: ModelView, layer: Layer) -> Layer | None:
@@ -119,7 +121,9 @@ def _position_embeddings_merged_by_add(view: ModelView) -> list[PositionTable]:
             continue
         positions, tokens = sorted(embeddings, key=_position_likeness, reverse=True)
         length = view.integer_sequence_length(positions)
-        tables.append(PositionTable(positions, positions.embedding_matrix(), tokens, length if isinstance(length, int) else None))
+        matrix = positions.embedding_matrix()
+        assert matrix is not None  # each of the two was chosen above for having one
+        tables.append(PositionTable(positions, matrix, tokens, length if isinstance(length, int) else None))
     return tables
 
 

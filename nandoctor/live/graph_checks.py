@@ -13,7 +13,8 @@ and hand-written code is where the unguarded ones live.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.report import Evidence, Finding, Severity
+
+if TYPE_CHECKING:
+    from nandoctor.diagnosis import LiveRule
 
 _DIVISIONS = ("RealDiv", "Div", "Reciprocal", "Inv")
 _ROOTS = ("Sqrt", "Rsqrt")
@@ -177,8 +181,9 @@ def _upper_bound(tensor, depth: int = 0) -> np.ndarray | None:
         ceilings = [bound for i in op.inputs if (bound := _upper_bound(i, depth + 1)) is not None]
         ceiling = min(ceilings, key=lambda bound: float(np.max(bound))) if ceilings else None
     elif op.type == "Maximum":  # TensorFlow's clip_by_value: maximum(minimum(x, hi), lo)
-        ceilings = [_upper_bound(i, depth + 1) for i in op.inputs]
-        ceiling = None if any(bound is None for bound in ceilings) else max(ceilings, key=lambda b: float(np.max(b)))
+        bounds = [_upper_bound(i, depth + 1) for i in op.inputs]
+        known = [bound for bound in bounds if bound is not None]
+        ceiling = max(known, key=lambda b: float(np.max(b))) if len(known) == len(bounds) else None
     elif op.type == "Const":
         ceiling = _constant(tensor)
     elif op.type in _PASS_THROUGH and op.inputs:
@@ -317,7 +322,7 @@ def _judge(op, layer: str) -> Finding | None:
                         severity=Severity.WARNING)
 
 
-def _verdict(op, where: str) -> tuple[type, str] | None:
+def _verdict(op, where: str) -> tuple[type[LiveRule], str] | None:
     """(the live rule an unguarded operation breaks, why), or None when it is guarded."""
     argument = op.inputs[-1] if op.type in ("RealDiv", "Div") else op.inputs[0]
     if op.type in _DIVISIONS:
@@ -396,7 +401,7 @@ def _hand_written_layers(view) -> set[str]:
             or (layer.module or "").startswith("keras.src.ops")}
 
 
-def _layer_of(op_name: str, judged: set[str], built_in: set[str] = frozenset()) -> str | None:
+def _layer_of(op_name: str, judged: set[str], built_in: Collection[str] = frozenset()) -> str | None:
     """The hand-written layer whose code made the operation: the innermost scope that names
     one, unless a Keras layer's scope is nearer (its own guarded arithmetic)."""
     for part in reversed(op_name.split("/")[:-1]):

@@ -30,7 +30,7 @@ class MaskCarry(LiveCheck):
         return iter(())
 
     def settle(self, finding: Finding, model) -> Finding | None:
-        if not finding.details.get("opaque"):
+        if not finding.details.get("opaque") or finding.layer is None:
             return finding
         live = layer_named(model, finding.layer.rsplit("/", 1)[-1])
         if live is None:

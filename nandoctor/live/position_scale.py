@@ -43,7 +43,7 @@ class PositionScale(LiveCheck):
         return iter(())
 
     def settle(self, finding: Finding, model) -> Finding | None:
-        if finding.details.get("evidence") != Evidence.INFERRED.value:
+        if finding.details.get("evidence") != Evidence.INFERRED.value or finding.layer is None:
             return finding
         layer = layer_named(model, finding.layer.rsplit("/", 1)[-1])
         if layer is None:
