@@ -12,6 +12,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -35,7 +36,7 @@ class WeightProgress:
         self._console = target
         self._clock = clock
         self._bar: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
         self._path = ""
         self._total = self._done = 0
         self._started = 0.0
@@ -59,6 +60,7 @@ class WeightProgress:
             )
             self._task = self._bar.add_task(self._path, total=self._total)
             self._bar.start()
+        assert self._task is not None  # added with the bar
         self._bar.update(self._task, completed=self._done)
 
     def finish(self) -> None:

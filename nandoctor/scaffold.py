@@ -130,8 +130,9 @@ def _codes_by_class(package: Path) -> dict[str, str]:
         source = path.read_text()
         for body in re.split(r"^class ", source, flags=re.MULTILINE)[1:]:
             match = re.search(r'^    code = "(ND\d+)"', body, re.MULTILINE)
-            if match:
-                codes[re.match(r"\w+", body).group(0)] = match.group(1)
+            name = re.match(r"\w+", body)  # what follows `class `: the class's name
+            if match and name:
+                codes[name.group(0)] = match.group(1)
     return codes
 
 
