@@ -73,7 +73,7 @@ def test_assert_healthy_fails_on_an_unreadable_file(tmp_path):
 def test_each_live_check_reports_its_own_time(keras):
     model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(20, 4), keras.layers.Flatten()])
     report = nandoctor.check(model)
-    assert set(report.timings) == {"static rules", "mask-carry", "position-scale", "graph-checks", "loss-trace", "nan-probe",
+    assert set(report.timings) == {"static rules", "mask-carry", "position-scale", "target-range", "graph-checks", "loss-trace", "nan-probe",
                                    "padding-probe", "tie-probe", "causal-probe"}
     assert all(seconds >= 0 for seconds in report.timings.values())
     assert "timings" in report.to_dict() and "timings" not in nandoctor.scan([]).to_dict()
