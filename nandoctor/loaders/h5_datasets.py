@@ -31,10 +31,12 @@ def dataset_source(dataset: h5py.Dataset, region_file: str, base_offset: int, fi
     """A source for `dataset`; `region_file` and `base_offset` locate the HDF5 bytes on disk."""
     name = dataset.name
     dtype = dataset.dtype
-    bfloat16 = attribute_text(dataset, "dtype") == "bfloat16"
-    if bfloat16 and dtype.kind == "V" and dtype.itemsize == 2 and dtype.fields is None:
-        # Keras 3.15's H5 store writes bfloat16 as an opaque 2-byte type (its `dtype`
-        # attribute names it): the bits of a little-endian uint16, widened on read.
+    declared = attribute_text(dataset, "dtype")
+    bfloat16 = dtype.kind == "V" and dtype.itemsize == 2 and dtype.fields is None and declared in ("bfloat16", None)
+    if bfloat16:
+        # Keras writes bfloat16 (ml_dtypes) as an opaque 2-byte type, naming it in a `dtype`
+        # attribute in its H5 store and not at all in a legacy .h5 (no other Keras dtype is
+        # opaque and 2 bytes wide): the bits of a little-endian uint16, widened on read.
         dtype = np.dtype("<u2")
     if dtype.kind not in "fiub" or dtype.fields is not None:
         raise UnreadableFile(f"weight {name} has unsupported dtype {dtype}")

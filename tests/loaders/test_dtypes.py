@@ -33,11 +33,13 @@ def classifier_with_planted_faults(keras):
     return model
 
 
+@pytest.mark.parametrize("suffix", ["keras", "h5"])
 @pytest.mark.parametrize("policy", ["bfloat16", "float16", "float64"])
-def test_weights_of_every_float_dtype_are_judged(keras, dtype_policy, save, policy):
+def test_weights_of_every_float_dtype_are_judged(keras, dtype_policy, save, policy, suffix):
+    """Legacy .h5 too, where Keras writes bfloat16 as an opaque 2-byte type with no name at all."""
     dtype_policy(policy)
     model = classifier_with_planted_faults(keras)
-    path = save(model, f"{policy}.keras")
+    path = save(model, f"{policy}.{suffix}")
     findings = {f.code: f for f in nandoctor.scan(path).findings}
     assert findings["ND101"].details["count"] == 5 and "ND102" in findings
     with load(path) as view:
