@@ -5,12 +5,15 @@ from collections.abc import Iterator
 import numpy as np
 
 from nandoctor.live.gradients import outputs_and_gradients
+from nandoctor.live.headroom import computes_in_reduced_precision, headroom_finding
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import first_embedding, probe_inputs, to_host, typical_values
 from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.report import Confidence, Evidence, Finding
+from nandoctor.rules.epsilon_below_resolution import EpsilonBelowResolution
+from nandoctor.rules.overflow_headroom import OverflowHeadroom
 from nandoctor.rules.zero_embedding_rows import ZeroEmbeddingRows
 
 # A gradient this large on a single weight is the signature of a guard that turned 0/0 into
@@ -28,7 +31,8 @@ class NanProbe(LiveCheck):
     range (all-zero features, magnitudes of 1e12), whose breakage is `adversarial` evidence
     and said at `info`. It computes the outputs, the loss and the gradients (without applying them),
     and when one is non-finite or absurdly large, replays the batch layer by layer to name
-    the culprit.
+    the culprit. Under a float16 or bfloat16 policy it runs in that policy, and first measures
+    each layer's headroom on typical inputs (`nandoctor.live.headroom`).
 
     ## Why is this bad?
     A division or a square root that is safe on typical data returns NaN, or gradients of
@@ -38,15 +42,21 @@ class NanProbe(LiveCheck):
     """
 
     name = "nan-probe"
-    raises = (UnguardedDivision, SingularGradient)
+    raises = (UnguardedDivision, SingularGradient, OverflowHeadroom)
     backends = ("tensorflow", "jax", "torch")
     needs = "it takes gradients with the backend's own differentiation (GradientTape, jax.grad, autograd)"
     # What it confirms: any numerics suspicion of the graph checks on the culprit layer.
     _numerics = (UnguardedDivision, SingularGradient, UnguardedLog)
+    # What an activation the reduced dtype cannot hold confirms on its layer: its range, its epsilon.
+    _precision = (OverflowHeadroom, EpsilonBelowResolution)
 
     def run(self, model, view) -> Iterator[Finding]:
         if any(weight.stats().nonfinite for weight in view.weights()):
             return  # weights already NaN break every input: that is ND102's finding, not a recipe's
+        if computes_in_reduced_precision(model):
+            overflow = headroom_finding(model, realistic_batch(model, view), self.notes)
+            if overflow is not None:
+                yield overflow
         for recipe, inputs, evidence, zero_rows_of in _recipes(model, view):
             # Gradients grow with the inputs: at 1e12 only non-finite values say something.
             outcome = _evaluate(model, inputs, judge_size="magnitude" not in recipe)
@@ -70,6 +80,10 @@ class NanProbe(LiveCheck):
         """The probe sees that a layer breaks, not which of its operations: it confirms
         whichever numerics suspicion the graph checks raised on that layer."""
         numerics = {rule.code for rule in self._numerics}
+        if measured.code == OverflowHeadroom.code:
+            # The dtype's range broke it: zero rows it met are no cause.
+            precision = {rule.code for rule in self._precision}
+            return measured.layer is not None and measured.layer == suspicion.layer and suspicion.code in precision
         if suspicion.code == ZeroEmbeddingRows.code:  # the zero rows it fed are what broke it
             return suspicion.layer in measured.details.get("zero_rows_of", ())
         if measured.layer is None:
@@ -80,8 +94,19 @@ class NanProbe(LiveCheck):
 
 
     def absorbs(self, measured: Finding, suspicion: Finding) -> bool:
-        """A NaN is said with the numerics suspicion it proves; zero rows it fed are raised beside it."""
-        return suspicion.code in {rule.code for rule in self._numerics}
+        """A NaN is said with the numerics or precision suspicion it proves; zero rows it fed are
+        raised beside it."""
+        return suspicion.code in {rule.code for rule in (*self._numerics, *self._precision)}
+
+
+def realistic_batch(model, view):
+    """Typical inputs and the recipes a model really meets (not those outside any realistic
+    range), stacked into one batch: what the headroom table is measured on."""
+    import keras
+
+    batches = [probe_inputs(model, view).typical(np.random.default_rng(0))]
+    batches += [inputs for _, inputs, evidence, _ in _recipes(model, view) if evidence is Evidence.MEASURED]
+    return keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *batches)
 
 
 def _recipes(model, view):
