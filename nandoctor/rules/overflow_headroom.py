@@ -28,7 +28,8 @@ class OverflowHeadroom(Rule):
     inputs (Hugging Face's `DebugUnderflowOverflow` table: the largest magnitude against the
     dtype's largest value, and the share of values flushed to zero) and names the first layer
     that comes within the factor, or overflows where float32 holds its values; the table is in
-    the finding's `details["headroom"]`.
+    the finding's `details["headroom"]`. A NaN the NaN probe meets that the same inputs do not
+    give in float32 is said here too, at its layer, rather than as a division.
 
     ## Example
     ```python

@@ -1,12 +1,14 @@
 """`nandoctor.check` in the model's own dtype policy: the probes judge a `mixed_float16` or
-`mixed_bfloat16` model as they judge it in float32, and the headroom table names the first layer
-whose activations float16 cannot hold."""
+`mixed_bfloat16` model as they judge it in float32, the headroom table names the first layer
+whose activations float16 cannot hold, and a NaN that only float16's range makes is said as
+float16 overflow at its layer, never as a division the layer does not do."""
 
 import contextlib
 
 import keras
 import numpy as np
 import pytest
+from keras_hub.src.models.t5.t5_layer_norm import T5LayerNorm
 
 import nandoctor
 from nandoctor.live.headroom import computing_in_float32, measure_headroom
@@ -44,6 +46,17 @@ def stacked_dense(second_scale, second_dtype=None):
     hidden = keras.layers.Dense(16, kernel_initializer=keras.initializers.Constant(second_scale), name="second",
                                 dtype=second_dtype)(hidden)
     return keras.Model(features, keras.layers.Dense(1, dtype="float32", name="out")(hidden))
+
+
+def zero_row_norm(epsilon, norm_dtype=None):
+    """A pretrained table with zero rows (unknown words) into KerasHub's T5LayerNorm, which adds
+    its epsilon in the compute dtype."""
+    table = np.random.default_rng(0).normal(size=(20, 8)).astype("float32")
+    table[10:] = 0.0
+    tokens = keras.Input((4,), dtype="int32")
+    hidden = keras.layers.Embedding(20, 8, weights=[table], name="emb")(tokens)
+    hidden = T5LayerNorm(epsilon=epsilon, name="norm", dtype=norm_dtype)(hidden)
+    return keras.Model(tokens, keras.layers.Dense(2, dtype="float32", name="out")(keras.layers.Flatten()(hidden)))
 
 
 # 1. The probes judge in the model's policy as they do in float32.
@@ -94,6 +107,7 @@ def test_an_activation_that_overflows_float16_is_named_at_its_layer(keras_seed):
     assert list(table) == ["first", "second"]
     assert table["second"]["nonfinite"] and table["second"]["max_abs_float32"] > 65504
     assert not table["first"]["nonfinite"] and table["first"]["max_abs"] < 65504 / 16
+    assert [f.code for f in findings if f.code.startswith("ND2")] == []
 
 
 def test_activations_within_the_factor_of_float16s_largest_value_are_a_warning(keras_seed):
@@ -110,7 +124,7 @@ def test_activations_within_the_factor_of_float16s_largest_value_are_a_warning(k
 def test_the_same_activations_where_the_dtype_holds_them_get_nothing(keras_seed, policy, second_dtype):
     with global_policy(policy):
         model = stacked_dense(30.0, second_dtype)
-    assert [f.code for f in findings_of(model)[0] if f.code.startswith("ND8")] == []
+    assert findings_of(model)[0] == []
 
 
 def test_the_headroom_table_counts_values_float16_flushes_to_zero(keras_seed):
@@ -132,3 +146,60 @@ def test_computing_in_float32_puts_every_policy_back(keras_seed):
     with computing_in_float32(model):
         assert {layer.compute_dtype for layer in model.layers[1:]} == {"float32"}
     assert [layer.dtype_policy.name for layer in model.layers[1:]] == ["mixed_float16", "mixed_float16", "float32"]
+
+
+# 3. A NaN that only float16's range makes.
+
+def test_a_too_small_epsilon_under_float16_is_confirmed_at_its_layer(keras_seed):
+    with global_policy("mixed_float16"):
+        model = zero_row_norm(1e-12)
+    findings, _ = findings_of(model)
+    (epsilon,) = [f for f in findings if f.code == "ND801"]
+    assert (epsilon.layer, epsilon.severity, epsilon.confidence) == ("norm", "error", "high")
+    assert "confirmed on the live model" in epsilon.message and "are inf or NaN" in epsilon.message
+    # The NaN is said once, as the epsilon's: no division, no overflow finding beside it.
+    assert [f.code for f in findings if f.code.startswith(("ND2", "ND805"))] == []
+    assert [f.severity for f in findings if f.code == "ND101"] == ["info"]
+
+
+# The fix is both of the guide's: epsilon=1e-6 alone still breaks on JAX (its backward pass
+# overflows float16: rsqrt's derivative at 1e-6 is 5e8), the norm in float32 alone with 1e-12
+# still passes a gradient of 1e6 back into the float16 embedding. Both are measured and reported.
+@pytest.mark.parametrize("policy, epsilon, norm_dtype", [("float32", 1e-12, None), ("mixed_float16", 1e-6, "float32")],
+                         ids=["float32", "fixed"])
+def test_the_same_norm_in_float32_or_fixed_gets_no_precision_finding(keras_seed, policy, epsilon, norm_dtype):
+    with global_policy(policy):
+        model = zero_row_norm(epsilon, norm_dtype)
+    assert [f.code for f in findings_of(model)[0] if f.code.startswith(("ND2", "ND8"))] == []
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras.layers.LayerNormalization(epsilon=1e-12, name="norm"),
+    lambda: keras.layers.GroupNormalization(groups=2, epsilon=1e-12, name="norm"),
+], ids=["LayerNormalization", "GroupNormalization"])
+def test_keras_normalizations_compute_in_float32_and_get_nothing(keras_seed, make):
+    with global_policy("mixed_float16"):
+        features = keras.Input((8,))
+        model = keras.Model(features, keras.layers.Dense(2, dtype="float32")(make()(keras.layers.Dense(8)(features))))
+    assert findings_of(model)[0] == []
+
+
+def test_a_float16_input_overflow_is_not_an_unguarded_division(keras_seed):
+    with global_policy("mixed_float16"):
+        features = keras.Input((8,))
+        model = keras.Model(features, keras.layers.Dense(3, name="d")(keras.layers.Dense(8, name="h")(features)))
+    findings, notes = findings_of(model)
+    assert findings == []
+    (note,) = [note for note in notes if "1e12" in note]
+    assert "float16 policy at layer 'h'" in note and "not judged" in note
+
+
+@pytest.mark.parametrize("output_dtype, expected", [(None, ["ND803"]), ("float32", [])],
+                         ids=["softmax in float16", "softmax in float32"])
+def test_a_float16_softmax_output_is_named_at_its_layer(keras_seed, output_dtype, expected):
+    with global_policy("mixed_float16"):
+        features = keras.Input((8,))
+        logits = keras.layers.Dense(10, name="logits")(features)
+        model = keras.Model(features, keras.layers.Activation("softmax", dtype=output_dtype, name="probs")(logits))
+    findings, _ = findings_of(model)
+    assert [(f.code, f.layer) for f in findings] == [(code, "probs") for code in expected]
