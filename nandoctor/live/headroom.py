@@ -36,7 +36,8 @@ class LayerHeadroom:
     """One layer's outputs on the measured batch: the dtype it computes in, their largest
     magnitude (inf where one overflowed), whether any is NaN or inf, the same largest
     magnitude computed in float32, and the share of the values non-zero in float32 that the
-    layer's dtype made exactly 0 (below its smallest subnormal)."""
+    layer's dtype made exactly 0 where float32 holds them below its smallest normal (flushed,
+    not cancelled by rounding)."""
 
     layer: str
     dtype: str
