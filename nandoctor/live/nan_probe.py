@@ -5,12 +5,15 @@ from collections.abc import Iterator
 import numpy as np
 
 from nandoctor.live.gradients import outputs_and_gradients
+from nandoctor.live.headroom import computes_in_reduced_precision, computing_in_float32, headroom_finding
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import first_embedding, probe_inputs, to_host, typical_values
 from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.report import Confidence, Evidence, Finding
+from nandoctor.rules.epsilon_below_resolution import EpsilonBelowResolution
+from nandoctor.rules.overflow_headroom import OverflowHeadroom
 from nandoctor.rules.zero_embedding_rows import ZeroEmbeddingRows
 
 # A gradient this large on a single weight is the signature of a guard that turned 0/0 into
@@ -28,7 +31,11 @@ class NanProbe(LiveCheck):
     range (all-zero features, magnitudes of 1e12), whose breakage is `adversarial` evidence
     and said at `info`. It computes the outputs, the loss and the gradients (without applying them),
     and when one is non-finite or absurdly large, replays the batch layer by layer to name
-    the culprit.
+    the culprit. Under a float16 or bfloat16 policy it runs in that policy: it first measures each
+    layer's headroom on typical inputs (`nandoctor.live.headroom`), and a breakage that
+    the same inputs do not give with every layer computing in float32 is the dtype's range, not
+    the layer's code: said as float16 overflow (ND805) at the layer, or, on inputs outside any
+    realistic range (1e12 is beyond float16's 65504 by itself), as a note.
 
     ## Why is this bad?
     A division or a square root that is safe on typical data returns NaN, or gradients of
@@ -38,15 +45,21 @@ class NanProbe(LiveCheck):
     """
 
     name = "nan-probe"
-    raises = (UnguardedDivision, SingularGradient)
+    raises = (UnguardedDivision, SingularGradient, OverflowHeadroom)
     backends = ("tensorflow", "jax", "torch")
     needs = "it takes gradients with the backend's own differentiation (GradientTape, jax.grad, autograd)"
     # What it confirms: any numerics suspicion of the graph checks on the culprit layer.
     _numerics = (UnguardedDivision, SingularGradient, UnguardedLog)
+    # What a breakage only the reduced dtype gives confirms on its layer: its range, its epsilon.
+    _precision = (OverflowHeadroom, EpsilonBelowResolution)
 
     def run(self, model, view) -> Iterator[Finding]:
         if any(weight.stats().nonfinite for weight in view.weights()):
             return  # weights already NaN break every input: that is ND102's finding, not a recipe's
+        if computes_in_reduced_precision(model):
+            overflow = headroom_finding(model, realistic_batch(model, view), self.notes)
+            if overflow is not None:
+                yield overflow
         # Zero rows reaching a singular operation whose gradient this backend kept finite: the
         # weaker evidence, said after the recipes that break the model outright.
         singular = broken = None
@@ -62,6 +75,17 @@ class NanProbe(LiveCheck):
 
             where = localize(model, (inputs, _targets(model, inputs)))
             layer = where.forward_culprit or where.backward_culprit
+            if _only_in_reduced_precision(model, inputs, "magnitude" not in recipe, layer):
+                dtype = _compute_dtype(model, layer)
+                if evidence is Evidence.ADVERSARIAL:
+                    # Every float16 model overflows on inputs float16 cannot hold: no fault of the model's.
+                    self.notes.append(f"{self.name}: on {recipe}, the model's {kind} comes from its {dtype} policy "
+                                      + (f"at layer '{layer}' " if layer else "")
+                                      + "(in float32 the same inputs leave it finite): inputs outside any "
+                                      "realistic range, not judged")
+                    continue
+                yield _precision_finding(recipe, kind, value, layer, dtype, where, zero_rows_of)
+                return
             rule = UnguardedDivision if kind == "non-finite output" else SingularGradient
             message = (f"on {recipe}, the model's {kind} ({value}); replaying it layer by layer: "
                        f"{where.describe()}")
@@ -79,6 +103,10 @@ class NanProbe(LiveCheck):
         """The probe sees that a layer breaks, not which of its operations: it confirms
         whichever numerics suspicion the graph checks raised on that layer."""
         numerics = {rule.code for rule in self._numerics}
+        if measured.code == OverflowHeadroom.code:
+            # The dtype's range broke it: its zero rows only met a layer float16 cannot compute.
+            precision = {rule.code for rule in self._precision}
+            return measured.layer is not None and measured.layer == suspicion.layer and suspicion.code in precision
         if suspicion.code == ZeroEmbeddingRows.code:  # the zero rows it fed are what broke it
             return suspicion.layer in measured.details.get("zero_rows_of", ())
         if measured.layer is None:
@@ -89,8 +117,67 @@ class NanProbe(LiveCheck):
 
 
     def absorbs(self, measured: Finding, suspicion: Finding) -> bool:
-        """A NaN is said with the numerics suspicion it proves; zero rows it fed are raised beside it."""
-        return suspicion.code in {rule.code for rule in self._numerics}
+        """A NaN is said with the numerics or precision suspicion it proves; zero rows it fed are
+        raised beside it."""
+        return suspicion.code in {rule.code for rule in (*self._numerics, *self._precision)}
+
+
+def _only_in_reduced_precision(model, inputs, judge_size: bool, layer: str | None) -> bool:
+    """Whether the model computes in float16 or bfloat16 and the breakage is that dtype's: with
+    every layer computing in float32 (same weights) the same inputs break nothing, or break
+    elsewhere while the culprit `layer`'s outputs stay finite (1e12 overflows a float16 Dense,
+    and only the exponential after it in float32)."""
+    if not computes_in_reduced_precision(model):
+        return False
+    from nandoctor.live.replay import localize
+
+    with computing_in_float32(model):
+        if _evaluate(model, inputs, judge_size) is None:
+            return True
+        if layer is None:
+            return False
+        where = localize(model, (inputs, _targets(model, inputs)))
+        return where.note is None and layer not in (where.forward_culprit, where.backward_culprit,
+                                                    *where.forward_propagators)
+
+
+def _compute_dtype(model, layer: str | None) -> str:
+    """The reduced dtype the named layer computes in; where no layer is named, the model's."""
+    from nandoctor.live.headroom import reduced_compute_dtype
+
+    try:
+        found = reduced_compute_dtype(model.get_layer(layer)) if layer else None
+    except ValueError:
+        found = None
+    return found or reduced_compute_dtype(model) or "float16 or bfloat16"
+
+
+def _precision_finding(recipe: str, kind: str, value: str, layer: str | None, dtype: str, where,
+                       zero_rows_of) -> Finding:
+    at = f"layer '{layer}'" if layer else "a layer the replay cannot name (on JAX it names the weights)"
+    return OverflowHeadroom.finding(
+        layer,
+        f"on {recipe}, the model's {kind} ({value}) comes from its {dtype} policy: in float32 the same inputs "
+        f"leave {at} finite. Replaying it layer by layer: {where.describe()}. A value there goes beyond "
+        f"{dtype}'s range (or a constant rounds to 0 in it), not a division in the layer's code",
+        confidence=Confidence.HIGH,
+        evidence=Evidence.MEASURED,
+        measured=f"{kind} on {recipe} in {dtype}, finite in float32",
+        fix=("Compute this layer in float32 (dtype=\"float32\"), or give it an epsilon and inputs its compute "
+             "dtype can hold."),
+        details={"recipe": recipe, "kind": kind, "compute_dtype": dtype, "localization": where.to_dict(),
+                 "zero_rows_of": zero_rows_of, "in_float32": "finite"},
+    )
+
+
+def realistic_batch(model, view):
+    """Typical inputs and the recipes a model really meets (not those outside any realistic
+    range), stacked into one batch: what the headroom table is measured on."""
+    import keras
+
+    batches = [probe_inputs(model, view).typical(np.random.default_rng(0))]
+    batches += [inputs for _, inputs, evidence, _ in _recipes(model, view) if evidence is Evidence.MEASURED]
+    return keras.tree.map_structure(lambda *arrays: np.concatenate(arrays), *batches)
 
 
 def _singular_point_reached(model, view, inputs, recipe: str, zero_rows_of: list[str]) -> Finding | None:

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from nandoctor.analysis.keras_facts import FLOAT32_NORMALIZATIONS
 from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policy
 from nandoctor.diagnosis import Rule
-from nandoctor.report import Finding, Severity
+from nandoctor.report import Evidence, Finding, Severity
 from nandoctor.view import ModelView
 
 _FLOAT_DTYPES = frozenset(FLOAT_FORMATS)
@@ -13,7 +13,7 @@ _FLOAT_DTYPES = frozenset(FLOAT_FORMATS)
 
 class OverflowHeadroom(Rule):
     """## What it does
-    Finds weights of a float16 layer that exceed, or come within a small factor of, float16's largest value.
+    Finds weights of a float16 layer, or its activations measured by `check()`, that exceed or come within a small factor of float16's largest value.
 
     ## Why is this bad?
     A layer under `mixed_float16` keeps its variables in float32 and casts them to float16 each
@@ -23,6 +23,13 @@ class OverflowHeadroom(Rule):
     weights come from a model trained in float32 (a large embedding scale, an unnormalised
     output layer) and then switched to float16 for speed. Keras's normalisations read their
     variables in float32 and are not judged.
+
+    On a live model, `check()` also measures each float16 or bfloat16 layer's outputs on typical
+    inputs (Hugging Face's `DebugUnderflowOverflow` table: the largest magnitude against the
+    dtype's largest value, and the share of values flushed to zero) and names the first layer
+    that comes within the factor, or overflows where float32 holds its values; the table is in
+    the finding's `details["headroom"]`. A NaN the NaN probe meets that the same inputs do not
+    give in float32 is said here too, at its layer, rather than as a division.
 
     ## Example
     ```python
@@ -56,7 +63,12 @@ class OverflowHeadroom(Rule):
         "Keep this layer in float32 with dtype=\"float32\", or rescale its weights (fold the scale into the "
         "next layer) so that they fit float16's 65504 with room to spare."
     )
-    evidence = "the weights and the config: each layer's saved dtype policy and its weights' largest magnitude."
+    evidence = (
+        "the weights and the config: each layer's saved dtype policy and its weights' largest magnitude (certain); "
+        "on a live model, `check()` measures each layer's activations on typical inputs in its own policy "
+        "(measured), and the NaN probe names the layer where a probe's NaN comes from float16's range."
+    )
+    evidence_kinds = (Evidence.CERTAIN, Evidence.MEASURED)
     options = {"factor": 16.0}
     needs_weights = True
 
