@@ -13,18 +13,12 @@ counts what was suppressed, as per-file ignores do.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from nandoctor.diagnosis import Diagnosis, RunsOn
-from nandoctor.live.causal_leak import CausalLeak
-from nandoctor.live.singular_gradient import SingularGradient
-from nandoctor.live.unguarded_division import UnguardedDivision
-from nandoctor.live.unguarded_log import UnguardedLog
-from nandoctor.monitor.exploding_updates import ExplodingUpdates
-from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
-from nandoctor.monitor.shrinking_weights import ShrinkingWeights
 from nandoctor.report import Finding
 from nandoctor.rules.broken_quantization_scales import BrokenQuantizationScales
 from nandoctor.rules.broken_tie import BrokenTie
@@ -47,7 +41,44 @@ from nandoctor.rules.positional_table_too_short import PositionalTableTooShort
 from nandoctor.rules.untied_embeddings import UntiedEmbeddings
 from nandoctor.rules.zero_embedding_rows import ZeroEmbeddingRows
 
+
+@dataclass(frozen=True)
+class _Later:
+    """A live check's or training detector's diagnosis, imported when first asked for: the
+    packages that hold them import what runs a live model, which the static scan never needs.
+    Its code, name and place are stated here for selection (tests/test_catalogue.py checks
+    them against the class)."""
+
+    reference: str  # "module:class"
+    code: str
+    name: str
+    runs_on: RunsOn
+
+    def load(self) -> type[Diagnosis]:
+        module, _, class_name = self.reference.partition(":")
+        return getattr(importlib.import_module(module), class_name)
+
+
+def _later(reference: str, code: str, name: str, runs_on: RunsOn) -> type[Diagnosis]:
+    """A `_Later`, in the list below where it stands for the class it loads."""
+    return cast("type[Diagnosis]", _Later(reference, code, name, runs_on))
+
+
+UnguardedDivision = _later("nandoctor.live.unguarded_division:UnguardedDivision", "ND201", "unguarded-division",
+                           RunsOn.LIVE)
+SingularGradient = _later("nandoctor.live.singular_gradient:SingularGradient", "ND202", "singular-gradient",
+                          RunsOn.LIVE)
+UnguardedLog = _later("nandoctor.live.unguarded_log:UnguardedLog", "ND203", "unguarded-log", RunsOn.LIVE)
+CausalLeak = _later("nandoctor.live.causal_leak:CausalLeak", "ND502", "causal-leak", RunsOn.LIVE)
+ShrinkingWeights = _later("nandoctor.monitor.shrinking_weights:ShrinkingWeights", "ND701", "shrinking-weights",
+                          RunsOn.TRAINING)
+NonfiniteDuringTraining = _later("nandoctor.monitor.nonfinite_during_training:NonfiniteDuringTraining", "ND702",
+                                 "nonfinite-during-training", RunsOn.TRAINING)
+ExplodingUpdates = _later("nandoctor.monitor.exploding_updates:ExplodingUpdates", "ND703", "exploding-updates",
+                          RunsOn.TRAINING)
+
 # In code order. Codes are permanent: a code is never reused or renamed.
+# `DIAGNOSES` is this tuple with every `_later` entry imported (see `__getattr__` below).
 DIAGNOSES: tuple[type[Diagnosis], ...] = (
     ZeroEmbeddingRows,
     NonfiniteWeights,
@@ -77,18 +108,45 @@ DIAGNOSES: tuple[type[Diagnosis], ...] = (
     BrokenQuantizationScales,
     OpaqueCode,
 )
+_ENTRIES: tuple[type[Diagnosis] | _Later, ...] = DIAGNOSES
+_LATER_NAMES = {entry.reference.partition(":")[2]: entry for entry in _ENTRIES if isinstance(entry, _Later)}
+del DIAGNOSES  # from here on, `DIAGNOSES` and the `_later` names are `__getattr__`'s
+for _name in _LATER_NAMES:
+    del globals()[_name]
+
+
+def __getattr__(name: str) -> Any:
+    """`DIAGNOSES`, every diagnosis class in code order, and the live and training diagnoses
+    by class name: imported on first use."""
+    if name == "DIAGNOSES":
+        loaded = tuple(_loaded(entry) for entry in _ENTRIES)
+        globals()["DIAGNOSES"] = loaded
+        return loaded
+    if name in _LATER_NAMES:
+        return _LATER_NAMES[name].load()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _loaded(entry: type[Diagnosis] | _Later) -> type[Diagnosis]:
+    return entry.load() if isinstance(entry, _Later) else entry
+
 
 _SELECTOR_HELP = "a code (ND101), a family or code prefix (ND1), a name (zero-embedding-rows) or ALL"
 
 
 def find(code_or_name: str) -> type[Diagnosis] | None:
     """The diagnosis with this code or name, or None."""
+    entry = _entry(code_or_name)
+    return _loaded(entry) if entry is not None else None
+
+
+def _entry(code_or_name: str) -> type[Diagnosis] | _Later | None:
     key = code_or_name.strip()
-    return next((d for d in DIAGNOSES if key.upper() == d.code or key.lower() == d.name), None)
+    return next((d for d in _ENTRIES if key.upper() == d.code or key.lower() == d.name), None)
 
 
 def diagnoses_running_on(runs_on: RunsOn) -> list[type[Diagnosis]]:
-    return [diagnosis for diagnosis in DIAGNOSES if diagnosis.runs_on is runs_on]
+    return [_loaded(diagnosis) for diagnosis in _ENTRIES if diagnosis.runs_on is runs_on]
 
 
 def split_selectors(values: str | Iterable[str] | None) -> list[str]:
@@ -102,12 +160,12 @@ def codes_matching(selector: str) -> frozenset[str]:
     """The codes a selector names; `ValueError` for one that names none."""
     key = selector.strip()
     if key.upper() == "ALL":
-        return frozenset(d.code for d in DIAGNOSES)
-    diagnosis = find(key)
-    if diagnosis is not None:
-        return frozenset({diagnosis.code})
+        return frozenset(d.code for d in _ENTRIES)
+    named = _entry(key)
+    if named is not None:
+        return frozenset({named.code})
     prefix = key.upper()
-    family = frozenset(d.code for d in DIAGNOSES if prefix.startswith("ND") and d.code.startswith(prefix))
+    family = frozenset(d.code for d in _ENTRIES if prefix.startswith("ND") and d.code.startswith(prefix))
     if family:
         return family
     raise ValueError(f"Unknown rule selector. Expected {_SELECTOR_HELP}. Received: {selector!r}")
@@ -206,8 +264,8 @@ def merge_options(*tables: Mapping[str, Mapping[str, Any]] | None) -> dict[str, 
     merged: dict[str, Any] = {}
     for table in tables:
         for key, values in (table or {}).items():
-            diagnosis = find(key) if isinstance(key, str) else None
-            code = diagnosis.code if diagnosis is not None else key
+            entry = _entry(key) if isinstance(key, str) else None
+            code = entry.code if entry is not None else key
             earlier = merged.get(code)
             both_tables = isinstance(earlier, Mapping) and isinstance(values, Mapping)
             merged[code] = {**earlier, **values} if both_tables else values

@@ -1,7 +1,13 @@
 """The catalogue follows the design: permanent codes, one name each, one list for every way in."""
 
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
 import pytest
 
+from nandoctor import catalogue
 from nandoctor.catalogue import (
     DIAGNOSES,
     Selection,
@@ -70,3 +76,40 @@ def test_readme_names_every_family():
     readme = (ROOT / "README.md").read_text()
     for family in sorted({diagnosis.code[:3] for diagnosis in DIAGNOSES}):
         assert f"| {family} |" in readme
+
+
+def test_the_live_and_training_entries_state_what_their_classes_say():
+    later = [entry for entry in catalogue._ENTRIES if isinstance(entry, catalogue._Later)]
+    assert {entry.runs_on for entry in later} == {RunsOn.LIVE, RunsOn.TRAINING}
+    for entry in later:
+        loaded = entry.load()
+        assert (entry.code, entry.name, entry.runs_on) == (loaded.code, loaded.name, loaded.runs_on)
+        assert entry.reference == f"{loaded.__module__}:{loaded.__name__}"
+        assert getattr(catalogue, loaded.__name__) is loaded  # `from nandoctor.catalogue import CausalLeak` as before
+    assert [diagnosis.code for diagnosis in DIAGNOSES] == [entry.code for entry in catalogue._ENTRIES]
+
+
+# The CLI's scan in a fresh process, selecting and ignoring live and training diagnoses by
+# code, family and name; then the modules it imported.
+_SCAN_THEN_LIST_IMPORTS = textwrap.dedent(
+    """
+    import sys
+    from nandoctor.cli import main
+    try:
+        main(sys.argv[1:], prog_name="nandoctor")
+    except SystemExit as exit:
+        print("EXIT", exit.code)
+    print("IMPORTED", sorted(m for m in sys.modules if m.startswith(("nandoctor.live", "nandoctor.monitor"))
+                             or m.split(".")[0] in ("tensorflow", "keras", "tf_keras")))
+    """
+)
+
+
+def test_the_static_scan_imports_no_live_check_training_detector_or_keras(tmp_path):
+    np.save(tmp_path / "table.npy", np.ones((4, 3), np.float32))
+    child = subprocess.run(
+        [sys.executable, "-c", _SCAN_THEN_LIST_IMPORTS, "scan", str(tmp_path / "table.npy"), "--no-cache",
+         "--select", "ND1,ND5,ND7,unguarded-log", "--ignore", "causal-leak,ND702"],
+        check=False, capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert "EXIT 0" in child.stdout and "IMPORTED []" in child.stdout, child.stdout + child.stderr

@@ -1,19 +1,22 @@
-"""Turning an HDF5 dataset into a weight source, after checking what it declares.
+"""Turning an HDF5 dataset, as the structure walk found it (`h5_structure`), into a weight
+source, after checking what it declares.
 
-A contiguous dataset is read by byte offset (fast, no h5py on the hot path). Hostile
-datasets are refused here: external or virtual storage (which would make the scan read
-other files; `h5_file_checks` refuses whole files that hold them, this is the last guard),
-and shapes that claim more bytes than the file holds.
+A contiguous dataset is read by byte offset (fast, no h5py on the hot path); a chunked or
+compact one through h5py, opened on its first read. Hostile datasets are refused here:
+shapes that claim more bytes than the file holds (the walk has already refused storage
+outside the file).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import h5py
 import numpy as np
 
 from nandoctor.errors import UnreadableFile
+from nandoctor.loaders.h5_structure import StoredDataset, StoredGroup
 from nandoctor.view.array_sources import ArraySource, FileRegionSource, SlicedSource
 
 # A chunked dataset may compress well (an all-zero table), but not beyond this ratio.
@@ -27,10 +30,12 @@ def sources_in(region_file: str, base_offset: int = 0):
     return lambda dataset: dataset_source(dataset, region_file, base_offset, file_size)
 
 
-def dataset_source(dataset: h5py.Dataset, region_file: str, base_offset: int, file_size: int) -> ArraySource:
+def dataset_source(dataset: StoredDataset, region_file: str, base_offset: int, file_size: int) -> ArraySource:
     """A source for `dataset`; `region_file` and `base_offset` locate the HDF5 bytes on disk."""
     name = dataset.name
     dtype = dataset.dtype
+    if dataset.problem is not None or dtype is None:
+        raise UnreadableFile(f"weight {name} cannot be read ({dataset.problem})")
     declared = attribute_text(dataset, "dtype")
     bfloat16 = dtype.kind == "V" and dtype.itemsize == 2 and dtype.fields is None and declared in ("bfloat16", None)
     if bfloat16:
@@ -40,49 +45,54 @@ def dataset_source(dataset: h5py.Dataset, region_file: str, base_offset: int, fi
         dtype = np.dtype("<u2")
     if dtype.kind not in "fiub" or dtype.fields is not None:
         raise UnreadableFile(f"weight {name} has unsupported dtype {dtype}")
-    # Before the shape: the extent of a virtual dataset is read from the files it maps.
-    plist = dataset.id.get_create_plist()
-    layout = plist.get_layout()
-    if layout == h5py.h5d.VIRTUAL or plist.get_external_count() > 0:
-        raise UnreadableFile(f"weight {name} points at data outside the file: refusing to follow it")
     shape = dataset.shape
     if shape is None:
         raise UnreadableFile(f"weight {name} has no shape (a null dataspace)")
     nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    stored = dataset.id.get_storage_size()
-    if layout == h5py.h5d.CONTIGUOUS:
-        offset = dataset.id.get_offset()
+    stored = dataset.stored_bytes
+    if dataset.layout == h5py.h5d.CONTIGUOUS:
+        offset = dataset.offset
         if nbytes and (offset is None or stored < nbytes):
             raise UnreadableFile(
                 f"weight {name} declares shape {tuple(shape)} ({nbytes} bytes) "
                 f"but the file stores {stored} bytes for it"
             )
-        if nbytes and base_offset + offset + nbytes > file_size:
-            raise UnreadableFile(f"weight {name} runs past the end of the file (truncated)")
-        if nbytes:
+        if nbytes and offset is not None:
+            if base_offset + offset + nbytes > file_size:
+                raise UnreadableFile(f"weight {name} runs past the end of the file (truncated)")
             return FileRegionSource(region_file, base_offset + offset, shape, dtype, bfloat16)
     elif nbytes > max(_MAX_CHUNKED_EXPANSION * stored, 1 << 20):
         raise UnreadableFile(
             f"weight {name} declares shape {tuple(shape)} ({nbytes} bytes) "
             f"from {stored} stored bytes: refusing an absurd shape"
         )
-    return SlicedSource(dataset, bfloat16, dtype)
+    return SlicedSource(_OpenedOnRead(dataset), bfloat16, dtype)
 
 
-def attribute_text(obj, key: str) -> str | None:
-    # Asked first: h5py's `get` finds a missing attribute through a raised and caught error,
-    # five times slower, and most datasets have no `dtype` attribute.
-    if not h5py.h5a.exists(obj.id, key.encode()):
-        return None
-    value = obj.attrs.get(key)
+class _OpenedOnRead:
+    """A dataset read by slicing, opened through h5py when first sliced."""
+
+    def __init__(self, dataset: StoredDataset):
+        self.stored = dataset
+        self.shape, self.dtype = dataset.shape, dataset.dtype
+        self._opened: h5py.Dataset | None = None
+
+    def __getitem__(self, index):
+        if self._opened is None:
+            self._opened = self.stored.open()
+        return self._opened[index]
+
+
+def attribute_text(node: StoredGroup | StoredDataset | None, key: str) -> str | None:
+    value: Any = node.attribute(key) if node is not None else None
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value if isinstance(value, str) else None
 
 
-def attribute_strings(obj, key: str) -> list[str]:
+def attribute_strings(node: StoredGroup, key: str) -> list[str]:
     """A string or list-of-strings attribute (Keras writes both bytes and str)."""
-    value = obj.attrs.get(key)
+    value = node.attribute(key)
     if value is None:
         return []
     if isinstance(value, (bytes, str)):

@@ -1,12 +1,10 @@
-"""What an HDF5 file must pass before anything in it is read, in one walk over its links.
+"""What an HDF5 file must pass before anything in it is read: the one walk over its structure
+(`h5_structure`), which refuses links out of the file and loops, then a check of its global
+heaps, then its attributes.
 
-An untrusted file never reaches outside itself: an external link, a soft link that leads
-nowhere, a virtual dataset (which maps other files) or a dataset stored in external files
-would make libhdf5 open whatever path the file names (a FIFO, which blocks forever;
-/dev/zero; another model's weights). Nothing may loop forever either: a link back to a
-group that holds it (the weights walk would go round it), or a corrupt global heap (libhdf5
-would). The walk checks each link's type before anything behind it is opened, and notes
-where the contiguous tensors lie, so that the heap check reads only the bytes between them.
+A corrupt global heap would loop libhdf5 forever, inside C, on the first string attribute
+read from it; the walk notes where the contiguous tensors lie, so that the heap check reads
+only the bytes between them.
 """
 
 from __future__ import annotations
@@ -18,22 +16,20 @@ from collections.abc import Iterator
 import h5py
 
 from nandoctor.errors import UnreadableFile, first_line
+from nandoctor.loaders.h5_structure import StoredGroup, read_structure
 from nandoctor.view import ModelView
 
-_SHOWN_TARGET = 200  # characters of a link's target quoted in a refusal
 
-
-def open_weights_file(target, label: str, view: ModelView) -> h5py.File:
-    """`target` (a path, a window onto a member's bytes, or those bytes themselves) opened by
-    h5py for reading and closed with the view; a file h5py cannot open, or that fails
-    `check_hdf5_file`, is refused in one line naming it `label`."""
+def open_weights_file(target, label: str, view: ModelView) -> StoredGroup:
+    """The structure of `target` (a path, a window onto a member's bytes, or those bytes
+    themselves), opened by h5py for reading and closed with the view; a file h5py cannot
+    open, or that fails `check_hdf5_file`, is refused in one line naming it `label`."""
     try:
         h5 = _open_image(target) if isinstance(target, bytes) else h5py.File(target, "r")
     except (OSError, ValueError) as error:
         raise UnreadableFile(f"{label} is not a valid HDF5 file ({first_line(error)})") from None
     view.on_close(h5.close)
-    check_hdf5_file(h5, io.BytesIO(target) if isinstance(target, bytes) else target, label)
-    return h5
+    return check_hdf5_file(h5, io.BytesIO(target) if isinstance(target, bytes) else target, label)
 
 
 def _open_image(image: bytes) -> h5py.File:
@@ -46,94 +42,15 @@ def _open_image(image: bytes) -> h5py.File:
     return h5py.File(h5py.h5f.open(b"in-memory weights", h5py.h5f.ACC_RDONLY, fapl=access))
 
 
-def check_hdf5_file(h5: h5py.File, target, label: str) -> None:
-    """Refuse a file whose links or storage lead outside it, or whose global heap would loop
-    libhdf5 forever. Call it before any attribute or object of the file is read."""
-    regions = _self_contained_regions(h5, label)
+def check_hdf5_file(h5: h5py.File, target, label: str) -> StoredGroup:
+    """The file's structure (its root group), attributes included, after refusing a file
+    whose links or storage lead outside it, or whose global heap would loop libhdf5 forever.
+    Call it before any attribute or object of the file is read."""
+    structure = read_structure(h5, label)
     if not isinstance(target, (str, os.PathLike)) or os.path.isfile(target):
-        _check_global_heaps(regions, target, label)
-
-
-def _self_contained_regions(h5: h5py.File, label: str) -> list[tuple[int, int]]:
-    """The byte ranges of the file's contiguous datasets, after checking every link reached
-    through hard links (which is every link the file can be read through): hard links are
-    opened, soft links are resolved once no link out of the file is left, and anything else
-    is refused unopened. A group reached twice (a link back to an ancestor) is refused too:
-    the weights walk would go round it forever."""
-    regions: list[tuple[int, int]] = []
-    soft: list[bytes] = []
-    refusal: list[str] = []
-    groups = {hash(h5py.h5o.open(h5.id, b"/"))}  # by file and object number
-
-    def visit(name: bytes, info) -> bool | None:
-        if info.type == h5py.h5l.TYPE_SOFT:
-            soft.append(name)
-        elif info.type != h5py.h5l.TYPE_HARD:
-            refusal.append(_link_out(h5, name, info.type, label))
-            return True  # stops the walk: nothing behind this link is opened
-        else:
-            item = h5py.h5o.open(h5.id, name)  # every part of `name` is a hard link
-            if isinstance(item, h5py.h5g.GroupID):
-                if hash(item) in groups:
-                    refusal.append(f"{label} links /{_text(name)} to a group it already holds: refusing to "
-                                   "walk round a loop")
-                    return True
-                groups.add(hash(item))
-            elif isinstance(item, h5py.h5d.DatasetID):
-                offset = item.get_offset()
-                if offset is not None:
-                    regions.append((offset, offset + item.get_storage_size()))
-                else:  # contiguous bytes in this file have an offset; virtual and external storage do not
-                    reason = _storage_out(item, _text(name), label)
-                    if reason is not None:
-                        refusal.append(reason)
-                        return True
-        return None
-
-    h5.id.links.visit(visit, info=True)
-    if refusal:
-        raise UnreadableFile(refusal[0])
-    for name in soft:  # with no link out of the file left, resolving a soft link stays inside it
-        target = _shown(_text(h5.id.links.get_val(name)))
-        try:
-            item = h5py.h5o.open(h5.id, name)
-        except (KeyError, RuntimeError, OSError, ValueError):
-            raise UnreadableFile(f"{label} has a soft link /{_text(name)} to {target}, which leads to "
-                                 "nothing in the file: refusing to follow it") from None
-        if isinstance(item, h5py.h5g.GroupID):  # it may lead back to a group that holds it
-            raise UnreadableFile(f"{label} has a soft link /{_text(name)} to the group {target}: refusing "
-                                 "to walk round a loop")
-    return regions
-
-
-def _link_out(h5: h5py.File, name: bytes, link_type: int, label: str) -> str:
-    if link_type == h5py.h5l.TYPE_EXTERNAL:
-        file, path = h5.id.links.get_val(name)
-        return (f"{label} has an external link /{_text(name)} to {_shown(_text(file))}:{_shown(_text(path))}: "
-                "refusing to follow it out of the file")
-    return f"{label} has a user-defined link /{_text(name)} (type {link_type}): refusing to follow it"
-
-
-def _storage_out(dataset: h5py.h5d.DatasetID, name: str, label: str) -> str | None:
-    """Why a dataset's values lie outside the file, read from its creation properties
-    (its extent is not asked for: for a virtual dataset that opens the files it maps)."""
-    plist = dataset.get_create_plist()
-    if plist.get_layout() == h5py.h5d.VIRTUAL:
-        source = _text(plist.get_virtual_filename(0)) if plist.get_virtual_count() else "nowhere"
-        return (f"{label} has a virtual dataset /{name} mapping data from {_shown(source)}: "
-                "refusing to follow it out of the file")
-    if plist.get_external_count() > 0:
-        return (f"{label} has a dataset /{name} stored in the external file {_shown(_text(plist.get_external(0)[0]))}: "
-                "refusing to follow it out of the file")
-    return None
-
-
-def _text(raw) -> str:
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-
-
-def _shown(text: str) -> str:
-    return text if len(text) <= _SHOWN_TARGET else text[:_SHOWN_TARGET] + "..."
+        _check_global_heaps(structure.regions, target, label)
+    structure.read_attributes()
+    return structure.root
 
 
 _HEAP_SIGNATURE = b"GCOL"

@@ -14,6 +14,7 @@ import h5py
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import attribute_text, sources_in
 from nandoctor.loaders.h5_file_checks import check_hdf5_file
+from nandoctor.loaders.h5_structure import StoredGroup
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.weight_layouts import (
     attach_legacy_weights,
@@ -33,8 +34,7 @@ def load_hdf5(path: str) -> ModelView:
     except (OSError, ValueError) as error:
         raise UnreadableFile(f"not a valid HDF5 file ({first_line(error)})") from None
     try:
-        check_hdf5_file(h5, path, "the file")  # before any attribute or object is read
-        view = _read(path, h5)
+        view = _read(path, check_hdf5_file(h5, path, "the file"))  # checked before anything is read
     except BaseException:
         h5.close()
         raise
@@ -42,34 +42,34 @@ def load_hdf5(path: str) -> ModelView:
     return view
 
 
-def _read(path: str, h5: h5py.File) -> ModelView:
+def _read(path: str, root: StoredGroup) -> ModelView:
     make_source = sources_in(path)
 
-    model_config = attribute_text(h5, "model_config")
+    model_config = attribute_text(root, "model_config")
     if model_config is not None:
-        training = attribute_text(h5, "training_config")
+        training = attribute_text(root, "training_config")
         view, _ = model_view(
             parse_json(model_config, "model_config"),
             parse_json(training, "training_config") if training else None,
             path=path,
             format="h5",
         )
-        weights = h5.get("model_weights")
-        if isinstance(weights, h5py.Group):
+        weights = root.group("model_weights")
+        if weights is not None:
             attach_legacy_weights(weights, view.layers, make_source)
         return view
-    if "layer_names" in h5.attrs:
-        layers = attach_legacy_weights(h5, [], make_source)
+    if "layer_names" in root.attributes or "layer_names" in root.unreadable:
+        layers = attach_legacy_weights(root, [], make_source)
         return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
-    layers = _keras3_model(h5, make_source) + keras3_layers_from_tree(h5, make_source)
-    if layers or isinstance(h5.get("layers"), h5py.Group):
+    layers = _keras3_model(root, make_source) + keras3_layers_from_tree(root, make_source)
+    if layers or root.group("layers") is not None:
         return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
     raise NotAModel("HDF5 file holds no Keras model or weights (no model_config, layer_names or layers)")
 
 
-def _keras3_model(h5: h5py.File, make_source) -> list[Layer]:
+def _keras3_model(root: StoredGroup, make_source) -> list[Layer]:
     """The model itself, where it holds variables of its own (`self.add_weight` in a
     subclassed model), named as Keras named it."""
-    model = Layer(name=saved_name(h5) or "model", class_name="Layer", is_model=True)
-    model.weights = own_weights(h5, model, make_source)
+    model = Layer(name=saved_name(root) or "model", class_name="Layer", is_model=True)
+    model.weights = own_weights(root, model, make_source)
     return [model] if model.weights else []

@@ -67,8 +67,8 @@ def _attach_task(view: ModelView, path: str) -> None:
         view.model_class = class_name
     weights = os.path.join(path, _TASK_WEIGHTS)
     if os.path.isfile(weights):
-        h5 = open_weights_file(weights, _TASK_WEIGHTS, view)
-        layers = keras3_layers_from_tree(h5, sources_in(weights), task_name + "/", "keras_hub")
+        root = open_weights_file(weights, _TASK_WEIGHTS, view)
+        layers = keras3_layers_from_tree(root, sources_in(weights), task_name + "/", "keras_hub")
         view.layers.extend(layer for layer in layers if layer.weights)
 
 

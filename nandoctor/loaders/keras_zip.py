@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import zipfile
 
-import h5py
-
 from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.errors import NotAModel, UnreadableFile
 from nandoctor.loaders.h5_datasets import sources_in
 from nandoctor.loaders.h5_file_checks import open_weights_file
+from nandoctor.loaders.h5_structure import StoredGroup
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.quantized import dequantize
 from nandoctor.loaders.weight_layouts import (
@@ -59,7 +58,7 @@ def load_keras(path: str) -> ModelView:
     return view
 
 
-def attach_weights_tree(view: ModelView, parsed, root: h5py.Group, make_source: SourceFactory) -> None:
+def attach_weights_tree(view: ModelView, parsed, root: StoredGroup, make_source: SourceFactory) -> None:
     """Give the config's layers their weights from a Keras 3 weights tree (the archive's
     member, an unzipped model's file, or its shards)."""
     attach_keras3_weights(view.layers, parsed.h5_paths, root, make_source)

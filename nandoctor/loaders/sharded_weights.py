@@ -8,16 +8,15 @@ backbone the same way (`model.weights.json`)."""
 from __future__ import annotations
 
 import os
-import tempfile
-
-import h5py
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.h5_datasets import sources_in
 from nandoctor.loaders.h5_file_checks import open_weights_file
+from nandoctor.loaders.h5_structure import StoredDataset, StoredGroup
 from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
 from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
+
 
 def load_sharded_weights(path: str) -> ModelView:
     view = ModelView(path=path, format="sharded-weights", has_config=False)
@@ -35,45 +34,44 @@ def shard_names(path: str) -> list[str]:
                    for name in ([files] if isinstance(files, str) else files) if isinstance(name, str)})
 
 
-def merged_tree(index_path: str, view: ModelView) -> h5py.File:
-    """One HDF5 tree over every shard the index names, closed with the view: a small file
-    holding each shard's groups (with their attributes, where Keras writes a layer's name) and,
-    for each dataset, a link to it in its shard, so that a layer whose variables span shards is
-    one group again. Read its datasets with `shard_source`. Those links are nandoctor's own,
-    to shards that `open_weights_file` has checked (a shard's own link out of its file is
-    refused there), so the tree itself is opened unchecked."""
-    # On disk, not in memory: HDF5 opens a linked file with the driver and the intent of the
-    # file that links to it, so an in-memory tree would load each shard whole, and a
-    # writable one would open the shards for writing. The tree holds metadata only.
-    handle, tree_path = tempfile.mkstemp(prefix="nandoctor-shards-", suffix=".h5")
-    os.close(handle)
-    view.on_close(lambda: os.unlink(tree_path))
-    with h5py.File(tree_path, "w") as building:
-        for name in shard_names(index_path):
-            _copy_shard(index_path, name, building, view)
-    tree = h5py.File(tree_path, "r")
-    view.on_close(tree.close)
+def merged_tree(index_path: str, view: ModelView) -> StoredGroup:
+    """One tree over every shard the index names, their files closed with the view: each
+    shard's groups merged (a layer whose variables span shards is one group again, with the
+    attributes every shard gave it, where Keras writes a layer's name), each dataset where
+    its shard put it (the first shard's, where two hold one). Every shard is checked by
+    `open_weights_file` as it is walked. Read its datasets with `shard_source`."""
+    tree = StoredGroup("/")
+    for name in shard_names(index_path):
+        _merge(tree, _open_shard(index_path, name, view), name)
+    _sort_members(tree)
     return tree
 
 
-def _copy_shard(index_path: str, name: str, tree: h5py.File, view: ModelView) -> None:
-    """Add one shard's groups and links to its datasets to `tree`."""
-    shard = _open_shard(index_path, name, view)
-    shard_path = os.path.abspath(shard.filename)
-    items: list[tuple[str, h5py.Group | h5py.Dataset]] = []
-    try:
-        shard.visititems(lambda item_name, item: items.append((item_name, item)))  # hard links only
-        for item_name, item in items:
-            if isinstance(item, h5py.Group):
-                group = tree.require_group(item_name)
-                group.attrs.update(item.attrs)
-            elif isinstance(item, h5py.Dataset) and item_name not in tree:
-                tree[item_name] = h5py.ExternalLink(shard_path, "/" + item_name)
-    finally:
-        shard.close()  # the tree's links open it again, read-only
+def _merge(into: StoredGroup, shard_group: StoredGroup, shard: str) -> None:
+    for key, member in shard_group.members.items():
+        present = into.members.get(key)
+        if isinstance(member, StoredGroup):
+            if present is None:
+                present = into.members[key] = StoredGroup(member.name, root=into.root or into)
+            elif not isinstance(present, StoredGroup):
+                raise UnreadableFile(f"shard {shard} holds a group {member.name} where another shard holds a dataset")
+            present.attributes.update(member.attributes)
+            present.unreadable.update(member.unreadable)
+            _merge(present, member, shard)
+        elif present is None:
+            into.members[key] = member
 
 
-def shard_source(dataset: h5py.Dataset):
+def _sort_members(group: StoredGroup) -> None:
+    """Members in name order, the order a group of one file is iterated in."""
+    group.members = {key: group.members[key]
+                     for key in sorted(group.members, key=lambda key: key.encode("utf-8", "surrogateescape"))}
+    for member in group.members.values():
+        if isinstance(member, StoredGroup):
+            _sort_members(member)
+
+
+def shard_source(dataset: StoredDataset):
     """The source of a dataset reached through `merged_tree`, read by offset in its shard."""
     return sources_in(dataset.file.filename)(dataset)
 
@@ -86,7 +84,7 @@ def _weight_map(path: str) -> dict:
     return weight_map
 
 
-def _open_shard(index_path: str, name: str, view: ModelView) -> h5py.File:
+def _open_shard(index_path: str, name: str, view: ModelView) -> StoredGroup:
     if os.path.basename(name) != name:
         raise UnreadableFile(f"the shard index names {name!r}, not a file beside it")
     path = os.path.join(os.path.dirname(index_path), name)

@@ -13,15 +13,14 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import h5py
-
 from nandoctor.analysis.keras_facts import KERAS_CLASS_NAMES, is_known_class
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.h5_datasets import attribute_strings, attribute_text
+from nandoctor.loaders.h5_structure import StoredDataset, StoredGroup
 from nandoctor.view import Layer, Weight
 from nandoctor.view.array_sources import ArraySource
 
-SourceFactory = Callable[[h5py.Dataset], ArraySource]
+SourceFactory = Callable[[StoredDataset], ArraySource]
 
 _KERNEL_AND_BIAS = ("kernel", "bias")
 _VARIABLE_NAMES = {
@@ -64,19 +63,13 @@ def numeric_key(key: str) -> tuple[int, str]:
     return (int(key), key) if key.isdigit() else (1 << 62, key)
 
 
-def _group(parent: h5py.Group, key: str) -> h5py.Group | None:
-    item = parent.get(key)
-    return item if isinstance(item, h5py.Group) else None
-
-
-def saved_name(group: h5py.Group) -> str | None:
+def saved_name(group: StoredGroup) -> str | None:
     """The name Keras gave the layer or model saved in `group` (Keras 3.15 and later)."""
-    variables = _group(group, "vars")
-    return attribute_text(variables, "name") if variables is not None else None
+    return attribute_text(group.group("vars"), "name")
 
 
 def attach_keras3_weights(
-    layers: list[Layer], h5_paths: dict[str, str], root: h5py.Group, make_source: SourceFactory
+    layers: list[Layer], h5_paths: dict[str, str], root: StoredGroup, make_source: SourceFactory
 ) -> None:
     for layer in layers:
         path = h5_paths.get(layer.name)
@@ -87,55 +80,54 @@ def attach_keras3_weights(
             layer.weights = _collect(group, layer, make_source)
 
 
-def _locate(root: h5py.Group, path: str, local_name: str) -> h5py.Group | None:
+def _locate(root: StoredGroup, path: str, local_name: str) -> StoredGroup | None:
     """The group at `path`, or the sibling whose saved name says it is `local_name`."""
-    group = _group(root, path) if path in root else None
+    group = root.group(path)
     saved = saved_name(group) if group is not None else None
     if group is not None and saved in (None, local_name):
         return group
-    parent = _group(root, path.rsplit("/", 1)[0]) if "/" in path else root
+    parent = root.group(path.rsplit("/", 1)[0]) if "/" in path else root
     if parent is not None:
-        for key in parent:
-            sibling = _group(parent, key)
-            if sibling is not None and saved_name(sibling) == local_name:
+        for sibling in parent.members.values():
+            if isinstance(sibling, StoredGroup) and saved_name(sibling) == local_name:
                 return sibling
     return group
 
 
-def _collect(group: h5py.Group, layer: Layer, make_source: SourceFactory, prefix: str = "") -> list[Weight]:
+def _collect(group: StoredGroup, layer: Layer, make_source: SourceFactory, prefix: str = "") -> list[Weight]:
     """A layer's own variables, then those of its sub-layers (an attention's query dense)."""
     weights = own_weights(group, layer, make_source, prefix)
-    for key in sorted(group.keys()):
+    for key in sorted(group.members):
         if key == "vars" or (key == "layers" and layer.is_model):
             continue
-        sub = _group(group, key)
-        if sub is not None:
+        sub = group.members[key]
+        if isinstance(sub, StoredGroup):
             label = saved_name(sub) or key
             weights.extend(_collect(sub, layer, make_source, f"{prefix}{label}/"))
     return weights
 
 
-def own_weights(group: h5py.Group, layer: Layer, make_source: SourceFactory, prefix: str = "") -> list[Weight]:
+def own_weights(group: StoredGroup, layer: Layer, make_source: SourceFactory, prefix: str = "") -> list[Weight]:
     """The variables Keras saved for the layer or model of `group` itself (its `vars`)."""
-    variables = _group(group, "vars")
+    variables = group.group("vars")
     if variables is None:
         return []
-    keys = sorted(variables.keys(), key=numeric_key)
+    keys = sorted(variables.members, key=numeric_key)
     names = variable_names(layer, len(keys)) if not prefix else keys
     weights = []
     for key, name in zip(keys, names):
-        dataset = variables[key]
-        if isinstance(dataset, h5py.Dataset):
+        dataset = variables.members[key]
+        if isinstance(dataset, StoredDataset):
             weights.append(_weight(prefix + name, layer.name, dataset, make_source))
     return weights
 
 
-def _weight(name: str, layer: str, dataset: h5py.Dataset, make_source: SourceFactory) -> Weight:
+def _weight(name: str, layer: str, dataset: StoredDataset, make_source: SourceFactory) -> Weight:
     source = make_source(dataset)
     return Weight(name, layer, tuple(source.shape), source.logical_dtype, source, location=dataset.name)
 
 
-def keras3_layers_from_tree(root: h5py.Group, make_source: SourceFactory, prefix: str = "",
+def keras3_layers_from_tree(root: StoredGroup, make_source: SourceFactory, prefix: str = "",
                             module: str | None = None) -> list[Layer]:
     """Layers found in a Keras 3 weights tree alone, with no config to name them: a
     `.weights.h5`, or a subclassed model, whose layers Keras tracks by attribute name.
@@ -160,23 +152,22 @@ class _Walk:
     taken: set[str]  # layer names given so far: a name the file repeats is told apart by its path
 
 
-def _layers_below(group: h5py.Group, walk: _Walk, owner: str, path: str, by_class: bool) -> Iterator[Layer]:
+def _layers_below(group: StoredGroup, walk: _Walk, owner: str, path: str, by_class: bool) -> Iterator[Layer]:
     """The layers saved inside `group`: `owner` is the enclosing layer's name (with its
     slash), `path` the containers' keys since it, `by_class` whether the keys are class
     names (a container's members) or attribute names."""
-    for key in group:
-        child = _group(group, key) if key not in ("vars", "optimizer") else None
-        if child is None:
+    for key, child in group.members.items():
+        if not isinstance(child, StoredGroup) or key in ("vars", "optimizer"):
             continue
         if key == "layers":  # a model's layer list: members named for their class, the list not named
             yield from _layers_below(child, walk, owner, path, by_class=True)
-        elif "vars" in child:
+        elif "vars" in child.members:
             yield from _tree_layer(child, walk, owner, path + key, by_class)
         else:  # a list, tuple or dict of layers
             yield from _layers_below(child, walk, owner, f"{path}{key}/", by_class=True)
 
 
-def _tree_layer(group: h5py.Group, walk: _Walk, owner: str, path: str, by_class: bool) -> Iterator[Layer]:
+def _tree_layer(group: StoredGroup, walk: _Walk, owner: str, path: str, by_class: bool) -> Iterator[Layer]:
     key = path.rsplit("/", 1)[-1]
     saved = saved_name(group)
     if by_class:
@@ -186,7 +177,7 @@ def _tree_layer(group: h5py.Group, walk: _Walk, owner: str, path: str, by_class:
         class_name = guessed if guessed in KERAS_CLASS_NAMES else "Layer"
     # A name Keras itself has is Keras's class; otherwise the enclosing library's, if any.
     layer_module = "keras.layers" if class_name in KERAS_CLASS_NAMES else walk.module
-    is_model = _group(group, "layers") is not None
+    is_model = group.group("layers") is not None
     layer = Layer(name=_unique_name(walk.taken, owner, saved, path), class_name=class_name, module=layer_module,
                   parent=owner.rstrip("/") or None, is_model=is_model)
     whole = class_name != "Layer" and not is_model and is_known_class(class_name, layer_module)
@@ -219,11 +210,11 @@ def class_from_path(key: str) -> str:
     return _KERAS_SPELLING.get(guessed.lower(), guessed)
 
 
-def attach_legacy_weights(group: h5py.Group, layers: list[Layer], make_source: SourceFactory) -> list[Layer]:
+def attach_legacy_weights(group: StoredGroup, layers: list[Layer], make_source: SourceFactory) -> list[Layer]:
     """Attach weights listed by `layer_names`/`weight_names`; add layers the config lacks."""
     by_name = {layer.name: layer for layer in layers}
     for layer_name in attribute_strings(group, "layer_names"):
-        layer_group = _group(group, layer_name)
+        layer_group = group.group(layer_name)
         if layer_group is None:
             raise UnreadableFile(f"weights of layer {layer_name!r} are listed but missing")
         if layer_name not in by_name:
@@ -231,7 +222,7 @@ def attach_legacy_weights(group: h5py.Group, layers: list[Layer], make_source: S
             layers.append(by_name[layer_name])
         for weight_name in attribute_strings(layer_group, "weight_names"):
             dataset = layer_group.get(weight_name)
-            if not isinstance(dataset, h5py.Dataset):
+            if not isinstance(dataset, StoredDataset):
                 raise UnreadableFile(f"weight {weight_name!r} of layer {layer_name!r} is listed but missing")
             owner, short = _legacy_owner(layer_name, weight_name, by_name)
             by_name[owner].weights.append(_weight(short, owner, dataset, make_source))

@@ -70,12 +70,26 @@ def _checked_header(path: str, header: tuple[int, int] | None, min_bytes_per_val
 
 
 class Word2VecTextSource(ArraySource):
+    """Parsing the numbers is what a text file costs, and the rules read a table more than
+    once (the statistics, then a row's norm): a table that fits in one block keeps that block
+    once parsed (at most `BLOCK_BYTES`); a larger one is parsed again on each pass."""
+
     def __init__(self, path: str, rows: int, dim: int, skip_header: bool):
         super().__init__((rows, dim), np.float32)
         self.path = path
         self.skip_header = skip_header
+        self._only_block: np.ndarray | None = None
 
     def blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self._only_block is not None:
+            yield 0, self._only_block
+            return
+        for start, block in self._parsed_blocks():
+            if start == 0 and len(block) == self.rows:
+                self._only_block = block
+            yield start, block
+
+    def _parsed_blocks(self) -> Iterator[tuple[int, np.ndarray]]:
         dim = self.row_len
         with open(self.path, "rb") as file:
             if self.skip_header:

@@ -26,6 +26,8 @@ BLOCK_BYTES = 4 << 20
 # loops, so two cores halve the time of the statistics pass (measured on a 2-core machine).
 _PARALLEL_BYTES = 64 << 20
 _WORKERS = min(4, os.cpu_count() or 1)
+# `rows_at` reads a tensor up to this size whole rather than row by row.
+_READ_WHOLE_BYTES = 256 << 10
 
 T = TypeVar("T")
 
@@ -129,9 +131,23 @@ class FileRegionSource(ArraySource):
             _read_exactly(file, out)
 
     def rows_at(self, rows: list[int]) -> np.ndarray:
-        out = np.empty((len(rows), self.row_len), self.dtype)
-        for index, row in enumerate(rows):
-            self._read_rows(int(row), out[index : index + 1])
+        """A small tensor read whole, once (a median of 2,048 row norms on a small model's
+        table was 2,048 opens of the file); a large one row by row through one open file."""
+        wanted = [int(row) for row in rows]
+        row_bytes = self.row_len * self.itemsize
+        if all(0 <= row < self.rows for row in wanted) and (
+                self.rows * row_bytes <= max(_READ_WHOLE_BYTES, 4 * len(wanted) * row_bytes)):
+            whole = np.empty((self.rows, self.row_len), self.dtype)
+            self._read_rows(0, whole)
+            out = whole[wanted]
+        else:
+            out = np.empty((len(wanted), self.row_len), self.dtype)
+            with open(self.path, "rb", buffering=0) as file:
+                for index, row in enumerate(wanted):
+                    data = os.pread(file.fileno(), row_bytes, self.offset + row * row_bytes)
+                    if len(data) != row_bytes:
+                        raise UnreadableFile("file ends inside a weight tensor (truncated)")
+                    out[index] = np.frombuffer(data, self.dtype)
         return widen_bfloat16(out) if self.bfloat16 else out
 
     def column_block(self, start: int, stop: int) -> np.ndarray:

@@ -189,3 +189,33 @@ def test_word2vec_binary_stops_at_bytes_that_are_not_a_record(tmp_path, monkeypa
     with load(str(path)) as view, pytest.raises(UnreadableFile, match="row 1 is not a word, a space and 3 float32"):
         view.layers[0].embedding_matrix().read()
     word2vec._record_patterns.cache_clear()
+
+
+def _write_vectors(path, table) -> None:
+    path.write_text(f"{len(table)} {table.shape[1]}\n"
+                    + "".join(f"w{i} " + " ".join(f"{v:.3f}" for v in row) + "\n" for i, row in enumerate(table)))
+
+
+def test_word2vec_text_that_fits_one_block_is_parsed_once(tmp_path):
+    path = tmp_path / "vectors.vec"
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    _write_vectors(path, table)
+    with load(str(path)) as view:
+        weight = view.layers[0].weights[0]
+        assert np.array_equal(weight.read(), table)
+        _write_vectors(path, table + 100)  # a second parse would read these
+        assert np.array_equal(weight.source.rows_at([2, 0]), table[[2, 0]])
+
+
+def test_word2vec_text_larger_than_a_block_is_parsed_again_not_kept(tmp_path, monkeypatch):
+    from nandoctor.view import array_sources
+
+    monkeypatch.setattr(array_sources, "BLOCK_BYTES", 24)  # two rows of three float32 a block
+    path = tmp_path / "vectors.vec"
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    _write_vectors(path, table)
+    with load(str(path)) as view:
+        weight = view.layers[0].weights[0]
+        assert np.array_equal(weight.read(), table)
+        _write_vectors(path, table + 100)
+        assert np.array_equal(weight.source.rows_at([2, 0]), table[[2, 0]] + 100)

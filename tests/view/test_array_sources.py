@@ -1,0 +1,42 @@
+"""A tensor stored in a file gives back exactly the rows asked for, however it reads them."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nandoctor.errors import UnreadableFile
+from nandoctor.view import array_sources
+from nandoctor.view.array_sources import FileRegionSource, widen_bfloat16
+
+
+@pytest.mark.parametrize("read_whole_bytes", [1 << 30, 0], ids=["read whole", "row by row"])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(1, 40), width=st.integers(1, 5), data=st.data())
+def test_rows_at_gives_the_rows_asked_for_in_their_order(tmp_path, monkeypatch, read_whole_bytes, rows, width, data):
+    monkeypatch.setattr(array_sources, "_READ_WHOLE_BYTES", read_whole_bytes)
+    table = np.arange(rows * width, dtype=np.float32).reshape(rows, width)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"head" + table.tobytes() + b"tail")
+    wanted = data.draw(st.lists(st.integers(0, rows - 1), max_size=12))
+    got = FileRegionSource(str(path), 4, table.shape, np.float32).rows_at(wanted)
+    assert got.shape == (len(wanted), width) and np.array_equal(got, table[wanted])
+
+
+def test_rows_at_widens_bfloat16_either_way(tmp_path, monkeypatch):
+    raw = np.array([[0x3F80, 0xC000], [0x0000, 0x4040]], np.uint16)  # 1, -2, 0, 3
+    path = tmp_path / "raw.bin"
+    path.write_bytes(raw.tobytes())
+    for read_whole_bytes in (1 << 30, 0):
+        monkeypatch.setattr(array_sources, "_READ_WHOLE_BYTES", read_whole_bytes)
+        got = FileRegionSource(str(path), 0, raw.shape, np.uint16, bfloat16=True).rows_at([1, 0])
+        assert np.array_equal(got, widen_bfloat16(raw[[1, 0]])) and got.tolist() == [[0.0, 3.0], [1.0, -2.0]]
+
+
+@pytest.mark.parametrize("read_whole_bytes", [1 << 30, 0], ids=["read whole", "row by row"])
+def test_rows_of_a_tensor_past_the_end_of_the_file_are_truncation(tmp_path, monkeypatch, read_whole_bytes):
+    monkeypatch.setattr(array_sources, "_READ_WHOLE_BYTES", read_whole_bytes)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(np.zeros((10, 4), np.float32).tobytes())
+    with pytest.raises(UnreadableFile, match="truncated"):
+        FileRegionSource(str(path), 0, (20, 4), np.float32).rows_at([15])
