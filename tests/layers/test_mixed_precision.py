@@ -15,6 +15,7 @@ from nandoctor.layers import (
     AuxiliaryLossSchedule,
     CausalSelfAttention,
     MaskedEmbedding,
+    MaskedMeanPooling,
     MemoryHop,
     PositionEmbedding,
     SafeCosineSimilarity,
@@ -61,6 +62,7 @@ CONTRACTS = {
     "TemporalEncoding": (TemporalEncoding, {"memory_size": 5}, sequence(), (4, 5, 8), 1),
     "MemoryHop": (MemoryHop, {}, [sequence()[:, 0], sequence(seed=1), sequence(seed=2)], (4, 8), 1),
     "CausalSelfAttention": (CausalSelfAttention, {"num_heads": 2, "intermediate_dim": 16}, sequence(), (4, 5, 8), 16),
+    "MaskedMeanPooling": (MaskedMeanPooling, {}, sequence(), (4, 8), 0),
 }
 
 
