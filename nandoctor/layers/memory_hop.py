@@ -14,9 +14,9 @@ class MemoryHop(keras.layers.Layer):
     query adds the read-out `o = sum_i p_i c_i` to `H u`. Field report A applied `H` to the
     relevance vector `p` instead of to `u`, so the query lost itself after one hop. Padding
     slots of the memories (their Keras mask) get no relevance; memories that are all padding
-    get uniform relevance, never NaN, in every dtype policy (the softmax runs in float32). Stack hops by calling one
-    instance per hop (or the same instance, to share `H` across hops as the paper's
-    layer-wise tying does).
+    get uniform relevance, never NaN, in every dtype policy (the softmax runs in float32).
+    Stack hops by calling one instance per hop (or the same instance, to share `H` across
+    hops as the paper's layer-wise tying does).
 
     Args:
         kernel_initializer: initializer of `H`. Defaults to `"glorot_uniform"`.

@@ -68,8 +68,9 @@ class SafeCosineSimilarity(keras.layers.Layer):
     the value is in [-1, 1] and equals the exact cosine for vectors whose norms are well
     above `epsilon`; a zero vector scores 0; the gradient is finite everywhere and bounded
     by about `1 / epsilon`. Under a `mixed_float16` or `mixed_bfloat16` policy the norms are
-    taken in float32 (in float16, `epsilon**2` is 0) and the output is in the compute dtype. Fixes `ND101` zero rows under a cosine, and `ND201`/`ND202`
-    unguarded divisions and square roots (field report C).
+    taken in float32 (in float16, `epsilon**2` is 0) and the output is in the compute dtype.
+    Fixes `ND101` zero rows under a cosine, and `ND201`/`ND202` unguarded divisions and
+    square roots (field report C).
 
     Args:
         axis: the axis holding the vectors. Defaults to `-1`.
