@@ -15,6 +15,7 @@ from nandoctor.layers.safe_cosine_similarity import (
     safe_l2_normalize,
     safe_norm,
 )
+from nandoctor.layers.safe_l2_normalization import SafeL2Normalization
 from nandoctor.layers.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from nandoctor.layers.temporal_encoding import TemporalEncoding
 from nandoctor.layers.tied_embedding import TiedEmbedding
@@ -25,6 +26,7 @@ __all__ = [  # noqa: RUF022 (the order above, not the alphabet's)
     "MaskedEmbedding",
     "TiedEmbedding",
     "SafeCosineSimilarity",
+    "SafeL2Normalization",
     "safe_norm",
     "safe_l2_normalize",
     "PositionEmbedding",

@@ -13,7 +13,7 @@ DEFAULT_EPSILON = 1e-6
 FLOAT16_EPSILON = 1e-4
 # The dtype the norms are taken in, by the layer's compute dtype: in float16 the squares overflow
 # beyond 255 and epsilon**2 (1e-12) is 0, so a zero vector divides 0 by 0.
-_NORM_DTYPES = {"float16": "float32", "bfloat16": "float32"}
+NORM_DTYPES = {"float16": "float32", "bfloat16": "float32"}
 
 
 def _downscaled(x, axis):
@@ -52,6 +52,11 @@ def safe_l2_normalize(x, axis=-1, epsilon=DEFAULT_EPSILON):
     largest gradient the layer can produce). Safe for inputs up to float32's maximum."""
     x = _downscaled(x, axis)
     return x / safe_norm(x, axis=axis, keepdims=True, epsilon=epsilon)
+
+
+def default_epsilon(compute_dtype: str) -> float:
+    """The epsilon a safe norm uses by default in a layer computing in `compute_dtype`."""
+    return FLOAT16_EPSILON if compute_dtype == "float16" else DEFAULT_EPSILON
 
 
 @keras.saving.register_keras_serializable(package="nandoctor")
@@ -109,7 +114,7 @@ class SafeCosineSimilarity(keras.layers.Layer):
             raise ValueError(f"SafeCosineSimilarity takes a list of two tensors. Received: {inputs}")
         # In float16, epsilon**2 (1e-12) is 0 and a zero vector divides 0 by 0: the norms are taken
         # in float32, as Keras's own normalisations do under a mixed policy.
-        a, b = (ops.cast(x, _NORM_DTYPES.get(self.compute_dtype, self.compute_dtype)) for x in inputs)
+        a, b = (ops.cast(x, NORM_DTYPES.get(self.compute_dtype, self.compute_dtype)) for x in inputs)
         a = safe_l2_normalize(a, axis=self.axis, epsilon=self.resolved_epsilon)
         b = safe_l2_normalize(b, axis=self.axis, epsilon=self.resolved_epsilon)
         return ops.cast(ops.sum(a * b, axis=self.axis, keepdims=self.keepdims), self.compute_dtype)
@@ -117,9 +122,7 @@ class SafeCosineSimilarity(keras.layers.Layer):
     @property
     def resolved_epsilon(self) -> float:
         """The epsilon in use: the one given, or the default for the layer's compute dtype."""
-        if self.epsilon is not None:
-            return self.epsilon
-        return FLOAT16_EPSILON if self.compute_dtype == "float16" else DEFAULT_EPSILON
+        return self.epsilon if self.epsilon is not None else default_epsilon(self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

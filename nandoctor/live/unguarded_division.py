@@ -7,8 +7,8 @@ from nandoctor.report import Confidence, Evidence, Finding, Severity
 
 # The cure for each cause of a zero denominator, by what the checks see of it.
 NORM_FIX = ("Divide by a norm whose epsilon is inside its square root: nandoctor.layers.SafeCosineSimilarity for a "
-            "cosine, nandoctor.layers.safe_l2_normalize(x) for x / norm(x) (the layer takes its norms in float32 "
-            "under a mixed policy).")
+            "cosine, nandoctor.layers.SafeL2Normalization (or safe_l2_normalize(x) in your own code) for x / norm(x); "
+            "both layers take their norms in float32 under a mixed policy.")
 MASKED_MEAN_FIX = ("Floor the count of unmasked steps at 1, sum(x * mask) / maximum(sum(mask), 1), or use "
                    "nandoctor.layers.MaskedMeanPooling: a row whose steps are all masked then pools to zeros, not 0/0.")
 FLOAT16_FIX = ("This denominator is computed in float16, where squares beyond 256 and sums beyond 65504 overflow to "
@@ -72,7 +72,7 @@ class UnguardedDivision(LiveRule):
     ```
 
     The finding's fix names the cure for what the division was: a norm (`SafeCosineSimilarity`,
-    `safe_l2_normalize`), a count of mask steps (a masked mean: `MaskedMeanPooling`, or the
+    `SafeL2Normalization`), a count of mask steps (a masked mean: `MaskedMeanPooling`, or the
     count floored at 1), a denominator computed in float16 (the layer in float32); a NaN the
     probe made with sequences that are all padding gets the cures for an empty mask (a masked
     mean, or a softmax masked with `-inf` instead of a large finite negative).

@@ -19,6 +19,7 @@ from nandoctor.layers import (
     MemoryHop,
     PositionEmbedding,
     SafeCosineSimilarity,
+    SafeL2Normalization,
     SinusoidalPositionEncoding,
     TemporalEncoding,
     TiedEmbedding,
@@ -63,6 +64,7 @@ CONTRACTS = {
     "MemoryHop": (MemoryHop, {}, [sequence()[:, 0], sequence(seed=1), sequence(seed=2)], (4, 8), 1),
     "CausalSelfAttention": (CausalSelfAttention, {"num_heads": 2, "intermediate_dim": 16}, sequence(), (4, 5, 8), 16),
     "MaskedMeanPooling": (MaskedMeanPooling, {}, sequence(), (4, 8), 0),
+    "SafeL2Normalization": (SafeL2Normalization, {}, sequence(), (4, 5, 8), 0),
 }
 
 
@@ -103,8 +105,8 @@ def test_every_epsilon_is_resolvable_in_the_compute_dtype(name, policy, tmp_path
     assert precision == []
 
 
-def cosine_and_gradient(cosine, a, b):
-    """The cosine and the gradient of its sum with respect to `a`, on this backend."""
+def value_and_gradient(cosine, a, b):
+    """`cosine([a, b])` and the gradient of its sum with respect to `a`, on this backend."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -135,7 +137,7 @@ def test_a_zero_vector_scores_zero_with_a_gradient_the_compute_dtype_holds(polic
     a = np.zeros((2, 6), np.float16 if policy.compute_dtype == "float16" else np.float32)
     b = np.ones((2, 6), a.dtype)
     cosine = SafeCosineSimilarity()
-    value, gradient = cosine_and_gradient(cosine, a, b)
+    value, gradient = value_and_gradient(cosine, a, b)
     assert keras.backend.standardize_dtype(value.dtype) == policy.compute_dtype
     assert np.asarray(value, "float32").tolist() == [0.0, 0.0]
     largest = float(np.max(np.abs(np.asarray(gradient, "float32"))))

@@ -59,9 +59,9 @@ def test_a_cosine_without_epsilon_is_prescribed_a_safe_norm_for_both_codes():
 
 
 @graph_checks_run
-def test_a_vector_divided_by_its_norm_is_prescribed_safe_l2_normalize():
+def test_a_vector_divided_by_its_norm_is_prescribed_safe_l2_normalization():
     fixes = prescriptions(two_tower(lambda p: p[0] / keras.ops.expand_dims(norm(p[0]), -1)))
-    assert fixes["ND201"] == NORM_FIX and "safe_l2_normalize" in fixes["ND201"]
+    assert fixes["ND201"] == NORM_FIX and "SafeL2Normalization" in fixes["ND201"]
 
 
 class MaskedMean(keras.layers.Layer):
