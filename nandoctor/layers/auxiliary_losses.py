@@ -19,7 +19,7 @@ class AuxiliaryLosses(keras.layers.Layer):
     3. Each position also predicts characters further ahead, each such loss weighted by
        `future_weight` (0.5 in the paper).
 
-    The losses are summed. Training progress (0 to 1) lives in the non-trainable weight
+    The losses are summed, in float32 whatever the dtype policy. Training progress (0 to 1) lives in the non-trainable weight
     `progress`, which `AuxiliaryLossSchedule` advances at every batch; without it,
     progress stays 0 and every block contributes.
 
@@ -90,7 +90,10 @@ class AuxiliaryLosses(keras.layers.Layer):
         for block, block_predictions in enumerate(predictions, start=1):
             for offset, logits in enumerate(block_predictions):
                 target = ops.slice(targets, (0, offset), (ops.shape(targets)[0], length))
-                loss = ops.mean(keras.losses.sparse_categorical_crossentropy(target, logits, from_logits=True))
+                # In float32, as Keras's compiled losses take float16 or bfloat16 outputs: a float16
+                # loss loses its small terms, and could not be added to the float32 block weight.
+                loss = ops.mean(keras.losses.sparse_categorical_crossentropy(target, ops.cast(logits, "float32"),
+                                                                             from_logits=True))
                 weight = 1.0 if offset == 0 else self.future_weight
                 total = total + weight * self.block_weight(block) * loss
         self.add_loss(total)

@@ -13,9 +13,10 @@ class MemoryHop(keras.layers.Layer):
     The relevance `p_i = softmax(u . m_i)` weighs the output memories `c_i`; the new
     query adds the read-out `o = sum_i p_i c_i` to `H u`. Field report A applied `H` to the
     relevance vector `p` instead of to `u`, so the query lost itself after one hop. Padding
-    slots of the memories (their Keras mask) get no relevance. Stack hops by calling one
-    instance per hop (or the same instance, to share `H` across hops as the paper's
-    layer-wise tying does).
+    slots of the memories (their Keras mask) get no relevance; memories that are all padding
+    get uniform relevance, never NaN, in every dtype policy (the softmax runs in float32).
+    Stack hops by calling one instance per hop (or the same instance, to share `H` across
+    hops as the paper's layer-wise tying does).
 
     Args:
         kernel_initializer: initializer of `H`. Defaults to `"glorot_uniform"`.
@@ -52,11 +53,14 @@ class MemoryHop(keras.layers.Layer):
 
     def call(self, inputs, mask=None):
         query, memory_in, memory_out = inputs
-        scores = ops.einsum("bd,bsd->bs", query, memory_in)
+        # The softmax runs in float32, as Keras's mixed-precision guide keeps softmaxes: in float16
+        # the -1e9 that masks a padding slot is -inf, and memories that are all padding (an empty
+        # story) give exp(-inf - -inf) = NaN where float32 gives uniform relevance.
+        scores = ops.cast(ops.einsum("bd,bsd->bs", query, memory_in), "float32")
         slot_mask = mask[1] if isinstance(mask, (list, tuple)) else None
         if slot_mask is not None:
             scores = ops.where(slot_mask, scores, ops.full_like(scores, -1e9))
-        relevance = ops.softmax(scores, axis=-1)
+        relevance = ops.cast(ops.softmax(scores, axis=-1), memory_out.dtype)
         read = ops.einsum("bs,bsd->bd", relevance, memory_out)
         return ops.matmul(query, self.hidden_kernel) + read
 
