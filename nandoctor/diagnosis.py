@@ -174,6 +174,12 @@ class LiveRule(Diagnosis):
 
     runs_on = RunsOn.LIVE
 
+    @classmethod
+    def fix_for(cls, operation) -> str:
+        """The cure for the traced `operation` a graph check found (a TensorFlow operation or a
+        JAX equation read alike); a rule with a cure per cause overrides it."""
+        return cls.fix
+
 
 def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"

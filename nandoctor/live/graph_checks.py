@@ -319,7 +319,7 @@ def _judge(op, layer: str) -> Finding | None:
     # The traced code proves the operation is unguarded; whether a zero ever reaches it, only a
     # run on the model's inputs can say (the NaN probe): a hazard, not yet a NaN.
     return rule.finding(layer, message, details={"operation": op.name}, evidence=Evidence.CERTAIN,
-                        severity=Severity.WARNING)
+                        severity=Severity.WARNING, fix=rule.fix_for(op))
 
 
 def _verdict(op, where: str) -> tuple[type[LiveRule], str] | None:

@@ -73,7 +73,7 @@ class LossTrace(LiveCheck):
                     rule, message = verdict
                     seen.add(rule.code)
                     yield rule.finding(None, message, details={"operation": op.name, "in": "loss"},
-                                       evidence=Evidence.CERTAIN, severity=Severity.WARNING)
+                                       evidence=Evidence.CERTAIN, severity=Severity.WARNING, fix=rule.fix_for(op))
 
     @staticmethod
     def _double_softmax(evidence: str, details: dict) -> Finding:

@@ -172,3 +172,15 @@ def test_a_nan_on_all_padding_sequences_is_prescribed_the_empty_mask_cures(pooli
 ], ids=["MaskedMeanPooling", "Keras's Softmax with the mask"])
 def test_with_the_cure_applied_nothing_divides_by_an_empty_mask(pooling, keras_seed):
     assert division_findings(text_model(pooling())) == []
+
+
+@graph_checks_run
+@pytest.mark.parametrize("build, fixes", [
+    (lambda: text_model(MaskedMean(name="mean")), {"ND201": MASKED_MEAN_FIX}),
+    (lambda: two_tower(lambda p: keras.ops.sum(p[0] * p[1], -1) / (norm(p[0]) * norm(p[1]))),
+     {"ND201": NORM_FIX, "ND202": ROOT_FIX}),
+    (lambda: two_tower(over_its_squares, dtype="mixed_float16"), {"ND201": FLOAT16_FIX}),
+], ids=["masked mean", "cosine", "float16 denominator"])
+def test_check_reports_the_cure_for_what_the_graph_checks_traced(build, fixes, keras_seed):
+    report = nandoctor.check(build())
+    assert {f.code: f.fix for f in report.findings if f.code in ("ND201", "ND202")} == fixes
