@@ -10,6 +10,7 @@ only the bytes between them.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from collections.abc import Iterator
 
@@ -35,11 +36,17 @@ def open_weights_file(target, label: str, view: ModelView) -> StoredGroup:
 def _open_image(image: bytes) -> h5py.File:
     """An HDF5 file held in memory, read by libhdf5's core driver: its metadata reads stay in
     C, where a file object makes each one a call into Python (a small model's weights member
-    opens and walks in about half the time)."""
+    opens and walks in about half the time). Each image is named apart: libhdf5 takes a core
+    file opened under the name of one still open for that one, so two models' members open
+    at once (two views, two threads) would both read the first."""
     access = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     access.set_fapl_core(backing_store=False)
     access.set_file_image(image)
-    return h5py.File(h5py.h5f.open(b"in-memory weights", h5py.h5f.ACC_RDONLY, fapl=access))
+    name = f"in-memory weights {next(_IMAGE_NUMBERS)}".encode()
+    return h5py.File(h5py.h5f.open(name, h5py.h5f.ACC_RDONLY, fapl=access))
+
+
+_IMAGE_NUMBERS = itertools.count()
 
 
 def check_hdf5_file(h5: h5py.File, target, label: str) -> StoredGroup:

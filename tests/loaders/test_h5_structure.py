@@ -110,3 +110,23 @@ def test_any_tree_of_groups_datasets_and_attributes_is_what_h5py_reads(tmp_path,
     h5, root = walked(path)
     with h5:
         assert_same_as_h5py(root, h5)
+
+
+def test_two_keras_files_open_at_once_each_read_their_own_weights():
+    """libhdf5 shares an in-memory file opened under the name of one still open: each
+    member's image is named apart, so a second view does not read the first one's weights."""
+    from nandoctor.loaders import load
+    from tests.conftest import FIXTURES
+
+    paths = [str(FIXTURES / "clean" / "mlp.keras"), str(FIXTURES / "broken" / "seed_b_untied_language_model.keras")]
+
+    def shapes(view):
+        return [(weight.layer, weight.name, weight.shape) for weight in view.weights()]
+
+    alone = []
+    for path in paths:
+        with load(path) as view:
+            alone.append(shapes(view))
+    with load(paths[0]) as first, load(paths[1]) as second:
+        assert [shapes(first), shapes(second)] == alone
+    assert alone[0] != alone[1]
