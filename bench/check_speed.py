@@ -23,12 +23,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from doc_sections import replace_section  # noqa: E402
-from monitor_overhead import language_model  # noqa: E402
+import keras
+import numpy as np
+from doc_sections import replace_section
+from monitor_overhead import language_model
 
-import nandoctor  # noqa: E402
+import nandoctor
 
 RESULTS = ROOT / "bench" / "results" / "check_speed.json"
 
@@ -46,9 +46,18 @@ def zoo() -> list[dict]:
         seconds = time.perf_counter() - started
         serious = sorted({f.code for f in report.findings if f.severity in ("warning", "error")})
         slowest = max(report.timings, key=report.timings.get)
-        rows.append({"id": entry.id, "source": entry.source, "seconds": seconds, "serious": serious,
-                     "info": sum(f.severity == "info" for f in report.findings), "slowest_check": slowest,
-                     "slowest_check_s": report.timings[slowest], "notes": report.files[0].notes})
+        rows.append(
+            {
+                "id": entry.id,
+                "source": entry.source,
+                "seconds": seconds,
+                "serious": serious,
+                "info": sum(f.severity == "info" for f in report.findings),
+                "slowest_check": slowest,
+                "slowest_check_s": report.timings[slowest],
+                "notes": report.files[0].notes,
+            }
+        )
         print(f"{entry.id}: {seconds:.2f} s {serious}", flush=True)
     return rows
 
@@ -57,19 +66,24 @@ def write_zoo(rows: list[dict], date: str) -> None:
     slowest = max(rows, key=lambda row: row["seconds"])
     lines = "\n".join(
         f"| {row['id']} | {row['source']} | {', '.join(row['serious']) or '-'} | {row['info']} | {row['seconds']:.2f} s |"
-        for row in rows)
-    replace_section("zoo", "check() on the zoo", f"""<!-- zoo:start (written by bench/check_speed.py; do not edit) -->
+        for row in rows
+    )
+    replace_section(
+        "zoo",
+        "check() on the zoo",
+        f"""<!-- zoo:start (written by bench/check_speed.py; do not edit) -->
 `nandoctor.check` on each of the {len(rows)} architectures of `fixtures/zoo`, built small with random weights,
 this machine's CPU (2 cores), measured {date}; the model is built before the clock starts. Target: at most
-5 s each. Slowest: **{slowest['id']}, {slowest['seconds']:.2f} s** ({slowest['slowest_check']} takes
-{slowest['slowest_check_s']:.2f} s of it; the graph is traced once, by the first check that reads it, and
+5 s each. Slowest: **{slowest["id"]}, {slowest["seconds"]:.2f} s** ({slowest["slowest_check"]} takes
+{slowest["slowest_check_s"]:.2f} s of it; the graph is traced once, by the first check that reads it, and
 shared). Findings: the codes at warning or above (what the zoo expects or allows, `fixtures/zoo`), and how
 many at info.
 
 | model | source | warning or above | info | check |
 |---|---|---|---|---|
 {lines}
-<!-- zoo:end -->""")
+<!-- zoo:end -->""",
+    )
 
 
 def main() -> None:
@@ -84,20 +98,30 @@ def main() -> None:
     started = time.perf_counter()
     report = nandoctor.check(model)
     total = time.perf_counter() - started
-    results = {"date": date, "parameters": parameters, "total_s": total,
-               "timings": report.timings, "findings": sorted({f.code for f in report.findings}), "zoo": rows}
+    results = {
+        "date": date,
+        "parameters": parameters,
+        "total_s": total,
+        "timings": report.timings,
+        "findings": sorted({f.code for f in report.findings}),
+        "zoo": rows,
+    }
     print(json.dumps(results, indent=2))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     rows = "\n".join(f"| {name} | {seconds:.2f} s |" for name, seconds in report.timings.items())
-    replace_section("check_speed", "Live check", f"""<!-- check_speed:start (written by bench/check_speed.py; do not edit) -->
+    replace_section(
+        "check_speed",
+        "Live check",
+        f"""<!-- check_speed:start (written by bench/check_speed.py; do not edit) -->
 `nandoctor.check` on a transformer language model of {parameters / 1e6:.1f}M parameters (vocabulary 40,000,
-width 128, 2 blocks, length 64), this machine's CPU, measured {results['date']}: **{total:.1f} s** in all
+width 128, 2 blocks, length 64), this machine's CPU, measured {results["date"]}: **{total:.1f} s** in all
 (target: at most 30 s).
 
 | check | time |
 |---|---|
 {rows}
-<!-- check_speed:end -->""")
+<!-- check_speed:end -->""",
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ def replace_section(name: str, heading: str, section: str, preamble: str = "") -
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     start, end = f"<!-- {name}:start", f"<!-- {name}:end -->"
     if start in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + f"\n\n## {heading}\n\n" + (preamble + "\n\n" if preamble else "") + section + "\n"
     DOC.write_text(text)

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from doc_sections import replace_section  # noqa: E402
-from scan_speed import CACHE, run_child, scan_command  # noqa: E402
+from doc_sections import replace_section
+from scan_speed import CACHE, run_child, scan_command
 
-import nandoctor  # noqa: E402
+import nandoctor
 
 RESULTS = ROOT / "bench" / "results" / "formats_speed.json"
 ROWS, DIM = 1_000_000, 1024
@@ -61,7 +61,7 @@ FILES = {"keras": "bf16_2gib.keras", "safetensors": "bf16_2gib.safetensors", "sh
 
 
 def files_of(path: Path) -> list[Path]:
-    return sorted(path.parent.glob("m_*.weights.h5")) + [path] if path.name.endswith(".weights.json") else [path]
+    return [*sorted(path.parent.glob("m_*.weights.h5")), path] if path.name.endswith(".weights.json") else [path]
 
 
 def read_floor(paths: list[Path]) -> float:
@@ -83,8 +83,11 @@ def measure(kind: str) -> dict:
     path = CACHE / FILES[kind]
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-c", _WRITE, kind, str(path), str(ROWS), str(DIM)], check=True,
-                       env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+        subprocess.run(
+            [sys.executable, "-c", _WRITE, kind, str(path), str(ROWS), str(DIM)],
+            check=True,
+            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+        )
     parts = files_of(path)
     read_floor(parts)
     floor = min(read_floor(parts) for _ in range(3))
@@ -92,8 +95,16 @@ def measure(kind: str) -> dict:
     scan, report = min((timed_scan(path) for _ in range(3)), key=lambda timed: timed[0])
     zero_rows = sum(f.details["count"] for f in report.findings if f.code == "ND101")
     wall, peak = run_child(scan_command(path))
-    return {"file": FILES[kind], "bytes": sum(p.stat().st_size for p in parts), "read_floor_s": floor, "scan_s": scan,
-            "ratio": scan / floor, "cli_wall_s": wall, "cli_peak_mib": peak, "zero_rows": zero_rows}
+    return {
+        "file": FILES[kind],
+        "bytes": sum(p.stat().st_size for p in parts),
+        "read_floor_s": floor,
+        "scan_s": scan,
+        "ratio": scan / floor,
+        "cli_wall_s": wall,
+        "cli_peak_mib": peak,
+        "zero_rows": zero_rows,
+    }
 
 
 def main() -> None:
@@ -104,10 +115,15 @@ def main() -> None:
     rows = "\n".join(
         f"| `{r['file']}` | {r['bytes'] / 1e9:.2f} GB | {r['read_floor_s']:.2f} s | {r['scan_s']:.2f} s | "
         f"**{r['ratio']:.2f}x** | {r['cli_wall_s']:.2f} s | {r['cli_peak_mib']:.0f} MiB | {r['zero_rows']:,} |"
-        for kind, r in results.items() if kind != "date")
-    replace_section("formats", "2 GB of bfloat16 in the newer formats", f"""<!-- formats:start (written by bench/formats_speed.py; do not edit) -->
+        for kind, r in results.items()
+        if kind != "date"
+    )
+    replace_section(
+        "formats",
+        "2 GB of bfloat16 in the newer formats",
+        f"""<!-- formats:start (written by bench/formats_speed.py; do not edit) -->
 1,000,000 x 1,024 bfloat16 weights (one row in ten zero) in three formats, each written by its real
-writer, this machine, measured {results['date']}, page cache warm. The floor: the best of three reads of
+writer, this machine, measured {results["date"]}, page cache warm. The floor: the best of three reads of
 the bytes; the scan: the best of three `nandoctor.scan` calls after a first one (which also imports the loader);
 the CLI: one fresh `nandoctor scan` process, imports included. Targets: the scan at most 2x the floor, the CLI
 under 300 MiB. Zero rows found leave out each embedding's padding row (id 0), which a model keeps zero on purpose.
@@ -115,7 +131,8 @@ under 300 MiB. Zero rows found leave out each embedding's padding row (id 0), wh
 | file | size | read the bytes | scan | ratio | CLI wall | CLI peak | zero rows found |
 |---|---|---|---|---|---|---|---|
 {rows}
-<!-- formats:end -->""")
+<!-- formats:end -->""",
+    )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,8 @@ RESULTS = ROOT / "bench" / "results" / "many_files.json"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from doc_sections import DOC, replace_section  # noqa: E402
-from scan_speed import machine  # noqa: E402
+from doc_sections import DOC, replace_section
+from scan_speed import machine
 
 GENERATED_PER_KIND = 120
 PHASE_FILES = 400  # files of each model kind timed phase by phase
@@ -176,9 +176,26 @@ def cli_seconds(directory: Path, *args: str) -> tuple[float, dict]:
     """Wall seconds of `nandoctor scan DIR ARGS` in a fresh process, and its report's summary."""
     with tempfile.NamedTemporaryFile(suffix=".json") as output:
         start = time.perf_counter()
-        child = subprocess.run([sys.executable, "-m", "nandoctor", "scan", str(directory), "--quiet", "--format",
-                                "json", "--exit-zero", "-o", output.name, *args],
-                               capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nandoctor",
+                "scan",
+                str(directory),
+                "--quiet",
+                "--format",
+                "json",
+                "--exit-zero",
+                "-o",
+                output.name,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         seconds = time.perf_counter() - start
         if child.returncode not in (0, 2):
             raise RuntimeError(f"nandoctor scan exited {child.returncode}: {child.stderr[-2000:]}")
@@ -200,13 +217,18 @@ def where_workers_pay(files: list[Path], jobs: int, runs: int) -> list[dict]:
         for count in (1, 2, 4, 8, 16, 32, 64):
             chosen = [str(p) for p in files[:: max(1, len(files) // count)][:count]]
 
-            def timed(jobs_: int) -> float:
+            def timed(jobs_: int, chosen: list[str] = chosen) -> float:
                 start = time.perf_counter()
                 scan(chosen, jobs=jobs_)
                 return time.perf_counter() - start
 
-            rows.append({"files": count, "serial_s": median_of(runs, lambda: timed(1)),
-                         "workers_s": median_of(runs, lambda: timed(jobs))})
+            rows.append(
+                {
+                    "files": count,
+                    "serial_s": median_of(runs, lambda: timed(1)),
+                    "workers_s": median_of(runs, lambda: timed(jobs)),
+                }
+            )
     finally:
         engine.MIN_FILES_PER_WORKER = floor
     return rows
@@ -231,8 +253,9 @@ def measure(copies: int, runs: int) -> dict:
         "byte_floor_s": median_of(runs, lambda: byte_floor(files)),
         "metadata_floor_s": median_of(runs, lambda: metadata_floor(files)),
     }
-    one_core, summary = min((cli_seconds(directory, "--jobs", "1", "--no-cache") for _ in range(runs)),
-                            key=lambda pair: pair[0])
+    one_core, summary = min(
+        (cli_seconds(directory, "--jobs", "1", "--no-cache") for _ in range(runs)), key=lambda pair: pair[0]
+    )
     results["one_core_s"] = one_core
     results["summary"] = summary
     results["all_cores_s"] = median_of(runs, lambda: cli_seconds(directory, "--jobs", str(cores), "--no-cache")[0])
@@ -264,6 +287,7 @@ def per_kind(files: list[Path], runs: int) -> dict[str, dict]:
         kinds.setdefault(_kind(path), []).append(path)
     table = {}
     for kind, chosen in sorted(kinds.items()):
+
         def timed_scan(chosen=chosen) -> float:
             start = time.perf_counter()
             scan([str(p) for p in chosen], jobs=1)
@@ -271,8 +295,12 @@ def per_kind(files: list[Path], runs: int) -> dict[str, dict]:
 
         scan_s = median_of(runs, timed_scan)
         floor_s = median_of(runs, lambda chosen=chosen: metadata_floor(chosen))
-        table[kind] = {"files": len(chosen), "scan_ms": 1000 * scan_s / len(chosen),
-                       "floor_ms": 1000 * floor_s / len(chosen), "ratio": scan_s / floor_s}
+        table[kind] = {
+            "files": len(chosen),
+            "scan_ms": 1000 * scan_s / len(chosen),
+            "floor_ms": 1000 * floor_s / len(chosen),
+            "ratio": scan_s / floor_s,
+        }
     return table
 
 
@@ -306,8 +334,12 @@ def phases(files: list[Path], runs: int) -> dict[str, dict]:
                     run_rules(view, rules)
 
         row = {"files": len(chosen)}
-        for name, work in (("metadata_floor", lambda chosen=chosen: metadata_floor([Path(p) for p in chosen])),
-                           ("load", loader), ("load_and_statistics", statistics_), ("load_and_rules", every_rule)):
+        for name, work in (
+            ("metadata_floor", lambda chosen=chosen: metadata_floor([Path(p) for p in chosen])),
+            ("load", loader),
+            ("load_and_statistics", statistics_),
+            ("load_and_rules", every_rule),
+        ):
             row[name + "_ms"] = 1000 * median_of(runs, lambda work=work: _seconds(work)) / len(chosen)
         table[kind] = row
     return table
@@ -350,8 +382,10 @@ def cached_parts(directory: Path, runs: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as cache:
         scan([str(directory)], cache_dir=cache)
-        parts = {"discover_s": median_of(runs, lambda: _seconds(lambda: list(discover([str(directory)])))),
-                 "cached_scan_s": median_of(runs, lambda: _seconds(lambda: scan([str(directory)], cache_dir=cache)))}
+        parts = {
+            "discover_s": median_of(runs, lambda: _seconds(lambda: list(discover([str(directory)])))),
+            "cached_scan_s": median_of(runs, lambda: _seconds(lambda: scan([str(directory)], cache_dir=cache))),
+        }
         report = scan([str(directory)], cache_dir=cache)
     parts["render_json_s"] = median_of(runs, lambda: _seconds(lambda: render(report, "json")))
     parts["render_text_s"] = median_of(runs, lambda: _seconds(lambda: render(report, "text")))
@@ -361,8 +395,12 @@ def cached_parts(directory: Path, runs: int) -> dict[str, float]:
 def _startup_seconds() -> float:
     """A fresh `nandoctor scan` of nothing readable: the interpreter and the imports."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nandoctor", "scan", "/nonexistent.keras", "--quiet", "--no-cache"],
-                   capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(
+        [sys.executable, "-m", "nandoctor", "scan", "/nonexistent.keras", "--quiet", "--no-cache"],
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     return time.perf_counter() - start
 
 
@@ -382,36 +420,42 @@ def markdown(r: dict) -> str:
     rate = lambda seconds: f"{n / seconds:,.0f}"  # noqa: E731
     meta, one, every = r["metadata_floor_s"], r["one_core_s"], r["all_cores_s"]
     kinds = ", ".join(f"{count:,} `{suffix}`" for suffix, count in r["kinds"].items())
-    pay = "\n".join(f"| {row['files']} | {row['serial_s'] * 1000:.0f} ms | {row['workers_s'] * 1000:.0f} ms |"
-                    for row in r["where_workers_pay"])
-    kind_rows = "\n".join(f"| `{kind}` | {row['files']:,} | {row['scan_ms']:.2f} ms | {row['floor_ms']:.2f} ms | "
-                          f"{row['ratio']:.1f}x |" for kind, row in r["per_kind"].items())
-    phase_rows = "\n".join(f"| `{kind}` | {row['metadata_floor_ms']:.2f} | {row['load_ms']:.2f} | "
-                           f"{row['load_and_statistics_ms']:.2f} | {row['load_and_rules_ms']:.2f} |"
-                           for kind, row in r["phases"].items())
+    pay = "\n".join(
+        f"| {row['files']} | {row['serial_s'] * 1000:.0f} ms | {row['workers_s'] * 1000:.0f} ms |"
+        for row in r["where_workers_pay"]
+    )
+    kind_rows = "\n".join(
+        f"| `{kind}` | {row['files']:,} | {row['scan_ms']:.2f} ms | {row['floor_ms']:.2f} ms | {row['ratio']:.1f}x |"
+        for kind, row in r["per_kind"].items()
+    )
+    phase_rows = "\n".join(
+        f"| `{kind}` | {row['metadata_floor_ms']:.2f} | {row['load_ms']:.2f} | "
+        f"{row['load_and_statistics_ms']:.2f} | {row['load_and_rules_ms']:.2f} |"
+        for kind, row in r["phases"].items()
+    )
     cp = r["cached_parts"]
     load = ", ".join(f"{value:.2f}" for value in r["load_average_before"])
     return f"""<!-- many_files:start (written by bench/many_files.py; do not edit) -->
-Measured {r['date']} on {r['machine']['cpu']} ({r['cores']} cores; load average {load} when it began,
-so other work shared the cores), Python {r['machine']['python']}, h5py {r['machine']['h5py']}, page cache warm,
-median of {r['runs']} runs (the one-core scan: the fastest of {r['runs']}).
-The directory: **{n:,} files**, {r['bytes'] / 2**20:.0f} MiB ({kinds}); the scan found
-{r['summary']['findings']:,} findings and {r['summary']['unreadable']} unreadable files.
+Measured {r["date"]} on {r["machine"]["cpu"]} ({r["cores"]} cores; load average {load} when it began,
+so other work shared the cores), Python {r["machine"]["python"]}, h5py {r["machine"]["h5py"]}, page cache warm,
+median of {r["runs"]} runs (the one-core scan: the fastest of {r["runs"]}).
+The directory: **{n:,} files**, {r["bytes"] / 2**20:.0f} MiB ({kinds}); the scan found
+{r["summary"]["findings"]:,} findings and {r["summary"]["unreadable"]} unreadable files.
 
 | measurement | time | files/s | ratio |
 |---|---|---|---|
-| (a) byte floor: read every file's bytes | {r['byte_floor_s']:.2f} s | {rate(r['byte_floor_s'])} | |
+| (a) byte floor: read every file's bytes | {r["byte_floor_s"]:.2f} s | {rate(r["byte_floor_s"])} | |
 | (b) metadata floor: open each file's structure, one core | {meta:.2f} s | {rate(meta)} | 1 |
 | (c) `nandoctor scan --jobs 1 --no-cache` | {one:.2f} s | {rate(one)} | **{one / meta:.2f}x** the metadata floor (goal: at most 1.5x) |
-| (c) `nandoctor scan --jobs {r['cores']} --no-cache` | {every:.2f} s | {rate(every)} | **{every / meta:.2f}x** the metadata floor (goal: at most 0.8x); {every / one:.2f}x one core |
-| (c) `nandoctor scan`, cold, filling the cache | {r['cold_filling_cache_s']:.2f} s | {rate(r['cold_filling_cache_s'])} | |
-| (c) `nandoctor scan`, every file unchanged (cached) | {r['cached_s']:.2f} s | {rate(r['cached_s'])} | **{r['cold_filling_cache_s'] / r['cached_s']:.1f}x faster** than cold (goal: at least 20x); {one / r['cached_s']:.1f}x faster than one core |
-| a fresh process's start (imports), included in each (c) | {r['startup_s']:.2f} s | | |
+| (c) `nandoctor scan --jobs {r["cores"]} --no-cache` | {every:.2f} s | {rate(every)} | **{every / meta:.2f}x** the metadata floor (goal: at most 0.8x); {every / one:.2f}x one core |
+| (c) `nandoctor scan`, cold, filling the cache | {r["cold_filling_cache_s"]:.2f} s | {rate(r["cold_filling_cache_s"])} | |
+| (c) `nandoctor scan`, every file unchanged (cached) | {r["cached_s"]:.2f} s | {rate(r["cached_s"])} | **{r["cold_filling_cache_s"] / r["cached_s"]:.1f}x faster** than cold (goal: at least 20x); {one / r["cached_s"]:.1f}x faster than one core |
+| a fresh process's start (imports), included in each (c) | {r["startup_s"]:.2f} s | | |
 
-Cores really free during this run: **{r['cores_free']:.2f}** of {r['cores']} (a pure-Python loop on every core at once
-against alone), which bounds what `--jobs {r['cores']}` can gain. A cached run, part by part (in process):
-finding the files {cp['discover_s']:.2f} s, the whole cached scan (finding included) {cp['cached_scan_s']:.2f} s; rendering
-the report as JSON {cp['render_json_s']:.2f} s, as text (the default output) {cp['render_text_s']:.2f} s.
+Cores really free during this run: **{r["cores_free"]:.2f}** of {r["cores"]} (a pure-Python loop on every core at once
+against alone), which bounds what `--jobs {r["cores"]}` can gain. A cached run, part by part (in process):
+finding the files {cp["discover_s"]:.2f} s, the whole cached scan (finding included) {cp["cached_scan_s"]:.2f} s; rendering
+the report as JSON {cp["render_json_s"]:.2f} s, as text (the default output) {cp["render_text_s"]:.2f} s.
 
 Where one core's time goes, by kind (`nandoctor.scan` in process after imports, `jobs=1`, against the
 metadata floor of the same files; word2vec text has no metadata to speak of: the scan parses every number):
@@ -420,7 +464,7 @@ metadata floor of the same files; word2vec text has no metadata to speak of: the
 |---|---|---|---|---|
 {kind_rows}
 
-Phase by phase on {r['phases']['.keras']['files']} `.keras` and {r['phases']['.h5']['files']} `.h5` files (ms per file, in process, one core): the loader alone (open,
+Phase by phase on {r["phases"][".keras"]["files"]} `.keras` and {r["phases"][".h5"]["files"]} `.h5` files (ms per file, in process, one core): the loader alone (open,
 config, weights tree, the HDF5 link and heap checks), then with the weight statistics the weight
 rules share, then with every rule:
 
@@ -430,7 +474,7 @@ rules share, then with every rule:
 
 (d) Where workers start to pay (`nandoctor.scan` in process, after imports; fork start):
 
-| files | serial | {r['cores']} workers |
+| files | serial | {r["cores"]} workers |
 |---|---|---|
 {pay}
 <!-- many_files:end -->"""

@@ -38,7 +38,7 @@ ROWS, DIM = 1_000_000, 256
 
 sys.path.insert(0, str(ROOT))
 
-from doc_sections import DOC, replace_section  # noqa: E402
+from doc_sections import DOC, replace_section
 
 # The child reports its own peak resident memory (VmHWM) as it exits. `ru_maxrss` from
 # wait4 would not do: Linux carries the forked parent's high-water mark across exec.
@@ -56,8 +56,12 @@ def run_child(code: str) -> tuple[float, float]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     start = time.perf_counter()
     child = subprocess.run(
-        [sys.executable, "-c", _REPORT_PEAK + code], stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        [sys.executable, "-c", _REPORT_PEAK + code],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     wall = time.perf_counter() - start
     if child.returncode not in (0, 1):
@@ -107,8 +111,12 @@ def build_big_model(path: Path, rows: int) -> None:
     if path.exists():
         return
     CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-c", _BUILD, str(rows), str(DIM), str(path)], check=True,
-                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", _BUILD, str(rows), str(DIM), str(path)],
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stderr=subprocess.DEVNULL,
+    )
 
 
 _BUILD_TIE = """
@@ -140,13 +148,25 @@ def tie_check(runs: int, quick: bool) -> dict:
     path = CACHE / f"tied_copy_{rows}_x_{DIM}.keras"
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-c", _BUILD_TIE, str(rows), str(DIM), str(path)], check=True,
-                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, stderr=subprocess.DEVNULL)
-    code = (f"import sys; sys.argv = ['nandoctor', 'scan', {str(path)!r}, '--select', 'ND402']; "
-            "from nandoctor.cli import main; main()")
+        subprocess.run(
+            [sys.executable, "-c", _BUILD_TIE, str(rows), str(DIM), str(path)],
+            check=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            stderr=subprocess.DEVNULL,
+        )
+    code = (
+        f"import sys; sys.argv = ['nandoctor', 'scan', {str(path)!r}, '--select', 'ND402']; "
+        "from nandoctor.cli import main; main()"
+    )
     cli = median_child(code, runs)
-    return {"file_bytes": path.stat().st_size, "rows": rows, "dim": DIM,
-            "cli_peak_rss_mib": cli["peak_rss_mib"], "cli_wall_s": cli["wall_s"], "runs": runs}
+    return {
+        "file_bytes": path.stat().st_size,
+        "rows": rows,
+        "dim": DIM,
+        "cli_peak_rss_mib": cli["peak_rss_mib"],
+        "cli_wall_s": cli["wall_s"],
+        "runs": runs,
+    }
 
 
 def read_member_floor(path: Path) -> float:
@@ -215,30 +235,30 @@ def machine() -> dict:
 def markdown(results: dict) -> str:
     cold, big, tie = results["cold_start"], results["throughput"], results["tie_check"]
     return f"""<!-- scan_speed:start (written by bench/scan_speed.py; do not edit) -->
-Measured {results['date']} on {results['machine']['cpu']} ({results['machine']['cores']} cores),
-Python {results['machine']['python']}, numpy {results['machine']['numpy']}, h5py {results['machine']['h5py']}.
+Measured {results["date"]} on {results["machine"]["cpu"]} ({results["machine"]["cores"]} cores),
+Python {results["machine"]["python"]}, numpy {results["machine"]["numpy"]}, h5py {results["machine"]["h5py"]}.
 
-**(a) Cold start** on `{cold['file']}`, median of {cold['nandoctor_scan']['runs']} fresh processes:
+**(a) Cold start** on `{cold["file"]}`, median of {cold["nandoctor_scan"]["runs"]} fresh processes:
 
 | process | wall time | peak memory |
 |---|---|---|
-| `nandoctor scan` | {cold['nandoctor_scan']['wall_s']:.2f} s | {cold['nandoctor_scan']['peak_rss_mib']:.0f} MiB |
-| `keras.models.load_model` | {cold['keras_load_model']['wall_s']:.2f} s | {cold['keras_load_model']['peak_rss_mib']:.0f} MiB |
-| ratio | **{cold['speedup']:.1f}x faster** (target: at least 5x) | **{cold['memory_ratio']:.2f}** of the memory (target: at most 0.25) |
+| `nandoctor scan` | {cold["nandoctor_scan"]["wall_s"]:.2f} s | {cold["nandoctor_scan"]["peak_rss_mib"]:.0f} MiB |
+| `keras.models.load_model` | {cold["keras_load_model"]["wall_s"]:.2f} s | {cold["keras_load_model"]["peak_rss_mib"]:.0f} MiB |
+| ratio | **{cold["speedup"]:.1f}x faster** (target: at least 5x) | **{cold["memory_ratio"]:.2f}** of the memory (target: at most 0.25) |
 
-**(b) Throughput** on a `.keras` holding a {big['rows']:,} x {big['dim']} float32 embedding
-({big['file_bytes'] / 2**30:.2f} GiB; {big['zero_rows_found']:,} zero rows found), page cache warm, median of {big['runs']}:
+**(b) Throughput** on a `.keras` holding a {big["rows"]:,} x {big["dim"]} float32 embedding
+({big["file_bytes"] / 2**30:.2f} GiB; {big["zero_rows_found"]:,} zero rows found), page cache warm, median of {big["runs"]}:
 
 | measurement | time |
 |---|---|
-| floor: read the bytes of `model.weights.h5` from the file | {big['read_floor_s']:.3f} s |
-| `nandoctor.scan` with every rule (in process, after imports) | {big['full_scan_s']:.3f} s |
-| ratio | **{big['ratio']:.2f}x the floor** (target: at most 2x) |
-| `nandoctor scan` CLI on the same file: peak memory | **{big['cli_peak_rss_mib']:.0f} MiB** (target: under 300 MiB), {big['cli_wall_s']:.2f} s wall |
+| floor: read the bytes of `model.weights.h5` from the file | {big["read_floor_s"]:.3f} s |
+| `nandoctor.scan` with every rule (in process, after imports) | {big["full_scan_s"]:.3f} s |
+| ratio | **{big["ratio"]:.2f}x the floor** (target: at most 2x) |
+| `nandoctor scan` CLI on the same file: peak memory | **{big["cli_peak_rss_mib"]:.0f} MiB** (target: under 300 MiB), {big["cli_wall_s"]:.2f} s wall |
 
-**(c) Tie check** (ND402) on a `.keras` holding a {tie['rows']:,} x {tie['dim']} embedding and a hand-written
-tied copy of it, transposed ({tie['file_bytes'] / 2**30:.2f} GiB), compared block by block:
-`nandoctor scan --select ND402` peaks at **{tie['cli_peak_rss_mib']:.0f} MiB** in {tie['cli_wall_s']:.1f} s (median of {tie['runs']}).
+**(c) Tie check** (ND402) on a `.keras` holding a {tie["rows"]:,} x {tie["dim"]} embedding and a hand-written
+tied copy of it, transposed ({tie["file_bytes"] / 2**30:.2f} GiB), compared block by block:
+`nandoctor scan --select ND402` peaks at **{tie["cli_peak_rss_mib"]:.0f} MiB** in {tie["cli_wall_s"]:.1f} s (median of {tie["runs"]}).
 <!-- scan_speed:end -->"""
 
 

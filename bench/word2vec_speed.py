@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from doc_sections import replace_section  # noqa: E402
-from scan_speed import CACHE, run_child, scan_command  # noqa: E402
+from doc_sections import replace_section
+from scan_speed import CACHE, run_child, scan_command
 
-import nandoctor  # noqa: E402
+import nandoctor
 
 ROWS, DIM = 1_000_000, 300
 RESULTS = ROOT / "bench" / "results" / "word2vec_speed.json"
@@ -71,24 +71,34 @@ def main() -> None:
     scan, report = min((timed_scan(path) for _ in range(3)), key=lambda timed: timed[0])
     (zero_rows,) = [f for f in report.findings if f.code == "ND101"]
     wall, peak = run_child(scan_command(path))
-    results = {"date": time.strftime("%Y-%m-%d"), "bytes": path.stat().st_size, "read_floor_s": floor,
-               "scan_s": scan, "ratio": scan / floor, "cli_wall_s": wall, "cli_peak_mib": peak,
-               "zero_rows": zero_rows.details["count"]}
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "bytes": path.stat().st_size,
+        "read_floor_s": floor,
+        "scan_s": scan,
+        "ratio": scan / floor,
+        "cli_wall_s": wall,
+        "cli_peak_mib": peak,
+        "zero_rows": zero_rows.details["count"],
+    }
     results.update(gensim_load(path))
     print(json.dumps(results, indent=2))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    replace_section("word2vec", "word2vec binary", f"""<!-- word2vec:start (written by bench/word2vec_speed.py; do not edit) -->
-A 1,000,000 x 300 binary word2vec file ({results['bytes'] / 1e9:.2f} GB, one row in ten zero), this machine,
-measured {results['date']}, from the page cache:
+    replace_section(
+        "word2vec",
+        "word2vec binary",
+        f"""<!-- word2vec:start (written by bench/word2vec_speed.py; do not edit) -->
+A 1,000,000 x 300 binary word2vec file ({results["bytes"] / 1e9:.2f} GB, one row in ten zero), this machine,
+measured {results["date"]}, from the page cache:
 
 | reader | time | peak memory |
 |---|---|---|
 | floor: read its bytes, 8 MiB at a time | {floor:.2f} s | |
-| `nandoctor.scan`, every rule (in process, after imports, best of 3) | **{scan:.2f} s** ({results['ratio']:.1f}x the floor; target: at most 5x) | |
+| `nandoctor.scan`, every rule (in process, after imports, best of 3) | **{scan:.2f} s** ({results["ratio"]:.1f}x the floor; target: at most 5x) | |
 | `nandoctor scan` CLI, fresh process | {wall:.2f} s | **{peak:.0f} MiB** |
 {gensim_row(results)}
 
-The scan finds the {results['zero_rows']:,} zero rows and names them by word. How the scan stays near the floor: the file is
+The scan finds the {results["zero_rows"]:,} zero rows and names them by word. How the scan stays near the floor: the file is
 mapped 8 MiB at a time (nothing copied into buffers); one possessive regular expression (an optional newline, a
 word, a space, then exactly {DIM * 4:,} bytes of any value) walks the contiguous records in C and hands back only
 their words, so a million boundaries cost no Python loop; that walk runs once, first, keeping only where each
@@ -96,7 +106,8 @@ window's vectors start (4 bytes a row), because it holds the GIL. The windows ar
 threads, and each block of vectors is gathered in one numpy copy, by indexing a strided view that sees every byte
 offset as the start of a row, and its statistics taken while the copy is in the cache. Interleaving the walk and the
 statistics on threads was measured no faster: each numpy call waited for the walk to let go of the GIL.
-<!-- word2vec:end -->""")
+<!-- word2vec:end -->""",
+    )
 
 
 def gensim_load(path: Path) -> dict:
@@ -111,16 +122,22 @@ def gensim_load(path: Path) -> dict:
         _, peak = run_child(
             "import time; from pathlib import Path; from gensim.models import KeyedVectors; "
             f"started = time.perf_counter(); KeyedVectors.load_word2vec_format({str(path)!r}, binary=True); "
-            f"Path({str(timing)!r}).write_text(str(time.perf_counter() - started))")
-        return {"gensim_s": float(timing.read_text()), "gensim_peak_mib": peak,
-                "gensim_version": importlib.metadata.version("gensim")}
+            f"Path({str(timing)!r}).write_text(str(time.perf_counter() - started))"
+        )
+        return {
+            "gensim_s": float(timing.read_text()),
+            "gensim_peak_mib": peak,
+            "gensim_version": importlib.metadata.version("gensim"),
+        }
 
 
 def gensim_row(results: dict) -> str:
     if results["gensim_s"] is None:
         return "| gensim `KeyedVectors.load_word2vec_format` | not installed in this run (`make bench` installs it) | |"
-    return (f"| gensim {results['gensim_version']} `KeyedVectors.load_word2vec_format`, fresh process "
-            f"| {results['gensim_s']:.2f} s | {results['gensim_peak_mib']:,.0f} MiB |")
+    return (
+        f"| gensim {results['gensim_version']} `KeyedVectors.load_word2vec_format`, fresh process "
+        f"| {results['gensim_s']:.2f} s | {results['gensim_peak_mib']:,.0f} MiB |"
+    )
 
 
 if __name__ == "__main__":

@@ -22,11 +22,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 def arguments(script_file: str, description: str, argv=None, learning_rate: float | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description.strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="seconds, not minutes: a sliver of the data (for tests)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where results go (default: the example's results/; with --quick, .cache/examples/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where results go (default: the example's results/; with --quick, .cache/examples/)",
+    )
     if learning_rate is not None:
-        parser.add_argument("--learning-rate", type=float, default=learning_rate,
-                            help=f"the optimiser's learning rate (default: {learning_rate}, as reported)")
+        parser.add_argument(
+            "--learning-rate",
+            type=float,
+            default=learning_rate,
+            help=f"the optimiser's learning rate (default: {learning_rate}, as reported)",
+        )
     args = parser.parse_args(argv)
     args.started = time.monotonic()
     if args.out is None:
@@ -79,12 +87,18 @@ def diagnose(args: argparse.Namespace, name: str, model, *, live: bool = True) -
     path = Path(os.path.relpath(args.out / f"{name}.keras"))  # as a user would type it
     model.save(path)
     scan = nandoctor.scan([path])
-    found = {"scan": codes(scan), "scan_serious": serious_codes(scan),
-             "scan_output": show(f"$ nandoctor scan {path}", scan)}
+    found = {
+        "scan": codes(scan),
+        "scan_serious": serious_codes(scan),
+        "scan_output": show(f"$ nandoctor scan {path}", scan),
+    }
     if live:
         check = nandoctor.check(model)
-        found |= {"check": codes(check), "check_serious": serious_codes(check),
-                  "check_output": show(">>> nandoctor.check(model)", check)}
+        found |= {
+            "check": codes(check),
+            "check_serious": serious_codes(check),
+            "check_output": show(">>> nandoctor.check(model)", check),
+        }
     return found
 
 
@@ -102,8 +116,16 @@ def load_results(folder: Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def plot_curves(folder: Path, filename: str, curves: dict, *, xlabel: str, ylabel: str, title: str,
-                reference: tuple[str, float] | None = None) -> Path:
+def plot_curves(
+    folder: Path,
+    filename: str,
+    curves: dict,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    reference: tuple[str, float] | None = None,
+) -> Path:
     """One line per run (`{label: (x values, y values)}`), with an optional horizontal
     reference line such as chance; written as PNG beside the results."""
     import matplotlib

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from nandoctor.report import Confidence, Finding, Report, Severity  # noqa: E402
+from nandoctor.report import Confidence, Finding, Report, Severity
 
 
 def scan(paths, *, select=None, ignore=None, options=None) -> Report:
@@ -67,5 +67,15 @@ from nandoctor import keras_registration  # noqa: E402
 
 keras_registration.install()
 
-__all__ = ["Confidence", "Finding", "Monitor", "NonfiniteTrainingError", "Report", "Severity", "__version__",
-           "assert_healthy", "check", "scan"]
+__all__ = [
+    "Confidence",
+    "Finding",
+    "Monitor",
+    "NonfiniteTrainingError",
+    "Report",
+    "Severity",
+    "__version__",
+    "assert_healthy",
+    "check",
+    "scan",
+]

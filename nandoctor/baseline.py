@@ -44,14 +44,22 @@ class BaselineEntry:
         return self.path, self.code, self.layer, self.fingerprint
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "code": self.code, "layer": self.layer, "fingerprint": self.fingerprint,
-                "message": self.message}
+        return {
+            "path": self.path,
+            "code": self.code,
+            "layer": self.layer,
+            "fingerprint": self.fingerprint,
+            "message": self.message,
+        }
 
 
 def fingerprint(finding: Finding) -> str:
     """A stable hash of what was found: code, layer and the details that reproduce exactly."""
-    facts = {"code": finding.code, "layer": finding.layer,
-             "details": _stable({k: v for k, v in finding.details.items() if k not in _UNSTABLE_DETAILS})}
+    facts = {
+        "code": finding.code,
+        "layer": finding.layer,
+        "details": _stable({k: v for k, v in finding.details.items() if k not in _UNSTABLE_DETAILS}),
+    }
     text = json.dumps(facts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -73,9 +81,11 @@ def baseline_path(path: str) -> str:
 
 
 def entries_of(report: Report) -> list[BaselineEntry]:
-    return [BaselineEntry(baseline_path(result.path), finding.code, finding.layer, fingerprint(finding),
-                          finding.message)
-            for result in report.files for finding in result.findings]
+    return [
+        BaselineEntry(baseline_path(result.path), finding.code, finding.layer, fingerprint(finding), finding.message)
+        for result in report.files
+        for finding in result.findings
+    ]
 
 
 def write_baseline(report: Report, path: str) -> int:
@@ -83,8 +93,11 @@ def write_baseline(report: Report, path: str) -> int:
     from nandoctor import __version__
 
     entries = entries_of(report)
-    data = {"nandoctor-baseline": BASELINE_VERSION, "nandoctor": __version__,
-            "findings": [entry.to_dict() for entry in entries]}
+    data = {
+        "nandoctor-baseline": BASELINE_VERSION,
+        "nandoctor": __version__,
+        "findings": [entry.to_dict() for entry in entries],
+    }
     with open(path, "w", encoding="utf-8") as file:
         json.dump(data, file, indent=2)
         file.write("\n")
@@ -101,11 +114,15 @@ def read_baseline(path: str) -> list[BaselineEntry]:
     except json.JSONDecodeError as error:
         raise ValueError(f"the baseline {path} is not JSON: {error}") from None
     if not isinstance(data, dict) or data.get("nandoctor-baseline") != BASELINE_VERSION:
-        raise ValueError(f"{path} is not a nandoctor baseline (expected \"nandoctor-baseline\": "
-                         f"{BASELINE_VERSION}; write one with --write-baseline)")
+        raise ValueError(
+            f'{path} is not a nandoctor baseline (expected "nandoctor-baseline": '
+            f"{BASELINE_VERSION}; write one with --write-baseline)"
+        )
     try:
-        return [BaselineEntry(str(e["path"]), str(e["code"]), e["layer"], str(e["fingerprint"]), str(e.get("message", "")))
-                for e in data["findings"]]
+        return [
+            BaselineEntry(str(e["path"]), str(e["code"]), e["layer"], str(e["fingerprint"]), str(e.get("message", "")))
+            for e in data["findings"]
+        ]
     except (KeyError, TypeError) as error:
         raise ValueError(f"the baseline {path} has a malformed entry: {error!r}") from None
 

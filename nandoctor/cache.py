@@ -42,9 +42,11 @@ from nandoctor.result_json import result_from_dict, result_to_dict
 DEFAULT_FOLDER = ".nandoctor_cache"
 _SCHEMA = 1  # the layout of an entry; a new layout starts a new folder
 _EDGE = 4 << 10  # bytes digested at each end of a file
-_CACHEDIR_TAG = ("Signature: 8a477f597d28d172789f06886806bc55\n"
-                 "# This file is a cache directory tag created by nandoctor.\n"
-                 "# For information about cache directory tags see https://bford.info/cachedir/\n")
+_CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by nandoctor.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
 
 
 def default_folder(project_file: str | None) -> str:
@@ -72,8 +74,12 @@ class ScanCache:
         try:
             with open(self._entry_path(absolute, target.explicit), "rb") as file:
                 entry = json.loads(file.read())
-            if (entry["schema"] != _SCHEMA or entry["path"] != absolute
-                    or entry["explicit"] != target.explicit or entry["fingerprint"] != fingerprint):
+            if (
+                entry["schema"] != _SCHEMA
+                or entry["path"] != absolute
+                or entry["explicit"] != target.explicit
+                or entry["fingerprint"] != fingerprint
+            ):
                 return None, fingerprint
             return result_from_dict(entry["result"], target.path), fingerprint
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -87,8 +93,13 @@ class ScanCache:
     def store(self, target: Target, fingerprint: dict[str, Any], result: FileResult) -> None:
         """Record `result` (unfiltered) for `target`, as it was when `fingerprint` was taken.
         A cache that cannot be written is no cache: the scan goes on."""
-        entry = {"schema": _SCHEMA, "path": os.path.abspath(target.path), "explicit": target.explicit,
-                 "fingerprint": fingerprint, "result": result_to_dict(result)}
+        entry = {
+            "schema": _SCHEMA,
+            "path": os.path.abspath(target.path),
+            "explicit": target.explicit,
+            "fingerprint": fingerprint,
+            "result": result_to_dict(result),
+        }
         with contextlib.suppress(OSError, ValueError, TypeError):
             self._prepare()
             descriptor, temporary = tempfile.mkstemp(dir=self.entries, suffix=".tmp")
@@ -109,8 +120,10 @@ class ScanCache:
         if self.entries.is_dir():
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        for name, text in ((".gitignore", "# Automatically created by nandoctor.\n*\n"),
-                           ("CACHEDIR.TAG", _CACHEDIR_TAG)):
+        for name, text in (
+            (".gitignore", "# Automatically created by nandoctor.\n*\n"),
+            ("CACHEDIR.TAG", _CACHEDIR_TAG),
+        ):
             marker = self.root / name
             if not marker.exists():
                 marker.write_text(text, encoding="utf-8")
@@ -136,8 +149,10 @@ def _source_stamp() -> list:
     global _stamp
     if _stamp is None:
         package = Path(__file__).resolve().parent
-        _stamp = sorted([str(path.relative_to(package)), path.stat().st_size, path.stat().st_mtime_ns]
-                        for path in package.rglob("*.py"))
+        _stamp = sorted(
+            [str(path.relative_to(package)), path.stat().st_size, path.stat().st_mtime_ns]
+            for path in package.rglob("*.py")
+        )
     return _stamp
 
 

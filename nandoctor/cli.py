@@ -45,39 +45,113 @@ def formats_help() -> str:
 
 @main.command(cls=_ScanCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "output_format", type=click.Choice(list(REPORT_FORMATS)), default="text",
-              show_default=True,
-              help="Report format, printed on stdout (github: Actions annotations; junit: JUnit XML).")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(list(REPORT_FORMATS)),
+    default="text",
+    show_default=True,
+    help="Report format, printed on stdout (github: Actions annotations; junit: JUnit XML).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file instead.")
-@click.option("--select", multiple=True, metavar="CODES",
-              help="Rules to run: codes (ND101), families (ND1) or names, comma-separated.")
-@click.option("--ignore", multiple=True, metavar="CODES",
-              help="Rules to skip, as for --select; CODE:LAYER suppresses a code on layers matching a glob.")
-@click.option("--fail-on", type=click.Choice(_SEVERITIES), default=None,
-              help="Exit 1 when a finding is at or above this severity.  [default: warning]")
+@click.option(
+    "--select",
+    multiple=True,
+    metavar="CODES",
+    help="Rules to run: codes (ND101), families (ND1) or names, comma-separated.",
+)
+@click.option(
+    "--ignore",
+    multiple=True,
+    metavar="CODES",
+    help="Rules to skip, as for --select; CODE:LAYER suppresses a code on layers matching a glob.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(_SEVERITIES),
+    default=None,
+    help="Exit 1 when a finding is at or above this severity.  [default: warning]",
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings reach --fail-on.")
 @click.option("--statistics", is_flag=True, help="Print a count per code instead of each finding (text, json).")
-@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Accept the findings recorded in FILE: only new ones are reported; stale entries are named.")
-@click.option("--write-baseline", "write_baseline_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Record every finding in FILE, for --baseline, and exit 0.")
+@click.option(
+    "--baseline",
+    "baseline_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Accept the findings recorded in FILE: only new ones are reported; stale entries are named.",
+)
+@click.option(
+    "--write-baseline",
+    "write_baseline_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Record every finding in FILE, for --baseline, and exit 0.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour the text report (auto: on a terminal, unless NO_COLOR is set or FORCE_COLOR asks).")
-@click.option("--trust", is_flag=True,
-              help="Load the models with Keras (running their code: only files you trust) and probe them live.")
-@click.option("--custom-objects", "custom_objects", multiple=True, metavar="MODULE",
-              help="With --trust: import MODULE first (from the current folder too), to register your custom classes.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Scan files in N processes (the report is the same, in the same order).  [default: the CPU count]")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
-              help="Stop a file's scan after SECONDS: that file gets a one-line error, the others are scanned.")
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the text report (auto: on a terminal, unless NO_COLOR is set or FORCE_COLOR asks).",
+)
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Load the models with Keras (running their code: only files you trust) and probe them live.",
+)
+@click.option(
+    "--custom-objects",
+    "custom_objects",
+    multiple=True,
+    metavar="MODULE",
+    help="With --trust: import MODULE first (from the current folder too), to register your custom classes.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Scan files in N processes (the report is the same, in the same order).  [default: the CPU count]",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop a file's scan after SECONDS: that file gets a one-line error, the others are scanned.",
+)
 @click.option("--no-cache", is_flag=True, help="Read every file again, even one unchanged since the last scan.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Keep the cache in DIR (also NANDOCTOR_CACHE_DIR, or cache-dir in [tool.nandoctor]).  "
-                   "[default: .nandoctor_cache beside pyproject.toml]")
-def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, statistics, baseline_file,
-         write_baseline_file, quiet, color, trust, custom_objects, jobs, timeout, no_cache, cache_dir) -> None:
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Keep the cache in DIR (also NANDOCTOR_CACHE_DIR, or cache-dir in [tool.nandoctor]).  "
+    "[default: .nandoctor_cache beside pyproject.toml]",
+)
+def scan(
+    paths,
+    output_format,
+    output,
+    select,
+    ignore,
+    fail_on,
+    exit_zero,
+    statistics,
+    baseline_file,
+    write_baseline_file,
+    quiet,
+    color,
+    trust,
+    custom_objects,
+    jobs,
+    timeout,
+    no_cache,
+    cache_dir,
+) -> None:
     """Examine saved models and embedding matrices without running them.
 
     PATHS are files, or directories to search for them, in these formats: {formats}.
@@ -101,16 +175,25 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, stati
         raise click.UsageError("Give --baseline or --write-baseline, not both.")
     try:
         settings = load_settings()
-        chosen = {"select": list(select) or settings.select, "ignore": [*settings.ignore, *ignore],
-                  "options": settings.options, "per_file_ignores": settings.per_file_ignores}
+        chosen = {
+            "select": list(select) or settings.select,
+            "ignore": [*settings.ignore, *ignore],
+            "options": settings.options,
+            "per_file_ignores": settings.per_file_ignores,
+        }
         if trust:
             from nandoctor.engine import scan_trusted
 
             report = scan_trusted(list(paths), custom_objects=custom_objects, **chosen)
         else:
-            report = run_scan(list(paths), progress=None if quiet else console.WeightProgress(),
-                              jobs=jobs or cpu_count(), timeout=timeout,
-                              cache_dir=None if no_cache else settings.scan_cache_folder(cache_dir), **chosen)
+            report = run_scan(
+                list(paths),
+                progress=None if quiet else console.WeightProgress(),
+                jobs=jobs or cpu_count(),
+                timeout=timeout,
+                cache_dir=None if no_cache else settings.scan_cache_folder(cache_dir),
+                **chosen,
+            )
         if baseline_file:
             from nandoctor.baseline import apply_baseline, read_baseline
 
@@ -125,8 +208,9 @@ def scan(paths, output_format, output, select, ignore, fail_on, exit_zero, stati
     if write_baseline_file:
         _write_baseline(report, write_baseline_file)
         sys.exit(EXIT_UNUSABLE if report.errors else EXIT_CLEAN)
-    text = _render_scan(report, output_format, statistics, threshold,
-                        _text_options(output_format, output, quiet, color))
+    text = _render_scan(
+        report, output_format, statistics, threshold, _text_options(output_format, output, quiet, color)
+    )
     if output:
         try:
             with open(output, "w", encoding="utf-8") as file:
@@ -176,13 +260,24 @@ def _write_baseline(report, path: str) -> None:
 @click.option("--select", multiple=True, metavar="CODES", help="Rules whose findings to fix, as for scan.")
 @click.option("--ignore", multiple=True, metavar="CODES", help="Rules whose findings to leave, as for scan.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random rows given to zero rows.")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Report format, printed on stdout.")
-@click.option("--fail-on", type=click.Choice(_SEVERITIES), default=None,
-              help="Exit 1 when a finding still there is at or above this severity.  [default: warning]")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Report format, printed on stdout.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(_SEVERITIES),
+    default=None,
+    help="Exit 1 when a finding still there is at or above this severity.  [default: warning]",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No summary line.")
-def fix_command(paths, output, in_place, diff, unsafe_fixes, select, ignore, seed, output_format, fail_on,
-                quiet) -> None:
+def fix_command(
+    paths, output, in_place, diff, unsafe_fixes, select, ignore, seed, output_format, fail_on, quiet
+) -> None:
     """Apply the fixes of the findings to model files and embedding tables, as ruff --fix does.
 
     Safe fixes keep what the model computes, or make it compute what it claimed to: a zero
@@ -201,13 +296,23 @@ def fix_command(paths, output, in_place, diff, unsafe_fixes, select, ignore, see
     if output and in_place:
         raise click.UsageError("Give --output or --in-place, not both.")
     if not (output or in_place or diff):
-        raise click.UsageError("nandoctor fix writes a new file: give --output OUT or --in-place "
-                               "(or --diff to see the changes without writing).")
+        raise click.UsageError(
+            "nandoctor fix writes a new file: give --output OUT or --in-place "
+            "(or --diff to see the changes without writing)."
+        )
     try:
         settings = load_settings()
-        report = run_fix(list(paths), output=output, in_place=in_place, unsafe_fixes=unsafe_fixes,
-                         select=list(select) or settings.select, ignore=[*settings.ignore, *ignore],
-                         options=settings.options, per_file_ignores=settings.per_file_ignores, seed=seed)
+        report = run_fix(
+            list(paths),
+            output=output,
+            in_place=in_place,
+            unsafe_fixes=unsafe_fixes,
+            select=list(select) or settings.select,
+            ignore=[*settings.ignore, *ignore],
+            options=settings.options,
+            per_file_ignores=settings.per_file_ignores,
+            seed=seed,
+        )
         code = report.exit_code(fail_on or settings.fail_on or Severity.WARNING.value)
     except ValueError as error:
         _fail(str(error))
@@ -230,13 +335,16 @@ def _say_how_to_load(result) -> None:
 
     try:
         with load(result.output) as view:
-            classes = sorted({layer.class_name for layer in view.layers
-                              if (layer.registered_name or "").startswith("nandoctor>")})
+            classes = sorted(
+                {layer.class_name for layer in view.layers if (layer.registered_name or "").startswith("nandoctor>")}
+            )
     except Exception:  # the fixed file was scanned already; a reread failing says nothing new
         return
     if classes:
-        result.notes.append(f"{result.output} holds nandoctor layers ({', '.join(classes)}): import nandoctor "
-                            "before keras.saving.load_model, which cannot rebuild them otherwise")
+        result.notes.append(
+            f"{result.output} holds nandoctor layers ({', '.join(classes)}): import nandoctor "
+            "before keras.saving.load_model, which cannot rebuild them otherwise"
+        )
 
 
 def _fail(message: str) -> NoReturn:
@@ -277,8 +385,14 @@ def use_color(choice: str, to_terminal: bool) -> bool:
 
 @main.command(name="plot")
 @click.argument("log", type=click.Path())
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="health.png", show_default=True,
-              help="PNG file to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="health.png",
+    show_default=True,
+    help="PNG file to write.",
+)
 def plot(log: str, output: str) -> None:
     """Draw a Monitor health log (a nandoctor-health.jsonl, or its directory) as a PNG."""
     from nandoctor.errors import UnreadableFile
@@ -311,8 +425,9 @@ def list_rules() -> None:
         table.add_column(column, no_wrap=True)
     table.add_column("what it does", overflow="fold", ratio=1)
     for diagnosis in DIAGNOSES:
-        table.add_row(diagnosis.code, diagnosis.name, diagnosis.severity.value, diagnosis.runs_on.value,
-                      diagnosis.summary())
+        table.add_row(
+            diagnosis.code, diagnosis.name, diagnosis.severity.value, diagnosis.runs_on.value, diagnosis.summary()
+        )
     Console(highlight=False).print(table)
 
 
@@ -326,8 +441,10 @@ def show_rule(code: str) -> None:
 
     diagnosis = find(code)
     if diagnosis is None:
-        _fail(f"Unknown rule. Expected a code (ND101) or a name (zero-embedding-rows); "
-              f"`nandoctor rules` lists them. Received: {code!r}")
+        _fail(
+            f"Unknown rule. Expected a code (ND101) or a name (zero-embedding-rows); "
+            f"`nandoctor rules` lists them. Received: {code!r}"
+        )
     page = rule_page(diagnosis)
     if stdout_is_terminal():
         from rich.console import Console

@@ -63,17 +63,28 @@ def scan_on_cluster(
             results[index] = scan_target_unfiltered(target, [])
         else:
             readable.append(index)
-    batches = [readable[start:start + files_per_task] for start in range(0, len(readable), files_per_task)]
-    futures = client.map(scan_batch, [[target_to_dict(targets[i]) for i in batch] for batch in batches],
-                         select=select, ignore=ignore, options=options, pure=False)
+    batches = [readable[start : start + files_per_task] for start in range(0, len(readable), files_per_task)]
+    futures = client.map(
+        scan_batch,
+        [[target_to_dict(targets[i]) for i in batch] for batch in batches],
+        select=select,
+        ignore=ignore,
+        options=options,
+        pure=False,
+    )
     for batch, answers in zip(batches, client.gather(futures)):
         for index, answer in zip(batch, answers, strict=True):
             results[index] = result_from_dict(json.loads(answer), targets[index].path)
     return Report([with_ignores(result, selection) for result in results])
 
 
-def scan_batch(targets: list[dict], *, select: Any = None, ignore: Any = None,
-               options: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+def scan_batch(
+    targets: list[dict],
+    *,
+    select: Any = None,
+    ignore: Any = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[str]:
     """On a worker: each target's unfiltered result, as JSON text."""
     from nandoctor.catalogue import Selection
     from nandoctor.diagnosis import RunsOn

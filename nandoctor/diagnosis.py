@@ -90,8 +90,7 @@ class Diagnosis(Documented):
         if unknown:
             known = ", ".join(sorted(cls.options)) or "none"
             raise ValueError(
-                f"Unknown option for {cls.code} ({cls.name}). Expected one of: {known}. "
-                f"Received: {', '.join(unknown)}"
+                f"Unknown option for {cls.code} ({cls.name}). Expected one of: {known}. Received: {', '.join(unknown)}"
             )
         for key, value in options.items():
             default = cls.options[key]

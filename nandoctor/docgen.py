@@ -1,7 +1,7 @@
 """Writes `docs/rules/*.md` and `docs/layers.md` from docstrings; `--check` fails when stale.
 
-    python -m nandoctor.docgen          # write
-    python -m nandoctor.docgen --check  # exit 1 if a page differs from its docstring
+python -m nandoctor.docgen          # write
+python -m nandoctor.docgen --check  # exit 1 if a page differs from its docstring
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ def rule_page(rule: type[Diagnosis]) -> str:
         f"`nandoctor fix`: {fix_safety(rule.code)}\n\n"
         f"Needs, to be sure: {rule.evidence}\n\n"
         f"Evidence its findings can rest on: {_evidence_kinds(rule)}\n\n"
-        f"{rule.documentation()}\n"
-        + (f"\nDefaults:{options}\n" if options else "")
+        f"{rule.documentation()}\n" + (f"\nDefaults:{options}\n" if options else "")
     )
 
 

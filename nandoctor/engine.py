@@ -77,8 +77,9 @@ def scan(
             results[index], fingerprints[index] = cache.lookup(target)
         if results[index] is None:
             to_scan.append(index)
-    scanned = _scan_each([targets[i] for i in to_scan], rules, ScanJob(select, ignore, options), jobs, timeout,
-                         progress)
+    scanned = _scan_each(
+        [targets[i] for i in to_scan], rules, ScanJob(select, ignore, options), jobs, timeout, progress
+    )
     for index, outcome in zip(to_scan, scanned):
         results[index] = outcome.result
         if cache is not None and outcome.finished and fingerprints.get(index) is not None:
@@ -92,8 +93,9 @@ def scan(
 MIN_FILES_PER_WORKER = 8
 
 
-def _scan_each(targets: list[Target], rules: list[Rule], job: ScanJob, jobs: int, timeout: float | None,
-               progress: Progress | None) -> list[Outcome]:
+def _scan_each(
+    targets: list[Target], rules: list[Rule], job: ScanJob, jobs: int, timeout: float | None, progress: Progress | None
+) -> list[Outcome]:
     """Each target's unfiltered result: in this process, or in workers when there are enough
     files to pay for them, or when a time limit needs a process that can be killed."""
     import multiprocessing
@@ -124,15 +126,17 @@ def check_model(
     return Report([result], timings)
 
 
-def _check(model, selection: Selection, options, probes: bool, timings: dict[str, float],
-           path: str | None = None, sample=None) -> FileResult:
+def _check(
+    model, selection: Selection, options, probes: bool, timings: dict[str, float], path: str | None = None, sample=None
+) -> FileResult:
     """One live model's result; `path` is the file it was loaded from, for per-file ignores."""
     with quiet_dependencies():
         return _check_quietly(model, selection, options, probes, timings, path, sample)
 
 
-def _check_quietly(model, selection: Selection, options, probes: bool, timings: dict[str, float],
-                   path: str | None, sample=None) -> FileResult:
+def _check_quietly(
+    model, selection: Selection, options, probes: bool, timings: dict[str, float], path: str | None, sample=None
+) -> FileResult:
     from nandoctor.live.model_view import view_of_model
 
     started = time.perf_counter()
@@ -144,12 +148,19 @@ def _check_quietly(model, selection: Selection, options, probes: bool, timings: 
     if probes:
         findings = run_live_checks(model, view, selection, findings, timings, notes, sample)
     kept, suppressed = selection.filter(findings, path)
-    return FileResult(path or view.path, guess_format(path) if path else view.format, FileStatus.SCANNED,
-                      findings=kept, notes=notes, suppressed=suppressed)
+    return FileResult(
+        path or view.path,
+        guess_format(path) if path else view.format,
+        FileStatus.SCANNED,
+        findings=kept,
+        notes=notes,
+        suppressed=suppressed,
+    )
 
 
-def run_live_checks(model, view, selection: Selection, findings: list[Finding],
-                    timings: dict[str, float], notes: list[str], sample=None) -> list[Finding]:
+def run_live_checks(
+    model, view, selection: Selection, findings: list[Finding], timings: dict[str, float], notes: list[str], sample=None
+) -> list[Finding]:
     """Every selected live check in order; a measurement that confirms an earlier finding
     raises it to high confidence with the evidence, other findings are added."""
     from nandoctor.live import LIVE_CHECKS
@@ -213,7 +224,8 @@ def _confirmed(original: Finding, measurement: Finding) -> Finding:
     resting on the evidence that supports it."""
     stronger = measurement.severity.rank > original.severity.rank or (
         measurement.severity.rank == original.severity.rank
-        and Evidence(measurement.details["evidence"]).ceiling.rank > Evidence(original.details["evidence"]).ceiling.rank)
+        and Evidence(measurement.details["evidence"]).ceiling.rank > Evidence(original.details["evidence"]).ceiling.rank
+    )
     chosen = measurement if stronger else original
     return Diagnosis.reconsidered(
         original,
@@ -249,8 +261,9 @@ def scan_trusted(
         sys.path.insert(0, os.getcwd())
     try:
         _import_custom_objects(custom_objects)
-        return Report([_scan_trusted_target(target, selection, options)
-                       for target in discover([os.fspath(p) for p in paths])])
+        return Report(
+            [_scan_trusted_target(target, selection, options) for target in discover([os.fspath(p) for p in paths])]
+        )
     finally:
         if added:
             sys.path.remove(os.getcwd())
@@ -263,8 +276,9 @@ def _import_custom_objects(modules: Iterable[str]) -> None:
         try:
             importlib.import_module(module)
         except Exception as error:
-            raise ValueError(f"cannot import the --custom-objects module {module!r}: "
-                             f"{type(error).__name__}: {first_line(error)}") from None
+            raise ValueError(
+                f"cannot import the --custom-objects module {module!r}: {type(error).__name__}: {first_line(error)}"
+            ) from None
 
 
 def _scan_trusted_target(target: Target, selection: Selection, options) -> FileResult:
@@ -339,7 +353,9 @@ def run_rules(view, rules: list[Rule], progress: Progress | None = None) -> list
     return [finding for rule in rules for finding in rule.check(view)]
 
 
-def scan_target(target: Target, rules: list[Rule], selection: Selection, progress: Progress | None = None) -> FileResult:
+def scan_target(
+    target: Target, rules: list[Rule], selection: Selection, progress: Progress | None = None
+) -> FileResult:
     return with_ignores(scan_target_unfiltered(target, rules, progress), selection)
 
 
@@ -349,8 +365,13 @@ def scan_target_unfiltered(target: Target, rules: list[Rule], progress: Progress
         return failed_result(target, target.error, FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     try:
         with load(target.path) as view:
-            return FileResult(target.path, view.format, FileStatus.SCANNED, findings=run_rules(view, rules, progress),
-                              notes=list(view.notes))
+            return FileResult(
+                target.path,
+                view.format,
+                FileStatus.SCANNED,
+                findings=run_rules(view, rules, progress),
+                notes=list(view.notes),
+            )
     except NotAModel as reason:
         return failed_result(target, str(reason), FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
     except UnreadableFile as reason:
@@ -368,8 +389,15 @@ def with_ignores(result: FileResult, selection: Selection) -> FileResult:
     if result.status is not FileStatus.SCANNED:
         return result
     kept, suppressed = selection.filter(result.findings, result.path)
-    return FileResult(result.path, result.format, result.status, result.error, findings=kept,
-                      notes=result.notes, suppressed=suppressed)
+    return FileResult(
+        result.path,
+        result.format,
+        result.status,
+        result.error,
+        findings=kept,
+        notes=result.notes,
+        suppressed=suppressed,
+    )
 
 
 def failed_result(target: Target, reason: str, status: FileStatus = FileStatus.ERROR) -> FileResult:

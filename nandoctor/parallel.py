@@ -69,8 +69,9 @@ def start_method() -> str:
     return "spawn" if any(name in sys.modules for name in _FORK_UNSAFE) else "fork"
 
 
-def scan_in_processes(targets: Sequence[Target], job: ScanJob, jobs: int, timeout: float | None = None,
-                      method: str | None = None) -> list[Outcome]:
+def scan_in_processes(
+    targets: Sequence[Target], job: ScanJob, jobs: int, timeout: float | None = None, method: str | None = None
+) -> list[Outcome]:
     """Each target's unfiltered result, in the order given, from up to `jobs` worker processes."""
     context = multiprocessing.get_context(method or start_method())
     pool = _Pool(context, job, min(jobs, len(targets)))
@@ -80,16 +81,18 @@ def scan_in_processes(targets: Sequence[Target], job: ScanJob, jobs: int, timeou
         for worker in pool.workers:
             pool.give(worker, queue, targets)
         while any(worker.index is not None for worker in pool.workers):
-            ready = wait([w.connection for w in pool.workers if w.index is not None],
-                         timeout=pool.next_deadline(timeout))
+            ready = wait(
+                [w.connection for w in pool.workers if w.index is not None], timeout=pool.next_deadline(timeout)
+            )
             for worker in pool.workers:
                 if worker.index is None:
                     continue
                 if worker.connection in ready:
                     index = worker.index
                     try:
-                        outcomes[index] = Outcome(result_from_dict(json.loads(worker.connection.recv_bytes()),
-                                                                   targets[index].path))
+                        outcomes[index] = Outcome(
+                            result_from_dict(json.loads(worker.connection.recv_bytes()), targets[index].path)
+                        )
                     except (EOFError, OSError, ValueError, KeyError, TypeError):
                         outcomes[index] = Outcome(_died(targets[index], worker), finished=False)
                         pool.replace(worker)
@@ -191,10 +194,10 @@ def _died(target: Target, worker: _Worker) -> FileResult:
 
 def work(connection: Connection, job: ScanJob) -> None:
     """A worker's life: build the rules once, then scan each target sent until None arrives."""
-    from nandoctor.catalogue import Selection
-    from nandoctor.diagnosis import RunsOn
     import signal
 
+    from nandoctor.catalogue import Selection
+    from nandoctor.diagnosis import RunsOn
     from nandoctor.engine import scan_target_unfiltered
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers

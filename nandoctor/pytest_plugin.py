@@ -13,9 +13,13 @@ from nandoctor.loaders import MODEL_SUFFIXES
 
 def pytest_addoption(parser):
     group = parser.getgroup("nandoctor")
-    group.addoption("--nandoctor", action="store_true", help="scan the model files among the given paths with nandoctor")
     group.addoption(
-        "--nandoctor-fail-on", default="warning", choices=("error", "warning", "info"),
+        "--nandoctor", action="store_true", help="scan the model files among the given paths with nandoctor"
+    )
+    group.addoption(
+        "--nandoctor-fail-on",
+        default="warning",
+        choices=("error", "warning", "info"),
         help="severity at which a model file's test fails (default: warning)",
     )
 

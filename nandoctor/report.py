@@ -95,8 +95,14 @@ class AppliedFix:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "layer": self.layer, "safety": self.safety, "message": self.message,
-                "changes": list(self.changes), "details": self.details}
+        return {
+            "code": self.code,
+            "layer": self.layer,
+            "safety": self.safety,
+            "message": self.message,
+            "changes": list(self.changes),
+            "details": self.details,
+        }
 
 
 @dataclass(frozen=True)
@@ -148,8 +154,11 @@ class FileResult:
             "suppressed": dict(self.suppressed),
         }
         if self.fixed is not None:
-            data.update(fixed=[fix.to_dict() for fix in self.fixed],
-                        unfixed=[fix.to_dict() for fix in self.unfixed], output=self.output)
+            data.update(
+                fixed=[fix.to_dict() for fix in self.fixed],
+                unfixed=[fix.to_dict() for fix in self.unfixed],
+                output=self.output,
+            )
         return data
 
 
@@ -164,9 +173,7 @@ def parse_severity(value: str | Severity) -> Severity:
         return Severity(str(value).lower())
     except ValueError:
         choices = ", ".join(s.value for s in Severity)
-        raise ValueError(
-            f"Unknown severity. Expected one of {choices}. Received: {value!r}"
-        ) from None
+        raise ValueError(f"Unknown severity. Expected one of {choices}. Received: {value!r}") from None
 
 
 @dataclass
@@ -193,8 +200,13 @@ class Report:
         counts = {severity.value: 0 for severity in Severity}
         for finding in findings:
             counts[finding.severity.value] += 1
-        return {"files": len(self.files), "findings": len(findings), **counts,
-                "unreadable": len(self.errors), "suppressed": sum(sum(r.suppressed.values()) for r in self.files)}
+        return {
+            "files": len(self.files),
+            "findings": len(findings),
+            **counts,
+            "unreadable": len(self.errors),
+            "suppressed": sum(sum(r.suppressed.values()) for r in self.files),
+        }
 
     def to_dict(self, version: str | None = None) -> dict[str, Any]:
         if version is None:

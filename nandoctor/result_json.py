@@ -14,18 +14,39 @@ from nandoctor.report import Confidence, FileResult, FileStatus, Finding, Severi
 
 
 def result_to_dict(result: FileResult) -> dict[str, Any]:
-    return {"format": result.format, "status": result.status.value, "error": result.error,
-            "findings": [finding.to_dict() for finding in result.findings], "notes": list(result.notes)}
+    return {
+        "format": result.format,
+        "status": result.status.value,
+        "error": result.error,
+        "findings": [finding.to_dict() for finding in result.findings],
+        "notes": list(result.notes),
+    }
 
 
 def result_from_dict(data: dict[str, Any], path: str) -> FileResult:
     """A result read back from JSON, checked field by field (a wrong type raises)."""
-    findings = [Finding(_text(f["code"]), _text(f["name"]), Severity(f["severity"]), Confidence(f["confidence"]),
-                        _optional_text(f["layer"]), _text(f["message"]), _text(f["fix"]), _table(f["details"]))
-                for f in data["findings"]]
+    findings = [
+        Finding(
+            _text(f["code"]),
+            _text(f["name"]),
+            Severity(f["severity"]),
+            Confidence(f["confidence"]),
+            _optional_text(f["layer"]),
+            _text(f["message"]),
+            _text(f["fix"]),
+            _table(f["details"]),
+        )
+        for f in data["findings"]
+    ]
     notes = [_text(note) for note in data["notes"]]
-    return FileResult(path, _optional_text(data["format"]), FileStatus(data["status"]), _optional_text(data["error"]),
-                      findings=findings, notes=notes)
+    return FileResult(
+        path,
+        _optional_text(data["format"]),
+        FileStatus(data["status"]),
+        _optional_text(data["error"]),
+        findings=findings,
+        notes=notes,
+    )
 
 
 def _text(value: Any) -> str:

@@ -44,7 +44,7 @@ _DOCSTRING = '''"""## What it does
     ```
     """'''
 
-_MODULE = '''from __future__ import annotations
+_MODULE = """from __future__ import annotations
 {imports}
 
 class {cls}({base}):
@@ -57,7 +57,7 @@ class {cls}({base}):
     evidence_kinds = ({evidence})
     fix = "TODO: a short imperative."
     evidence = "the config (TODO: what it needs to be sure, and what it reports where it cannot be)."
-{body}'''
+{body}"""
 
 # kind -> (imports, base class, severity, body): what differs between the three kinds.
 _EVIDENCE = {"rule": "Evidence.CERTAIN,", "detector": "Evidence.MEASURED,", "live": "Evidence.MEASURED,"}
@@ -65,20 +65,23 @@ _KINDS = {
     "rule": (
         "\nfrom collections.abc import Iterator\n\nfrom nandoctor.diagnosis import Rule\n"
         "from nandoctor.report import Evidence, Finding, Severity\nfrom nandoctor.view import ModelView\n",
-        "Rule", "WARNING",
+        "Rule",
+        "WARNING",
         "\n    def check(self, view: ModelView) -> Iterator[Finding]:\n"
-        "        return iter(())  # TODO: yield self.finding(layer.name, \"what was found, with the values\")\n",
+        '        return iter(())  # TODO: yield self.finding(layer.name, "what was found, with the values")\n',
     ),
     "detector": (
         "\nfrom collections.abc import Iterator\n\nfrom nandoctor.monitor.detector import Check, Detector\n"
         "from nandoctor.report import Evidence, Finding, Severity\n",
-        "Detector", "WARNING",
+        "Detector",
+        "WARNING",
         "\n    def observe(self, check: Check) -> Iterator[Finding]:\n"
-        "        return iter(())  # TODO: yield self.finding_at(check.step, layer, \"what was seen\")\n",
+        '        return iter(())  # TODO: yield self.finding_at(check.step, layer, "what was seen")\n',
     ),
     "live": (
         "\nfrom nandoctor.diagnosis import LiveRule\nfrom nandoctor.report import Evidence, Severity\n",
-        "LiveRule", "ERROR",
+        "LiveRule",
+        "ERROR",
         "    # Raised by a live check: add it to that check's `raises` in nandoctor/live/.\n",
     ),
 }
@@ -103,17 +106,32 @@ def add(kind: str, code: str, name: str, catalogue: Path = CATALOGUE, package: P
         raise ValueError(f"{path} exists already.")
     cls = class_name(name)
     imports, base, severity, body = _KINDS[kind]
-    path.write_text(_MODULE.format(imports=imports, cls=cls, base=base, doc=_DOCSTRING, code=code, name=name,
-                                   severity=severity, body=body, evidence=_EVIDENCE[kind]))
-    catalogue.write_text(_with_entry(text, f"from nandoctor.{_FOLDERS[kind]}.{module} import {cls}", cls, code, package))
+    path.write_text(
+        _MODULE.format(
+            imports=imports,
+            cls=cls,
+            base=base,
+            doc=_DOCSTRING,
+            code=code,
+            name=name,
+            severity=severity,
+            body=body,
+            evidence=_EVIDENCE[kind],
+        )
+    )
+    catalogue.write_text(
+        _with_entry(text, f"from nandoctor.{_FOLDERS[kind]}.{module} import {cls}", cls, code, package)
+    )
     return path
 
 
 def _with_entry(text: str, import_line: str, cls: str, code: str, package: Path) -> str:
     lines = text.splitlines()
     imports = [i for i, line in enumerate(lines) if line.startswith("from nandoctor.")]
-    position = next((i for i in imports if lines[i] > import_line and not lines[i].startswith("from nandoctor.diagnosis")),
-                    imports[-1] + 1)
+    position = next(
+        (i for i in imports if lines[i] > import_line and not lines[i].startswith("from nandoctor.diagnosis")),
+        imports[-1] + 1,
+    )
     lines.insert(position, import_line)
     start = lines.index("DIAGNOSES: tuple[type[Diagnosis], ...] = (")
     end = lines.index(")", start)
@@ -147,8 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"nandoctor.scaffold: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {path} and its line in {CATALOGUE}; now fill in its docstring and check, then run "
-          "`python -m nandoctor.docgen` and `make test`")
+    print(
+        f"wrote {path} and its line in {CATALOGUE}; now fill in its docstring and check, then run "
+        "`python -m nandoctor.docgen` and `make test`"
+    )
     return 0
 
 

@@ -8,12 +8,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["NO_COLOR"] = "1"
 os.environ["COLUMNS"] = "80"
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
+import pytest
+from click.testing import CliRunner
 
-from nandoctor.cli import main  # noqa: E402
+from nandoctor.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -65,5 +65,6 @@ def codes(report) -> list[str]:
 def keras_seed(keras):
     """Seeds Keras, numpy and Python for a test that trains."""
     keras.utils.set_random_seed(0)
+
 
 pytest_plugins = ["pytester"]

@@ -24,8 +24,12 @@ def clean_env(bin_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a shell in which `bin_dir` comes first and nothing points at this
     checkout or at the suite's own venv."""
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", PIP_DISABLE_PIP_VERSION_CHECK="1",
-               TF_CPP_MIN_LOG_LEVEL="3", **extra)
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        **extra,
+    )
     return env
 
 
@@ -43,7 +47,9 @@ def checkout_build_lock():
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def run_in(bin_dir: Path, command: str, cwd: Path, timeout: int = 1800, **extra_env: str) -> subprocess.CompletedProcess:
+def run_in(
+    bin_dir: Path, command: str, cwd: Path, timeout: int = 1800, **extra_env: str
+) -> subprocess.CompletedProcess:
     """`command` in bash with `bin_dir` first on the PATH; a `pip install` of the checkout
     holds the build lock."""
     env = clean_env(bin_dir, **extra_env)

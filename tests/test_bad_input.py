@@ -145,10 +145,11 @@ def test_a_global_heap_that_would_loop_forever_in_libhdf5_is_refused(tmp_path):
     data = bytearray(path.read_bytes())
     heap = data.index(b"GCOL")
     first_object = heap + 16
-    data[first_object: first_object + 2] = (0).to_bytes(2, "little")  # the free-space object's index
-    data[first_object + 8: first_object + 16] = (0).to_bytes(8, "little")  # of size 0: no progress
+    data[first_object : first_object + 2] = (0).to_bytes(2, "little")  # the free-space object's index
+    data[first_object + 8 : first_object + 16] = (0).to_bytes(8, "little")  # of size 0: no progress
     path.write_bytes(bytes(data))
-    done = subprocess.run([sys.executable, "-m", "nandoctor", "scan", str(path)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "nandoctor", "scan", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "corrupt global heap" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

@@ -29,9 +29,11 @@ def test_an_unchanged_model_passes_and_a_new_broken_model_fails_naming_only_its_
     entries = json.loads((tmp_path / "b.json").read_text())["findings"]
     assert [(e["path"], e["code"], e["layer"]) for e in entries] == [
         ("models/seed_a_memory_network.keras", "ND601", "next_word"),
-        ("models/seed_a_memory_network.keras", "ND901", "temporal_a")]
+        ("models/seed_a_memory_network.keras", "ND901", "temporal_a"),
+    ]
     assert run_cli("scan", "--baseline", "b.json", "models/", expected_exit=0).stdout.strip() == (
-        "No findings in 1 file. 2 in the baseline.")
+        "No findings in 1 file. 2 in the baseline."
+    )
 
     shutil.copy(PADDING, tmp_path / "models" / PADDING.name)
     data = json.loads(run_cli("scan", "--baseline", "b.json", "models/", "--format", "json", expected_exit=1).stdout)
@@ -46,30 +48,49 @@ def test_entries_no_longer_found_are_named_as_stale_without_failing(tmp_path, mo
     (tmp_path / "models" / RELU_OUTPUT.name).unlink()
     shutil.copy(FIXTURES / "clean" / "mlp.keras", tmp_path / "models")
     out = run_cli("scan", "--baseline", "b.json", "models/", expected_exit=0).stdout
-    assert ("baseline: 2 entries no longer found" in out and "  models/seed_a_memory_network.keras ND601 next_word\n"
-            in out and out.rstrip().endswith("No findings in 1 file. 0 in the baseline."))
+    assert (
+        "baseline: 2 entries no longer found" in out
+        and "  models/seed_a_memory_network.keras ND601 next_word\n" in out
+        and out.rstrip().endswith("No findings in 1 file. 0 in the baseline.")
+    )
 
 
 def test_a_baseline_that_is_not_one_is_a_usage_error(tmp_path):
     (tmp_path / "b.json").write_text('{"findings": []}')
-    assert "not a nandoctor baseline" in run_cli("scan", "--baseline", tmp_path / "b.json", RELU_OUTPUT,
-                                                 expected_exit=2).stderr
-    assert "cannot read the baseline" in run_cli("scan", "--baseline", tmp_path / "none.json", RELU_OUTPUT,
-                                                 expected_exit=2).stderr
+    assert (
+        "not a nandoctor baseline"
+        in run_cli("scan", "--baseline", tmp_path / "b.json", RELU_OUTPUT, expected_exit=2).stderr
+    )
+    assert (
+        "cannot read the baseline"
+        in run_cli("scan", "--baseline", tmp_path / "none.json", RELU_OUTPUT, expected_exit=2).stderr
+    )
 
 
 def zero_rows(**changes) -> Finding:
-    finding = Finding("ND101", "zero-embedding-rows", Severity.INFO, Confidence.HIGH, "emb",
-                      "120 of 300 rows are all zero", "Give rows small random vectors.",
-                      {"count": 120, "rows": 300, "fraction": 0.4, "first_ids": [2, 3], "evidence": "certain"})
+    finding = Finding(
+        "ND101",
+        "zero-embedding-rows",
+        Severity.INFO,
+        Confidence.HIGH,
+        "emb",
+        "120 of 300 rows are all zero",
+        "Give rows small random vectors.",
+        {"count": 120, "rows": 300, "fraction": 0.4, "first_ids": [2, 3], "evidence": "certain"},
+    )
     return dataclasses.replace(finding, **changes)
 
 
-@given(message=st.text(), severity=st.sampled_from(list(Severity)), fraction=st.floats(allow_nan=False),
-       evidence=st.sampled_from(["certain", "measured", "inferred", "adversarial"]))
+@given(
+    message=st.text(),
+    severity=st.sampled_from(list(Severity)),
+    fraction=st.floats(allow_nan=False),
+    evidence=st.sampled_from(["certain", "measured", "inferred", "adversarial"]),
+)
 def test_the_fingerprint_ignores_wording_severity_evidence_and_floats(message, severity, fraction, evidence):
-    changed = zero_rows(message=message, severity=severity,
-                        details={**zero_rows().details, "fraction": fraction, "evidence": evidence})
+    changed = zero_rows(
+        message=message, severity=severity, details={**zero_rows().details, "fraction": fraction, "evidence": evidence}
+    )
     assert fingerprint(changed) == fingerprint(zero_rows())
 
 

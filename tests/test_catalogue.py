@@ -20,14 +20,26 @@ from tests.conftest import ROOT
 
 # The codes of the design's catalogue: a code is never reused or renamed (new ones are added).
 PERMANENT = {
-    "ND101": "zero-embedding-rows", "ND102": "nonfinite-weights", "ND103": "collapsed-weights",
-    "ND201": "unguarded-division", "ND202": "singular-gradient", "ND203": "unguarded-log",
-    "ND301": "padding-not-masked", "ND302": "mask-dropped", "ND303": "padding-row-not-zero",
-    "ND401": "untied-embeddings", "ND402": "broken-tie",
-    "ND501": "missing-causal-mask", "ND502": "causal-leak", "ND503": "malformed-positional-table",
-    "ND504": "positional-scale-mismatch", "ND505": "positional-table-too-short",
+    "ND101": "zero-embedding-rows",
+    "ND102": "nonfinite-weights",
+    "ND103": "collapsed-weights",
+    "ND201": "unguarded-division",
+    "ND202": "singular-gradient",
+    "ND203": "unguarded-log",
+    "ND301": "padding-not-masked",
+    "ND302": "mask-dropped",
+    "ND303": "padding-row-not-zero",
+    "ND401": "untied-embeddings",
+    "ND402": "broken-tie",
+    "ND501": "missing-causal-mask",
+    "ND502": "causal-leak",
+    "ND503": "malformed-positional-table",
+    "ND504": "positional-scale-mismatch",
+    "ND505": "positional-table-too-short",
     "ND601": "loss-activation-mismatch",
-    "ND701": "shrinking-weights", "ND702": "nonfinite-during-training", "ND703": "exploding-updates",
+    "ND701": "shrinking-weights",
+    "ND702": "nonfinite-during-training",
+    "ND703": "exploding-updates",
     "ND901": "opaque-code",
 }
 
@@ -59,7 +71,7 @@ def test_every_code_family_and_name_selects(diagnosis):
 
 
 def test_unknown_selectors_say_what_is_accepted():
-    with pytest.raises(ValueError, match="Expected a code .* Received: 'ND0'"):
+    with pytest.raises(ValueError, match=r"Expected a code .* Received: 'ND0'"):
         Selection.resolve(select=["ND0"])
     with pytest.raises(ValueError, match="Received: 'zero-rows'"):
         Selection.resolve(ignore=["zero-rows"])
@@ -108,8 +120,22 @@ _SCAN_THEN_LIST_IMPORTS = textwrap.dedent(
 def test_the_static_scan_imports_no_live_check_training_detector_or_keras(tmp_path):
     np.save(tmp_path / "table.npy", np.ones((4, 3), np.float32))
     child = subprocess.run(
-        [sys.executable, "-c", _SCAN_THEN_LIST_IMPORTS, "scan", str(tmp_path / "table.npy"), "--no-cache",
-         "--select", "ND1,ND5,ND7,unguarded-log", "--ignore", "causal-leak,ND702"],
-        check=False, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        [
+            sys.executable,
+            "-c",
+            _SCAN_THEN_LIST_IMPORTS,
+            "scan",
+            str(tmp_path / "table.npy"),
+            "--no-cache",
+            "--select",
+            "ND1,ND5,ND7,unguarded-log",
+            "--ignore",
+            "causal-leak,ND702",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert "EXIT 0" in child.stdout and "IMPORTED []" in child.stdout, child.stdout + child.stderr

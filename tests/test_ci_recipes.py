@@ -97,14 +97,19 @@ def run_steps(commands: list[str], bin_dir, models, cwd) -> list[int]:
     import subprocess
 
     shutil.copytree(models, cwd / "models")
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "NANDOCTOR": str(ROOT),
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "NANDOCTOR": str(ROOT),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
     env.pop("PYTHONPATH", None)
     codes = []
     for command in commands:
         with checkout_build_lock() if "pip install" in command else contextlib.nullcontext():
-            done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
-                                  timeout=900)
+            done = subprocess.run(
+                ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+            )
         assert done.returncode in (0, 1), f"{command}: {done.stderr[-2000:]}"
         codes.append(done.returncode)
     return codes
@@ -120,8 +125,10 @@ def action_steps(inputs: dict[str, str], runner_temp) -> list[tuple[str, dict[st
         return re.sub(r"\$\{\{ inputs\.([a-z-]+) \}\}", lambda m: values[m.group(1)], text)
 
     base = {"GITHUB_ACTION_PATH": str(ROOT), "RUNNER_TEMP": str(runner_temp)}
-    return [(step["run"], {**base, **{k: expand(v) for k, v in step.get("env", {}).items()}})
-            for step in definition["runs"]["steps"]]
+    return [
+        (step["run"], {**base, **{k: expand(v) for k, v in step.get("env", {}).items()}})
+        for step in definition["runs"]["steps"]
+    ]
 
 
 @pytest.mark.installs
@@ -139,8 +146,14 @@ def test_the_action_runs_on_a_fresh_runner(fresh_runner, tmp_path):
             env.pop("PYTHONPATH", None)
             # As GitHub runs a bash step: bash --noprofile --norc -eo pipefail
             with checkout_build_lock() if "pip install" in script else contextlib.nullcontext():
-                done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
-                                      env=env, capture_output=True, text=True, timeout=900)
+                done = subprocess.run(
+                    ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                    cwd=cwd,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                )
             exits.append(done.returncode)
         assert exits == [0, expected_exit], done.stderr[-2000:]
         sarif = (cwd / "nandoctor.sarif").read_text()

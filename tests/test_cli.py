@@ -31,7 +31,15 @@ def test_text_report_groups_by_file_with_code_severity_layer_message_fix_and_sum
 
 def test_json_output_follows_the_contract():
     data = json.loads(run_cli("scan", RELU_OUTPUT, "--format", "json").stdout)
-    assert data["summary"] == {"files": 1, "findings": 2, "error": 1, "warning": 0, "info": 1, "unreadable": 0, "suppressed": 0}
+    assert data["summary"] == {
+        "files": 1,
+        "findings": 2,
+        "error": 1,
+        "warning": 0,
+        "info": 1,
+        "unreadable": 0,
+        "suppressed": 0,
+    }
     (file,) = data["files"]
     assert (file["format"], file["status"], file["error"]) == ("keras", "scanned", None)
     assert {f["code"] for f in file["findings"]} == {"ND601", "ND901"}
@@ -57,9 +65,15 @@ def test_output_option_writes_the_report_to_a_file(tmp_path):
     assert result.stdout == "" and json.loads(target.read_text())["summary"]["findings"] == 2
 
 
-@pytest.mark.parametrize("selector, expected", [
-    ("ND601", {"ND601"}), ("ND9", {"ND901"}), ("opaque-code", {"ND901"}), ("ND1,ND6", {"ND601"}),
-])
+@pytest.mark.parametrize(
+    "selector, expected",
+    [
+        ("ND601", {"ND601"}),
+        ("ND9", {"ND901"}),
+        ("opaque-code", {"ND901"}),
+        ("ND1,ND6", {"ND601"}),
+    ],
+)
 def test_select_by_code_family_or_name(selector, expected):
     data = json.loads(run_cli("scan", RELU_OUTPUT, "--format", "json", "--select", selector).stdout)
     assert {f["code"] for f in data["files"][0]["findings"]} == expected
@@ -113,7 +127,9 @@ def test_github_format_writes_one_annotation_per_finding_escaped():
     out = run_cli("scan", RELU_OUTPUT, BROKEN / "entity_tables.npz", "--format", "github", expected_exit=1).stdout
     lines = out.splitlines()
     assert len(lines) == 3  # ND601 and one ND901 (two layers of one class), ND101 of the npz
-    assert lines[0].startswith(f"::error file={RELU_OUTPUT.as_posix()},title=ND601 loss-activation-mismatch (next_word)::")
+    assert lines[0].startswith(
+        f"::error file={RELU_OUTPUT.as_posix()},title=ND601 loss-activation-mismatch (next_word)::"
+    )
     assert any(line.startswith("::notice ") and "(20.0%25)" in line for line in lines)  # % escaped
 
 
@@ -150,8 +166,16 @@ def test_the_pre_commit_hook_takes_exactly_the_suffixes_the_table_walks():
 
 
 def test_statistics_count_each_code_most_frequent_first():
-    out = run_cli("scan", RELU_OUTPUT, BROKEN / "entity_tables.npz", BROKEN / "seed_c_zero_rows_cosine.keras",
-                  "--statistics", "--select", "ND1,ND6", expected_exit=1).stdout
+    out = run_cli(
+        "scan",
+        RELU_OUTPUT,
+        BROKEN / "entity_tables.npz",
+        BROKEN / "seed_c_zero_rows_cosine.keras",
+        "--statistics",
+        "--select",
+        "ND1,ND6",
+        expected_exit=1,
+    ).stdout
     lines = out.splitlines()
     assert lines[0].split() == ["3", "ND101", "zero-embedding-rows", "3", "info", "in", "2", "files"]
     assert lines[1].split()[:3] == ["1", "ND601", "loss-activation-mismatch"]
@@ -162,9 +186,13 @@ def test_statistics_in_json_add_the_counts_to_the_report_object():
     data = json.loads(run_cli("scan", RELU_OUTPUT, "--statistics", "--format", "json").stdout)
     assert data["summary"]["findings"] == 2 and len(data["files"][0]["findings"]) == 2
     assert {row["code"]: (row["count"], row["error"], row["info"], row["files"]) for row in data["statistics"]} == {
-        "ND601": (1, 1, 0, 1), "ND901": (1, 0, 1, 1)}
-    assert "--statistics prints text or json" in run_cli("scan", RELU_OUTPUT, "--statistics", "--format", "sarif",
-                                                         expected_exit=2).stderr
+        "ND601": (1, 1, 0, 1),
+        "ND901": (1, 0, 1, 1),
+    }
+    assert (
+        "--statistics prints text or json"
+        in run_cli("scan", RELU_OUTPUT, "--statistics", "--format", "sarif", expected_exit=2).stderr
+    )
 
 
 def test_junit_has_a_failure_per_finding_at_fail_on_and_an_error_per_unreadable_file(tmp_path):

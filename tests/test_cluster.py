@@ -17,8 +17,12 @@ from tests.test_bad_input import GOOD, corrupt_hdf5, truncated_zip
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as connected:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as connected,
+    ):
         yield connected
 
 
@@ -28,8 +32,12 @@ def test_a_cluster_scan_of_the_fixtures_is_the_serial_report(client):
 
 def test_the_work_is_spread_over_the_workers_that_import_no_framework(client):
     scan_on_cluster([FIXTURES], client=client, files_per_task=2)
-    seen = client.run(lambda: sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras", "tf_keras"}
-                                     | ({"nandoctor.cluster"} & set(sys.modules))))
+    seen = client.run(
+        lambda: sorted(
+            {m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras", "tf_keras"}
+            | ({"nandoctor.cluster"} & set(sys.modules))
+        )
+    )
     assert list(seen.values()) == [["nandoctor.cluster"], ["nandoctor.cluster"]]
 
 

@@ -27,7 +27,9 @@ SEEDS = [
 @st.composite
 def mutations(draw, size: int):
     """Overwrite a few runs of bytes, and sometimes truncate."""
-    edits = draw(st.lists(st.tuples(st.integers(0, size - 1), st.binary(min_size=1, max_size=8)), min_size=1, max_size=6))
+    edits = draw(
+        st.lists(st.tuples(st.integers(0, size - 1), st.binary(min_size=1, max_size=8)), min_size=1, max_size=6)
+    )
     cut = draw(st.one_of(st.none(), st.integers(0, size)))
     return edits, cut
 

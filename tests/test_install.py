@@ -29,13 +29,18 @@ LIVE_CHECK = textwrap.dedent(
     print("backend", keras.backend.backend(), "monitor", type(monitor.report).__name__)
     """
 )
-PRESENT = ("import importlib.util as u, json; "
-           "print(json.dumps([m for m in ('tensorflow', 'keras', 'jax', 'torch', 'matplotlib') if u.find_spec(m)]))")
+PRESENT = (
+    "import importlib.util as u, json; "
+    "print(json.dumps([m for m in ('tensorflow', 'keras', 'jax', 'torch', 'matplotlib') if u.find_spec(m)]))"
+)
 
 
 def install_lines() -> dict[str, str]:
     """The README's install lines by the extra each installs ('' for the base package)."""
-    lines = [line.split("#")[0].strip() for line in README_BLOCK.search((ROOT / "README.md").read_text()).group(1).splitlines()]
+    lines = [
+        line.split("#")[0].strip()
+        for line in README_BLOCK.search((ROOT / "README.md").read_text()).group(1).splitlines()
+    ]
     by_extra = {}
     for line in filter(None, lines):
         target = shlex.split(line)[-1]
@@ -71,9 +76,14 @@ def test_pip_install_dot_gives_a_working_scan_without_tensorflow(tmp_path):
 
 
 @pytest.mark.installs
-@pytest.mark.parametrize("extra, backend, absent", [
-    ("keras", "tensorflow", {"jax", "torch"}), ("jax", "jax", {"tensorflow", "torch"}),
-    ("torch", "torch", {"tensorflow", "jax"})])
+@pytest.mark.parametrize(
+    "extra, backend, absent",
+    [
+        ("keras", "tensorflow", {"jax", "torch"}),
+        ("jax", "jax", {"tensorflow", "torch"}),
+        ("torch", "torch", {"tensorflow", "jax"}),
+    ],
+)
 def test_each_backend_extra_gives_check_and_the_monitor(tmp_path, extra, backend, absent):
     bin_dir = installed(tmp_path, extra)
     assert not absent & set(present(bin_dir, tmp_path))
@@ -92,8 +102,13 @@ def test_the_plot_extra_draws_a_health_log(tmp_path, keras):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
     model.compile("adam", "mse")
-    model.fit(np.ones((8, 4), "float32"), np.ones((8, 2), "float32"), epochs=2, verbose=0,
-              callbacks=[nandoctor.Monitor(every_n_steps=1, log_dir=tmp_path / "health")])
+    model.fit(
+        np.ones((8, 4), "float32"),
+        np.ones((8, 2), "float32"),
+        epochs=2,
+        verbose=0,
+        callbacks=[nandoctor.Monitor(every_n_steps=1, log_dir=tmp_path / "health")],
+    )
     bin_dir = installed(tmp_path, "plot")
     assert present(bin_dir, tmp_path) == ["matplotlib"]
     done = run_in(bin_dir, "nandoctor plot health -o health.png", cwd=tmp_path)

@@ -49,7 +49,12 @@ def test_assert_healthy_on_a_path_names_codes_layers_and_fixes():
     with pytest.raises(AssertionError) as failure:
         nandoctor.assert_healthy(str(FIXTURES / "broken" / "seed_d_padding_flatten.keras"))
     message = str(failure.value)
-    assert "ND301" in message and "ND303" in message and "embedding" in message and "fix: Use nandoctor.layers.MaskedEmbedding" in message
+    assert (
+        "ND301" in message
+        and "ND303" in message
+        and "embedding" in message
+        and "fix: Use nandoctor.layers.MaskedEmbedding" in message
+    )
 
 
 def test_assert_healthy_passes_clean_files_and_respects_fail_on():
@@ -73,7 +78,17 @@ def test_assert_healthy_fails_on_an_unreadable_file(tmp_path):
 def test_each_live_check_reports_its_own_time(keras):
     model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(20, 4), keras.layers.Flatten()])
     report = nandoctor.check(model)
-    assert set(report.timings) == {"static rules", "mask-carry", "position-scale", "target-range", "graph-checks", "loss-trace", "nan-probe",
-                                   "padding-probe", "tie-probe", "causal-probe"}
+    assert set(report.timings) == {
+        "static rules",
+        "mask-carry",
+        "position-scale",
+        "target-range",
+        "graph-checks",
+        "loss-trace",
+        "nan-probe",
+        "padding-probe",
+        "tie-probe",
+        "causal-probe",
+    }
     assert all(seconds >= 0 for seconds in report.timings.values())
     assert "timings" in report.to_dict() and "timings" not in nandoctor.scan([]).to_dict()

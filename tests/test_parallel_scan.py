@@ -72,9 +72,14 @@ _MISBEHAVING_LOADER = textwrap.dedent(
 
 
 def run_with_misbehaving_loader(how: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _MISBEHAVING_LOADER, how, "scan", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-c", _MISBEHAVING_LOADER, how, "scan", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def _copies(tmp_path, names):
@@ -86,11 +91,13 @@ def _copies(tmp_path, names):
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_file_that_hangs_is_stopped_at_the_timeout_as_one_line_and_the_others_are_scanned(tmp_path, jobs):
     paths = _copies(tmp_path, ["a.keras", "bad.keras", "c.keras"])
-    result = run_with_misbehaving_loader("hang", *paths, "--jobs", jobs, "--timeout", "1", "--format", "json",
-                                         "--no-cache")
+    result = run_with_misbehaving_loader(
+        "hang", *paths, "--jobs", jobs, "--timeout", "1", "--format", "json", "--no-cache"
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"nandoctor: error: {paths[1]}: took longer than --timeout 1 s: stopped"]
+        f"nandoctor: error: {paths[1]}: took longer than --timeout 1 s: stopped"
+    ]
     files = json.loads(result.stdout)["files"]
     assert [entry["status"] for entry in files] == ["scanned", "error", "scanned"]
     assert files[0]["findings"] and files[0]["findings"] == files[2]["findings"]
@@ -101,7 +108,8 @@ def test_a_worker_that_crashes_costs_its_file_one_line_and_the_others_are_scanne
     result = run_with_misbehaving_loader("crash", *paths, "--jobs", "2", "--format", "json", "--no-cache")
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"nandoctor: error: {paths[2]}: the process scanning it died (signal 11)"]
+        f"nandoctor: error: {paths[2]}: the process scanning it died (signal 11)"
+    ]
     statuses = [entry["status"] for entry in json.loads(result.stdout)["files"]]
     assert statuses == ["scanned", "scanned", "error"] + ["scanned"] * 14
 
@@ -123,7 +131,8 @@ def test_workers_never_import_tensorflow_or_keras(tmp_path, method):
         (poison / package).mkdir(parents=True)
         (poison / package / "__init__.py").write_text(
             f"open({str(tmp_path / 'imported')!r}, 'a').write({package!r} + '\\n')\n"
-            "raise ImportError('imported by the static scan')\n")
+            "raise ImportError('imported by the static scan')\n"
+        )
     script = textwrap.dedent(
         f"""
         import nandoctor.parallel as parallel
@@ -132,10 +141,17 @@ def test_workers_never_import_tensorflow_or_keras(tmp_path, method):
         if __name__ == "__main__":
             report = scan([{str(FIXTURES)!r}], jobs=2)
             print(len(report.files), len(report.errors))
-        """)
+        """
+    )
     (tmp_path / "run.py").write_text(script)
-    result = subprocess.run([sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, timeout=300,
-                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": f"{poison}{os.pathsep}{ROOT}"})
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "run.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{poison}{os.pathsep}{ROOT}"},
+    )
     assert result.returncode == 0, result.stderr
     files, errors = map(int, result.stdout.split())
     assert files > 40 and errors == 0

@@ -15,13 +15,15 @@ def test_one_item_per_model_file_broken_ones_fail_with_the_report(pytester):
     copy_models(pytester, "seed_d_padding_flatten.keras", "mlp.keras", "keras2_classifier.h5", "item_vectors.npy")
     result = pytester.runpytest("--nandoctor", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines([
-        "*nandoctor scan seed_d_padding_flatten.keras*",
-        "*/seed_d_padding_flatten.keras",
-        "ND301 warning embedding*",
-        "*fix: Use nandoctor.layers.MaskedEmbedding*",
-        "FAILED seed_d_padding_flatten.keras::nandoctor*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*nandoctor scan seed_d_padding_flatten.keras*",
+            "*/seed_d_padding_flatten.keras",
+            "ND301 warning embedding*",
+            "*fix: Use nandoctor.layers.MaskedEmbedding*",
+            "FAILED seed_d_padding_flatten.keras::nandoctor*",
+        ]
+    )
 
 
 def test_without_the_flag_model_files_are_not_collected(pytester):
@@ -65,8 +67,13 @@ def test_a_failing_assert_healthy_shows_the_callers_line_and_the_report_not_nand
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    result.stdout.fnmatch_lines(['>*nandoctor.assert_healthy("seed_d_padding_flatten.keras")',
-                                 "E*AssertionError: nandoctor found problems:", "E*ND301 warning embedding*"])
+    result.stdout.fnmatch_lines(
+        [
+            '>*nandoctor.assert_healthy("seed_d_padding_flatten.keras")',
+            "E*AssertionError: nandoctor found problems:",
+            "E*ND301 warning embedding*",
+        ]
+    )
     assert "nandoctor/__init__.py" not in out and "engine.py" not in out
     assert "During handling of the above exception" not in out and "direct cause" not in out
 

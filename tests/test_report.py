@@ -45,10 +45,24 @@ def test_json_has_the_contract_keys_in_order_then_only_additions():
     assert list(data) == ["nandoctor", "files", "summary"]
     assert list(data["files"][0]) == ["path", "format", "status", "error", "findings", "notes", "suppressed"]
     assert list(data["files"][0]["findings"][0]) == [
-        "code", "name", "severity", "confidence", "layer", "message", "fix", "details"
+        "code",
+        "name",
+        "severity",
+        "confidence",
+        "layer",
+        "message",
+        "fix",
+        "details",
     ]
-    assert data["summary"] == {"files": 1, "findings": 1, "error": 1, "warning": 0, "info": 0,
-                               "unreadable": 0, "suppressed": 0}
+    assert data["summary"] == {
+        "files": 1,
+        "findings": 1,
+        "error": 1,
+        "warning": 0,
+        "info": 0,
+        "unreadable": 0,
+        "suppressed": 0,
+    }
 
 
 def test_unknown_severity_is_refused_with_what_was_received():
@@ -58,12 +72,13 @@ def test_unknown_severity_is_refused_with_what_was_received():
 
 def two_file_report() -> Report:
     """A file with a finding, one that could not be read, one clean but with a note."""
-    return Report([
-        FileResult("models/a.keras", "keras", FileStatus.SCANNED, findings=[finding(Severity.ERROR)]),
-        FileResult("models/b.keras", "keras", FileStatus.ERROR, "not a valid zip archive (truncated or corrupt)"),
-        FileResult("models/saved", "savedmodel", FileStatus.SCANNED,
-                   notes=["the graph is code and was not read"]),
-    ])
+    return Report(
+        [
+            FileResult("models/a.keras", "keras", FileStatus.SCANNED, findings=[finding(Severity.ERROR)]),
+            FileResult("models/b.keras", "keras", FileStatus.ERROR, "not a valid zip archive (truncated or corrupt)"),
+            FileResult("models/saved", "savedmodel", FileStatus.SCANNED, notes=["the graph is code and was not read"]),
+        ]
+    )
 
 
 def test_the_text_report_names_every_file_with_its_reason_or_its_notes():

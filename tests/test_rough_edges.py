@@ -24,8 +24,14 @@ def one_line(stderr: str) -> str:
 def nandoctor_process(*args, cwd=None, timeout=120):
     """The installed command in a fresh process: real stderr, and a hang is a failure."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "80"}
-    return subprocess.run([sys.executable, "-m", "nandoctor", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nandoctor", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_plot_into_a_missing_folder_is_one_line_exit_2(tmp_path):
@@ -112,8 +118,10 @@ def test_rule_page_is_rendered_on_a_terminal_and_markdown_when_piped(monkeypatch
 
 
 def test_long_layer_names_are_printed_whole(tmp_path, keras):
-    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="softmax", name="a_rather_long_output_layer_name")],
-                             name="gpt2_causal_lm_backbone_with_a_long_name")
+    inner = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(1, activation="softmax", name="a_rather_long_output_layer_name")],
+        name="gpt2_causal_lm_backbone_with_a_long_name",
+    )
     inputs = keras.Input((4,))
     model = keras.Model(inputs, inner(inputs))
     path = tmp_path / "long.keras"
@@ -150,10 +158,16 @@ def test_docs_tell_the_field_reports_themselves():
     assert "## C. Weights shrinking to NaN" in (ROOT / "docs" / "field-reports.md").read_text()
 
 
-@pytest.mark.parametrize("choice, env, expected", [
-    ("auto", {}, False), ("auto", {"FORCE_COLOR": "1"}, True), ("always", {"NO_COLOR": "1"}, True),
-    ("never", {"FORCE_COLOR": "1"}, False), ("auto", {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),
-])
+@pytest.mark.parametrize(
+    "choice, env, expected",
+    [
+        ("auto", {}, False),
+        ("auto", {"FORCE_COLOR": "1"}, True),
+        ("always", {"NO_COLOR": "1"}, True),
+        ("never", {"FORCE_COLOR": "1"}, False),
+        ("auto", {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),
+    ],
+)
 def test_color_follows_the_flag_then_no_color_then_force_color(monkeypatch, choice, env, expected):
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("FORCE_COLOR", raising=False)

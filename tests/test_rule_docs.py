@@ -15,7 +15,7 @@ def test_docstring_has_the_required_sections_in_order(rule):
     headings = list(rule.sections())
     assert headings[: len(REQUIRED_SECTIONS)] == list(REQUIRED_SECTIONS)
     allowed_tail = [h for h in OPTIONAL_SECTIONS if h in headings]
-    assert headings[len(REQUIRED_SECTIONS):] == allowed_tail
+    assert headings[len(REQUIRED_SECTIONS) :] == allowed_tail
     assert rule.summary().endswith(".") and rule.summary().count(". ") == 0
 
 

@@ -34,7 +34,9 @@ SCAN_UNDER_AUDIT = textwrap.dedent(
 def scan_in_fresh_process(*args) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", SCAN_UNDER_AUDIT, "scan", *map(str, args)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -77,12 +79,18 @@ def test_fixing_hostile_files_runs_nothing_and_imports_no_framework(keras, tmp_p
     marker.unlink()
     out = tmp_path / "fixed"
     out.mkdir()
-    result = subprocess.run([sys.executable, "-c", SCAN_UNDER_AUDIT, "fix", *map(str, paths), "-o", str(out),
-                             "--format", "json"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SCAN_UNDER_AUDIT, "fix", *map(str, paths), "-o", str(out), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert not marker.exists() and "AUDIT" not in result.stderr and "IMPORTED []" in result.stderr
     assert result.stdout.count('"safety": "safe"') == 2 and sorted(p.name for p in out.iterdir()) == [
-        "hostile.h5", "hostile.keras"]
+        "hostile.h5",
+        "hostile.keras",
+    ]
 
 
 def test_the_hostile_files_would_run_code_if_loaded(hostile_models):
@@ -103,6 +111,9 @@ def test_every_fixture_scans_with_no_unmarshalling_and_no_framework(tmp_path):
 
 def test_the_audit_hook_does_see_unmarshalling():
     """The hook is not blind: a marshal.loads outside the import system is reported."""
-    probe = SCAN_UNDER_AUDIT.replace("from nandoctor.cli import main", "import marshal; marshal.loads(marshal.dumps(1))\nfrom nandoctor.cli import main")
+    probe = SCAN_UNDER_AUDIT.replace(
+        "from nandoctor.cli import main",
+        "import marshal; marshal.loads(marshal.dumps(1))\nfrom nandoctor.cli import main",
+    )
     result = subprocess.run([sys.executable, "-c", probe, "rules"], capture_output=True, text=True, timeout=60)
     assert "AUDIT marshal.loads" in result.stderr

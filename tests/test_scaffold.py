@@ -25,26 +25,33 @@ def run_copy(root, code: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("kind, code, name, runs_on", [
-    ("rule", "ND304", "padding-leaks-into-pooling", "file"),
-    ("detector", "ND704", "stalled-learning-rate", "training"),
-    ("live", "ND204", "unguarded-exp", "live"),
-])
+@pytest.mark.parametrize(
+    "kind, code, name, runs_on",
+    [
+        ("rule", "ND304", "padding-leaks-into-pooling", "file"),
+        ("detector", "ND704", "stalled-learning-rate", "training"),
+        ("live", "ND204", "unguarded-exp", "live"),
+    ],
+)
 def test_a_scaffolded_diagnosis_is_known_everywhere(package_copy, kind, code, name, runs_on):
-    path = scaffold.add(kind, code, name, catalogue=package_copy / "nandoctor" / "catalogue.py",
-                        package=package_copy / "nandoctor")
+    path = scaffold.add(
+        kind, code, name, catalogue=package_copy / "nandoctor" / "catalogue.py", package=package_copy / "nandoctor"
+    )
     assert path.exists()
-    out = run_copy(package_copy, (
-        "from nandoctor.catalogue import DIAGNOSES, find\n"
-        "from nandoctor.cli import main\n"
-        "from nandoctor.docgen import expected_pages\n"
-        f"d = find({code!r}); codes = [x.code for x in DIAGNOSES]\n"
-        "assert codes == sorted(codes), codes\n"
-        f"assert any(p.name == {name + '.md'!r} for p in expected_pages())\n"
-        f"print(d.name, d.runs_on.value)\n"
-        f"import nandoctor; r = nandoctor.scan([{str(FIXTURES / 'clean' / 'mlp.keras')!r}], select=[{code!r}])\n"
-        "print(len(r.findings))\n"
-    ))
+    out = run_copy(
+        package_copy,
+        (
+            "from nandoctor.catalogue import DIAGNOSES, find\n"
+            "from nandoctor.cli import main\n"
+            "from nandoctor.docgen import expected_pages\n"
+            f"d = find({code!r}); codes = [x.code for x in DIAGNOSES]\n"
+            "assert codes == sorted(codes), codes\n"
+            f"assert any(p.name == {name + '.md'!r} for p in expected_pages())\n"
+            f"print(d.name, d.runs_on.value)\n"
+            f"import nandoctor; r = nandoctor.scan([{str(FIXTURES / 'clean' / 'mlp.keras')!r}], select=[{code!r}])\n"
+            "print(len(r.findings))\n"
+        ),
+    )
     assert out.split() == [name, runs_on, "0"]
 
 

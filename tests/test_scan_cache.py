@@ -91,12 +91,16 @@ def entries(cache):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(garbage=st.one_of(
-    st.binary(max_size=200),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-                 max_leaves=12).map(lambda value: json.dumps(value).encode()),
-))
+@given(
+    garbage=st.one_of(
+        st.binary(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+            max_leaves=12,
+        ).map(lambda value: json.dumps(value).encode()),
+    )
+)
 def test_a_corrupt_cache_entry_is_ignored_and_rewritten(tmp_path, garbage):
     path = BROKEN / "seed_c_zero_rows_cosine.keras"
     cache = tmp_path / "corrupt"

@@ -78,7 +78,7 @@ def test_monitor_ignores_by_name_and_refuses_unknown_selectors_and_options():
     assert "ND703" not in nan_run(ignore=["exploding-updates"])
     with pytest.raises(ValueError, match="Received: 'ND799'"):
         nandoctor.Monitor(select=["ND799"])
-    with pytest.raises(ValueError, match="Expected one of: .*window"):
+    with pytest.raises(ValueError, match=r"Expected one of: .*window"):
         nandoctor.Monitor(options={"ND701": {"windw": 3}})
 
 

@@ -29,8 +29,9 @@ _findings = st.builds(
     layer=st.one_of(st.none(), _words, st.text("layer_", min_size=20, max_size=60)),
     message=_texts,
     fix=_lines,
-    details=st.fixed_dictionaries({"evidence": st.sampled_from(["certain", "inferred"])},
-                                  optional={"measured": _lines}),
+    details=st.fixed_dictionaries(
+        {"evidence": st.sampled_from(["certain", "inferred"])}, optional={"measured": _lines}
+    ),
 )
 _files = st.builds(
     FileResult,
@@ -58,18 +59,35 @@ def test_the_plain_report_is_exactly_what_rich_lays_out(monkeypatch, files, widt
 
 def test_at_every_width_a_word_that_just_fits_stays_on_its_line_as_in_rich(monkeypatch):
     words = "the padding row 0 of word_emb (30, 8) is not zero: max |value| 0.0432 at column 5 " * 3
-    finding = Finding("ND303", "padding-row-not-zero", Severity.WARNING, Confidence.HIGH, "word_emb", words,
-                      "Zero the row " + "x" * 70, {"evidence": "certain", "measured": words})
-    report = Report([FileResult("model.keras", "keras", FileStatus.SCANNED, findings=[finding, finding],
-                                notes=[words])])
+    finding = Finding(
+        "ND303",
+        "padding-row-not-zero",
+        Severity.WARNING,
+        Confidence.HIGH,
+        "word_emb",
+        words,
+        "Zero the row " + "x" * 70,
+        {"evidence": "certain", "measured": words},
+    )
+    report = Report(
+        [FileResult("model.keras", "keras", FileStatus.SCANNED, findings=[finding, finding], notes=[words])]
+    )
     for width in range(20, 161):
         assert render_text(report, width=width) == rich_layout(report, monkeypatch, width=width), width
 
 
 def test_the_plain_layout_is_what_a_report_is_printed_with(monkeypatch):
     """Not rich under another name: the plain path is taken (and rich is not) for a plain file."""
-    finding = Finding("ND101", "zero-embedding-rows", Severity.ERROR, Confidence.HIGH, "word_emb",
-                      "2 of 10 rows are all zero", "Give rows small random vectors.", {"evidence": "certain"})
+    finding = Finding(
+        "ND101",
+        "zero-embedding-rows",
+        Severity.ERROR,
+        Confidence.HIGH,
+        "word_emb",
+        "2 of 10 rows are all zero",
+        "Give rows small random vectors.",
+        {"evidence": "certain"},
+    )
     report = Report([FileResult("model.keras", "keras", FileStatus.SCANNED, findings=[finding])])
     monkeypatch.setattr(text_reporter, "_findings_table", lambda *args: pytest.fail("rich laid it out"))
     assert render_text(report).splitlines()[:4] == [

@@ -31,8 +31,14 @@ def test_custom_objects_are_found_in_the_current_folder_as_python_m_finds_them(k
     inputs = keras.Input((3,))
     keras.Model(inputs, users_layers.Doubling(name="doubling")(inputs)).save(tmp_path / "m.keras")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([*CONSOLE_SCRIPT, "scan", "--trust", "--custom-objects", "users_layers", "m.keras",
-                           "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*CONSOLE_SCRIPT, "scan", "--trust", "--custom-objects", "users_layers", "m.keras", "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     import json
 

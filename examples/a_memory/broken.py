@@ -22,8 +22,9 @@ class TemporalEncoding(keras.layers.Layer):
     """The report's layer: a learned table added to the memories."""
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(name="kernel", shape=tuple(input_shape[1:]),
-                                      initializer=keras.initializers.RandomNormal(stddev=0.05))
+        self.kernel = self.add_weight(
+            name="kernel", shape=tuple(input_shape[1:]), initializer=keras.initializers.RandomNormal(stddev=0.05)
+        )
 
     def call(self, x):
         return x + self.kernel
@@ -40,14 +41,19 @@ def main(argv=None) -> dict:
     memory_c = TemporalEncoding(name="temporal_c")(embedding_c(context))
     u = query
     for hop in range(nw.HOPS):
-        relevance = keras.layers.Activation("softmax", name=f"relevance_{hop}")(keras.layers.Dot(axes=(2, 1))([memory_a, u]))
+        relevance = keras.layers.Activation("softmax", name=f"relevance_{hop}")(
+            keras.layers.Dot(axes=(2, 1))([memory_a, u])
+        )
         read = keras.layers.Dot(axes=(1, 1), name=f"read_{hop}")([relevance, memory_c])
         mistake = keras.layers.Dense(nw.WIDTH, name=f"H_{hop}")(relevance)  # H p: the report's bug (H u is right)
         u = keras.layers.Add(name=f"next_query_{hop}")([read, mistake])
     output = keras.layers.Dense(nw.VOCABULARY, activation="relu", name="next_word")(u)
     model = keras.Model([context, query], output)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=args.learning_rate, clipnorm=50.0),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=args.learning_rate, clipnorm=50.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return nw.diagnose_and_train(args, "broken", model)
 
 

@@ -29,8 +29,11 @@ def main(argv=None) -> dict:
         u = MemoryHop(name=f"hop_{hop}")([u, memory_a, memory_c])
     output = keras.layers.Dense(nw.VOCABULARY, activation="softmax", name="next_word")(u)
     model = keras.Model([context, query], output)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=args.learning_rate, clipnorm=50.0),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=args.learning_rate, clipnorm=50.0),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return nw.diagnose_and_train(args, "fixed", model)
 
 

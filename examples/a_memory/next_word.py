@@ -42,8 +42,14 @@ def dataset(quick: bool = False):
 
 def train(model, quick: bool) -> dict:
     (x, y), (x_test, y_test) = dataset(quick)
-    history = model.fit(x, y, validation_data=(x_test, y_test), batch_size=BATCH_SIZE,
-                        epochs=QUICK_EPOCHS if quick else EPOCHS, verbose=2)
+    history = model.fit(
+        x,
+        y,
+        validation_data=(x_test, y_test),
+        batch_size=BATCH_SIZE,
+        epochs=QUICK_EPOCHS if quick else EPOCHS,
+        verbose=2,
+    )
     return {
         "parameters": model.count_params(),
         "val_accuracy": history.history["val_accuracy"],
@@ -60,4 +66,6 @@ def diagnose_and_train(args, script: str, model) -> dict:
 
     run = run_name(script, args.learning_rate)
     diagnosis = runner.diagnose(args, run, model)
-    return runner.save_results(args, run, {**diagnosis, "learning_rate": args.learning_rate, **train(model, args.quick)})
+    return runner.save_results(
+        args, run, {**diagnosis, "learning_rate": args.learning_rate, **train(model, args.quick)}
+    )

@@ -53,19 +53,28 @@ def main(argv=None) -> dict:
     reloaded = keras.models.load_model(args.out / "fixed.keras")
     reload_difference = float(np.abs(reloaded.predict(x_test, verbose=0) - tied.predict(x_test, verbose=0)).max())
     reloaded.fit(x, y, batch_size=lm.BATCH_SIZE, epochs=1, verbose=0)  # more training after the reload
-    print(f"\nreloaded: max |prediction difference| {reload_difference}; after one more epoch, "
-          f"max |logits - states @ E.T| {still_tied(reloaded, x_test[:8]):.3g}")
+    print(
+        f"\nreloaded: max |prediction difference| {reload_difference}; after one more epoch, "
+        f"max |logits - states @ E.T| {still_tied(reloaded, x_test[:8]):.3g}"
+    )
 
     runner.seed_everything()
     untied = untied_model()
     untied_results = lm.train(untied, args.quick)
     untied_diagnosis = runner.diagnose(args, "untied", untied, live=False)
-    return runner.save_results(args, "fixed", {
-        **diagnosis, "tied": tied_results, "untied": untied_results, "untied_scan": untied_diagnosis["scan"],
-        "reload_max_difference": reload_difference,
-        "tie_error_after_more_training": still_tied(reloaded, x_test[:8]),
-        "matrices_in_reloaded_embedding": len(reloaded.get_layer("word_emb").weights),
-    })
+    return runner.save_results(
+        args,
+        "fixed",
+        {
+            **diagnosis,
+            "tied": tied_results,
+            "untied": untied_results,
+            "untied_scan": untied_diagnosis["scan"],
+            "reload_max_difference": reload_difference,
+            "tie_error_after_more_training": still_tied(reloaded, x_test[:8]),
+            "matrices_in_reloaded_embedding": len(reloaded.get_layer("word_emb").weights),
+        },
+    )
 
 
 if __name__ == "__main__":

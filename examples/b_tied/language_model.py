@@ -44,8 +44,15 @@ def train(model, quick: bool) -> dict:
 
     (x, y), (x_test, y_test), _ = dataset(quick)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=PATIENCE, restore_best_weights=True)
-    history = model.fit(x, y, validation_data=(x_test, y_test), batch_size=BATCH_SIZE,
-                        epochs=QUICK_EPOCHS if quick else MAX_EPOCHS, callbacks=[stop], verbose=2)
+    history = model.fit(
+        x,
+        y,
+        validation_data=(x_test, y_test),
+        batch_size=BATCH_SIZE,
+        epochs=QUICK_EPOCHS if quick else MAX_EPOCHS,
+        callbacks=[stop],
+        verbose=2,
+    )
     val_perplexity = [math.exp(loss) for loss in history.history["val_loss"]]
     return {
         "parameters": model.count_params(),

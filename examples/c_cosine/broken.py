@@ -32,7 +32,9 @@ def ranking_model(word_table, entity_table):
     z_one, z_many = keras.layers.Reshape((1, width))(z), keras.layers.RepeatVector(ranking.NEGATIVES)(z)
     pos = keras.layers.Lambda(hand_written_cosine, name="cos_pos")([z_one, entity_emb(positive)])
     neg = keras.layers.Lambda(hand_written_cosine, name="cos_neg")([z_many, entity_emb(negatives)])
-    model = keras.Model([words, positive, negatives], keras.layers.Lambda(ranking.max_margin, name="max_margin")([pos, neg]))
+    model = keras.Model(
+        [words, positive, negatives], keras.layers.Lambda(ranking.max_margin, name="max_margin")([pos, neg])
+    )
     model.compile(optimizer="adam", loss=ranking.output_is_the_loss)
     return model
 
@@ -43,8 +45,15 @@ def main(argv=None) -> dict:
     inputs, word_table, entity_table = ranking.dataset()
     model = ranking_model(word_table, entity_table)
     diagnosis = runner.diagnose(args, "broken", model)
-    return runner.save_results(args, "broken", {**diagnosis, **ranking.train(args, "broken", model, inputs),
-                                                "zero_rows": ranking.zero_rows(word_table, entity_table)})
+    return runner.save_results(
+        args,
+        "broken",
+        {
+            **diagnosis,
+            **ranking.train(args, "broken", model, inputs),
+            "zero_rows": ranking.zero_rows(word_table, entity_table),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ def ranking_model(word_table, entity_table):
     z_one = keras.layers.Reshape((1, width))(z)
     pos = SafeCosineSimilarity(name="cos_pos")([z_one, entity_emb(positive)])
     neg = SafeCosineSimilarity(name="cos_neg")([z_one, entity_emb(negatives)])
-    model = keras.Model([words, positive, negatives], keras.layers.Lambda(ranking.max_margin, name="max_margin")([pos, neg]))
+    model = keras.Model(
+        [words, positive, negatives], keras.layers.Lambda(ranking.max_margin, name="max_margin")([pos, neg])
+    )
     model.compile(optimizer="adam", loss=ranking.output_is_the_loss)
     return model
 
@@ -46,8 +48,15 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(1)
     model = ranking_model(fill_zero_rows(word_table, rng), fill_zero_rows(entity_table, rng))
     diagnosis = runner.diagnose(args, "fixed", model)
-    return runner.save_results(args, "fixed", {**diagnosis, **ranking.train(args, "fixed", model, inputs),
-                                               "zero_rows": ranking.zero_rows(word_table, entity_table)})
+    return runner.save_results(
+        args,
+        "fixed",
+        {
+            **diagnosis,
+            **ranking.train(args, "fixed", model, inputs),
+            "zero_rows": ranking.zero_rows(word_table, entity_table),
+        },
+    )
 
 
 if __name__ == "__main__":

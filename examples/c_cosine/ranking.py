@@ -43,9 +43,9 @@ def gensim_like_tables(word_list: list[str], counts: Counter, entity_names: list
     known[:2] = False  # padding and unknown words have no vector either
     word_table[~known] = 0.0
     index = {word: i for i, word in enumerate(word_list)}
-    entity_table = np.stack([
-        word_table[index[name]] if name in index else np.zeros(WIDTH, "float32") for name in entity_names
-    ])
+    entity_table = np.stack(
+        [word_table[index[name]] if name in index else np.zeros(WIDTH, "float32") for name in entity_names]
+    )
     return word_table, entity_table
 
 
@@ -107,10 +107,17 @@ def train(args, name: str, model, inputs, epochs: int = EPOCHS, quick_epochs: in
     no_targets = np.zeros((boundary, 1), "float32")  # the output is the loss itself
     sample = ([x[:16] for x in train_x], no_targets[:16])  # replayed layer by layer if a value goes non-finite
     # Stop at the first non-finite weight: the epochs after it would train NaN.
-    monitor = nandoctor.Monitor(every_n_steps=1, on_nonfinite="stop", log_dir=args.out / f"{name}_health",
-                                sample=sample, verbose=0)
-    history = model.fit(train_x, no_targets, batch_size=16, epochs=quick_epochs if args.quick else epochs, verbose=2,
-                        callbacks=[monitor])
+    monitor = nandoctor.Monitor(
+        every_n_steps=1, on_nonfinite="stop", log_dir=args.out / f"{name}_health", sample=sample, verbose=0
+    )
+    history = model.fit(
+        train_x,
+        no_targets,
+        batch_size=16,
+        epochs=quick_epochs if args.quick else epochs,
+        verbose=2,
+        callbacks=[monitor],
+    )
     log = read_log(args.out / f"{name}_health" / "nandoctor-health.jsonl")
     plot_health(log, args.out / f"{name}_health.png", title=f"Report C, {name}: weight norms per layer")
     command = ">>> model.fit(..., callbacks=[monitor]); monitor.report  # nandoctor.Monitor(on_nonfinite='stop')"
@@ -118,9 +125,16 @@ def train(args, name: str, model, inputs, epochs: int = EPOCHS, quick_epochs: in
     scorer = keras.Model(model.inputs, [model.get_layer("cos_pos").output, model.get_layer("cos_neg").output])
     positive, negatives = scorer.predict(test_x, verbose=0)
     return {
-        "monitor": [{"code": f.code, "layer": f.layer, "step": f.details.get("step"),
-                     "forecast_step": f.details.get("forecast_step"), "message": f.message}
-                    for f in monitor.report.findings],
+        "monitor": [
+            {
+                "code": f.code,
+                "layer": f.layer,
+                "step": f.details.get("step"),
+                "forecast_step": f.details.get("forecast_step"),
+                "message": f.message,
+            }
+            for f in monitor.report.findings
+        ],
         "monitor_serious": runner.serious_codes(monitor.report),
         "monitor_output": monitor_output,
         "loss": history.history["loss"],

@@ -113,8 +113,14 @@ def train(model, quick: bool) -> dict:
     import keras
 
     (x_train, y_train), (x_test, y_test), _ = padded_dataset(LENGTH, VOCABULARY)
-    history = model.fit(x_train, y_train, validation_data=(x_test, y_test), batch_size=BATCH_SIZE,
-                        epochs=QUICK_EPOCHS if quick else EPOCHS, verbose=2)
+    history = model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_test, y_test),
+        batch_size=BATCH_SIZE,
+        epochs=QUICK_EPOCHS if quick else EPOCHS,
+        verbose=2,
+    )
     hidden = keras.Model(model.inputs, model.get_layer("hidden").output).predict(x_test, verbose=0)
     return {
         "parameters": model.count_params(),
@@ -130,9 +136,18 @@ def train(model, quick: bool) -> dict:
 def plot_learning_curves(args) -> None:
     """Held-out accuracy per epoch of every run in the results folder so far."""
     runs = {name: runner.load_results(args.out, name) for name in ("broken", "fixed")}
-    curves = {f"{name}: {label}": (list(range(1, len(r["val_accuracy"]) + 1)), r["val_accuracy"])
-              for (name, r), label in zip(runs.items(), ("Embedding", "MaskedEmbedding")) if r}
+    curves = {
+        f"{name}: {label}": (list(range(1, len(r["val_accuracy"]) + 1)), r["val_accuracy"])
+        for (name, r), label in zip(runs.items(), ("Embedding", "MaskedEmbedding"))
+        if r
+    }
     majority = next(r for r in runs.values() if r)["majority_class_accuracy"]
-    runner.plot_curves(args.out, "learning_curves.png", curves, xlabel="epoch", ylabel="held-out accuracy",
-                       title="Report D: documents zero-padded to 1,000 tokens, Flatten -> Dense",
-                       reference=("chance (majority topic)", majority))
+    runner.plot_curves(
+        args.out,
+        "learning_curves.png",
+        curves,
+        xlabel="epoch",
+        ylabel="held-out accuracy",
+        title="Report D: documents zero-padded to 1,000 tokens, Flatten -> Dense",
+        reference=("chance (majority topic)", majority),
+    )

@@ -18,11 +18,15 @@ from nandoctor.layers import AuxiliaryLosses, PositionEmbedding
 
 def transformer_block(x, block: int):
     normed = keras.layers.LayerNormalization(name=f"attention_norm_{block}")(x)
-    attended = keras.layers.MultiHeadAttention(ch.HEADS, ch.WIDTH // ch.HEADS, name=f"attention_{block}")(normed, normed)
+    attended = keras.layers.MultiHeadAttention(ch.HEADS, ch.WIDTH // ch.HEADS, name=f"attention_{block}")(
+        normed, normed
+    )
     x = keras.layers.Add(name=f"attention_residual_{block}")([x, attended])
     normed = keras.layers.LayerNormalization(name=f"mlp_norm_{block}")(x)
     hidden = keras.layers.Dense(4 * ch.WIDTH, activation="gelu", name=f"mlp_in_{block}")(normed)
-    return keras.layers.Add(name=f"mlp_residual_{block}")([x, keras.layers.Dense(ch.WIDTH, name=f"mlp_out_{block}")(hidden)])
+    return keras.layers.Add(name=f"mlp_residual_{block}")(
+        [x, keras.layers.Dense(ch.WIDTH, name=f"mlp_out_{block}")(hidden)]
+    )
 
 
 def main(argv=None) -> dict:
@@ -34,8 +38,9 @@ def main(argv=None) -> dict:
     for block in range(ch.BLOCKS):
         x = transformer_block(PositionEmbedding(ch.LENGTH, name=f"positions_{block}")(x), block)
         normed = keras.layers.LayerNormalization(name=f"norm_{block}")(x)
-        predictions.append([keras.layers.Dense(ch.VOCABULARY, name=f"predict_{block}_{k + 1}")(normed)
-                            for k in range(ch.HORIZON)])
+        predictions.append(
+            [keras.layers.Dense(ch.VOCABULARY, name=f"predict_{block}_{k + 1}")(normed) for k in range(ch.HORIZON)]
+        )
     logits = AuxiliaryLosses(num_blocks=ch.BLOCKS, horizon=ch.HORIZON, name="losses")([window[:, 1:], predictions])
     model = keras.Model(window, logits)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))

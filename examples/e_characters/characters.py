@@ -14,7 +14,7 @@ from examples import corpus
 LENGTH, HORIZON, WIDTH, BLOCKS, HEADS = 64, 2, 64, 4, 4
 VOCABULARY = 28  # 0 unused (padding), 1 space, 2-27 a-z
 EPOCHS, QUICK_EPOCHS, BATCH_SIZE = 10, 1, 32
-_DIGITS = "zero one two three four five six seven eight nine".split()
+_DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 def text8_like(text: str) -> str:
@@ -55,8 +55,13 @@ def train(model, quick: bool) -> dict:
     from nandoctor.layers import AuxiliaryLossSchedule
 
     train_windows, held_out = dataset(quick)
-    history = model.fit(train_windows, batch_size=BATCH_SIZE, epochs=QUICK_EPOCHS if quick else EPOCHS,
-                        callbacks=[AuxiliaryLossSchedule()], verbose=2)
+    history = model.fit(
+        train_windows,
+        batch_size=BATCH_SIZE,
+        epochs=QUICK_EPOCHS if quick else EPOCHS,
+        callbacks=[AuxiliaryLossSchedule()],
+        verbose=2,
+    )
     return {
         "parameters": model.count_params(),
         "windows": {"train": len(train_windows), "held_out": len(held_out)},

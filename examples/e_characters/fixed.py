@@ -25,12 +25,15 @@ def character_model(auxiliary: bool):
         x = PositionEmbedding(ch.LENGTH, name=f"positions_{block}")(x)
         x = CausalSelfAttention(ch.HEADS, 4 * ch.WIDTH, name=f"block_{block}")(x)
         normed = keras.layers.LayerNormalization(name=f"norm_{block}")(x)
-        predictions.append([keras.layers.Dense(ch.VOCABULARY, name=f"predict_{block}_{k + 1}")(normed)
-                            for k in range(ch.HORIZON)])
+        predictions.append(
+            [keras.layers.Dense(ch.VOCABULARY, name=f"predict_{block}_{k + 1}")(normed) for k in range(ch.HORIZON)]
+        )
     if auxiliary:
         logits = AuxiliaryLosses(num_blocks=ch.BLOCKS, horizon=ch.HORIZON, name="losses")([window[:, 1:], predictions])
     else:  # the final block's next-character prediction alone
-        logits = AuxiliaryLosses(num_blocks=1, horizon=1, name="losses")([window[:, 1 : ch.LENGTH + 1], [predictions[-1][:1]]])
+        logits = AuxiliaryLosses(num_blocks=1, horizon=1, name="losses")(
+            [window[:, 1 : ch.LENGTH + 1], [predictions[-1][:1]]]
+        )
     model = keras.Model(window, logits)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))  # every loss is added by AuxiliaryLosses
     return model
@@ -44,8 +47,11 @@ def main(argv=None) -> dict:
     with_auxiliary = ch.train(model, args.quick)
     runner.seed_everything()
     without_auxiliary = ch.train(character_model(auxiliary=False), args.quick)
-    return runner.save_results(args, "fixed", {**diagnosis, "with_auxiliary_losses": with_auxiliary,
-                                               "without_auxiliary_losses": without_auxiliary})
+    return runner.save_results(
+        args,
+        "fixed",
+        {**diagnosis, "with_auxiliary_losses": with_auxiliary, "without_auxiliary_losses": without_auxiliary},
+    )
 
 
 if __name__ == "__main__":

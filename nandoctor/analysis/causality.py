@@ -21,7 +21,8 @@ def token_vocabularies(view: ModelView) -> set[int]:
     return {
         layer.config["input_dim"]
         for layer in view.layers
-        if layer.is_embedding and isinstance(layer.config.get("input_dim"), int)
+        if layer.is_embedding
+        and isinstance(layer.config.get("input_dim"), int)
         and view.integer_sequence_length(layer) is not False
     }
 
@@ -32,8 +33,9 @@ def predicts_its_vocabulary(view: ModelView) -> bool:
     vocabularies = token_vocabularies(view)
     for name in view.outputs:
         layer = view.layer(name)
-        if layer is not None and (layer.config.get("units") in vocabularies
-                                  or layer.class_name in TIED_EMBEDDING_CLASSES):
+        if layer is not None and (
+            layer.config.get("units") in vocabularies or layer.class_name in TIED_EMBEDDING_CLASSES
+        ):
             return True
     return False
 
@@ -52,6 +54,11 @@ def declares_causality(view: ModelView) -> bool:
 
 def declares_masked_lm(view: ModelView) -> bool:
     """The model is named a masked language model (its class, its name, or an output's)."""
-    names = [view.model_class or "", view.model_name or "", *(layer.class_name for layer in view.layers if layer.is_model),
-             *(layer.name for layer in view.layers if layer.is_model), *view.outputs]
+    names = [
+        view.model_class or "",
+        view.model_name or "",
+        *(layer.class_name for layer in view.layers if layer.is_model),
+        *(layer.name for layer in view.layers if layer.is_model),
+        *view.outputs,
+    ]
     return any(_MASKED_LM.search(name) for name in names)

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from nandoctor.analysis.causality import declares_causality, predicts_its_vocabulary
 from nandoctor.analysis.keras_facts import (
     ATTENTION,
     LOCAL_MIXERS,
@@ -22,12 +23,17 @@ from nandoctor.analysis.keras_facts import (
     ZERO_PRESERVING,
     is_known_class,
 )
-from nandoctor.analysis.causality import declares_causality, predicts_its_vocabulary
 from nandoctor.view import Layer, ModelView
 
 # What each position-mixing layer does with padding that reaches it unmasked.
 FLATTEN, AVERAGE, MAXIMUM, SUM, RECURRENCE, ATTENDING, OPAQUE = (
-    "flatten", "average", "maximum", "sum", "recurrent", "attention", "opaque"
+    "flatten",
+    "average",
+    "maximum",
+    "sum",
+    "recurrent",
+    "attention",
+    "opaque",
 )
 WHY = {
     FLATTEN: "lays every position, padding included, side by side as features of the next layer",
@@ -90,7 +96,10 @@ def _reduces_time(layer: Layer) -> bool:
     if layer.class_name in ("Sum", "Mean") and (layer.module or "").startswith("keras"):
         return config.get("axis") in (1, -2, [1], [-2])
     return layer.class_name == "TFOpLambda" and config.get("function") in (
-        "math.reduce_sum", "math.reduce_mean", "reduce_sum", "reduce_mean",
+        "math.reduce_sum",
+        "math.reduce_mean",
+        "reduce_sum",
+        "reduce_mean",
     )
 
 
@@ -122,7 +131,8 @@ def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = Fals
     # state: layer name, mask alive, layer that dropped it, local mixers passed, padding still
     # zero, custom code passed
     queue: deque[tuple[str, bool, Layer | None, tuple[str, ...], bool, bool]] = deque(
-        [(embedding.name, alive, None, (), zero, False)])
+        [(embedding.name, alive, None, (), zero, False)]
+    )
     while queue:
         name, alive, dropped_by, via, zero, unseen = queue.popleft()
         for edge in view.consumers(name):
@@ -158,8 +168,9 @@ def shows_padding(view: ModelView) -> bool:
     for layer in view.layers:
         if any(layer.config.get(key) is not None for key in _PADDING_KEYS):
             return True
-        if "padding_mask" in layer.name or (layer.class_name == "TextVectorization"
-                                            and layer.config.get("output_sequence_length")):
+        if "padding_mask" in layer.name or (
+            layer.class_name == "TextVectorization" and layer.config.get("output_sequence_length")
+        ):
             return True
     return False
 

@@ -51,8 +51,9 @@ def position_tables(view: ModelView) -> list[PositionTable]:
             fed = length is None and view.fed_sequence_length is not None
             if fed:
                 length = view.fed_sequence_length
-            tables.append(PositionTable(layer, weight, tokens, length if isinstance(length, int) else None,
-                                        length_fed=fed))
+            tables.append(
+                PositionTable(layer, weight, tokens, length if isinstance(length, int) else None, length_fed=fed)
+            )
     return tables + _position_embeddings_merged_by_add(view) + _tables_inside_custom_layers(view)
 
 
@@ -128,8 +129,16 @@ def _position_embeddings_merged_by_add(view: ModelView) -> list[PositionTable]:
 
 
 # Arguments by which custom embedding layers name the number of positions they cover.
-_LENGTH_ARGUMENTS = ("maxlen", "max_len", "max_length", "sequence_length", "max_sequence_length", "num_positions",
-                     "max_positions", "max_position_embeddings")
+_LENGTH_ARGUMENTS = (
+    "maxlen",
+    "max_len",
+    "max_length",
+    "sequence_length",
+    "max_sequence_length",
+    "num_positions",
+    "max_positions",
+    "max_position_embeddings",
+)
 
 
 def _tables_inside_custom_layers(view: ModelView) -> list[PositionTable]:
@@ -153,8 +162,9 @@ def _tables_inside_custom_layers(view: ModelView) -> list[PositionTable]:
         # Its input's length, where the file records it (a legacy .h5 gives no shape of a custom
         # layer's input, but the model input feeding it has one).
         length = view.integer_sequence_length(layer)
-        tables.append(PositionTable(layer, table, None, length if isinstance(length, int) else None,
-                                    token_weight=tokens))
+        tables.append(
+            PositionTable(layer, table, None, length if isinstance(length, int) else None, token_weight=tokens)
+        )
     return tables
 
 
@@ -187,7 +197,9 @@ def sinusoid_defects(table: np.ndarray, max_wavelength: float = 10000.0) -> list
     not_sinusoids = np.flatnonzero(np.abs(rebuilt - table).max(axis=0) > tolerance)
     defects = []
     if len(not_sinusoids):
-        defects.append(f"{len(not_sinusoids)} of {hidden} columns are not sinusoids of one frequency (first: column {not_sinusoids[0]})")
+        defects.append(
+            f"{len(not_sinusoids)} of {hidden} columns are not sinusoids of one frequency (first: column {not_sinusoids[0]})"
+        )
     expected = max_wavelength ** (-2.0 * np.arange((hidden + 1) // 2) / hidden)
     # Below this frequency, a column cannot tell its frequency apart over `rows` positions.
     resolution = 1e-3 / max(rows - 1, 1)
@@ -209,9 +221,15 @@ def sinusoid_defects(table: np.ndarray, max_wavelength: float = 10000.0) -> list
             f"{len(wrong)} columns have frequencies that are not {max_wavelength:g}^(-2i/d) "
             f"(column {wrong[0]}: {frequencies[wrong[0]]:.4g})"
         )
-    unpaired = sorted({i for (_, i), count in counts.items() if count != 1}
-                      | {i for kind, i in counts if (("cos" if kind == "sin" else "sin"), i) not in counts
-                         and not (kind == "sin" and hidden % 2 and i == len(expected) - 1)})
+    unpaired = sorted(
+        {i for (_, i), count in counts.items() if count != 1}
+        | {
+            i
+            for kind, i in counts
+            if (("cos" if kind == "sin" else "sin"), i) not in counts
+            and not (kind == "sin" and hidden % 2 and i == len(expected) - 1)
+        }
+    )
     if unpaired and not wrong:
         defects.append(
             f"sines and cosines are not paired by frequency: {len(unpaired)} frequencies lack one "

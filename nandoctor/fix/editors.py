@@ -162,8 +162,11 @@ class ModelFileEditor(Editor):
     def _move_groups(self, h5: h5py.File) -> None:
         """Move each layer's group to the path Keras derives from the edited config. Moves
         go through temporary names, so two layers may trade paths."""
-        moves = [(old, new) for name, old in self._saved_paths.items()
-                 if (new := self._h5_paths().get(name)) not in (None, old) and old in h5]
+        moves = [
+            (old, new)
+            for name, old in self._saved_paths.items()
+            if (new := self._h5_paths().get(name)) not in (None, old) and old in h5
+        ]
         for index, (old, _) in enumerate(moves):
             h5.move(old, f"{old}.nandoctor-moving-{index}")
         for index, (old, new) in enumerate(moves):

@@ -9,8 +9,11 @@ from nandoctor.fix.config_tree import layer_entry
 from nandoctor.fix.prescription import CannotFix, Prescription, Safety, embedding_of
 from nandoctor.report import AppliedFix, Finding
 
-_MASKED_EMBEDDING = {"module": "nandoctor.layers.masked_embedding", "class_name": "MaskedEmbedding",
-                     "registered_name": "nandoctor>MaskedEmbedding"}
+_MASKED_EMBEDDING = {
+    "module": "nandoctor.layers.masked_embedding",
+    "class_name": "MaskedEmbedding",
+    "registered_name": "nandoctor>MaskedEmbedding",
+}
 
 
 class MaskPadding(Prescription):
@@ -37,5 +40,8 @@ class MaskPadding(Prescription):
         config["mask_id"] = mask_id
         entry.update(_MASKED_EMBEDDING)
         editor.set_rows(matrix, np.array([mask_id]), np.zeros((1, matrix.source.row_len), np.float32))
-        return self.applied(finding, f"'{name}': Embedding -> nandoctor.layers.MaskedEmbedding(mask_id=0), table kept",
-                            [f"{name}: class Embedding -> MaskedEmbedding (mask_id=0); row 0 -> 0"])
+        return self.applied(
+            finding,
+            f"'{name}': Embedding -> nandoctor.layers.MaskedEmbedding(mask_id=0), table kept",
+            [f"{name}: class Embedding -> MaskedEmbedding (mask_id=0); row 0 -> 0"],
+        )

@@ -34,35 +34,54 @@ class SigmoidForOneUnit(Prescription):
     summary = "safe: a softmax over one unit (always 1.0) becomes the sigmoid it stood for."
 
     def applies_to(self, finding: Finding) -> bool:
-        return finding.code in self.codes and finding.details.get("units") == 1 and \
-            finding.details.get("activation") == "softmax"
+        return (
+            finding.code in self.codes
+            and finding.details.get("units") == 1
+            and finding.details.get("activation") == "softmax"
+        )
 
     def apply(self, editor, view, finding: Finding) -> AppliedFix:
         old = _set_activation(editor, finding, "sigmoid")
-        return self.applied(finding, f"'{finding.layer}': softmax over one unit -> sigmoid",
-                            [f"{finding.layer}: activation {old} -> 'sigmoid'"])
+        return self.applied(
+            finding,
+            f"'{finding.layer}': softmax over one unit -> sigmoid",
+            [f"{finding.layer}: activation {old} -> 'sigmoid'"],
+        )
 
 
 # What each cross-entropy reads its output as, and the activation that gives it that.
-_ACTIVATION_FOR_READING = {"class distribution": "softmax", "label probabilities": "sigmoid",
-                           "class logits": "linear", "label logits": "linear"}
+_ACTIVATION_FOR_READING = {
+    "class distribution": "softmax",
+    "label probabilities": "sigmoid",
+    "class logits": "linear",
+    "label logits": "linear",
+}
 
 
 class ProbabilityOutput(Prescription):
     codes = ("ND601",)
     safety = Safety.UNSAFE
-    summary = ("unsafe: an output that is not a probability under a probability loss gets softmax (sigmoid for "
-               "a binary loss), and one that is under a loss with from_logits=True becomes linear; the model then "
-               "needs training.")
+    summary = (
+        "unsafe: an output that is not a probability under a probability loss gets softmax (sigmoid for "
+        "a binary loss), and one that is under a loss with from_logits=True becomes linear; the model then "
+        "needs training."
+    )
 
     def applies_to(self, finding: Finding) -> bool:
         # Only the cross-entropies say which activation they read; a regression, Poisson or hinge
         # loss on the wrong output needs a choice of loss or activation that no rewrite can make.
-        return (finding.code in self.codes and finding.details.get("units") != 1 and bool(finding.details.get("loss"))
-                and finding.details.get("reading") in _ACTIVATION_FOR_READING)
+        return (
+            finding.code in self.codes
+            and finding.details.get("units") != 1
+            and bool(finding.details.get("loss"))
+            and finding.details.get("reading") in _ACTIVATION_FOR_READING
+        )
 
     def apply(self, editor, view, finding: Finding) -> AppliedFix:
         wanted = _ACTIVATION_FOR_READING[finding.details["reading"]]
         old = _set_activation(editor, finding, wanted)
-        return self.applied(finding, f"'{finding.layer}': activation {old} -> '{wanted}' under {finding.details['loss']}",
-                            [f"{finding.layer}: activation {old} -> {wanted!r}"])
+        return self.applied(
+            finding,
+            f"'{finding.layer}': activation {old} -> '{wanted}' under {finding.details['loss']}",
+            [f"{finding.layer}: activation {old} -> {wanted!r}"],
+        )

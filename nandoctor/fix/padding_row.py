@@ -23,5 +23,9 @@ class ZeroPaddingRow(Prescription):
             raise CannotFix(f"the finding on {finding.layer!r} names no padding id")
         editor.set_rows(matrix, np.array([padding_id]), np.zeros((1, matrix.source.row_len), np.float32))
         norm = finding.details.get("row_norm")
-        return self.applied(finding, f"set padding row {padding_id} of '{finding.layer}' to zero (its norm was {norm:.3g})",
-                            [f"{finding.layer}: row {padding_id}: norm {norm:.3g} -> 0"], padding_id=padding_id)
+        return self.applied(
+            finding,
+            f"set padding row {padding_id} of '{finding.layer}' to zero (its norm was {norm:.3g})",
+            [f"{finding.layer}: row {padding_id}: norm {norm:.3g} -> 0"],
+            padding_id=padding_id,
+        )

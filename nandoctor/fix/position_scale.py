@@ -12,9 +12,11 @@ from nandoctor.report import AppliedFix, Finding
 class RescalePositions(Prescription):
     codes = ("ND504",)
     safety = Safety.UNSAFE
-    summary = ("unsafe: the position table is multiplied by the ratio of the token embeddings' median row norm to "
-               "its own, so neither drowns the other; what the model learned from the positions changes scale, "
-               "so it needs training.")
+    summary = (
+        "unsafe: the position table is multiplied by the ratio of the token embeddings' median row norm to "
+        "its own, so neither drowns the other; what the model learned from the positions changes scale, "
+        "so it needs training."
+    )
 
     def apply(self, editor, view, finding: Finding) -> AppliedFix:
         table = next((table for table in position_tables(view) if table.layer.name == finding.layer), None)
@@ -24,6 +26,10 @@ class RescalePositions(Prescription):
         factor = token_scale / position_scale
         values = table.weight.read().reshape(table.weight.rows, -1).astype(np.float32) * factor
         editor.set_rows(table.weight, np.arange(table.weight.rows), values)
-        return self.applied(finding, f"'{finding.layer}': position table x {factor:.3g}, median row norm "
-                                     f"{position_scale:.3g} -> {token_scale:.3g}",
-                            [f"{finding.layer}: {table.weight.name} x {factor:.3g}"], factor=factor)
+        return self.applied(
+            finding,
+            f"'{finding.layer}': position table x {factor:.3g}, median row norm "
+            f"{position_scale:.3g} -> {token_scale:.3g}",
+            [f"{finding.layer}: {table.weight.name} x {factor:.3g}"],
+            factor=factor,
+        )

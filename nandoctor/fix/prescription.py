@@ -45,8 +45,9 @@ class Prescription:
     def apply(self, editor: Editor, view: ModelView, finding: Finding) -> AppliedFix:
         raise NotImplementedError
 
-    def applied(self, finding: Finding, message: str, changes: list[str] | tuple[str, ...] = (),
-                **details) -> AppliedFix:
+    def applied(
+        self, finding: Finding, message: str, changes: list[str] | tuple[str, ...] = (), **details
+    ) -> AppliedFix:
         return AppliedFix(finding.code, finding.layer, self.safety.value, message, tuple(changes), details)
 
 

@@ -82,8 +82,10 @@ class _Fixer:
         except NotAModel as reason:
             return failed_result(target, str(reason), FileStatus.ERROR if target.explicit else FileStatus.SKIPPED)
         except (UnreadableFile, OSError) as reason:
-            return failed_result(target, str(reason) if isinstance(reason, UnreadableFile) else
-                                 f"cannot write: {reason.strerror or reason}")
+            return failed_result(
+                target,
+                str(reason) if isinstance(reason, UnreadableFile) else f"cannot write: {reason.strerror or reason}",
+            )
         except Exception as error:  # as for scan: one line, never a traceback
             if os.environ.get("NANDOCTOR_DEBUG"):
                 raise
@@ -95,8 +97,15 @@ class _Fixer:
             with load(path) as view:
                 findings, _ = self.selection.filter(run_rules(view, self.rules), path)
                 applied, unfixed, editor = self._apply_all(path, view, findings, left_out)
-                result = FileResult(path, view.format, FileStatus.SCANNED, findings=findings, notes=list(view.notes),
-                                    fixed=[], unfixed=unfixed)
+                result = FileResult(
+                    path,
+                    view.format,
+                    FileStatus.SCANNED,
+                    findings=findings,
+                    notes=list(view.notes),
+                    fixed=[],
+                    unfixed=unfixed,
+                )
                 if not applied:
                     if editor is not None:
                         editor.close()
@@ -135,8 +144,13 @@ class _Fixer:
             allowed = [p for p in candidates if p.safety is Safety.SAFE or self.unsafe_fixes]
             key = (finding.code, finding.layer)
             if not allowed:
-                unfixed.append(UnappliedFix(finding.code, finding.layer, "its fix is unsafe (the model changes and "
-                                            "needs training): pass --unsafe-fixes to apply it"))
+                unfixed.append(
+                    UnappliedFix(
+                        finding.code,
+                        finding.layer,
+                        "its fix is unsafe (the model changes and needs training): pass --unsafe-fixes to apply it",
+                    )
+                )
                 continue
             if key in left_out:
                 unfixed.append(UnappliedFix(finding.code, finding.layer, left_out[key]))

@@ -10,8 +10,11 @@ from nandoctor.fix.config_tree import layer_entry
 from nandoctor.fix.prescription import CannotFix, Prescription, Safety
 from nandoctor.report import AppliedFix, Finding
 
-_TIED_EMBEDDING = {"module": "nandoctor.layers.tied_embedding", "class_name": "TiedEmbedding",
-                   "registered_name": "nandoctor>TiedEmbedding"}
+_TIED_EMBEDDING = {
+    "module": "nandoctor.layers.tied_embedding",
+    "class_name": "TiedEmbedding",
+    "registered_name": "nandoctor>TiedEmbedding",
+}
 
 
 class TieOnce(Prescription):
@@ -25,8 +28,7 @@ class TieOnce(Prescription):
     )
 
     def applies_to(self, finding: Finding) -> bool:
-        return finding.code in self.codes and bool(finding.details.get("embedding")) and \
-            "class_name" in finding.details
+        return finding.code in self.codes and bool(finding.details.get("embedding")) and "class_name" in finding.details
 
     def apply(self, editor, view, finding: Finding) -> AppliedFix:
         if editor.config is None or editor.format not in ("keras", "keras-dir"):
@@ -36,8 +38,13 @@ class TieOnce(Prescription):
         if embedding.get("class_name") != "Embedding":
             raise CannotFix(f"'{embedding_name}' is a {embedding.get('class_name')}, not a plain Embedding")
         calls, nodes = embedding.get("inbound_nodes"), output.get("inbound_nodes")
-        if not (isinstance(calls, list) and isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], dict)
-                and len(nodes[0].get("args", [])) == 1):
+        if not (
+            isinstance(calls, list)
+            and isinstance(nodes, list)
+            and len(nodes) == 1
+            and isinstance(nodes[0], dict)
+            and len(nodes[0].get("args", [])) == 1
+        ):
             raise CannotFix(f"'{finding.layer}' is not called once on one tensor in a functional model")
         hidden = nodes[0]["args"][0]
         vocabulary = embedding["config"]["input_dim"]
@@ -53,13 +60,24 @@ class TieOnce(Prescription):
         activation = activation if isinstance(activation, str) else "linear"
         dropped = editor.drop_weights(finding.layer)
         output.clear()
-        output.update(module="keras.layers", class_name="Activation", registered_name=None, name=finding.layer,
-                      config={"name": finding.layer, "trainable": True, "activation": activation},
-                      inbound_nodes=[{"args": [logits], "kwargs": {}}])
-        changes = [f"{embedding_name}: class Embedding -> TiedEmbedding, matrix kept",
-                   f"{finding.layer}: {finding.details['class_name']} -> {embedding_name}(..., reverse=True) then "
-                   f"Activation({activation!r})"]
+        output.update(
+            module="keras.layers",
+            class_name="Activation",
+            registered_name=None,
+            name=finding.layer,
+            config={"name": finding.layer, "trainable": True, "activation": activation},
+            inbound_nodes=[{"args": [logits], "kwargs": {}}],
+        )
+        changes = [
+            f"{embedding_name}: class Embedding -> TiedEmbedding, matrix kept",
+            f"{finding.layer}: {finding.details['class_name']} -> {embedding_name}(..., reverse=True) then "
+            f"Activation({activation!r})",
+        ]
         if dropped:
             changes.append(f"{finding.layer}: stored copy {', '.join(dropped)} dropped")
-        return self.applied(finding, f"'{finding.layer}' rewritten as '{embedding_name}' (TiedEmbedding) called with "
-                                     "reverse=True: one matrix, saved once", changes)
+        return self.applied(
+            finding,
+            f"'{finding.layer}' rewritten as '{embedding_name}' (TiedEmbedding) called with "
+            "reverse=True: one matrix, saved once",
+            changes,
+        )

@@ -40,12 +40,19 @@ class FillZeroRows(Prescription):
         values = (directions / np.linalg.norm(directions, axis=1, keepdims=True) * norm * _SCALE).astype(np.float32)
         editor.set_rows(matrix, rows, values)
         labels: Sequence[str | None] = matrix.row_labels([int(row) for row in rows]) or [None] * len(rows)
-        changes = [f"{finding.layer}: row {row}{f' ({label!r})' if label else ''}: zero -> random, norm {norm * _SCALE:.3g}"
-                   for row, label in zip(rows.tolist(), labels)]
+        changes = [
+            f"{finding.layer}: row {row}{f' ({label!r})' if label else ''}: zero -> random, norm {norm * _SCALE:.3g}"
+            for row, label in zip(rows.tolist(), labels)
+        ]
         return self.applied(
-            finding, f"gave {len(rows):,} zero rows of '{finding.layer}' random vectors of norm {norm * _SCALE:.3g} "
-                     f"(a tenth of the median row norm, seed {self.seed})",
-            changes, rows=rows.tolist(), norm=norm * _SCALE, seed=self.seed)
+            finding,
+            f"gave {len(rows):,} zero rows of '{finding.layer}' random vectors of norm {norm * _SCALE:.3g} "
+            f"(a tenth of the median row norm, seed {self.seed})",
+            changes,
+            rows=rows.tolist(),
+            norm=norm * _SCALE,
+            seed=self.seed,
+        )
 
 
 def _median_nonzero_norm(matrix) -> float:

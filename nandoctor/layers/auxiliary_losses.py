@@ -92,8 +92,9 @@ class AuxiliaryLosses(keras.layers.Layer):
                 target = ops.slice(targets, (0, offset), (ops.shape(targets)[0], length))
                 # In float32, as Keras's compiled losses take float16 or bfloat16 outputs: a float16
                 # loss loses its small terms, and could not be added to the float32 block weight.
-                loss = ops.mean(keras.losses.sparse_categorical_crossentropy(target, ops.cast(logits, "float32"),
-                                                                             from_logits=True))
+                loss = ops.mean(
+                    keras.losses.sparse_categorical_crossentropy(target, ops.cast(logits, "float32"), from_logits=True)
+                )
                 weight = 1.0 if offset == 0 else self.future_weight
                 total = total + weight * self.block_weight(block) * loss
         self.add_loss(total)

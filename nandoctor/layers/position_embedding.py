@@ -38,7 +38,9 @@ class PositionEmbedding(keras.layers.Layer):
     def __init__(self, sequence_length, initializer="uniform", **kwargs):
         super().__init__(**kwargs)
         if not isinstance(sequence_length, int) or sequence_length <= 0:
-            raise ValueError(f"`sequence_length` must be a positive integer. Received: sequence_length={sequence_length}")
+            raise ValueError(
+                f"`sequence_length` must be a positive integer. Received: sequence_length={sequence_length}"
+            )
         self.sequence_length = sequence_length
         self.initializer = keras.initializers.get(initializer)
         self.supports_masking = True

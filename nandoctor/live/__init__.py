@@ -17,7 +17,27 @@ from nandoctor.live.position_scale import PositionScale
 from nandoctor.live.target_range import TargetRange
 from nandoctor.live.tie_probe import TieProbe
 
-LIVE_CHECKS = (MaskCarry, PositionScale, TargetRange, GraphChecks, LossTrace, NanProbe, PaddingProbe, TieProbe, CausalProbe)
+LIVE_CHECKS = (
+    MaskCarry,
+    PositionScale,
+    TargetRange,
+    GraphChecks,
+    LossTrace,
+    NanProbe,
+    PaddingProbe,
+    TieProbe,
+    CausalProbe,
+)
 
-__all__ = ["LIVE_CHECKS", "CausalProbe", "GraphChecks", "LossTrace", "MaskCarry", "NanProbe", "PaddingProbe", "PositionScale", "TargetRange",
-           "TieProbe"]
+__all__ = [
+    "LIVE_CHECKS",
+    "CausalProbe",
+    "GraphChecks",
+    "LossTrace",
+    "MaskCarry",
+    "NanProbe",
+    "PaddingProbe",
+    "PositionScale",
+    "TargetRange",
+    "TieProbe",
+]

@@ -52,4 +52,3 @@ class CausalLeak(LiveRule):
     evidence_kinds = (Evidence.MEASURED,)
     confidence = Confidence.HIGH
     fix = "Mask attention causally (use_causal_mask=True), or build the decoder from nandoctor.layers.CausalSelfAttention."
-

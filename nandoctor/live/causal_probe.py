@@ -43,27 +43,31 @@ class CausalProbe(LiveCheck):
         if view is not None and not over_vocabulary and not _claims_causality(model, view):
             backend = model_backend(model)
             if backend != "tensorflow":
-                self.notes.append(f"{self.name} could not look for a causal mask built in the model's code (it reads "
-                                  f"TensorFlow graphs, and this model runs on {backend}): it probes only a model whose "
-                                  "config or layers declare causality")
+                self.notes.append(
+                    f"{self.name} could not look for a causal mask built in the model's code (it reads "
+                    f"TensorFlow graphs, and this model runs on {backend}): it probes only a model whose "
+                    "config or layers declare causality"
+                )
             return  # a bidirectional model (an encoder, a tagger) may see both ways
         rng = np.random.default_rng(0)
         tokens = rng.integers(1, ids.vocabulary, size=(2, length)).astype(ids.dtype)
 
         def predict(values):
-            return first_output(model, inputs.build(lambda slot, s: values if slot is ids else typical_values(slot, s, rng)))
+            return first_output(
+                model, inputs.build(lambda slot, s: values if slot is ids else typical_values(slot, s, rng))
+            )
 
         base = predict(tokens)
         scale = float(np.abs(base).max()) or 1.0
         tolerance = 1e-4 * scale
         for t in _positions(outputs_length):
             changed = tokens.copy()
-            changed[:, t + 1:] = rng.integers(1, ids.vocabulary, size=changed[:, t + 1:].shape)
+            changed[:, t + 1 :] = rng.integers(1, ids.vocabulary, size=changed[:, t + 1 :].shape)
             outputs = predict(changed)
             past = np.abs(outputs[:, : t + 1] - base[:, : t + 1]).max(axis=(0, 2))
             if past.max() > tolerance:
                 first = int(np.flatnonzero(past > tolerance)[0])
-                future = float(np.abs(outputs[:, t + 1:] - base[:, t + 1:]).max())
+                future = float(np.abs(outputs[:, t + 1 :] - base[:, t + 1 :]).max())
                 yield CausalLeak.finding(
                     None,
                     f"changing only the tokens after position {t} changes the outputs at position {first} "
@@ -71,12 +75,17 @@ class CausalProbe(LiveCheck):
                     "positions see the future",
                     confidence=Confidence.HIGH,
                     measured=f"outputs at position {first} moved {float(past.max()):.3g} when only tokens after "
-                             f"{t} changed",
-                    details={"position": t, "first_leaking_position": first, "leak": float(past.max()),
-                             "future_change": future,
-                             "inputs": f"2 random sequences of {length} ids in [1, {ids.vocabulary})",
-                             "next_token_model": "its output at every position is over its input vocabulary"
-                             if over_vocabulary else "it declares causality"},
+                    f"{t} changed",
+                    details={
+                        "position": t,
+                        "first_leaking_position": first,
+                        "leak": float(past.max()),
+                        "future_change": future,
+                        "inputs": f"2 random sequences of {length} ids in [1, {ids.vocabulary})",
+                        "next_token_model": "its output at every position is over its input vocabulary"
+                        if over_vocabulary
+                        else "it declares causality",
+                    },
                 )
                 yield from _wrappers_that_drop_causality(model, t, first)
                 return
@@ -85,7 +94,8 @@ class CausalProbe(LiveCheck):
 def _bidirectional_by_design(view) -> bool:
     """A masked language model: named so (class, name, output), or holding a mask token."""
     return declares_masked_lm(view) or any(
-        layer.config.get(key) is not None for layer in view.layers for key in _MASK_TOKEN_KEYS)
+        layer.config.get(key) is not None for layer in view.layers for key in _MASK_TOKEN_KEYS
+    )
 
 
 # Config keys of a masked LM's mask token (KerasHub's preprocessors and masked-LM generators).
@@ -110,7 +120,8 @@ def _wrappers_that_drop_causality(model, position: int, first: int) -> Iterator[
                 f"{type(layer).__name__} '{layer.name}' is configured {flag}=True, yet changing only the tokens "
                 f"after position {position} moves the outputs at position {first}: its call does not pass the "
                 "causal mask on to its attention",
-                evidence=Evidence.MEASURED, confidence=Confidence.MEDIUM,
+                evidence=Evidence.MEASURED,
+                confidence=Confidence.MEDIUM,
                 measured=f"outputs up to position {position} moved when only later tokens changed",
                 details={"flag": flag, "position": position, "first_leaking_position": first},
             )

@@ -27,8 +27,7 @@ def outputs_and_gradients(model, inputs) -> tuple[list[np.ndarray], list[np.ndar
             flat = keras.tree.flatten(outputs)
             return sum(jnp.sum(o.astype("float32")) for o in flat), flat
 
-        (_, flat), gradients = jax.value_and_grad(total, has_aux=True)(
-            [v.value for v in model.trainable_variables])
+        (_, flat), gradients = jax.value_and_grad(total, has_aux=True)([v.value for v in model.trainable_variables])
         return [np.asarray(o) for o in flat], [np.asarray(g) for g in gradients]
     if backend == "torch":
         flat = keras.tree.flatten(model(inputs, training=False))
@@ -40,8 +39,9 @@ def outputs_and_gradients(model, inputs) -> tuple[list[np.ndarray], list[np.ndar
         flat = keras.tree.flatten(model(inputs, training=False))
         loss = tf.add_n([tf.reduce_sum(tf.cast(o, "float32")) for o in flat])
     # An embedding's gradient is sparse (IndexedSlices): densify it to read it.
-    gradients = [np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(loss, model.trainable_weights)
-                 if g is not None]
+    gradients = [
+        np.asarray(tf.convert_to_tensor(g)) for g in tape.gradient(loss, model.trainable_weights) if g is not None
+    ]
     return [np.asarray(o) for o in flat], gradients
 
 
@@ -65,9 +65,11 @@ def loss_gradients(model, x, y) -> list[np.ndarray | None]:
         def loss(t):
             return model.compute_loss_and_updates(t, non_trainable, metrics, x, y, None, training=False)[0]
     else:
+
         def loss(t):
             outputs, _ = model.stateless_call(t, non_trainable, x, training=False)
             return sum(jnp.sum(o.astype("float32")) for o in keras.tree.flatten(outputs))
+
     return [np.asarray(g) for g in jax.grad(loss)(trainable)]
 
 
@@ -77,7 +79,7 @@ def torch_replay_gradients(model, x, y, outputs: list, prediction) -> tuple[list
     None where the loss does not reach."""
     weights = model.trainable_variables
     gradients = _torch_gradients(_torch_loss(model, x, y, prediction), list(outputs) + list(weights))
-    return gradients[: len(outputs)], gradients[len(outputs):]
+    return gradients[: len(outputs)], gradients[len(outputs) :]
 
 
 def _torch_loss(model, x, y, prediction):

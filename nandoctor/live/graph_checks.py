@@ -39,8 +39,19 @@ JUDGED_OPERATIONS = _DIVISIONS + _ROOTS + _LOGS + _POWERS + _ANGLES
 _CLIPS = ("Minimum", "Maximum", "ClipByValue")
 _POSITIVE = ("Exp", "Softplus", "Sigmoid")
 _PASS_THROUGH = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "StopGradient", "BroadcastTo", "Transpose")
-_NON_NEGATIVE = ("Square", "SquaredDifference", "Abs", "Relu", "Relu6", "Sqrt", "Rsqrt", "Exp", "Softplus", "Sigmoid",
-                 "Softmax")
+_NON_NEGATIVE = (
+    "Square",
+    "SquaredDifference",
+    "Abs",
+    "Relu",
+    "Relu6",
+    "Sqrt",
+    "Rsqrt",
+    "Exp",
+    "Softplus",
+    "Sigmoid",
+    "Softmax",
+)
 # A tensor's dimensions, read at run time: `sqrt(cast(shape(k)[-1]))` scales attention scores.
 _SHAPES = ("Shape", "Size", "Rank")
 _SHAPE_ARITHMETIC = ("StridedSlice", "GatherV2", "Prod", "Mul", "Pack", "Cast", "Identity", "Reshape", "Squeeze")
@@ -107,10 +118,12 @@ def is_positive(tensor, depth: int = 0) -> bool:
         return all(is_positive(i, depth + 1) for i in op.inputs)
     if op.type == "ClipByValue":  # clip(p, epsilon, 1 - epsilon), as Keras's cross-entropies take it
         return (is_positive(op.inputs[1], depth + 1) or is_positive(op.inputs[0], depth + 1)) and is_positive(
-            op.inputs[2], depth + 1)
+            op.inputs[2], depth + 1
+        )
     if op.type in ("AddV2", "Add", "AddN"):
         return any(is_positive(i, depth + 1) for i in op.inputs) and all(
-            is_non_negative(i, depth + 1) for i in op.inputs)
+            is_non_negative(i, depth + 1) for i in op.inputs
+        )
     if op.type == "Sub":
         return _held_below(op.inputs[0], op.inputs[1], depth)
     if op.type in ("RealDiv", "Div"):  # Keras's kl_divergence: log(clip(y_true) / clip(y_pred))
@@ -155,8 +168,12 @@ def _zero_replaced(tensor) -> bool:
         return False
     tested, replacement = predicate.op.inputs, _constant(when_true)
     zero = next((i for i in tested if (value := _constant(i)) is not None and not np.any(value)), None)
-    return (zero is not None and replacement is not None and bool(np.all(replacement != 0))
-            and any(i is when_false for i in tested if i is not zero))
+    return (
+        zero is not None
+        and replacement is not None
+        and bool(np.all(replacement != 0))
+        and any(i is when_false for i in tested if i is not zero)
+    )
 
 
 def _held_below(minuend, subtrahend, depth: int) -> bool:
@@ -218,8 +235,13 @@ def _shape_derived(tensor, depth: int = 0) -> bool:
         return False
     if op.type in _SHAPES:
         return True
-    operands = [i for i in op.inputs if i.op.type != "Const"] if op.type in ("StridedSlice", "GatherV2") else op.inputs[:1] \
-        if op.type in ("Cast", "Identity", "Reshape", "Squeeze") else op.inputs
+    operands = (
+        [i for i in op.inputs if i.op.type != "Const"]
+        if op.type in ("StridedSlice", "GatherV2")
+        else op.inputs[:1]
+        if op.type in ("Cast", "Identity", "Reshape", "Squeeze")
+        else op.inputs
+    )
     operands = operands[:1] if op.type in ("StridedSlice", "GatherV2") else operands
     return bool(operands) and all(_shape_derived(i, depth + 1) or _positive_constant(i) for i in operands)
 
@@ -232,7 +254,7 @@ def is_non_negative(tensor, depth: int = 0) -> bool:
         return False
     if op.type in _NON_NEGATIVE or _non_negative_constant(tensor) or is_positive(tensor, depth):
         return True
-    if op.type in _PASS_THROUGH + ("Sum", "Mean", "Max", "Min", "Prod"):
+    if op.type in (*_PASS_THROUGH, "Sum", "Mean", "Max", "Min", "Prod"):
         return bool(op.inputs) and is_non_negative(op.inputs[0], depth + 1)
     if op.type in ("Mul", "RealDiv", "Div"):  # a quotient of non-negatives: a softmax as JAX writes it out
         return all(is_non_negative(i, depth + 1) for i in op.inputs) or (op.inputs[0] is op.inputs[1])
@@ -259,8 +281,10 @@ def _clamp_outside_root(tensor) -> bool:
     if op.type != "Maximum":
         return False
     other = [i for i in op.inputs if not _positive_constant(i)]
-    return bool(other) and (other[0].op.type in _ROOTS or (
-        other[0].op.type == "Mul" and any(i.op.type in _ROOTS for i in other[0].op.inputs)))
+    return bool(other) and (
+        other[0].op.type in _ROOTS
+        or (other[0].op.type == "Mul" and any(i.op.type in _ROOTS for i in other[0].op.inputs))
+    )
 
 
 class GraphChecks(LiveCheck):
@@ -318,8 +342,14 @@ def _judge(op, layer: str) -> Finding | None:
     rule, message = verdict
     # The traced code proves the operation is unguarded; whether a zero ever reaches it, only a
     # run on the model's inputs can say (the NaN probe): a hazard, not yet a NaN.
-    return rule.finding(layer, message, details={"operation": op.name}, evidence=Evidence.CERTAIN,
-                        severity=Severity.WARNING, fix=rule.fix_for(op))
+    return rule.finding(
+        layer,
+        message,
+        details={"operation": op.name},
+        evidence=Evidence.CERTAIN,
+        severity=Severity.WARNING,
+        fix=rule.fix_for(op),
+    )
 
 
 def _verdict(op, where: str) -> tuple[type[LiveRule], str] | None:
@@ -327,30 +357,43 @@ def _verdict(op, where: str) -> tuple[type[LiveRule], str] | None:
     argument = op.inputs[-1] if op.type in ("RealDiv", "Div") else op.inputs[0]
     if op.type in _DIVISIONS:
         if _clamp_outside_root(argument):
-            return SingularGradient, (f"the division {where} is guarded by a maximum outside its square root: "
-                                      "the value is safe, the gradient of order 1/epsilon")
+            return SingularGradient, (
+                f"the division {where} is guarded by a maximum outside its square root: "
+                "the value is safe, the gradient of order 1/epsilon"
+            )
         if not is_positive(argument) and not _zero_replaced(argument):
-            return UnguardedDivision, (f"the denominator of the division {where} ({argument.op.type}) is not guarded "
-                                       "against 0: 0/0 gives NaN")
+            return UnguardedDivision, (
+                f"the denominator of the division {where} ({argument.op.type}) is not guarded against 0: 0/0 gives NaN"
+            )
     elif op.type in _ROOTS:
         if not is_positive(argument):
-            return SingularGradient, (f"the square root {where} takes {argument.op.type}, which can be 0, where its "
-                                      "derivative is infinite")
+            return SingularGradient, (
+                f"the square root {where} takes {argument.op.type}, which can be 0, where its derivative is infinite"
+            )
     elif op.type in _POWERS:
         exponent = _constant(op.inputs[1])
         if exponent is not None and not is_positive(op.inputs[0]):
             if np.any(exponent < 0):
-                return UnguardedDivision, f"the power {where} has a negative exponent, a division by a base that can be 0"
+                return (
+                    UnguardedDivision,
+                    f"the power {where} has a negative exponent, a division by a base that can be 0",
+                )
             if np.any((exponent > 0) & (exponent < 1)):
-                return SingularGradient, (f"the power {where} has a fractional exponent below 1, whose derivative is "
-                                          "infinite at a base of 0")
+                return SingularGradient, (
+                    f"the power {where} has a fractional exponent below 1, whose derivative is infinite at a base of 0"
+                )
     elif op.type in _ANGLES:
         if op.type == "Atan2" or op.inputs[0].op.type not in _CLIPS:
-            return SingularGradient, (f"the {op.type.lower()} {where} has an infinite derivative at the ends of its "
-                                      "domain (acos of a cosine of 1: identical vectors)")
+            return SingularGradient, (
+                f"the {op.type.lower()} {where} has an infinite derivative at the ends of its "
+                "domain (acos of a cosine of 1: identical vectors)"
+            )
     elif op.type in _LOGS and not is_positive(argument):
-        softmax = (" (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)"
-                   if _is_softmax(argument) else "")
+        softmax = (
+            " (a softmax, which underflows to 0: use log_softmax or a loss with from_logits=True)"
+            if _is_softmax(argument)
+            else ""
+        )
         return UnguardedLog, f"the log {where} takes {argument.op.type}, which can be 0{softmax}{_rounded_to(argument)}"
     return None
 
@@ -363,8 +406,10 @@ def _rounded_to(tensor) -> str:
     ceiling, dtype = _upper_bound(tensor.op.inputs[1]), _numpy_dtype(tensor)
     if ceiling is None or dtype is None:
         return ""
-    return (f" (its clip's ceiling rounds to {float(ceiling):g} in {dtype.name}: compute the loss in float32, "
-            "as Keras's compiled losses do)")
+    return (
+        f" (its clip's ceiling rounds to {float(ceiling):g} in {dtype.name}: compute the loss in float32, "
+        "as Keras's compiled losses do)"
+    )
 
 
 def _is_softmax(tensor) -> bool:
@@ -396,9 +441,13 @@ def _built_in_layer_names(model) -> set[str]:
 
 
 def _hand_written_layers(view) -> set[str]:
-    return {layer.name.rsplit("/", 1)[-1] for layer in view.layers
-            if layer.class_name == "Lambda" or not is_known_class(layer.class_name, layer.module)
-            or (layer.module or "").startswith("keras.src.ops")}
+    return {
+        layer.name.rsplit("/", 1)[-1]
+        for layer in view.layers
+        if layer.class_name == "Lambda"
+        or not is_known_class(layer.class_name, layer.module)
+        or (layer.module or "").startswith("keras.src.ops")
+    }
 
 
 def _layer_of(op_name: str, judged: set[str], built_in: Collection[str] = frozenset()) -> str | None:

@@ -28,7 +28,9 @@ from nandoctor.live.model_layers import every_layer
 from nandoctor.report import Confidence, Evidence, Finding, Severity
 from nandoctor.rules.overflow_headroom import OverflowHeadroom
 
-TYPICAL_INPUTS = "typical inputs and the NaN probe's realistic recipes (zero embedding rows, all-padding texts), one batch"
+TYPICAL_INPUTS = (
+    "typical inputs and the NaN probe's realistic recipes (zero embedding rows, all-padding texts), one batch"
+)
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,16 @@ class LayerHeadroom:
 
     def to_dict(self) -> dict[str, Any]:
         # JSON has no inf: a value that overflowed is said by `nonfinite`, its size by float32's.
-        return {"layer": self.layer, "dtype": self.dtype,
-                "max_abs": self.max_abs if np.isfinite(self.max_abs) else None,
-                "largest": self.largest,
-                "fraction_of_largest": self.max_abs / self.largest if np.isfinite(self.max_abs) else None,
-                "nonfinite": self.nonfinite,
-                "max_abs_float32": self.max_abs_float32 if np.isfinite(self.max_abs_float32) else None,
-                "flushed_to_zero": self.flushed_to_zero}
+        return {
+            "layer": self.layer,
+            "dtype": self.dtype,
+            "max_abs": self.max_abs if np.isfinite(self.max_abs) else None,
+            "largest": self.largest,
+            "fraction_of_largest": self.max_abs / self.largest if np.isfinite(self.max_abs) else None,
+            "nonfinite": self.nonfinite,
+            "max_abs_float32": self.max_abs_float32 if np.isfinite(self.max_abs_float32) else None,
+            "flushed_to_zero": self.flushed_to_zero,
+        }
 
 
 def reduced_compute_dtype(layer) -> str | None:
@@ -109,17 +114,23 @@ def measure_headroom(model, inputs) -> list[LayerHeadroom]:
     output is not one tensor."""
     import keras
 
-    measured = [(layer, dtype) for layer in model.layers
-                if type(layer).__name__ != "InputLayer" and len(getattr(layer, "_inbound_nodes", ())) == 1
-                and (dtype := reduced_compute_dtype(layer)) is not None]
+    measured = [
+        (layer, dtype)
+        for layer in model.layers
+        if type(layer).__name__ != "InputLayer"
+        and len(getattr(layer, "_inbound_nodes", ())) == 1
+        and (dtype := reduced_compute_dtype(layer)) is not None
+    ]
     if not measured:
         return []
     probe = keras.Model(input_nest(model), [layer.output for layer, _ in measured])
     reduced = _flat_outputs(probe(inputs, training=False), len(measured))
     with computing_in_float32(model):
         single = _flat_outputs(probe(inputs, training=False), len(measured))
-    return [_headroom(layer.name, FLOAT_FORMATS[dtype], low, high)
-            for (layer, dtype), low, high in zip(measured, reduced, single)]
+    return [
+        _headroom(layer.name, FLOAT_FORMATS[dtype], low, high)
+        for (layer, dtype), low, high in zip(measured, reduced, single)
+    ]
 
 
 def _flat_outputs(outputs, count: int) -> list[list[np.ndarray]]:
@@ -129,8 +140,10 @@ def _flat_outputs(outputs, count: int) -> list[list[np.ndarray]]:
     per_layer = outputs if isinstance(outputs, list) and len(outputs) == count else [outputs]
     hosted = [[to_host(tensor) for tensor in keras.tree.flatten(output)] for output in per_layer]
     # numpy knows bfloat16 only through ml_dtypes, as a kind of its own ("V").
-    return [[values.astype(np.float64) for values in layer if values.dtype.kind == "f" or values.dtype.name == "bfloat16"]
-            for layer in hosted]
+    return [
+        [values.astype(np.float64) for values in layer if values.dtype.kind == "f" or values.dtype.name == "bfloat16"]
+        for layer in hosted
+    ]
 
 
 def _headroom(name: str, dtype: FloatFormat, reduced: list[np.ndarray], single: list[np.ndarray]) -> LayerHeadroom:
@@ -170,8 +183,10 @@ def headroom_finding(model, inputs, notes: list[str]) -> Finding | None:
     if not computes_in_reduced_precision(model):
         return None
     if input_nest(model) is None:
-        notes.append("the headroom table was not measured: it reads each layer's output, and a subclassed model "
-                     "has no graph of layers")
+        notes.append(
+            "the headroom table was not measured: it reads each layer's output, and a subclassed model "
+            "has no graph of layers"
+        )
         return None
     table = measure_headroom(model, inputs)
     factor = float(OverflowHeadroom.options["factor"])
@@ -179,8 +194,11 @@ def headroom_finding(model, inputs, notes: list[str]) -> Finding | None:
     if row is None:
         return None
     over = row.nonfinite or row.max_abs > row.largest
-    reached = (f"are inf or NaN, where float32 gives finite values (at most {row.max_abs_float32:.4g})"
-               if row.nonfinite else f"reach |x| = {row.max_abs:.4g}")
+    reached = (
+        f"are inf or NaN, where float32 gives finite values (at most {row.max_abs_float32:.4g})"
+        if row.nonfinite
+        else f"reach |x| = {row.max_abs:.4g}"
+    )
     return OverflowHeadroom.finding(
         row.layer,
         f"on {TYPICAL_INPUTS}, the outputs of layer '{row.layer}', computed in {row.dtype}, {reached}; "
@@ -189,12 +207,22 @@ def headroom_finding(model, inputs, notes: list[str]) -> Finding | None:
         severity=Severity.ERROR if over else Severity.WARNING,
         confidence=Confidence.HIGH,
         evidence=Evidence.MEASURED,
-        measured=(f"layer '{row.layer}' " + ("overflowed" if row.nonfinite else f"reached {row.max_abs:.4g}")
-                  + f" in {row.dtype} on typical inputs"),
-        fix=("Compute this layer in float32 (dtype=\"float32\" on it, or on the layers from it to the next "
-             "normalisation), or scale its inputs or weights down so that its outputs stay well inside "
-             f"{row.dtype}'s {row.largest:g}."),
-        details={"max_abs": row.to_dict()["max_abs"], "largest": row.largest, "factor": factor,
-                 "compute_dtype": row.dtype, "inputs": TYPICAL_INPUTS,
-                 "headroom": [entry.to_dict() for entry in table]},
+        measured=(
+            f"layer '{row.layer}' "
+            + ("overflowed" if row.nonfinite else f"reached {row.max_abs:.4g}")
+            + f" in {row.dtype} on typical inputs"
+        ),
+        fix=(
+            'Compute this layer in float32 (dtype="float32" on it, or on the layers from it to the next '
+            "normalisation), or scale its inputs or weights down so that its outputs stay well inside "
+            f"{row.dtype}'s {row.largest:g}."
+        ),
+        details={
+            "max_abs": row.to_dict()["max_abs"],
+            "largest": row.largest,
+            "factor": factor,
+            "compute_dtype": row.dtype,
+            "inputs": TYPICAL_INPUTS,
+            "headroom": [entry.to_dict() for entry in table],
+        },
     )

@@ -18,12 +18,42 @@ from nandoctor.live.model_inputs import probe_inputs
 
 # JAX primitives by the TensorFlow operation type the graph checks know them as.
 _TYPES = {
-    "div": "RealDiv", "sqrt": "Sqrt", "rsqrt": "Rsqrt", "log": "Log", "pow": "Pow", "acos": "Acos",
-    "asin": "Asin", "atan2": "Atan2", "max": "Maximum", "min": "Minimum", "clamp": "ClipByValue", "exp": "Exp",
-    "exp2": "Exp", "logistic": "Sigmoid", "add": "AddV2", "mul": "Mul", "reduce_sum": "Sum", "reduce_max": "Max",
-    "reduce_min": "Min", "select_n": "SelectN", "log1p": "Log1p", "eq": "Equal", "ne": "NotEqual", "abs": "Abs", "square": "Square", "convert_element_type": "Cast", "reshape": "Reshape", "squeeze": "Squeeze",
-    "expand_dims": "ExpandDims", "broadcast_in_dim": "BroadcastTo", "copy": "Identity", "copy_p": "Identity",
-    "stop_gradient": "StopGradient", "sub": "Sub", "neg": "Neg", "dot_general": "MatMul",
+    "div": "RealDiv",
+    "sqrt": "Sqrt",
+    "rsqrt": "Rsqrt",
+    "log": "Log",
+    "pow": "Pow",
+    "acos": "Acos",
+    "asin": "Asin",
+    "atan2": "Atan2",
+    "max": "Maximum",
+    "min": "Minimum",
+    "clamp": "ClipByValue",
+    "exp": "Exp",
+    "exp2": "Exp",
+    "logistic": "Sigmoid",
+    "add": "AddV2",
+    "mul": "Mul",
+    "reduce_sum": "Sum",
+    "reduce_max": "Max",
+    "reduce_min": "Min",
+    "select_n": "SelectN",
+    "log1p": "Log1p",
+    "eq": "Equal",
+    "ne": "NotEqual",
+    "abs": "Abs",
+    "square": "Square",
+    "convert_element_type": "Cast",
+    "reshape": "Reshape",
+    "squeeze": "Squeeze",
+    "expand_dims": "ExpandDims",
+    "broadcast_in_dim": "BroadcastTo",
+    "copy": "Identity",
+    "copy_p": "Identity",
+    "stop_gradient": "StopGradient",
+    "sub": "Sub",
+    "neg": "Neg",
+    "dot_general": "MatMul",
 }
 # Parameters that hold a called jaxpr, inlined in place of the call.
 _CALLED = ("jaxpr", "call_jaxpr", "fun_jaxpr")
@@ -55,7 +85,8 @@ def forward_operations(model, view) -> list[JaxOperation] | None:
     non_trainable = [variable.value for variable in model.non_trainable_variables]
     try:
         closed = jax.make_jaxpr(lambda t, n, x: model.stateless_call(t, n, x, training=False)[0])(
-            trainable, non_trainable, inputs)
+            trainable, non_trainable, inputs
+        )
     except Exception:  # a model that cannot be traced abstractly is not judged
         return None
     operations: list[JaxOperation] = []
@@ -96,9 +127,10 @@ def _inline(jaxpr, values: dict, scope: str, operations: list[JaxOperation]) -> 
         called = next((eqn.params[key] for key in _CALLED if key in eqn.params), None)
         if called is not None:
             inner = getattr(called, "jaxpr", called)
-            inner_values = {var: _constant(value, "const") for var, value in
-                            zip(inner.constvars, getattr(called, "consts", ()))}
-            inner_values.update(zip(inner.invars[-len(inputs):] if inputs else [], inputs))
+            inner_values = {
+                var: _constant(value, "const") for var, value in zip(inner.constvars, getattr(called, "consts", ()))
+            }
+            inner_values.update(zip(inner.invars[-len(inputs) :] if inputs else [], inputs))
             _inline(inner, inner_values, name_scope, operations)
             for outer, var in zip(eqn.outvars, inner.outvars):
                 values[outer] = _value(var, inner_values)

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 from nandoctor.live.graph_checks import JUDGED_OPERATIONS, _verdict
 from nandoctor.live.live_check import LiveCheck
-from nandoctor.live.traced_graph import traced_graph
 from nandoctor.live.singular_gradient import SingularGradient
+from nandoctor.live.traced_graph import traced_graph
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.report import Confidence, Evidence, Finding, Severity
@@ -56,8 +56,11 @@ class LossTrace(LiveCheck):
         if graph is None:
             return
         if any(_KERAS_DOUBLE_SOFTMAX in message for message in graph.warnings):
-            yield self._double_softmax("Keras's cross-entropy warned that its softmax input 'does not represent "
-                                       "logits' and used the logits beneath it (TensorFlow only)", {})
+            yield self._double_softmax(
+                "Keras's cross-entropy warned that its softmax input 'does not represent "
+                "logits' and used the logits beneath it (TensorFlow only)",
+                {},
+            )
             return
         seen: set[str] = set()
         for op in graph.loss:
@@ -65,15 +68,22 @@ class LossTrace(LiveCheck):
                 softmax = _softmax_behind(op.inputs[0])
                 if softmax is not None and "ND601" not in seen:
                     seen.add("ND601")
-                    yield self._double_softmax(f"{op.type} takes '{softmax.name}'",
-                                               {"operation": op.name, "softmax": softmax.name})
+                    yield self._double_softmax(
+                        f"{op.type} takes '{softmax.name}'", {"operation": op.name, "softmax": softmax.name}
+                    )
             elif op.type in JUDGED_OPERATIONS:
                 verdict = _verdict(op, f"'{op.name}' in the loss")
                 if verdict is not None and verdict[0].code not in seen:
                     rule, message = verdict
                     seen.add(rule.code)
-                    yield rule.finding(None, message, details={"operation": op.name, "in": "loss"},
-                                       evidence=Evidence.CERTAIN, severity=Severity.WARNING, fix=rule.fix_for(op))
+                    yield rule.finding(
+                        None,
+                        message,
+                        details={"operation": op.name, "in": "loss"},
+                        evidence=Evidence.CERTAIN,
+                        severity=Severity.WARNING,
+                        fix=rule.fix_for(op),
+                    )
 
     @staticmethod
     def _double_softmax(evidence: str, details: dict) -> Finding:

@@ -45,8 +45,10 @@ class MaskCarry(LiveCheck):
             evidence=Evidence.CERTAIN,
             severity=MaskDropped.severity,
             confidence=Confidence.HIGH,
-            message=(f"{type(live).__name__} '{live.name}' neither sets supports_masking nor defines compute_mask "
-                     f"(read on the live layer): Keras drops the padding mask of '{finding.details['mask_from']}' "
-                     f"there, before '{finding.details['consumer']}'"),
+            message=(
+                f"{type(live).__name__} '{live.name}' neither sets supports_masking nor defines compute_mask "
+                f"(read on the live layer): Keras drops the padding mask of '{finding.details['mask_from']}' "
+                f"there, before '{finding.details['consumer']}'"
+            ),
             details={**finding.details, "opaque": False, "settled_on": "live layer"},
         )

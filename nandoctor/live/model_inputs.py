@@ -135,8 +135,9 @@ def _probe_inputs(model, view) -> ProbeInputs:
         try:
             model(inputs.typical(rng), training=False)
         except Exception as error:  # the model cannot run on its own declared shape
-            raise CannotProbe(f"the model fails on typical inputs of its own shape: {type(error).__name__}",
-                              error) from None
+            raise CannotProbe(
+                f"the model fails on typical inputs of its own shape: {type(error).__name__}", error
+            ) from None
         return inputs
     failures: list[str] = []
     working: list[int] = []
@@ -216,10 +217,7 @@ def _input_structure(model) -> tuple[Any, list[tuple[str, tuple, str]]]:
     if nest is None:
         return None, _subclassed_input(model)
     flat = keras.tree.flatten(nest)
-    if isinstance(nest, dict):
-        names = _flat_keys(nest)
-    else:
-        names = [_input_layer_name(tensor) for tensor in flat]
+    names = _flat_keys(nest) if isinstance(nest, dict) else [_input_layer_name(tensor) for tensor in flat]
     tensors = [(name, tuple(tensor.shape), _dtype_name(tensor.dtype)) for name, tensor in zip(names, flat)]
     return (nest if len(flat) > 1 or isinstance(nest, (dict, list, tuple)) else None), tensors
 
@@ -263,9 +261,13 @@ def _slot(name: str, shape: tuple, dtype: str, model, view) -> InputSlot:
         role = "ids"
     else:
         role = "features"
-    return InputSlot(name, shape, dtype, role,
-                     _vocabulary(model, view, name, shape[1] if len(shape) == 2 else None) if role == "ids"
-                     else _DEFAULT_VOCABULARY)
+    return InputSlot(
+        name,
+        shape,
+        dtype,
+        role,
+        _vocabulary(model, view, name, shape[1] if len(shape) == 2 else None) if role == "ids" else _DEFAULT_VOCABULARY,
+    )
 
 
 def _feeds_embedding(model, view, name: str) -> bool:
@@ -308,8 +310,11 @@ def _vocabulary(model, view, name: str, length: int | None = None) -> int:
     input_dim = table.config.get("input_dim") if table is not None else None
     if isinstance(input_dim, int):
         return input_dim
-    tables = [layer for layer in every_layer(model)
-              if type(layer).__name__ in EMBEDDING_CLASSES and isinstance(getattr(layer, "input_dim", None), int)]
+    tables = [
+        layer
+        for layer in every_layer(model)
+        if type(layer).__name__ in EMBEDDING_CLASSES and isinstance(getattr(layer, "input_dim", None), int)
+    ]
     # A token table is named for what it holds (KerasHub's `token_embedding`); beside it, a
     # segment table's ids are not the input's. Otherwise the smallest table bounds them all.
     named = [layer for layer in tables if any(word in layer.name for word in ("token", "word"))]

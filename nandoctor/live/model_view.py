@@ -68,7 +68,7 @@ def _weights_of(live, layer_name: str, seen: set[int]) -> list[Weight]:
         seen.add(id(variable))
         path = getattr(variable, "path", variable.name)
         prefix = f"{live.name}/"
-        name = path[len(prefix):] if path.startswith(prefix) else variable.name
+        name = path[len(prefix) :] if path.startswith(prefix) else variable.name
         values = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
         source = ArrayInMemory(values)
         weights.append(Weight(name, layer_name, tuple(values.shape), source.logical_dtype, source))
@@ -83,8 +83,9 @@ def _tracked_layers(model, prefix: str, seen: set[int]) -> list[Layer]:
         except Exception:  # a custom layer without get_config: its class is still known
             config = {}
         name = f"{prefix}/{live.name}"
-        layer = Layer(name=name, class_name=type(live).__name__, config=config,
-                      module=type(live).__module__, parent=prefix)
+        layer = Layer(
+            name=name, class_name=type(live).__name__, config=config, module=type(live).__module__, parent=prefix
+        )
         layer.weights = _weights_of(live, name, seen)
         layers.append(layer)
     return layers

@@ -79,20 +79,25 @@ class NanProbe(LiveCheck):
                 dtype = _compute_dtype(model, layer)
                 if evidence is Evidence.ADVERSARIAL:
                     # Every float16 model overflows on inputs float16 cannot hold: no fault of the model's.
-                    self.notes.append(f"{self.name}: on {recipe}, the model's {kind} comes from its {dtype} policy "
-                                      + (f"at layer '{layer}' " if layer else "")
-                                      + "(in float32 the same inputs leave it finite): inputs outside any "
-                                      "realistic range, not judged")
+                    self.notes.append(
+                        f"{self.name}: on {recipe}, the model's {kind} comes from its {dtype} policy "
+                        + (f"at layer '{layer}' " if layer else "")
+                        + "(in float32 the same inputs leave it finite): inputs outside any "
+                        "realistic range, not judged"
+                    )
                     continue
                 yield _precision_finding(recipe, kind, value, layer, dtype, where, zero_rows_of)
                 return
             rule = UnguardedDivision if kind == "non-finite output" else SingularGradient
-            message = (f"on {recipe}, the model's {kind} ({value}); replaying it layer by layer: "
-                       f"{where.describe()}")
-            broken = rule.finding(layer, message, confidence=Confidence.HIGH, evidence=evidence,
-                                  measured=f"{kind} on {recipe}",
-                                  details={"recipe": recipe, "kind": kind, "localization": where.to_dict(),
-                                           "zero_rows_of": zero_rows_of})
+            message = f"on {recipe}, the model's {kind} ({value}); replaying it layer by layer: {where.describe()}"
+            broken = rule.finding(
+                layer,
+                message,
+                confidence=Confidence.HIGH,
+                evidence=evidence,
+                measured=f"{kind} on {recipe}",
+                details={"recipe": recipe, "kind": kind, "localization": where.to_dict(), "zero_rows_of": zero_rows_of},
+            )
             yield broken
             break
         # Said beside a breakage elsewhere (an empty text's mean), not over one that proves the same layer.
@@ -115,7 +120,6 @@ class NanProbe(LiveCheck):
             return measured.code == suspicion.code
         return measured.layer == suspicion.layer and measured.code in numerics and suspicion.code in numerics
 
-
     def absorbs(self, measured: Finding, suspicion: Finding) -> bool:
         """A NaN is said with the numerics or precision suspicion it proves; zero rows it fed are
         raised beside it."""
@@ -137,8 +141,11 @@ def _only_in_reduced_precision(model, inputs, judge_size: bool, layer: str | Non
         if layer is None:
             return False
         where = localize(model, (inputs, _targets(model, inputs)))
-        return where.note is None and layer not in (where.forward_culprit, where.backward_culprit,
-                                                    *where.forward_propagators)
+        return where.note is None and layer not in (
+            where.forward_culprit,
+            where.backward_culprit,
+            *where.forward_propagators,
+        )
 
 
 def _compute_dtype(model, layer: str | None) -> str:
@@ -152,8 +159,9 @@ def _compute_dtype(model, layer: str | None) -> str:
     return found or reduced_compute_dtype(model) or "float16 or bfloat16"
 
 
-def _precision_finding(recipe: str, kind: str, value: str, layer: str | None, dtype: str, where,
-                       zero_rows_of) -> Finding:
+def _precision_finding(
+    recipe: str, kind: str, value: str, layer: str | None, dtype: str, where, zero_rows_of
+) -> Finding:
     at = f"layer '{layer}'" if layer else "a layer the replay cannot name (on JAX it names the weights)"
     return OverflowHeadroom.finding(
         layer,
@@ -163,10 +171,18 @@ def _precision_finding(recipe: str, kind: str, value: str, layer: str | None, dt
         confidence=Confidence.HIGH,
         evidence=Evidence.MEASURED,
         measured=f"{kind} on {recipe} in {dtype}, finite in float32",
-        fix=("Compute this layer in float32 (dtype=\"float32\"), or give it an epsilon and inputs its compute "
-             "dtype can hold."),
-        details={"recipe": recipe, "kind": kind, "compute_dtype": dtype, "localization": where.to_dict(),
-                 "zero_rows_of": zero_rows_of, "in_float32": "finite"},
+        fix=(
+            'Compute this layer in float32 (dtype="float32"), or give it an epsilon and inputs its compute '
+            "dtype can hold."
+        ),
+        details={
+            "recipe": recipe,
+            "kind": kind,
+            "compute_dtype": dtype,
+            "localization": where.to_dict(),
+            "zero_rows_of": zero_rows_of,
+            "in_float32": "finite",
+        },
     )
 
 
@@ -191,19 +207,29 @@ def _singular_point_reached(model, view, inputs, recipe: str, zero_rows_of: list
     from nandoctor.live.graph_checks import GraphChecks
     from nandoctor.live.replay import layers_given_zero_vectors
 
-    suspected = {finding.layer: finding for finding in GraphChecks().run(model, view)
-                 if finding.code in (UnguardedDivision.code, SingularGradient.code)}
+    suspected = {
+        finding.layer: finding
+        for finding in GraphChecks().run(model, view)
+        if finding.code in (UnguardedDivision.code, SingularGradient.code)
+    }
     reached = [layer for layer in layers_given_zero_vectors(model, inputs) if layer in suspected] if suspected else []
     if not reached:
         return None
     layer = reached[0]
     rule = UnguardedDivision if suspected[layer].code == UnguardedDivision.code else SingularGradient
-    message = (f"on {recipe}, layer '{layer}' receives all-zero vectors, the point where its operation is singular; "
-               "the gradients stayed finite here only because this backend passes a zero gradient through it where "
-               "none flows in: on JAX and PyTorch the same model's gradient is NaN")
-    return rule.finding(layer, message, confidence=Confidence.HIGH, evidence=Evidence.MEASURED,
-                        measured=f"all-zero vectors reaching layer '{layer}' on {recipe}",
-                        details={"recipe": recipe, "kind": "singular point reached", "zero_rows_of": zero_rows_of})
+    message = (
+        f"on {recipe}, layer '{layer}' receives all-zero vectors, the point where its operation is singular; "
+        "the gradients stayed finite here only because this backend passes a zero gradient through it where "
+        "none flows in: on JAX and PyTorch the same model's gradient is NaN"
+    )
+    return rule.finding(
+        layer,
+        message,
+        confidence=Confidence.HIGH,
+        evidence=Evidence.MEASURED,
+        measured=f"all-zero vectors reaching layer '{layer}' on {recipe}",
+        details={"recipe": recipe, "kind": "singular point reached", "zero_rows_of": zero_rows_of},
+    )
 
 
 def _recipes(model, view):
@@ -233,15 +259,26 @@ def _recipes(model, view):
         shown = zero_ids[first.name][:3].tolist()
         # Unknown words are real inputs: a pretrained table's zero rows are ids the model meets.
         tables = [table.name for slot in with_zero_rows if (table := first_embedding(view, slot.name)) is not None]
-        yield (f"token ids of all-zero embedding rows ({shown}...)",
-               inputs.build(lambda slot, shape: zero_or_real(slot, shape) if slot.role == "ids" else typical(slot, shape)),
-               Evidence.MEASURED, tables)
+        yield (
+            f"token ids of all-zero embedding rows ({shown}...)",
+            inputs.build(lambda slot, shape: zero_or_real(slot, shape) if slot.role == "ids" else typical(slot, shape)),
+            Evidence.MEASURED,
+            tables,
+        )
         if len(inputs.ids()) > 1:
             # One zero row against real vectors: where a clamped division's gradient is 1/eps.
-            yield (f"a zero embedding row in input '{first.name}' against real ones in the others",
-                   inputs.build(lambda slot, shape: (zero_or_real(slot, shape) if slot is first else live(slot, shape))
-                                if slot.role == "ids" else typical(slot, shape)),
-                   Evidence.MEASURED, tables[:1])
+            yield (
+                f"a zero embedding row in input '{first.name}' against real ones in the others",
+                inputs.build(
+                    lambda slot, shape: (
+                        (zero_or_real(slot, shape) if slot is first else live(slot, shape))
+                        if slot.role == "ids"
+                        else typical(slot, shape)
+                    )
+                ),
+                Evidence.MEASURED,
+                tables[:1],
+            )
     if inputs.ids():
         # Empty texts happen: a batch of them is all padding.
         yield ("all-padding sequences (every id 0)", inputs.build(_all_padding(typical)), Evidence.MEASURED, [])
@@ -250,24 +287,41 @@ def _recipes(model, view):
         # The same ids on both towers (a query that is its own candidate): inside both tables.
         same = rng.integers(1, max(min(t.vocabulary for t in towers), 2), size=inputs.shape(towers[0]))
         same = same.astype(towers[0].dtype)
-        yield ("identical pairs on both towers", inputs.pack({towers[0].name: same, towers[1].name: same}),
-               Evidence.MEASURED, [])
+        yield (
+            "identical pairs on both towers",
+            inputs.pack({towers[0].name: same, towers[1].name: same}),
+            Evidence.MEASURED,
+            [],
+        )
     if any(slot.role == "features" for slot in inputs.slots):
         # A model at initialisation given identical zero features (a LayerNorm over equal
         # tokens has gradients of 1e16 there) says nothing of the data it will train on.
-        yield ("all-zero inputs", inputs.build(
-            lambda slot, shape: np.zeros(shape, slot.dtype) if slot.role == "features" else typical(slot, shape)),
-            Evidence.ADVERSARIAL, [])
+        yield (
+            "all-zero inputs",
+            inputs.build(
+                lambda slot, shape: np.zeros(shape, slot.dtype) if slot.role == "features" else typical(slot, shape)
+            ),
+            Evidence.ADVERSARIAL,
+            [],
+        )
         # Large but representable (raw counts, amounts): 1e30 would overflow any norm's
         # squares, guarded or not, which says nothing about its guards. Beyond float16's range.
-        yield ("inputs of magnitude 1e12", inputs.build(
-            lambda slot, shape: np.full(shape, 1e12, slot.dtype) if slot.role == "features" else typical(slot, shape)),
-            Evidence.ADVERSARIAL, [])
+        yield (
+            "inputs of magnitude 1e12",
+            inputs.build(
+                lambda slot, shape: (
+                    np.full(shape, 1e12, slot.dtype) if slot.role == "features" else typical(slot, shape)
+                )
+            ),
+            Evidence.ADVERSARIAL,
+            [],
+        )
 
 
 def _all_padding(typical):
     """Every id 0. Where the model takes a padding mask, one real position is left, as every
     tokenizer's output has (a start token): a sequence of padding alone never reaches a model."""
+
     def fill(slot, shape):
         if slot.role == "ids":
             return np.zeros(shape, slot.dtype)

@@ -4,12 +4,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.padding_flow import reads_unpadded_windows, shows_padding
 from nandoctor.analysis.keras_facts import (
-    UNMASKED_BY_DESIGN,
     EMBEDDING_CLASSES,
     PADDING_SAFE_EMBEDDINGS,
+    UNMASKED_BY_DESIGN,
 )
+from nandoctor.analysis.padding_flow import reads_unpadded_windows, shows_padding
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.live.model_inputs import first_output, probe_inputs, typical_values
 from nandoctor.live.model_layers import every_layer
@@ -24,8 +24,10 @@ from nandoctor.rules.padding_not_masked import PaddingNotMasked
 # tie's log-softmax, rounding), leaking ones at least 2.4e-3 (KerasHub's RoFormerV2, its mask
 # on the wrong axis): about 8x from each of the last two.
 LEAK_RATIO = 3e-4
-_INPUTS = ("random texts of {length} ids, half of them padding (id 0): a batch padded after the text (post) "
-           "and, where the model takes no padding mask and is no language model, one padded before it (pre)")
+_INPUTS = (
+    "random texts of {length} ids, half of them padding (id 0): a batch padded after the text (post) "
+    "and, where the model takes no padding mask and is no language model, one padded before it (pre)"
+)
 
 
 # How Keras pads: `pad_sequences` before the text by default, `TextVectorization`,
@@ -33,8 +35,9 @@ _INPUTS = ("random texts of {length} ids, half of them padding (id 0): a batch p
 PADDINGS = ("post", "pre")
 
 
-def padded_batch(rng: np.random.Generator, vocabulary: int, length: int, dtype, padding: str
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def padded_batch(
+    rng: np.random.Generator, vocabulary: int, length: int, dtype, padding: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Two texts of random ids filling half the length, padded with 0 `padding` ("pre" or
     "post") as Keras pads, and where each real token is."""
     tokens = rng.integers(1, max(vocabulary, 2), size=(2, length)).astype(dtype)
@@ -42,7 +45,7 @@ def padded_batch(rng: np.random.Generator, vocabulary: int, length: int, dtype, 
     if padding == "post":
         real[:, : length - length // 2] = True
     else:
-        real[:, length // 2:] = True
+        real[:, length // 2 :] = True
     tokens[~real] = 0
     return tokens, real
 
@@ -115,7 +118,9 @@ class PaddingProbe(LiveCheck):
             return
         ids = sequences[0]
         # The tables of the padded ids: a segment or type table's row 0 is a real segment.
-        embeddings = [layer for layer in embeddings if getattr(layer, "input_dim", None) == ids.vocabulary] or embeddings
+        embeddings = [
+            layer for layer in embeddings if getattr(layer, "input_dim", None) == ids.vocabulary
+        ] or embeddings
         rng = np.random.default_rng(0)
         length = inputs.shape(ids)[1]
         takes_mask = any(slot.role == "padding_mask" for slot in inputs.slots)
@@ -131,7 +136,9 @@ class PaddingProbe(LiveCheck):
                 if slot.role == "padding_mask" and len(slot.shape) == 2:
                     return (values != 0).astype(slot.dtype)
                 if slot.role == "positions":  # a masked LM predicts at real tokens only
-                    return np.stack([same.choice(np.flatnonzero(row), size=shape[1:]) for row in real]).astype(slot.dtype)
+                    return np.stack([same.choice(np.flatnonzero(row), size=shape[1:]) for row in real]).astype(
+                        slot.dtype
+                    )
                 return typical_values(slot, shape, same)
 
             # What the outputs say about real tokens, the padding id's own score aside.
@@ -157,9 +164,16 @@ class PaddingProbe(LiveCheck):
         conventions = ["post"] if language_model or takes_mask else list(PADDINGS)
         bases.update({name: run_on(*batches[name]) for name in conventions if name not in bases})
         self.windows = not takes_mask and (language_model or (view is not None and reads_unpadded_windows(view)))
-        real_change = max(at_real_positions(np.abs(run_on(_one_token_changed(*batches[name], ids.vocabulary),
-                                                          batches[name][1]) - bases[name]), batches[name][1])
-                          for name in conventions) or 1.0
+        real_change = (
+            max(
+                at_real_positions(
+                    np.abs(run_on(_one_token_changed(*batches[name], ids.vocabulary), batches[name][1]) - bases[name]),
+                    batches[name][1],
+                )
+                for name in conventions
+            )
+            or 1.0
+        )
         for layer in embeddings:
             table = keras.ops.convert_to_numpy(layer.embeddings)
             if not layer.trainable and not table[0].any():
@@ -175,15 +189,26 @@ class PaddingProbe(LiveCheck):
                 altered_outputs = {name: run_on(*batches[name]) for name in conventions}
             finally:
                 layer.embeddings.assign(table)
-            leak = min(at_real_positions(np.abs(altered_outputs[name] - bases[name]), batches[name][1])
-                       for name in conventions)
+            leak = min(
+                at_real_positions(np.abs(altered_outputs[name] - bases[name]), batches[name][1]) for name in conventions
+            )
             ratio = leak / real_change
             self.ratios.append(ratio)
             if ratio > LEAK_RATIO:
                 yield self._finding(model, view, ids, layer, leak, real_change, length, language_model, takes_mask)
 
-    def _finding(self, model, view, ids, layer, leak: float, real_change: float, length: int,
-                 language_model: bool, takes_mask: bool) -> Finding:
+    def _finding(
+        self,
+        model,
+        view,
+        ids,
+        layer,
+        leak: float,
+        real_change: float,
+        length: int,
+        language_model: bool,
+        takes_mask: bool,
+    ) -> Finding:
         masked = getattr(layer, "mask_zero", False) or type(layer).__name__ in PADDING_SAFE_EMBEDDINGS
         rule = MaskDropped if masked else PaddingNotMasked
         # Keras's convention makes id 0 padding for token ids fed to an embedding; only a
@@ -193,9 +218,11 @@ class PaddingProbe(LiveCheck):
         if language_model and view is not None:
             windows = windows or not shows_padding(view)
         padded = masked or ids.shape[1] is None or takes_mask or not windows
-        message = (f"changing only the padding vector (id 0) of '{layer.name}' moves the outputs at real positions "
-                   f"by {leak:.3g}, {leak / real_change:.3g} times what changing one real token does: padded "
-                   "positions reach the output")
+        message = (
+            f"changing only the padding vector (id 0) of '{layer.name}' moves the outputs at real positions "
+            f"by {leak:.3g}, {leak / real_change:.3g} times what changing one real token does: padded "
+            "positions reach the output"
+        )
         design = _keras_hub_design(model)
         if takes_mask and not design:
             message += " despite the padding mask it was given"
@@ -204,18 +231,31 @@ class PaddingProbe(LiveCheck):
         elif not padded:
             # Fixed-length windows may hold no padding at all (a language model's contexts):
             # the measurement is sure, whether id 0 is padding is not.
-            message += ("; whether id 0 is padding here is unknown (a language model over fixed-length windows, no "
-                        "mask_zero, no padding mask): if it is, mask it")
+            message += (
+                "; whether id 0 is padding here is unknown (a language model over fixed-length windows, no "
+                "mask_zero, no padding mask): if it is, mask it"
+            )
         return rule.finding(
-            layer.name, message, severity=None if padded and not design else Severity.INFO,
-            confidence=Confidence.HIGH, evidence=Evidence.MEASURED,
+            layer.name,
+            message,
+            severity=None if padded and not design else Severity.INFO,
+            confidence=Confidence.HIGH,
+            evidence=Evidence.MEASURED,
             measured=f"the real positions' outputs moved {leak:.3g} when only the padding vector changed, "
-                     f"against {real_change:.3g} for one real token",
-            details={"padding_change": leak, "real_token_change": real_change, "ratio": leak / real_change,
-                     "evidence_of_padding": padded, "inputs": _INPUTS.format(length=length)},
+            f"against {real_change:.3g} for one real token",
+            details={
+                "padding_change": leak,
+                "real_token_change": real_change,
+                "ratio": leak / real_change,
+                "evidence_of_padding": padded,
+                "inputs": _INPUTS.format(length=length),
+            },
         )
 
     def confirms(self, measured: Finding, suspicion: Finding) -> bool:
         """The probe names the embedding; ND302 names the layer that dropped its mask, and
         the embedding as `mask_from`."""
-        return measured.code == suspicion.code and measured.layer in (suspicion.layer, suspicion.details.get("mask_from"))
+        return measured.code == suspicion.code and measured.layer in (
+            suspicion.layer,
+            suspicion.details.get("mask_from"),
+        )

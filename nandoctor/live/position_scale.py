@@ -59,10 +59,15 @@ class PositionScale(LiveCheck):
             finding,
             evidence=Evidence.MEASURED,
             severity=PositionalScaleMismatch.severity,
-            message=(f"what '{layer.name}' adds at each position has {ratio:.3g}x the norm of what the tokens carry "
-                     f"through it (measured on the live layer): {effect}"),
-            details={**finding.details, "measured_ratio": ratio,
-                     "measured": f"on {_BATCH} sequences, the positions' part of the output over the tokens' part"},
+            message=(
+                f"what '{layer.name}' adds at each position has {ratio:.3g}x the norm of what the tokens carry "
+                f"through it (measured on the live layer): {effect}"
+            ),
+            details={
+                **finding.details,
+                "measured_ratio": ratio,
+                "measured": f"on {_BATCH} sequences, the positions' part of the output over the tokens' part",
+            },
         )
 
 

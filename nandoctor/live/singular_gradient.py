@@ -5,12 +5,17 @@ from nandoctor.report import Confidence, Evidence, Severity
 
 # The cure for each operation whose derivative is infinite somewhere, by what the checks see of it.
 ROOT_FIX = "Put the epsilon inside the square root: sqrt(sum(x**2) + eps**2) (nandoctor.layers.safe_norm)."
-CLAMPED_ROOT_FIX = ("Move the epsilon from the maximum into each square root: nandoctor.layers.SafeCosineSimilarity "
-                    "for a cosine, nandoctor.layers.safe_norm for a norm; the clamp keeps the value, not the gradient.")
-POWER_FIX = ("Keep the base of the fractional power away from 0: (x + eps) ** p with a positive eps, or "
-             "maximum(x, eps) ** p.")
-ANGLE_FIX = ("Clip the argument strictly inside (-1, 1) before arccos or arcsin, keras.ops.clip(c, -1 + 1e-6, 1 - 1e-6); "
-             "for an angle between vectors, 1 - cosine (nandoctor.layers.SafeCosineSimilarity) needs no arccos.")
+CLAMPED_ROOT_FIX = (
+    "Move the epsilon from the maximum into each square root: nandoctor.layers.SafeCosineSimilarity "
+    "for a cosine, nandoctor.layers.safe_norm for a norm; the clamp keeps the value, not the gradient."
+)
+POWER_FIX = (
+    "Keep the base of the fractional power away from 0: (x + eps) ** p with a positive eps, or maximum(x, eps) ** p."
+)
+ANGLE_FIX = (
+    "Clip the argument strictly inside (-1, 1) before arccos or arcsin, keras.ops.clip(c, -1 + 1e-6, 1 - 1e-6); "
+    "for an angle between vectors, 1 - cosine (nandoctor.layers.SafeCosineSimilarity) needs no arccos."
+)
 ARCTAN2_FIX = "Keep (y, x) away from (0, 0): add a small epsilon to x, or to both, before keras.ops.arctan2."
 
 
@@ -57,9 +62,7 @@ class SingularGradient(LiveRule):
     """
 
     code = "ND202"
-    evidence = (
-        "a live model, as ND201. The static scan reports unseen code as ND901, at info."
-    )
+    evidence = "a live model, as ND201. The static scan reports unseen code as ND901, at info."
     name = "singular-gradient"
     severity = Severity.ERROR
     evidence_kinds = (Evidence.MEASURED, Evidence.CERTAIN, Evidence.ADVERSARIAL)

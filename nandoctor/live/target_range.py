@@ -20,8 +20,13 @@ from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
 
 # What each bounded activation range can output; the losses that compare targets to outputs
 # value by value (the regression readings of analysis/output_activations.py).
-_REACH = {"unit interval": (0.0, 1.0), "distribution": (0.0, 1.0), "sparse distribution": (0.0, 1.0),
-          "non-negative": (0.0, np.inf), "symmetric": (-1.0, 1.0)}
+_REACH = {
+    "unit interval": (0.0, 1.0),
+    "distribution": (0.0, 1.0),
+    "sparse distribution": (0.0, 1.0),
+    "non-negative": (0.0, np.inf),
+    "symmetric": (-1.0, 1.0),
+}
 _VALUE_BY_VALUE = ("real values", "non-negative values")
 
 
@@ -67,10 +72,13 @@ class TargetRange(LiveCheck):
                 evidence=Evidence.MEASURED,
                 measured=f"targets of the given sample: {share:.0%} outside the output's range {span}",
                 fix="Make the output layer linear (activation=None) for targets outside the activation's range, "
-                    "or scale the targets into it.",
-                details={"activation": activation, "loss": loss.name, "target_span": [float(values.min()),
-                                                                                     float(values.max())],
-                         "outside_share": share},
+                "or scale the targets into it.",
+                details={
+                    "activation": activation,
+                    "loss": loss.name,
+                    "target_span": [float(values.min()), float(values.max())],
+                    "outside_share": share,
+                },
             )
 
 

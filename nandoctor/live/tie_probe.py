@@ -6,8 +6,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.precision import FLOAT_FORMATS
-
 from nandoctor.analysis.keras_facts import (
     TIED_EMBEDDING_CLASSES,
     looks_like_hand_written_tie,
@@ -61,17 +59,27 @@ class TieProbe(LiveCheck):
             if copy is None:
                 continue
             if not _still_tied(copy):
-                yield self._finding(layer.name, f"after reloading, '{layer.name}' no longer shares one matrix", stage="reload")
+                yield self._finding(
+                    layer.name, f"after reloading, '{layer.name}' no longer shares one matrix", stage="reload"
+                )
                 continue
             _train_one_step(reloaded)
             if not _still_tied(copy):
-                yield self._finding(layer.name, f"after reloading and one training step, '{layer.name}' is no longer tied",
-                                    stage="training")
+                yield self._finding(
+                    layer.name,
+                    f"after reloading and one training step, '{layer.name}' is no longer tied",
+                    stage="training",
+                )
 
     def _finding(self, layer: str, message: str, **details) -> Finding:
-        return BrokenTie.finding(layer, message, confidence=Confidence.HIGH, evidence=Evidence.MEASURED,
-                                 measured=message,
-                                 details={"probe": "save, reload, train one step", **details})
+        return BrokenTie.finding(
+            layer,
+            message,
+            confidence=Confidence.HIGH,
+            evidence=Evidence.MEASURED,
+            measured=message,
+            details={"probe": "save, reload, train one step", **details},
+        )
 
 
 def _declares_tie(layer) -> bool:

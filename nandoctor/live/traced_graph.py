@@ -68,7 +68,7 @@ def _trace(model, view) -> TracedGraph | None:
                 continue
             operations = graph.get_operations()
             end = next(i for i, op in enumerate(operations) if op.name.endswith(FORWARD_END))
-            return TracedGraph(operations[:end], operations[end + 1:])
+            return TracedGraph(operations[:end], operations[end + 1 :])
     try:
         return TracedGraph(tf.function(forward).get_concrete_function(x_spec).graph.get_operations())
     except Exception:  # a model that cannot be traced symbolically is not judged

@@ -6,29 +6,77 @@ from nandoctor.diagnosis import LiveRule
 from nandoctor.report import Confidence, Evidence, Finding, Severity
 
 # The cure for each cause of a zero denominator, by what the checks see of it.
-NORM_FIX = ("Divide by a norm whose epsilon is inside its square root: nandoctor.layers.SafeCosineSimilarity for a "
-            "cosine, nandoctor.layers.SafeL2Normalization (or safe_l2_normalize(x) in your own code) for x / norm(x); "
-            "both layers take their norms in float32 under a mixed policy.")
-MASKED_MEAN_FIX = ("Floor the count of unmasked steps at 1, sum(x * mask) / maximum(sum(mask), 1), or use "
-                   "nandoctor.layers.MaskedMeanPooling: a row whose steps are all masked then pools to zeros, not 0/0.")
-FLOAT16_FIX = ("This denominator is computed in float16, where squares beyond 256 and sums beyond 65504 overflow to "
-               "inf and an epsilon below 3e-8 is 0: keep the layer in float32 with dtype=\"float32\", and guard the "
-               "denominator with an epsilon the dtype holds.")
-EMPTY_MASK_FIX = ("A row that is all padding empties every mask: a masked mean must floor its count at 1 "
-                  "(nandoctor.layers.MaskedMeanPooling replaces GlobalAveragePooling1D), and a masked softmax must fill "
-                  "the masked scores with a large finite negative, not -inf (keras.layers.Softmax()(scores, mask=mask) "
-                  "uses -1e9, or -3e4 in float16).")
-GENERIC_FIX = ("Guard the denominator inside the computation (x / (norm + eps) with a norm whose epsilon is inside its "
-               "square root), or use nandoctor.layers.SafeCosineSimilarity / safe_l2_normalize.")
+NORM_FIX = (
+    "Divide by a norm whose epsilon is inside its square root: nandoctor.layers.SafeCosineSimilarity for a "
+    "cosine, nandoctor.layers.SafeL2Normalization (or safe_l2_normalize(x) in your own code) for x / norm(x); "
+    "both layers take their norms in float32 under a mixed policy."
+)
+MASKED_MEAN_FIX = (
+    "Floor the count of unmasked steps at 1, sum(x * mask) / maximum(sum(mask), 1), or use "
+    "nandoctor.layers.MaskedMeanPooling: a row whose steps are all masked then pools to zeros, not 0/0."
+)
+FLOAT16_FIX = (
+    "This denominator is computed in float16, where squares beyond 256 and sums beyond 65504 overflow to "
+    'inf and an epsilon below 3e-8 is 0: keep the layer in float32 with dtype="float32", and guard the '
+    "denominator with an epsilon the dtype holds."
+)
+EMPTY_MASK_FIX = (
+    "A row that is all padding empties every mask: a masked mean must floor its count at 1 "
+    "(nandoctor.layers.MaskedMeanPooling replaces GlobalAveragePooling1D), and a masked softmax must fill "
+    "the masked scores with a large finite negative, not -inf (keras.layers.Softmax()(scores, mask=mask) "
+    "uses -1e9, or -3e4 in float16)."
+)
+GENERIC_FIX = (
+    "Guard the denominator inside the computation (x / (norm + eps) with a norm whose epsilon is inside its "
+    "square root), or use nandoctor.layers.SafeCosineSimilarity / safe_l2_normalize."
+)
 
 _ROOTS = ("Sqrt", "Rsqrt", "EuclideanNorm")
 # Comparisons make masks; JAX's primitives beyond eq and ne keep their own names in a jaxpr.
-_COMPARISONS = ("Equal", "NotEqual", "Greater", "GreaterEqual", "Less", "LessEqual", "LogicalAnd", "LogicalOr",
-                "LogicalNot", "gt", "ge", "lt", "le", "and", "or", "not")
+_COMPARISONS = (
+    "Equal",
+    "NotEqual",
+    "Greater",
+    "GreaterEqual",
+    "Less",
+    "LessEqual",
+    "LogicalAnd",
+    "LogicalOr",
+    "LogicalNot",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "and",
+    "or",
+    "not",
+)
 # Operations a denominator is composed through: its cause lies in what they combine.
-_COMPOSING = ("Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "BroadcastTo", "Transpose", "StopGradient",
-              "Mul", "AddV2", "Add", "AddN", "Sub", "Maximum", "Minimum", "Sum", "Mean", "Prod", "Max", "Square",
-              "SelectV2", "SelectN", "Select")
+_COMPOSING = (
+    "Identity",
+    "Cast",
+    "Reshape",
+    "ExpandDims",
+    "Squeeze",
+    "BroadcastTo",
+    "Transpose",
+    "StopGradient",
+    "Mul",
+    "AddV2",
+    "Add",
+    "AddN",
+    "Sub",
+    "Maximum",
+    "Minimum",
+    "Sum",
+    "Mean",
+    "Prod",
+    "Max",
+    "Square",
+    "SelectV2",
+    "SelectN",
+    "Select",
+)
 # Operations whose float16 result can overflow although their inputs are finite.
 _GROWING = ("Square", "Exp", "Pow", "Mul", "Sum", "Prod", "MatMul", "BatchMatMulV2", "Einsum")
 
@@ -104,8 +152,15 @@ class UnguardedDivision(LiveRule):
         return fixes.get(_division_cause(operation) or "", GENERIC_FIX)
 
     @classmethod
-    def finding(cls, layer: str | None, message: str, *, fix: str | None = None,
-                details: dict[str, Any] | None = None, **kwargs: Any) -> Finding:
+    def finding(
+        cls,
+        layer: str | None,
+        message: str,
+        *,
+        fix: str | None = None,
+        details: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Finding:
         """A probe that broke the model on sequences that are all padding has emptied every
         mask: that is the cause to cure, whatever the layer divides by."""
         if fix is None and str((details or {}).get("recipe", "")).startswith("all-padding"):
@@ -114,7 +169,7 @@ class UnguardedDivision(LiveRule):
 
 
 def _division_cause(operation) -> str | None:
-    """"masked mean", "norm", "float16" or None, from the denominator's traced graph."""
+    """ "masked mean", "norm", "float16" or None, from the denominator's traced graph."""
     from nandoctor.live.graph_checks import _numpy_dtype
 
     inputs = list(operation.inputs)

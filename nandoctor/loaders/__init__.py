@@ -54,18 +54,40 @@ FORMATS: tuple[Format, ...] = (
     Format("savedmodel", (), "saved_model:load_saved_model", directory="saved_model:is_saved_model"),
     Format("npz", (".npz",), "numpy_arrays:load_npz", ZIP_SIGNATURE, holds_model=False),
     Format("weights-h5", (".weights.h5",), "hdf5:load_hdf5", HDF5_SIGNATURE),
-    Format("sharded-weights", (".weights.json",), "sharded_weights:load_sharded_weights",
-           parts="sharded_weights:shard_names"),
+    Format(
+        "sharded-weights",
+        (".weights.json",),
+        "sharded_weights:load_sharded_weights",
+        parts="sharded_weights:shard_names",
+    ),
     Format("h5", (".h5", ".hdf5"), "hdf5:load_hdf5", HDF5_SIGNATURE),
     Format("npy", (".npy",), "numpy_arrays:load_npy", NPY_SIGNATURE, holds_model=False),
     Format("safetensors", (".safetensors",), "safetensors_file:load_safetensors", holds_model=False),
-    Format("tf-checkpoint", (".index",), "tensor_bundle:load_checkpoint", walked=False,
-           sniff="tensor_bundle:looks_like_checkpoint", holds_model=False),
+    Format(
+        "tf-checkpoint",
+        (".index",),
+        "tensor_bundle:load_checkpoint",
+        walked=False,
+        sniff="tensor_bundle:looks_like_checkpoint",
+        holds_model=False,
+    ),
     Format("word2vec", (".vec",), "word2vec:load_word2vec_text", holds_model=False),
-    Format("word2vec", (".txt",), "word2vec:load_word2vec_text", walked=False, sniff="word2vec:looks_like_vectors",
-           holds_model=False),
-    Format("word2vec", (".bin",), "word2vec:load_word2vec_binary", walked=False, sniff="word2vec:looks_like_vectors",
-           holds_model=False),
+    Format(
+        "word2vec",
+        (".txt",),
+        "word2vec:load_word2vec_text",
+        walked=False,
+        sniff="word2vec:looks_like_vectors",
+        holds_model=False,
+    ),
+    Format(
+        "word2vec",
+        (".bin",),
+        "word2vec:load_word2vec_binary",
+        walked=False,
+        sniff="word2vec:looks_like_vectors",
+        holds_model=False,
+    ),
 )
 SUFFIXES = tuple(suffix for format_ in FORMATS for suffix in format_.suffixes)
 # The files a model-file walk takes by suffix alone (the pytest plugin's too).
@@ -86,6 +108,7 @@ def format_claimed_by(path: str) -> Format | None:
     lowered = path.lower()
     claimed = [f for f in FORMATS if f.claims(lowered)]
     return max(claimed, key=lambda f: max(len(s) for s in f.suffixes if lowered.endswith(s)), default=None)
+
 
 def directory_format(path: str) -> Format | None:
     """The format of a directory that is one model (an unzipped `.keras`), or None."""

@@ -83,12 +83,12 @@ def _check_global_heaps(regions: list[tuple[int, int]], target, label: str) -> N
 def _endless_heap(chunk: bytes, at: int) -> bool:
     if at + 16 > len(chunk) or chunk[at + 4] != 1:
         return False  # not a collection header (version 1)
-    size = int.from_bytes(chunk[at + 8: at + 16], "little")
+    size = int.from_bytes(chunk[at + 8 : at + 16], "little")
     end = min(at + size, len(chunk))
     position = at + 16
     while position < end and position + _HEAP_OBJECT_HEADER <= end:
-        index = int.from_bytes(chunk[position: position + 2], "little")
-        object_size = int.from_bytes(chunk[position + 8: position + 16], "little")
+        index = int.from_bytes(chunk[position : position + 2], "little")
+        object_size = int.from_bytes(chunk[position + 8 : position + 16], "little")
         aligned = (((object_size + 7) & _WORD) // 8 * 8) & _WORD
         need = ((_HEAP_OBJECT_HEADER + aligned) & _WORD) if index else object_size
         if need == 0 or need > _WORD >> 1:
@@ -110,7 +110,7 @@ def _bytes_outside(regions: list[tuple[int, int]], target) -> Iterator[tuple[int
     try:
         size = file.seek(0, os.SEEK_END)
         position = 0
-        for begin, end in sorted(regions) + [(size, size)]:
+        for begin, end in [*sorted(regions), (size, size)]:
             gap_end = min(begin, size)
             for start in range(position, gap_end, _WINDOW - _OVERLAP):
                 file.seek(start)

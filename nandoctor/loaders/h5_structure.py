@@ -152,8 +152,9 @@ class _Walk:
             return True  # stops the walk: nothing behind this link is opened
         address = info.u
         if address in self.group_addresses:
-            self.refusal = (f"{self.label} links /{_text(name)} to a group it already holds: refusing to "
-                            "walk round a loop")
+            self.refusal = (
+                f"{self.label} links /{_text(name)} to a group it already holds: refusing to walk round a loop"
+            )
             return True
         item = h5py.h5o.open(self.h5.id, name)  # every part of `name` is a hard link
         if isinstance(item, h5py.h5g.GroupID):
@@ -181,7 +182,7 @@ class _Walk:
         dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, item.get_storage_size())
         try:
             dataset.shape, dataset.dtype = item.shape, item.dtype
-        except Exception as error:  # noqa: BLE001 (a type or dataspace h5py cannot map: refused if a weight needs it)
+        except Exception as error:
             dataset.problem = first_line(error)
         self._note_attributes(dataset, item)
         return dataset
@@ -199,11 +200,14 @@ class _Walk:
             try:
                 item = h5py.h5o.open(self.h5.id, name)
             except (KeyError, RuntimeError, OSError, ValueError):
-                raise UnreadableFile(f"{self.label} has a soft link /{_text(name)} to {target}, which leads to "
-                                     "nothing in the file: refusing to follow it") from None
+                raise UnreadableFile(
+                    f"{self.label} has a soft link /{_text(name)} to {target}, which leads to "
+                    "nothing in the file: refusing to follow it"
+                ) from None
             if isinstance(item, h5py.h5g.GroupID):
-                raise UnreadableFile(f"{self.label} has a soft link /{_text(name)} to the group {target}: refusing "
-                                     "to walk round a loop")
+                raise UnreadableFile(
+                    f"{self.label} has a soft link /{_text(name)} to the group {target}: refusing to walk round a loop"
+                )
             dataset = self._dataset(item, name) if isinstance(item, h5py.h5d.DatasetID) else None
             if self.refusal is not None:
                 raise UnreadableFile(self.refusal)
@@ -234,15 +238,17 @@ def _attributes_of(object_id) -> tuple[dict[str, Any], dict[str, str]]:
                 unreadable[key] = f"larger than {_MAX_ATTRIBUTE_BYTES >> 20} MiB"
             else:
                 values[key] = _value(attribute, object_id, raw)
-        except Exception as error:  # noqa: BLE001 (h5py fails in many ways on a hostile attribute)
+        except Exception as error:
             unreadable[key] = first_line(error)
     return values, unreadable
 
 
 # h5py's memory type for a variable-length string, by character set (built once: each build
 # costs more than the read).
-_VARIABLE_STRING = {cset: h5py.h5t.py_create(h5py.string_dtype("utf-8" if cset == h5py.h5t.CSET_UTF8 else "ascii"))
-                    for cset in (h5py.h5t.CSET_ASCII, h5py.h5t.CSET_UTF8)}
+_VARIABLE_STRING = {
+    cset: h5py.h5t.py_create(h5py.string_dtype("utf-8" if cset == h5py.h5t.CSET_UTF8 else "ascii"))
+    for cset in (h5py.h5t.CSET_ASCII, h5py.h5t.CSET_UTF8)
+}
 
 
 def _value(attribute, object_id, raw: bytes) -> Any:
@@ -276,8 +282,10 @@ def _storage_size(attribute) -> int:
 def _link_out(h5: h5py.File, name: bytes, link_type: int, label: str) -> str:
     if link_type == h5py.h5l.TYPE_EXTERNAL:
         file, path = h5.id.links.get_val(name)
-        return (f"{label} has an external link /{_text(name)} to {_shown(_text(file))}:{_shown(_text(path))}: "
-                "refusing to follow it out of the file")
+        return (
+            f"{label} has an external link /{_text(name)} to {_shown(_text(file))}:{_shown(_text(path))}: "
+            "refusing to follow it out of the file"
+        )
     return f"{label} has a user-defined link /{_text(name)} (type {link_type}): refusing to follow it"
 
 
@@ -286,11 +294,15 @@ def _storage_out(plist, name: str, label: str) -> str | None:
     extent is not asked for: for a virtual dataset that opens the files it maps)."""
     if plist.get_layout() == h5py.h5d.VIRTUAL:
         source = _text(plist.get_virtual_filename(0)) if plist.get_virtual_count() else "nowhere"
-        return (f"{label} has a virtual dataset /{name} mapping data from {_shown(source)}: "
-                "refusing to follow it out of the file")
+        return (
+            f"{label} has a virtual dataset /{name} mapping data from {_shown(source)}: "
+            "refusing to follow it out of the file"
+        )
     if plist.get_external_count() > 0:
-        return (f"{label} has a dataset /{name} stored in the external file {_shown(_text(plist.get_external(0)[0]))}: "
-                "refusing to follow it out of the file")
+        return (
+            f"{label} has a dataset /{name} stored in the external file {_shown(_text(plist.get_external(0)[0]))}: "
+            "refusing to follow it out of the file"
+        )
     return None
 
 

@@ -88,7 +88,12 @@ def _parse_opaque_model(entry: dict[str, Any], prefix: str) -> ParsedModel:
 
 
 # Packages whose registered classes are Keras's, KerasHub's or nandoctor's own.
-_KNOWN_PACKAGES = {"keras": "keras", "keras_hub": "keras_hub", "keras_nlp": "keras_nlp", "nandoctor": "nandoctor.layers"}
+_KNOWN_PACKAGES = {
+    "keras": "keras",
+    "keras_hub": "keras_hub",
+    "keras_nlp": "keras_nlp",
+    "nandoctor": "nandoctor.layers",
+}
 
 
 def _class_of(entry: dict[str, Any]) -> tuple[str, str | None, str | None]:
@@ -200,7 +205,10 @@ class _Builder:
         for receiver in self.inputs_of(target, argument):
             self.model.edges.append(
                 Edge(
-                    self.output_of(source, tensor_index), receiver, argument, kwargs,
+                    self.output_of(source, tensor_index),
+                    receiver,
+                    argument,
+                    kwargs,
                     shape=tuple(shape) if isinstance(shape, (list, tuple)) else None,
                     dtype=spec.get("dtype") if isinstance(spec.get("dtype"), str) else None,
                 )
@@ -347,9 +355,7 @@ def parse_loss(value: Any) -> LossSpec | None:
             return LossSpec(_LOSS_ALIASES.get(config, config), custom=custom)
         name = to_snake_case(value["class_name"])
         config = config if isinstance(config, dict) else {}
-        return LossSpec(
-            _LOSS_ALIASES.get(name, name), bool(config.get("from_logits", False)), config, custom
-        )
+        return LossSpec(_LOSS_ALIASES.get(name, name), bool(config.get("from_logits", False)), config, custom)
     return None
 
 

@@ -29,7 +29,8 @@ SHARDED_WEIGHTS = "model.weights.json"
 def is_keras_directory(path: str) -> bool:
     """A directory with a Keras model config beside its weights (or alone)."""
     return os.path.isfile(os.path.join(path, CONFIG_MEMBER)) and any(
-        os.path.isfile(os.path.join(path, name)) for name in (WEIGHTS_MEMBER, SHARDED_WEIGHTS, "metadata.json"))
+        os.path.isfile(os.path.join(path, name)) for name in (WEIGHTS_MEMBER, SHARDED_WEIGHTS, "metadata.json")
+    )
 
 
 def load_keras_directory(path: str) -> ModelView:
@@ -40,7 +41,9 @@ def load_keras_directory(path: str) -> ModelView:
     try:
         weights = _weights_tree(path, view)
         if weights is None:
-            view.notes.append(f"the directory holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be")
+            view.notes.append(
+                f"the directory holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be"
+            )
             return view
         attach_weights_tree(view, parsed, *weights)
         version = keras_hub_version(path)

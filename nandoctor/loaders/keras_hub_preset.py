@@ -41,14 +41,18 @@ def describe_preset(view: ModelView, path: str, version: str) -> None:
     if tokens and table is not None:
         table.source.labels = tokens
     elif not tokens:
-        view.notes.append("the tokenizer's vocabulary is not a plain file here (a SentencePiece model?): "
-                          "zero rows are named by id only")
+        view.notes.append(
+            "the tokenizer's vocabulary is not a plain file here (a SentencePiece model?): "
+            "zero rows are named by id only"
+        )
     _attach_task(view, path)
     view.fed_sequence_length = _preprocessed_length(path)
     task = f" of a {view.model_class}" if view.model_class else ""
-    view.notes.append(f"a KerasHub {version} preset{task}: its backbone's layers are KerasHub's code, read from "
-                      "their weights; rules that follow the graph (masks, causal masks) cannot judge inside it, "
-                      "and `nandoctor.check` on the loaded model can")
+    view.notes.append(
+        f"a KerasHub {version} preset{task}: its backbone's layers are KerasHub's code, read from "
+        "their weights; rules that follow the graph (masks, causal masks) cannot judge inside it, "
+        "and `nandoctor.check` on the loaded model can"
+    )
 
 
 def _attach_task(view: ModelView, path: str) -> None:
@@ -62,8 +66,15 @@ def _attach_task(view: ModelView, path: str) -> None:
     task_name = name if isinstance(name, str) and name else "task"
     if isinstance(class_name, str) and class_name:
         module = task.get("module")
-        view.layers.insert(0, Layer(name=task_name, class_name=class_name, is_model=True,
-                                    module=module if isinstance(module, str) else "keras_hub"))
+        view.layers.insert(
+            0,
+            Layer(
+                name=task_name,
+                class_name=class_name,
+                is_model=True,
+                module=module if isinstance(module, str) else "keras_hub",
+            ),
+        )
         view.model_class = class_name
     weights = os.path.join(path, _TASK_WEIGHTS)
     if os.path.isfile(weights):
@@ -81,8 +92,12 @@ def _preprocessed_length(path: str) -> int | None:
 
 
 def _token_table(view: ModelView, vocabulary: int | None):
-    matrices = [weight for layer in view.layers for weight in layer.weights
-                if len(weight.shape) == 2 and "token_embedding" in layer.name and weight is layer.weights[0]]
+    matrices = [
+        weight
+        for layer in view.layers
+        for weight in layer.weights
+        if len(weight.shape) == 2 and "token_embedding" in layer.name and weight is layer.weights[0]
+    ]
     matching = [weight for weight in matrices if vocabulary is None or weight.shape[0] == vocabulary]
     return matching[0] if matching else None
 

@@ -54,7 +54,9 @@ def load_keras(path: str) -> ModelView:
                 view.close()
                 raise
         else:
-            view.notes.append(f"the archive holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be")
+            view.notes.append(
+                f"the archive holds no {WEIGHTS_MEMBER}: the config was checked, the weights could not be"
+            )
     return view
 
 

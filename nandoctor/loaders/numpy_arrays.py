@@ -61,7 +61,9 @@ def load_npy(path: str) -> ModelView:
         source: ArraySource = SlicedSource(np.load(path, mmap_mode="r", allow_pickle=False))
     else:
         source = FileRegionSource(path, offset, shape, dtype)
-    return ModelView(path=path, format="npy", layers=[Layer.of_matrix(name, source, len(source.shape) == 2)], has_config=False)
+    return ModelView(
+        path=path, format="npy", layers=[Layer.of_matrix(name, source, len(source.shape) == 2)], has_config=False
+    )
 
 
 def load_npz(path: str) -> ModelView:

@@ -37,14 +37,14 @@ def fields(data: bytes | memoryview) -> Iterator[tuple[int, int, int | bytes]]:
         if wire == VARINT:
             value, position = read_varint(data, position)
         elif wire == FIXED64:
-            value, position = int.from_bytes(data[position:position + 8], "little"), position + 8
+            value, position = int.from_bytes(data[position : position + 8], "little"), position + 8
         elif wire == FIXED32:
-            value, position = int.from_bytes(data[position:position + 4], "little"), position + 4
+            value, position = int.from_bytes(data[position : position + 4], "little"), position + 4
         elif wire == LENGTH_DELIMITED:
             length, position = read_varint(data, position)
             if position + length > len(data):
                 raise UnreadableFile("protobuf field runs past the end of its message")
-            value, position = bytes(data[position:position + length]), position + length
+            value, position = bytes(data[position : position + length]), position + length
         else:
             raise UnreadableFile(f"unsupported protobuf wire type {wire}")
         if position > len(data):

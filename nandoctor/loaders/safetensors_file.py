@@ -17,8 +17,21 @@ from nandoctor.view import Layer, ModelView
 from nandoctor.view.array_sources import FileRegionSource
 
 # safetensors dtypes as numpy stores them; BF16 is read as uint16 bits and widened.
-_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
-           "I8": "i1", "U8": "u1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "BOOL": "?"}
+_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "BOOL": "?",
+}
 # Names that say a 2-D tensor is a token embedding table (GPT-2's wte, BERT's word_embeddings).
 _EMBEDDING_NAME = re.compile(r"embed|(^|[._/])wte([._/]|$)|word_embeddings|token_embedding", re.IGNORECASE)
 
@@ -36,8 +49,9 @@ def load_safetensors(path: str) -> ModelView:
     if not isinstance(header, dict):
         raise UnreadableFile("the safetensors header is not a JSON object")
     data_start = 8 + length
-    layers = [_tensor_layer(path, name, entry, data_start, size) for name, entry in header.items()
-              if name != "__metadata__"]
+    layers = [
+        _tensor_layer(path, name, entry, data_start, size) for name, entry in header.items() if name != "__metadata__"
+    ]
     return ModelView(path=path, format="safetensors", layers=layers, has_config=False)
 
 

@@ -28,14 +28,19 @@ def load_saved_model(path: str) -> ModelView:
     root = _keras_root(os.path.join(path, "keras_metadata.pb"))
     if root is None:
         view = ModelView(path=path, format="savedmodel", layers=weights, has_config=False)
-        view.notes.append("no Keras metadata (a model.export() or a non-Keras SavedModel): the weights were checked, "
-                          "named by their checkpoint keys; the graph is code and was not read")
+        view.notes.append(
+            "no Keras metadata (a model.export() or a non-Keras SavedModel): the weights were checked, "
+            "named by their checkpoint keys; the graph is code and was not read"
+        )
     else:
-        view, _ = model_view(root.get("model_config") or root, root.get("training_config"), path=path,
-                             format="savedmodel")
+        view, _ = model_view(
+            root.get("model_config") or root, root.get("training_config"), path=path, format="savedmodel"
+        )
         view.layers.extend(weights)
-        view.notes.append("a tf.keras SavedModel: the Keras config was read from keras_metadata.pb; its weights are "
-                          "named by their checkpoint keys (layer_with_weights-N), beside the config's layers")
+        view.notes.append(
+            "a tf.keras SavedModel: the Keras config was read from keras_metadata.pb; its weights are "
+            "named by their checkpoint keys (layer_with_weights-N), beside the config's layers"
+        )
     if not weights:
         view.notes.append("the SavedModel holds no variables checkpoint: the weights could not be checked")
     return view

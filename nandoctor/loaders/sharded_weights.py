@@ -30,8 +30,14 @@ def load_sharded_weights(path: str) -> ModelView:
 
 def shard_names(path: str) -> list[str]:
     """The shard files an index names (a directory walk leaves them to the index)."""
-    return sorted({name for files in _weight_map(path).values()
-                   for name in ([files] if isinstance(files, str) else files) if isinstance(name, str)})
+    return sorted(
+        {
+            name
+            for files in _weight_map(path).values()
+            for name in ([files] if isinstance(files, str) else files)
+            if isinstance(name, str)
+        }
+    )
 
 
 def merged_tree(index_path: str, view: ModelView) -> StoredGroup:
@@ -64,8 +70,9 @@ def _merge(into: StoredGroup, shard_group: StoredGroup, shard: str) -> None:
 
 def _sort_members(group: StoredGroup) -> None:
     """Members in name order, the order a group of one file is iterated in."""
-    group.members = {key: group.members[key]
-                     for key in sorted(group.members, key=lambda key: key.encode("utf-8", "surrogateescape"))}
+    group.members = {
+        key: group.members[key] for key in sorted(group.members, key=lambda key: key.encode("utf-8", "surrogateescape"))
+    }
     for member in group.members.values():
         if isinstance(member, StoredGroup):
             _sort_members(member)

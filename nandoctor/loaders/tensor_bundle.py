@@ -20,8 +20,21 @@ _MAGIC = 0xDB4775248B80FB57  # the table's footer ends with it (LevelDB's)
 _FOOTER = 48
 _MAX_INDEX_BYTES = 256 << 20
 # tensorflow DataType enum values, as numpy stores them; bfloat16 read as uint16 bits.
-_DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 9: "<i8", 10: "?", 14: "<u2", 17: "<u2",
-           19: "<f2", 22: "<u4", 23: "<u8"}
+_DTYPES = {
+    1: "<f4",
+    2: "<f8",
+    3: "<i4",
+    4: "u1",
+    5: "<i2",
+    6: "i1",
+    9: "<i8",
+    10: "?",
+    14: "<u2",
+    17: "<u2",
+    19: "<f2",
+    22: "<u4",
+    23: "<u8",
+}
 _BFLOAT16 = 14
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _EMBEDDING_NAME = re.compile(r"embedding", re.IGNORECASE)
@@ -51,7 +64,7 @@ def _block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
         raise UnreadableFile("checkpoint index block runs past the end of the file")
     if data[offset + size] != 0:  # the block trailer's compression type
         raise UnreadableFile("compressed checkpoint index blocks are not supported")
-    block = data[offset:offset + size]
+    block = data[offset : offset + size]
     (restarts,) = struct.unpack("<I", block[-4:])
     end = len(block) - 4 - 4 * restarts
     if end < 0:
@@ -63,9 +76,9 @@ def _block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
         length, position = read_varint(block, position)
         if shared > len(key) or position + unshared + length > end:
             raise UnreadableFile("malformed checkpoint index entry")
-        key = key[:shared] + block[position:position + unshared]
+        key = key[:shared] + block[position : position + unshared]
         position += unshared
-        items.append((key, block[position:position + length]))
+        items.append((key, block[position : position + length]))
         position += length
     return items
 
@@ -137,5 +150,8 @@ def checkpoint_layers(index_path: str) -> list[Layer]:
 
 def _skipped(name: str) -> bool:
     """The optimizer's slots and counters, and metrics: not the model's weights."""
-    return name.startswith(("optimizer/", "keras_api/metrics/", "save_counter/")) or "/.OPTIMIZER_SLOT/" in name \
+    return (
+        name.startswith(("optimizer/", "keras_api/metrics/", "save_counter/"))
+        or "/.OPTIMIZER_SLOT/" in name
         or name == "_CHECKPOINTABLE_OBJECT_GRAPH"
+    )

@@ -127,8 +127,9 @@ def _weight(name: str, layer: str, dataset: StoredDataset, make_source: SourceFa
     return Weight(name, layer, tuple(source.shape), source.logical_dtype, source, location=dataset.name)
 
 
-def keras3_layers_from_tree(root: StoredGroup, make_source: SourceFactory, prefix: str = "",
-                            module: str | None = None) -> list[Layer]:
+def keras3_layers_from_tree(
+    root: StoredGroup, make_source: SourceFactory, prefix: str = "", module: str | None = None
+) -> list[Layer]:
     """Layers found in a Keras 3 weights tree alone, with no config to name them: a
     `.weights.h5`, or a subclassed model, whose layers Keras tracks by attribute name.
     `module` is the enclosing model's, when it is a library's (a KerasHub backbone's layers
@@ -178,8 +179,13 @@ def _tree_layer(group: StoredGroup, walk: _Walk, owner: str, path: str, by_class
     # A name Keras itself has is Keras's class; otherwise the enclosing library's, if any.
     layer_module = "keras.layers" if class_name in KERAS_CLASS_NAMES else walk.module
     is_model = group.group("layers") is not None
-    layer = Layer(name=_unique_name(walk.taken, owner, saved, path), class_name=class_name, module=layer_module,
-                  parent=owner.rstrip("/") or None, is_model=is_model)
+    layer = Layer(
+        name=_unique_name(walk.taken, owner, saved, path),
+        class_name=class_name,
+        module=layer_module,
+        parent=owner.rstrip("/") or None,
+        is_model=is_model,
+    )
     whole = class_name != "Layer" and not is_model and is_known_class(class_name, layer_module)
     layer.weights = (_collect if whole else own_weights)(group, layer, walk.make_source)
     yield layer

@@ -168,8 +168,9 @@ class Word2VecBinarySource(ArraySource):
 
         def work(share: list[_Window]) -> list[tuple[int, T]]:
             with open(self.path, "rb") as file:
-                return [(start, fn(start, block)) for window in share
-                        for start, block in self._window_blocks(file, window)]
+                return [
+                    (start, fn(start, block)) for window in share for start, block in self._window_blocks(file, window)
+                ]
 
         return map_in_threads(windows, work)
 
@@ -256,8 +257,9 @@ def _records(path: str, rows: int, dim: int) -> Iterator[_RecordRun]:
             end = contiguous_records.match(window, start, size).end()
             words = words_of_records.findall(window, start, end)[: rows - row]
             if size - end >= longest_record and row + len(words) < rows:
-                raise UnreadableFile(f"row {row + len(words)} is not a word, a space and {dim} float32 values: "
-                                     "corrupt binary")
+                raise UnreadableFile(
+                    f"row {row + len(words)} is not a word, a space and {dim} float32 values: corrupt binary"
+                )
             if not words:
                 raise UnreadableFile(f"word2vec file ends inside row {row} of {rows}")
             record_ends = np.cumsum(np.fromiter(map(len, words), np.int64, len(words)) + (1 + row_bytes))

@@ -45,9 +45,7 @@ def member_data_offset(path: str, info: zipfile.ZipInfo) -> int:
 
 
 def check_expansion(info: zipfile.ZipInfo) -> None:
-    if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_EXPANSION * max(
-        info.compress_size, 1 << 10
-    ):
+    if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_EXPANSION * max(info.compress_size, 1 << 10):
         raise UnreadableFile(
             f"zip member {info.filename} claims {info.file_size} bytes from "
             f"{info.compress_size} compressed: refusing a likely zip bomb"

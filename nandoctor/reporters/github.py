@@ -23,9 +23,13 @@ def render_github(report: Report) -> str:
     for result in report.files:
         file = _escape_property(PurePath(result.path).as_posix())
         if result.error and result.status.value == "error":
-            lines.append(f"::error file={file},title={_escape_property('nandoctor: unreadable file')}::{_escape_data(result.error)}")
+            lines.append(
+                f"::error file={file},title={_escape_property('nandoctor: unreadable file')}::{_escape_data(result.error)}"
+            )
         for finding in result.findings:
-            title = _escape_property(f"{finding.code} {finding.name}" + (f" ({finding.layer})" if finding.layer else ""))
+            title = _escape_property(
+                f"{finding.code} {finding.name}" + (f" ({finding.layer})" if finding.layer else "")
+            )
             message = _escape_data(f"{finding.message}. Fix: {finding.fix}")
             lines.append(f"::{_COMMAND[finding.severity]} file={file},title={title}::{message}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -27,8 +27,9 @@ def _worth_showing(result: FileResult) -> bool:
 def _file_rows(result: FileResult) -> str:
     rows = [f'<tr><th colspan="5" style="text-align:left"><code>{escape(result.path)}</code></th></tr>']
     if result.status is FileStatus.ERROR:
-        rows.append(_wide_row(f'<span style="color:{_COLOUR[Severity.ERROR]}">unreadable</span>: '
-                              f"{escape(result.error or '')}"))
+        rows.append(
+            _wide_row(f'<span style="color:{_COLOUR[Severity.ERROR]}">unreadable</span>: {escape(result.error or "")}')
+        )
     elif result.status is FileStatus.SKIPPED:
         rows.append(_wide_row(f"<i>skipped: {escape(result.error or '')}</i>"))
     rows.extend(_wide_row(f"<i>note: {escape(note)}</i>") for note in result.notes)

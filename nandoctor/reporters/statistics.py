@@ -24,9 +24,16 @@ def statistics(report: Report) -> list[dict[str, Any]]:
             files[finding.code].add(result.path)
             names[finding.code] = finding.name
     ordered = sorted(counts, key=lambda code: (-counts[code], code))
-    return [{"code": code, "name": names[code], "count": counts[code],
-             **{severity.value: by_severity[code][severity.value] for severity in Severity},
-             "files": len(files[code])} for code in ordered]
+    return [
+        {
+            "code": code,
+            "name": names[code],
+            "count": counts[code],
+            **{severity.value: by_severity[code][severity.value] for severity in Severity},
+            "files": len(files[code]),
+        }
+        for code in ordered
+    ]
 
 
 def render_statistics_text(report: Report, *, summary: bool = True, unreadable: bool = True) -> str:

@@ -29,14 +29,27 @@ from nandoctor.report import FileResult, FileStatus, Finding, Report, Severity
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
 
-def render_text(report: Report, *, color: bool = False, width: int = 100, summary: bool = True,
-                diff: bool = False, unreadable: bool = True) -> str:
+def render_text(
+    report: Report,
+    *,
+    color: bool = False,
+    width: int = 100,
+    summary: bool = True,
+    diff: bool = False,
+    unreadable: bool = True,
+) -> str:
     """`unreadable=False` leaves out the files that could not be read, for a caller that has
     already said each on a line of its own (the CLI, on stderr)."""
     buffer = io.StringIO()
     console = Console(
-        file=buffer, width=width, color_system="standard" if color else None,
-        force_terminal=color, no_color=not color, highlight=False, emoji=False, soft_wrap=False,
+        file=buffer,
+        width=width,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        no_color=not color,
+        highlight=False,
+        emoji=False,
+        soft_wrap=False,
     )
     for result in report.files:
         if _nothing_to_say(result, unreadable):
@@ -189,8 +202,13 @@ def _print_stale_baseline(console: Console, report: Report) -> None:
     stale = (report.baseline or {}).get("stale") or []
     if not stale:
         return
-    console.print(Text(f"baseline: {len(stale)} {'entry' if len(stale) == 1 else 'entries'} no longer found (fixed, or the "
-                       "model changed; --write-baseline records today's findings):", style="bold"))
+    console.print(
+        Text(
+            f"baseline: {len(stale)} {'entry' if len(stale) == 1 else 'entries'} no longer found (fixed, or the "
+            "model changed; --write-baseline records today's findings):",
+            style="bold",
+        )
+    )
     for entry in stale:
         console.print(Text(f"  {entry['path']} {entry['code']} {entry['layer'] or '-'}"), soft_wrap=True)
     console.print()
@@ -199,19 +217,31 @@ def _print_stale_baseline(console: Console, report: Report) -> None:
 def _nothing_to_say(result: FileResult, unreadable: bool) -> bool:
     if result.status is FileStatus.ERROR:
         return not unreadable
-    return (result.status is FileStatus.SCANNED and not result.findings and not result.notes
-            and not (result.fixed or result.unfixed))
+    return (
+        result.status is FileStatus.SCANNED
+        and not result.findings
+        and not result.notes
+        and not (result.fixed or result.unfixed)
+    )
 
 
 def _print_fixes(console: Console, result: FileResult, diff: bool) -> None:
     for fix in result.fixed:
-        console.print(Text("  fixed ", style="bold green") + Text(f"{fix.code} ({fix.safety}) ", style="bold")
-                      + Text(fix.message), soft_wrap=True)
+        console.print(
+            Text("  fixed ", style="bold green")
+            + Text(f"{fix.code} ({fix.safety}) ", style="bold")
+            + Text(fix.message),
+            soft_wrap=True,
+        )
         for change in fix.changes if diff else ():
             console.print(Text(f"      ~ {change}", style="dim"), soft_wrap=True)
     for unfixed in result.unfixed:
-        console.print(Text("  not fixed ", style="yellow") + Text(f"{unfixed.code} ", style="bold")
-                      + Text(f"{unfixed.layer or '-'}: {unfixed.reason}"), soft_wrap=True)
+        console.print(
+            Text("  not fixed ", style="yellow")
+            + Text(f"{unfixed.code} ", style="bold")
+            + Text(f"{unfixed.layer or '-'}: {unfixed.reason}"),
+            soft_wrap=True,
+        )
     if result.output:
         console.print(Text(f"  wrote {result.output}"), soft_wrap=True)
     elif result.fixed:
@@ -267,8 +297,11 @@ def summary_line(report: Report) -> str:
 def _scan_summary(report: Report, counts: dict[str, int]) -> str:
     scanned = sum(1 for r in report.files if r.status is FileStatus.SCANNED)
     if counts["findings"]:
-        parts = [f"{counts[s.value]} {s.value}{'s' if s is not Severity.INFO and counts[s.value] != 1 else ''}"
-                 for s in Severity if counts[s.value]]
+        parts = [
+            f"{counts[s.value]} {s.value}{'s' if s is not Severity.INFO and counts[s.value] != 1 else ''}"
+            for s in Severity
+            if counts[s.value]
+        ]
         line = f"Found {plural(counts['findings'], 'finding')} in {plural(scanned, 'file')}: {', '.join(parts)}."
     elif scanned:
         line = f"No findings in {plural(scanned, 'file')}."

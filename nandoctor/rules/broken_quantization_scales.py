@@ -63,7 +63,7 @@ class BrokenQuantizationScales(Rule):
     code = "ND806"
     name = "broken-quantization-scales"
     severity = Severity.ERROR
-    fix = "Quantize again from the float weights (model.quantize(\"int8\") on a model whose weights are finite)."
+    fix = 'Quantize again from the float weights (model.quantize("int8") on a model whose weights are finite).'
     evidence = "the weights and the config: each quantized layer's saved policy and its scales."
     reads_weights = True
 

@@ -102,7 +102,10 @@ class BrokenTie(Rule):
         """A tied KerasHub embedding (one matrix stored) inside a backbone whose config does
         not record the tie and whose class rebuilds it untied by default."""
         for layer in view.layers:
-            if layer.class_name not in TIED_EMBEDDING_CLASSES or len([w for w in layer.weights if len(w.shape) == 2]) != 1:
+            if (
+                layer.class_name not in TIED_EMBEDDING_CLASSES
+                or len([w for w in layer.weights if len(w.shape) == 2]) != 1
+            ):
                 continue
             backbone = _enclosing_backbone(view, layer)
             if backbone is None:
@@ -115,7 +118,7 @@ class BrokenTie(Rule):
                     "tie_word_embeddings, whose default is False: Keras rebuilds the backbone untied, expects two "
                     "matrices, and cannot load this file back",
                     fix="Save the weights and rebuild the model in code with tie_word_embeddings=True, or untie it "
-                        "before saving; the KerasHub class does not save the argument.",
+                    "before saving; the KerasHub class does not save the argument.",
                     details={"backbone": class_name, "stored_matrices": 1},
                 )
 
@@ -128,7 +131,11 @@ class BrokenTie(Rule):
                 continue
             for projection in view.downstream(embedding.name):
                 kernel = next((w for w in projection.weights if len(w.shape) == 2), None)
-                if projection.class_name != "Dense" or kernel is None or tuple(kernel.shape) != tuple(reversed(matrix.shape)):
+                if (
+                    projection.class_name != "Dense"
+                    or kernel is None
+                    or tuple(kernel.shape) != tuple(reversed(matrix.shape))
+                ):
                     continue
                 r = correlation(matrix, kernel, transposed=True)
                 if not r > _TRAINED_APART or max_abs_difference(matrix, kernel, transposed=True) == 0:
@@ -174,8 +181,11 @@ class BrokenTie(Rule):
             yield self.finding(
                 layer.name,
                 f"'{layer.name}' ({layer.class_name}) ties its output to {target} through a Python reference, "
-                + ("which the subclassed model's own code may make again on reload (code the scan cannot see)"
-                   if in_code else "which the saved file does not hold: reloading cannot restore the tie"),
+                + (
+                    "which the subclassed model's own code may make again on reload (code the scan cannot see)"
+                    if in_code
+                    else "which the saved file does not hold: reloading cannot restore the tie"
+                ),
                 confidence=Confidence.MEDIUM,
                 evidence=Evidence.INFERRED if in_code else Evidence.CERTAIN,
                 details=details,

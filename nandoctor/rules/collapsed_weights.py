@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -47,9 +48,7 @@ class CollapsedWeights(Rule):
     """
 
     code = "ND103"
-    evidence = (
-        "the weights only. A file without weights says so in its notes."
-    )
+    evidence = "the weights only. A file without weights says so in its notes."
     name = "collapsed-weights"
     severity = Severity.ERROR
     fix = (
@@ -57,7 +56,7 @@ class CollapsedWeights(Rule):
         "a zero vector under a normalisation, a loss that rewards small norms, or too much weight decay. "
         "nandoctor.Monitor() in the callbacks forecasts the collapse while training."
     )
-    options = {"tiny": 1e-20}
+    options: ClassVar[dict[str, Any]] = {"tiny": 1e-20}
     needs_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
@@ -70,7 +69,9 @@ class CollapsedWeights(Rule):
                 continue
             details = {"weight": weight.name, "shape": list(weight.shape), "max_abs": stats.max_abs, "tiny": tiny}
             if stats.max_abs < tiny:
-                subnormal = stats.max_abs < np.finfo(np.dtype("float32" if weight.dtype == "bfloat16" else weight.dtype)).tiny
+                subnormal = (
+                    stats.max_abs < np.finfo(np.dtype("float32" if weight.dtype == "bfloat16" else weight.dtype)).tiny
+                )
                 yield self.finding(
                     weight.layer,
                     f"every value of {weight.name} {tuple(weight.shape)} is below {tiny:g} in magnitude "
@@ -87,5 +88,5 @@ class CollapsedWeights(Rule):
                     f"{len(collapsed):,} of {plural(stats.rows, 'row')} of {weight.name} have collapsed "
                     f"below {tiny:g} in magnitude without being zero (first: {', '.join(map(str, collapsed[:10]))})",
                     severity=Severity.WARNING,
-                    details={**details, "rows": int(len(collapsed)), "first_rows": [int(i) for i in collapsed[:10]]},
+                    details={**details, "rows": len(collapsed), "first_rows": [int(i) for i in collapsed[:10]]},
                 )

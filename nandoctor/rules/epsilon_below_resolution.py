@@ -70,9 +70,7 @@ class EpsilonBelowResolution(Rule):
     name = "epsilon-below-resolution"
     severity = Severity.ERROR
     evidence_kinds = (Evidence.CERTAIN, Evidence.INFERRED)
-    fix = (
-        "Raise the epsilon to 1e-6 or more, or keep the normalisation in float32 with dtype=\"float32\"."
-    )
+    fix = 'Raise the epsilon to 1e-6 or more, or keep the normalisation in float32 with dtype="float32".'
     evidence = (
         "the config: each layer's saved dtype policy and epsilon, and whether its class adds the "
         "epsilon in float32 (Keras's own and KerasHub's, known by name); a custom layer's is inferred."
@@ -102,6 +100,11 @@ class EpsilonBelowResolution(Rule):
                     f"dtype its policy {policy.name!r} computes in and the layer {where}: the smallest "
                     f"{dtype.name} is {dtype.smallest_subnormal:.3g}, so a constant row divides 0 by 0 (NaN)",
                     evidence=Evidence.CERTAIN if known else Evidence.INFERRED,
-                    details={"epsilon": float(epsilon), "key": key, "policy": policy.name,
-                             "compute_dtype": dtype.name, "smallest": dtype.smallest_subnormal},
+                    details={
+                        "epsilon": float(epsilon),
+                        "key": key,
+                        "policy": policy.name,
+                        "compute_dtype": dtype.name,
+                        "smallest": dtype.smallest_subnormal,
+                    },
                 )

@@ -62,8 +62,8 @@ class FrozenLowPrecisionUpdates(Rule):
     name = "frozen-low-precision-updates"
     severity = Severity.ERROR
     fix = (
-        "Keep float32 master weights: use the \"mixed_bfloat16\" (or \"mixed_float16\") policy instead of "
-        "\"bfloat16\" (\"float16\"), so the variables and Adam's moments stay in float32."
+        'Keep float32 master weights: use the "mixed_bfloat16" (or "mixed_float16") policy instead of '
+        '"bfloat16" ("float16"), so the variables and Adam\'s moments stay in float32.'
     )
     evidence = "the config: the layers' saved dtype policies and the compiled optimizer's class and constants."
 
@@ -81,8 +81,12 @@ class FrozenLowPrecisionUpdates(Rule):
         by_dtype: dict[str, list[str]] = {}
         for layer in view.layers:
             policy = layer_policy(layer.config)
-            if (policy is None or not policy.stores_in_reduced_precision or layer.config.get("trainable") is False
-                    or (view.has_config and layer.weights == [] and any(view.weights()))):
+            if (
+                policy is None
+                or not policy.stores_in_reduced_precision
+                or layer.config.get("trainable") is False
+                or (view.has_config and layer.weights == [] and any(view.weights()))
+            ):
                 continue
             by_dtype.setdefault(policy.variable, []).append(layer.name)
         for dtype_name, layers in by_dtype.items():
@@ -91,7 +95,12 @@ class FrozenLowPrecisionUpdates(Rule):
     def _judge(self, optimizer: str, config: dict, dtype, layers: list[str]) -> Iterator[Finding]:
         shown = ", ".join(layers[:5]) + (f" and {len(layers) - 5} more" if len(layers) > 5 else "")
         where = f"{len(layers)} layer(s) keep their variables in {dtype.name} ({shown}) under {optimizer}"
-        details = {"optimizer": optimizer, "variable_dtype": dtype.name, "layers": len(layers), "first_layers": layers[:5]}
+        details = {
+            "optimizer": optimizer,
+            "variable_dtype": dtype.name,
+            "layers": len(layers),
+            "first_layers": layers[:5],
+        }
         for key in ("beta_1", "beta_2"):
             value = config.get(key)
             if isinstance(value, (int, float)) and value < 1 and dtype.rounded(float(value)) >= 1.0:

@@ -59,8 +59,8 @@ class HalfPrecisionOutput(Rule):
     name = "half-precision-output"
     severity = Severity.WARNING
     fix = (
-        "Compute the output in float32: end the model with keras.layers.Activation(\"softmax\", dtype=\"float32\") "
-        "(or \"linear\" for logits) after the float16 layers."
+        'Compute the output in float32: end the model with keras.layers.Activation("softmax", dtype="float32") '
+        '(or "linear" for logits) after the float16 layers.'
     )
     evidence = "the config: the output layers' saved dtype policies, activations and compiled losses."
 
@@ -76,7 +76,11 @@ class HalfPrecisionOutput(Rule):
             found = output_activation(view, output)
             activation, applied_by = found if found else ("unknown", layer)
             applied_policy = layer_policy(applied_by.config)
-            if activation in _PROBABILITY_ACTIVATIONS and applied_policy is not None and applied_policy.compute == "float16":
+            if (
+                activation in _PROBABILITY_ACTIVATIONS
+                and applied_policy is not None
+                and applied_policy.compute == "float16"
+            ):
                 yield self.finding(
                     output,
                     f"output {output!r} applies {activation} in float16 ({applied_by.name!r}, policy {applied_policy.name!r}): "

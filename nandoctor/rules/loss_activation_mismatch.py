@@ -133,8 +133,11 @@ class LossActivationMismatch(Rule):
                 yield self.finding(
                     layer.name,
                     f"output '{layer.name}' applies softmax over 1 unit, which always outputs 1.0: "
-                    + (f"{loss.name} has no gradient through it" if loss else
-                       "the model is not compiled, and whatever loss trains it will have no gradient through it"),
+                    + (
+                        f"{loss.name} has no gradient through it"
+                        if loss
+                        else "the model is not compiled, and whatever loss trains it will have no gradient through it"
+                    ),
                     fix="Use activation='sigmoid' for one unit, or give the softmax one unit per class.",
                     details={"activation": activation, "units": 1, "loss": loss.name if loss else None},
                 )
@@ -148,8 +151,13 @@ class LossActivationMismatch(Rule):
     def _mismatch(self, layer: Layer, activation: str, units: int | None, loss: LossSpec) -> Finding | None:
         """The table's verdict on this loss and activation (analysis/output_activations.py)."""
         reading = loss_reading(loss.name, loss.from_logits)
-        details = {"activation": activation, "units": units, "loss": loss.name, "from_logits": loss.from_logits,
-                   "reading": reading}
+        details = {
+            "activation": activation,
+            "units": units,
+            "loss": loss.name,
+            "from_logits": loss.from_logits,
+            "reading": reading,
+        }
         logits = " with from_logits=True" if loss.from_logits else ""
         if reading in ONE_UNIT_READINGS and units == 1:
             return self.finding(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from nandoctor.analysis.position_tables import (
     looks_sinusoidal,
@@ -63,16 +64,14 @@ class MalformedPositionalTable(Rule):
     """
 
     code = "ND503"
-    evidence = (
-        "the weights of a table added to token embeddings. A table inside unseen code is not found."
-    )
+    evidence = "the weights of a table added to token embeddings. A table inside unseen code is not found."
     name = "malformed-positional-table"
     severity = Severity.WARNING
     fix = (
         "Use nandoctor.layers.SinusoidalPositionEncoding, which computes the closed form, or build "
         "the table as sin/cos(pos / 10000**(2*i/d)) with 2i the even column of each sine-cosine pair."
     )
-    options = {"max_wavelength": 10000.0}
+    options: ClassVar[dict[str, Any]] = {"max_wavelength": 10000.0}
     reads_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:

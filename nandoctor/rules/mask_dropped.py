@@ -95,7 +95,9 @@ class MaskDropped(Rule):
                         f"{dropper.class_name} '{dropper.name}' is code the scan cannot see: whether it keeps the "
                         f"padding mask of '{layer.name}' for {reach.consumer.class_name} '{reach.consumer.name}' "
                         "(supports_masking, or a compute_mask) is unknown; nandoctor.check on the live model settles it",
-                        severity=Severity.INFO, confidence=Confidence.LOW, details={**details, "opaque": True},
+                        severity=Severity.INFO,
+                        confidence=Confidence.LOW,
+                        details={**details, "opaque": True},
                         evidence=Evidence.INFERRED,
                     )
                     continue

@@ -87,8 +87,11 @@ class MissingLossScaling(Rule):
     def check(self, view: ModelView) -> Iterator[Finding]:
         if view.format == "live" or view.compile is None or not view.compile.optimizer:
             return  # a live model's optimizer is wrapped at compile, which its config does not show
-        half = [layer.name for layer in view.layers
-                if (policy := layer_policy(layer.config)) is not None and policy.compute == "float16"]
+        half = [
+            layer.name
+            for layer in view.layers
+            if (policy := layer_policy(layer.config)) is not None and policy.compute == "float16"
+        ]
         optimizer = view.compile.optimizer
         name = optimizer_class(optimizer)
         config = optimizer.get("config")

@@ -41,9 +41,7 @@ class NonfiniteWeights(Rule):
     """
 
     code = "ND102"
-    evidence = (
-        "the weights only. A file without weights (a config-only archive) says so in its notes."
-    )
+    evidence = "the weights only. A file without weights (a config-only archive) says so in its notes."
     name = "nonfinite-weights"
     severity = Severity.ERROR
     fix = (

@@ -48,9 +48,7 @@ class OpaqueCode(Rule):
     """
 
     code = "ND901"
-    evidence = (
-        "the config only: it names what the scan cannot see, and is always `info`."
-    )
+    evidence = "the config only: it names what the scan cannot see, and is always `info`."
     name = "opaque-code"
     severity = Severity.INFO
     fix = (
@@ -76,7 +74,9 @@ class OpaqueCode(Rule):
         # One finding per class: twelve blocks of one custom class are one piece of unseen code.
         for (class_name, module, registered_name, is_model), layers in classes.items():
             where = f" from module '{module}'" if module else ""
-            registered = f", registered as '{registered_name}'" if registered_name and registered_name != class_name else ""
+            registered = (
+                f", registered as '{registered_name}'" if registered_name and registered_name != class_name else ""
+            )
             kind = "model" if is_model else "layer"
             names = [layer.name for layer in layers]
             used = f" ({len(names)} layers: {_listed(names)})" if len(names) > 1 else ""
@@ -95,7 +95,9 @@ class OpaqueCode(Rule):
 
 
 def _listed(names: list[str], shown: int = 4) -> str:
-    return ", ".join(f"'{name}'" for name in names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+    return ", ".join(f"'{name}'" for name in names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
 
 
 def _lambda_code(config: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from nandoctor.analysis.keras_facts import FLOAT32_NORMALIZATIONS
 from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policy
@@ -60,7 +61,7 @@ class OverflowHeadroom(Rule):
     name = "overflow-headroom"
     severity = Severity.ERROR
     fix = (
-        "Keep this layer in float32 with dtype=\"float32\", or rescale its weights (fold the scale into the "
+        'Keep this layer in float32 with dtype="float32", or rescale its weights (fold the scale into the '
         "next layer) so that they fit float16's 65504 with room to spare."
     )
     evidence = (
@@ -69,7 +70,7 @@ class OverflowHeadroom(Rule):
         "(measured), and the NaN probe names the layer where a probe's NaN comes from float16's range."
     )
     evidence_kinds = (Evidence.CERTAIN, Evidence.MEASURED)
-    options = {"factor": 16.0}
+    options: ClassVar[dict[str, Any]] = {"factor": 16.0}
     needs_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
@@ -92,8 +93,17 @@ class OverflowHeadroom(Rule):
                     layer.name,
                     f"{weight.name} {tuple(weight.shape)} reaches |w| = {stats.max_abs:.4g} and the layer computes in "
                     f"{dtype.name} (policy {policy.name!r}), whose largest value is {dtype.largest:g}: "
-                    + ("it is inf in every call" if over else f"it overflows once an input exceeds {dtype.largest / stats.max_abs:.3g}"),
+                    + (
+                        "it is inf in every call"
+                        if over
+                        else f"it overflows once an input exceeds {dtype.largest / stats.max_abs:.3g}"
+                    ),
                     severity=Severity.ERROR if over else Severity.WARNING,
-                    details={"weight": weight.name, "max_abs": stats.max_abs, "largest": dtype.largest,
-                             "policy": policy.name, "factor": factor},
+                    details={
+                        "weight": weight.name,
+                        "max_abs": stats.max_abs,
+                        "largest": dtype.largest,
+                        "policy": policy.name,
+                        "factor": factor,
+                    },
                 )

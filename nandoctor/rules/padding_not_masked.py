@@ -104,8 +104,11 @@ class PaddingNotMasked(Rule):
             if length is False:
                 continue
             zero_padding = _frozen_zero_padding_row(layer)
-            reaches = [reach for reach in padding_reaches(view, layer, zero_padding)
-                       if reach.kind in _POSITION_DEPENDENT and not (reach.zero_padding and reach.kind == FLATTEN)]
+            reaches = [
+                reach
+                for reach in padding_reaches(view, layer, zero_padding)
+                if reach.kind in _POSITION_DEPENDENT and not (reach.zero_padding and reach.kind == FLATTEN)
+            ]
             if not reaches:
                 continue
             sequences = f"sequences of {length} ids" if length else "integer sequences"
@@ -119,24 +122,34 @@ class PaddingNotMasked(Rule):
             # padded position: a constant floor, not a leak that varies with the padding.
             constant = zero_padding and all(reach.kind == MAXIMUM for reach in reaches)
             if constant:
-                message += (f"; its padding row is exactly zero and frozen, so padding gives the same value at "
-                            f"every padded position, a constant that {reaches[0].consumer.class_name} can learn around")
+                message += (
+                    f"; its padding row is exactly zero and frozen, so padding gives the same value at "
+                    f"every padded position, a constant that {reaches[0].consumer.class_name} can learn around"
+                )
             tied = layer.class_name in TIED_EMBEDDING_CLASSES
             yield self.finding(
-                layer.name, message,
+                layer.name,
+                message,
                 # Causal windows that show no padding, or custom code on the way (it may mask
                 # the positions itself): a guess. A frozen zero padding row: a constant, known.
                 severity=Severity.INFO if unsure or constant else None,
                 evidence=Evidence.INFERRED if unsure or reaches[0].unseen else Evidence.CERTAIN,
                 confidence=Confidence.LOW if unsure else None,
                 fix=_TIED_FIX if tied else None,
-                details={"consumer": reaches[0].consumer.name, "kind": reaches[0].kind, "via": list(reaches[0].via),
-                         "length": length, "consumers": [reach.consumer.name for reach in reaches]},
+                details={
+                    "consumer": reaches[0].consumer.name,
+                    "kind": reaches[0].kind,
+                    "via": list(reaches[0].via),
+                    "length": length,
+                    "consumers": [reach.consumer.name for reach in reaches],
+                },
             )
 
 
-_TIED_FIX = ("Give the tied embedding mask_zero=True (TiedEmbedding(..., mask_zero=True) keeps the tie), with "
-             "mask-aware layers after it.")
+_TIED_FIX = (
+    "Give the tied embedding mask_zero=True (TiedEmbedding(..., mask_zero=True) keeps the tie), with "
+    "mask-aware layers after it."
+)
 
 
 def _frozen_zero_padding_row(layer: Layer) -> bool:

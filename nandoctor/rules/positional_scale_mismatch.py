@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.analysis.position_tables import position_tables
@@ -72,7 +73,7 @@ class PositionalScaleMismatch(Rule):
         "Initialise the position table at the token embeddings' scale (nandoctor.layers.PositionEmbedding "
         "does by default), or scale the token embeddings to the table's (by sqrt(d), as Vaswani et al.)."
     )
-    options = {"factor": 10.0}
+    options: ClassVar[dict[str, Any]] = {"factor": 10.0}
     reads_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
@@ -96,7 +97,12 @@ class PositionalScaleMismatch(Rule):
                 table.layer.name,
                 f"position table '{table.layer.name}' has median row norm {positions_scale:.3g}, {ratio:.3g}x that of "
                 f"the token embeddings '{tokens_name}' ({tokens_scale:.3g}) it is added to: {effect}",
-                details={"tokens": tokens_name, "position_scale": positions_scale,
-                         "token_scale": tokens_scale, "ratio": ratio, "factor": factor},
+                details={
+                    "tokens": tokens_name,
+                    "position_scale": positions_scale,
+                    "token_scale": tokens_scale,
+                    "ratio": ratio,
+                    "factor": factor,
+                },
                 evidence=Evidence.INFERRED if unseen else Evidence.CERTAIN,
             )

@@ -63,7 +63,9 @@ class PositionalTableTooShort(Rule):
             rows = table.weight.rows
             if table.length is None or rows >= table.length:
                 continue
-            takes = "the model's preprocessor pads every input to" if table.length_fed else "the model takes sequences of"
+            takes = (
+                "the model's preprocessor pads every input to" if table.length_fed else "the model takes sequences of"
+            )
             yield self.finding(
                 table.layer.name,
                 f"position table '{table.layer.name}' has {rows} rows, but {takes} "

@@ -94,8 +94,14 @@ class UntiedEmbeddings(Rule):
                     f"own matrix: tying them saves {saved:,} parameters{share}"
                     + (f"; {intent}, yet the matrices are two" if intent else ""),
                     severity=Severity.WARNING if intent else None,
-                    details={"embedding": embedding.name, "projection": projection.name, "vocabulary": vocabulary,
-                             "width": width, "parameters_saved": saved, "language_model": per_position},
+                    details={
+                        "embedding": embedding.name,
+                        "projection": projection.name,
+                        "vocabulary": vocabulary,
+                        "width": width,
+                        "parameters_saved": saved,
+                        "language_model": per_position,
+                    },
                 )
 
 

@@ -149,9 +149,19 @@ def _normalising_consumer(view: ModelView, embedding: Layer) -> tuple[Layer, str
     epsilon_clause = "where a zero row's norm is 0 and its gradient is of order 1/epsilon"
     for layer in view.downstream(embedding.name):
         if layer.class_name == "Dot" and layer.config.get("normalize"):
-            return layer, f"they feed the normalised dot product '{layer.name}', {epsilon_clause}", Confidence.HIGH, Evidence.CERTAIN
+            return (
+                layer,
+                f"they feed the normalised dot product '{layer.name}', {epsilon_clause}",
+                Confidence.HIGH,
+                Evidence.CERTAIN,
+            )
         if layer.class_name in ("UnitNormalization", "Normalize"):
-            return layer, f"they feed the unit normalisation '{layer.name}', {epsilon_clause}", Confidence.HIGH, Evidence.CERTAIN
+            return (
+                layer,
+                f"they feed the unit normalisation '{layer.name}', {epsilon_clause}",
+                Confidence.HIGH,
+                Evidence.CERTAIN,
+            )
         if opaque is None and not is_known_class(layer.class_name, layer.module):
             opaque = layer
     if opaque is not None:

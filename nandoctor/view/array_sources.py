@@ -136,7 +136,8 @@ class FileRegionSource(ArraySource):
         wanted = [int(row) for row in rows]
         row_bytes = self.row_len * self.itemsize
         if all(0 <= row < self.rows for row in wanted) and (
-                self.rows * row_bytes <= max(_READ_WHOLE_BYTES, 4 * len(wanted) * row_bytes)):
+            self.rows * row_bytes <= max(_READ_WHOLE_BYTES, 4 * len(wanted) * row_bytes)
+        ):
             whole = np.empty((self.rows, self.row_len), self.dtype)
             self._read_rows(0, whole)
             out = whole[wanted]
@@ -165,8 +166,7 @@ class FileRegionSource(ArraySource):
     def map_blocks(self, fn: Callable[[int, np.ndarray], T]) -> list[T]:
         if not parallel_worth_it(self.rows * self.row_len * self.itemsize):
             return super().map_blocks(fn)
-        return map_in_threads(list(range(0, self.rows, self.rows_per_block)),
-                              lambda share: self._map_mapped(fn, share))
+        return map_in_threads(list(range(0, self.rows, self.rows_per_block)), lambda share: self._map_mapped(fn, share))
 
     def _map_mapped(self, fn, starts: list[int]) -> list[tuple[int, T]]:
         """Run `fn` on blocks seen through memory maps of the file, one window at a time.

@@ -98,7 +98,9 @@ class Layer:
         an embedding table (`EmbeddingMatrix`, its weight `embeddings`) or an `Array`, both
         nandoctor's own names for what has no Keras class."""
         layer = cls(name=name, class_name="EmbeddingMatrix" if is_table else "Array", module="nandoctor.loaders")
-        layer.weights = [Weight("embeddings" if is_table else "values", name, source.shape, source.logical_dtype, source)]
+        layer.weights = [
+            Weight("embeddings" if is_table else "values", name, source.shape, source.logical_dtype, source)
+        ]
         return layer
 
     @property
@@ -108,9 +110,7 @@ class Layer:
 
     @property
     def is_embedding(self) -> bool:
-        return self.class_name in EMBEDDING_CLASSES or any(
-            w.name == "embeddings" for w in self.weights
-        )
+        return self.class_name in EMBEDDING_CLASSES or any(w.name == "embeddings" for w in self.weights)
 
     def embedding_matrix(self) -> Weight | None:
         for weight in self.weights:
@@ -252,7 +252,7 @@ class ModelView:
             return tuple(shape), None
         return None, None
 
-    def integer_sequence_length(self, embedding: Layer) -> int | None | bool:
+    def integer_sequence_length(self, embedding: Layer) -> int | bool | None:
         """For an embedding fed a batch of integer sequences, their static length (None when
         variable); False when its input is not a sequence of several integer ids."""
         shape, _ = self.input_spec(embedding)

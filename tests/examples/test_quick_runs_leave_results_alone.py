@@ -31,8 +31,14 @@ def test_a_quick_run_as_a_user_types_it_leaves_the_committed_results_as_they_wer
     results = ROOT / "examples" / "c_cosine" / "results"
     before = digests(results)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "examples.c_cosine.broken", "--quick"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.c_cosine.broken", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert digests(results) == before
     assert f"results: {ROOT / '.cache' / 'examples' / 'c_cosine' / 'broken.json'}" in done.stderr

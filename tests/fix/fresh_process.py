@@ -32,7 +32,11 @@ _PREDICT = textwrap.dedent(
 def predict_in_fresh_process(model_path, inputs: np.ndarray, tmp_path: Path, api: str = "keras") -> np.ndarray:
     inputs_path, out_path = tmp_path / "inputs.npy", tmp_path / "outputs.npy"
     np.save(inputs_path, inputs)
-    done = subprocess.run([sys.executable, "-c", _PREDICT, api, str(model_path), str(inputs_path), str(out_path)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _PREDICT, api, str(model_path), str(inputs_path), str(out_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return np.load(out_path)

@@ -19,10 +19,13 @@ def zero_row_table(path):
     np.save(path, table)
 
 
-@pytest.mark.parametrize("args, message", [
-    ((), "give --output OUT or --in-place"),
-    (("--in-place", "-o", "x.keras"), "not both"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "give --output OUT or --in-place"),
+        (("--in-place", "-o", "x.keras"), "not both"),
+    ],
+)
 def test_fix_needs_to_know_where_to_write(tmp_path, args, message):
     result = run_cli("fix", SEED_D, *args, expected_exit=2)
     assert message in result.stderr
@@ -57,9 +60,15 @@ def test_several_inputs_need_an_output_folder(tmp_path):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(cut=st.integers(min_value=0, max_value=len(SEED_D.read_bytes())),
-       flips=st.lists(st.tuples(st.integers(min_value=0, max_value=len(SEED_D.read_bytes()) - 1),
-                                st.integers(min_value=0, max_value=255)), max_size=8))
+@given(
+    cut=st.integers(min_value=0, max_value=len(SEED_D.read_bytes())),
+    flips=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=len(SEED_D.read_bytes()) - 1), st.integers(min_value=0, max_value=255)
+        ),
+        max_size=8,
+    ),
+)
 def test_mutated_files_never_crash_fix_nor_change_the_input(tmp_path_factory, cut, flips):
     folder = tmp_path_factory.mktemp("mutated")
     data = bytearray(SEED_D.read_bytes())

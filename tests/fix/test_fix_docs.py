@@ -20,5 +20,7 @@ def test_the_cli_page_lists_every_fix_with_its_safety():
     table = ROOT.joinpath("docs", "cli.md").read_text().split("## `nandoctor fix PATH...`")[1].split("\n## ")[0]
     rows = [line for line in table.splitlines() if line.startswith("| ND")]
     for prescription in PRESCRIPTIONS:
-        assert any(all(code in row for code in prescription.codes) and row.rstrip(" |").endswith(
-            prescription.safety.value) for row in rows), prescription.__name__
+        assert any(
+            all(code in row for code in prescription.codes) and row.rstrip(" |").endswith(prescription.safety.value)
+            for row in rows
+        ), prescription.__name__

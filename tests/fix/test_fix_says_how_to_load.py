@@ -22,8 +22,9 @@ def test_the_fix_that_writes_a_nandoctor_layer_says_to_import_nandoctor_before_l
     # What the note prevents: Keras alone cannot rebuild the file.
     load = "import keras, sys; keras.saving.load_model(sys.argv[1])"
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", load, str(fixed)], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", load, str(fixed)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert done.returncode != 0 and "MaskedEmbedding" in done.stderr
 
 

@@ -20,8 +20,12 @@ def test_the_fixed_tables_train_without_nan_under_the_hand_written_cosine(keras,
     args = argparse.Namespace(quick=True, out=tmp_path, started=time.monotonic())
     runs = {}
     for name, path in (("as saved", source), ("fixed", fixed)):
-        model = keras.saving.load_model(path, compile=False, safe_mode=False, custom_objects={
-            "hand_written_cosine": broken.hand_written_cosine, "max_margin": ranking.max_margin})
+        model = keras.saving.load_model(
+            path,
+            compile=False,
+            safe_mode=False,
+            custom_objects={"hand_written_cosine": broken.hand_written_cosine, "max_margin": ranking.max_margin},
+        )
         model.compile(optimizer="adam", loss=ranking.output_is_the_loss)
         runs[name] = ranking.train(args, name.replace(" ", "_"), model, inputs)
     assert not runs["as saved"]["weights_finite_at_end"]

@@ -20,8 +20,14 @@ def findings_of(path) -> set[tuple[str, str]]:
     return {(finding.code, finding.layer) for finding in nandoctor.scan(str(path)).findings}
 
 
-@pytest.mark.parametrize("name, api", [("seed_d_padding_flatten.keras", "keras"), ("seed_d_padding_flatten.h5", "keras"),
-                                       ("seed_d_padding_flatten_keras2.h5", "tf_keras")])
+@pytest.mark.parametrize(
+    "name, api",
+    [
+        ("seed_d_padding_flatten.keras", "keras"),
+        ("seed_d_padding_flatten.h5", "keras"),
+        ("seed_d_padding_flatten_keras2.h5", "tf_keras"),
+    ],
+)
 def test_the_padding_row_is_zeroed_and_only_padded_inputs_change(keras, tf_keras, tmp_path, name, api):
     source, fixed = BROKEN / name, tmp_path / name
     result = run_cli("fix", source, "-o", fixed, "--format", "json", expected_exit=1)
@@ -46,8 +52,12 @@ def test_the_padding_row_is_zeroed_and_only_padded_inputs_change(keras, tf_keras
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_a_softmax_over_one_unit_becomes_the_sigmoid_it_stood_for(keras, tmp_path, suffix):
     features = keras.Input((6,))
-    model = keras.Model(features, keras.layers.Dense(1, activation="softmax", name="is_spam")(
-        keras.layers.Dense(8, activation="relu", name="hidden")(features)))
+    model = keras.Model(
+        features,
+        keras.layers.Dense(1, activation="softmax", name="is_spam")(
+            keras.layers.Dense(8, activation="relu", name="hidden")(features)
+        ),
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy")
     source, fixed = tmp_path / f"spam{suffix}", tmp_path / f"fixed{suffix}"
     model.save(source)

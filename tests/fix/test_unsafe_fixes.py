@@ -42,8 +42,9 @@ def test_a_plain_embedding_becomes_a_masked_embedding_with_its_table(keras, tmp_
     original = keras.saving.load_model(source, compile=False)
     vocabulary = original.get_layer("embedding").get_weights()[0].shape[0]
     words = np.random.default_rng(1).integers(1, vocabulary, size=(6, 60)).astype("int32")
-    np.testing.assert_allclose(predict_in_fresh_process(fixed, words, tmp_path),
-                               original.predict(words, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(
+        predict_in_fresh_process(fixed, words, tmp_path), original.predict(words, verbose=0), atol=1e-6
+    )
 
 
 def test_a_relu_output_under_cross_entropy_becomes_softmax_when_asked(keras, tmp_path):

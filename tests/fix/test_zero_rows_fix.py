@@ -32,8 +32,9 @@ def write_npz(path, values):
 
 
 def write_vec(path, values):
-    path.write_text(f"{ROWS} {DIM}\n" + "".join(f"{w} " + " ".join(f"{v:.6f}" for v in row) + "\n"
-                                                 for w, row in zip(WORDS, values)))
+    path.write_text(
+        f"{ROWS} {DIM}\n" + "".join(f"{w} " + " ".join(f"{v:.6f}" for v in row) + "\n" for w, row in zip(WORDS, values))
+    )
 
 
 def write_glove(path, values):
@@ -41,8 +42,10 @@ def write_glove(path, values):
 
 
 def write_bin(path, values):
-    path.write_bytes(f"{ROWS} {DIM}\n".encode() + b"".join(w.encode() + b" " + row.astype("<f4").tobytes() + b"\n"
-                                                          for w, row in zip(WORDS, values)))
+    path.write_bytes(
+        f"{ROWS} {DIM}\n".encode()
+        + b"".join(w.encode() + b" " + row.astype("<f4").tobytes() + b"\n" for w, row in zip(WORDS, values))
+    )
 
 
 def write_safetensors(path, values):
@@ -51,8 +54,14 @@ def write_safetensors(path, values):
     save_file({"model.embed_tokens.weight": values, "lm_head.bias": np.zeros(3, "float32")}, str(path))
 
 
-FORMATS = {"t.npy": write_npy, "t.npz": write_npz, "t.vec": write_vec, "glove.txt": write_glove,
-           "t.bin": write_bin, "t.safetensors": write_safetensors}
+FORMATS = {
+    "t.npy": write_npy,
+    "t.npz": write_npz,
+    "t.vec": write_vec,
+    "glove.txt": write_glove,
+    "t.bin": write_bin,
+    "t.safetensors": write_safetensors,
+}
 
 
 def read_table(path) -> tuple[np.ndarray, list[str] | None]:
@@ -88,7 +97,9 @@ def test_other_members_of_an_npz_are_kept(tmp_path):
     with np.load(fixed, allow_pickle=False) as arrays:
         np.testing.assert_array_equal(arrays["other"], np.arange(5.0))
     with zipfile.ZipFile(source) as a, zipfile.ZipFile(fixed) as b:
-        assert [(i.filename, i.compress_type) for i in a.infolist()] == [(i.filename, i.compress_type) for i in b.infolist()]
+        assert [(i.filename, i.compress_type) for i in a.infolist()] == [
+            (i.filename, i.compress_type) for i in b.infolist()
+        ]
 
 
 def test_the_seed_decides_the_new_rows(tmp_path):
@@ -131,6 +142,6 @@ def test_a_word2vec_binary_keeps_its_record_layout(tmp_path):
     assert len(a) == len(b)
     header = len(f"{ROWS} {DIM}\n")
     record = lambda i: header + sum(len(w) + 1 + 4 * DIM + 1 for w in WORDS[:i])  # noqa: E731
-    changed = {i for i in range(ROWS) if a[record(i):record(i + 1)] != b[record(i):record(i + 1)]}
+    changed = {i for i in range(ROWS) if a[record(i) : record(i + 1)] != b[record(i) : record(i + 1)]}
     assert changed == {3, 17, 31, 49}
-    assert struct.unpack("<f", b[record(3) + 3:record(3) + 7])[0] != 0.0
+    assert struct.unpack("<f", b[record(3) + 3 : record(3) + 7])[0] != 0.0

@@ -40,8 +40,11 @@ def run_layer_test(
     path = tmp_path / f"{layer_cls.__name__}.keras"
     model.save(path)
     reloaded = keras.models.load_model(path)  # no custom_objects: registered by nandoctor
-    np.testing.assert_allclose(np.asarray(reloaded.predict(input_data, verbose=0), "float32"),
-                               np.asarray(model.predict(input_data, verbose=0), "float32"), atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(reloaded.predict(input_data, verbose=0), "float32"),
+        np.asarray(model.predict(input_data, verbose=0), "float32"),
+        atol=1e-6,
+    )
 
     if expected_num_trainable_weights:
         before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]

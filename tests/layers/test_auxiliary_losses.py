@@ -31,7 +31,9 @@ def expected_total(targets, predictions, progress):
 def test_added_loss_follows_the_paper_schedule(progress):
     rng = np.random.default_rng(0)
     targets = rng.integers(0, VOCAB, size=(3, LENGTH + HORIZON - 1)).astype("int32")
-    predictions = [[rng.normal(size=(3, LENGTH, VOCAB)).astype("float32") for _ in range(HORIZON)] for _ in range(BLOCKS)]
+    predictions = [
+        [rng.normal(size=(3, LENGTH, VOCAB)).astype("float32") for _ in range(HORIZON)] for _ in range(BLOCKS)
+    ]
     layer = AuxiliaryLosses(num_blocks=BLOCKS, horizon=HORIZON)
     layer.build(None)
     layer.progress.assign(progress)

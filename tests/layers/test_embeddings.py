@@ -34,8 +34,14 @@ def padded_documents(rng, count=32, length=10):
 
 def test_the_padding_row_stays_zero_through_training(keras_seed):
     rng = np.random.default_rng(0)
-    model = keras.Sequential([keras.Input((10,), dtype="int32"), MaskedEmbedding(VOCAB, DIM, name="emb"),
-                              keras.layers.Flatten(), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((10,), dtype="int32"),
+            MaskedEmbedding(VOCAB, DIM, name="emb"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.1), loss="mse")
     table_before = model.get_layer("emb").get_weights()[0].copy()
     assert (table_before[0] == 0).all()
@@ -54,8 +60,14 @@ def test_pretrained_weights_are_taken_as_given_except_the_padding_row():
 
 
 def test_masked_embedding_contract(tmp_path):
-    run_layer_test(MaskedEmbedding, {"input_dim": VOCAB, "output_dim": DIM}, padded_documents(np.random.default_rng(1), 4),
-                   (4, 10, DIM), 1, tmp_path)
+    run_layer_test(
+        MaskedEmbedding,
+        {"input_dim": VOCAB, "output_dim": DIM},
+        padded_documents(np.random.default_rng(1), 4),
+        (4, 10, DIM),
+        1,
+        tmp_path,
+    )
 
 
 def test_masked_embedding_refuses_mask_zero_and_bad_ids():
@@ -71,7 +83,9 @@ def test_tied_reverse_projection_is_x_times_the_transposed_table(hidden):
     layer = TiedEmbedding(VOCAB, DIM)
     layer.build()
     table = keras.ops.convert_to_numpy(layer.embeddings)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(hidden, reverse=True)), hidden @ table.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(hidden, reverse=True)), hidden @ table.T, rtol=1e-5, atol=1e-5
+    )
 
 
 def tied_language_model():
@@ -79,7 +93,9 @@ def tied_language_model():
     embedding = TiedEmbedding(VOCAB, DIM, name="tied")
     logits = embedding(keras.layers.Dense(DIM, name="mix")(embedding(tokens)), reverse=True)
     model = keras.Model(tokens, logits)
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -114,8 +130,14 @@ def test_the_saved_file_stores_the_tied_matrix_once(tmp_path):
 
 
 def test_tied_embedding_contract(tmp_path):
-    run_layer_test(TiedEmbedding, {"input_dim": VOCAB, "output_dim": DIM},
-                   np.random.default_rng(4).integers(0, VOCAB, size=(4, 5)).astype("int32"), (4, 5, DIM), 1, tmp_path)
+    run_layer_test(
+        TiedEmbedding,
+        {"input_dim": VOCAB, "output_dim": DIM},
+        np.random.default_rng(4).integers(0, VOCAB, size=(4, 5)).astype("int32"),
+        (4, 5, DIM),
+        1,
+        tmp_path,
+    )
 
 
 def test_tied_embedding_refuses_to_untie():

@@ -29,8 +29,10 @@ def padded(rows):
 
 
 @settings(max_examples=40, deadline=None)
-@given(hnp.arrays(np.float32, (3, STEPS, FEATURES), elements=st.floats(-100, 100, width=32)),
-       hnp.arrays(np.bool_, (3, STEPS)))
+@given(
+    hnp.arrays(np.float32, (3, STEPS, FEATURES), elements=st.floats(-100, 100, width=32)),
+    hnp.arrays(np.bool_, (3, STEPS)),
+)
 def test_equals_the_mean_of_the_unmasked_steps_and_zero_for_an_empty_row(values, mask):
     pooled = keras.ops.convert_to_numpy(MaskedMeanPooling()(values, mask=mask))
     for row in range(3):

@@ -56,8 +56,13 @@ def token_ids(batch=4, length=10, seed=1):
 CONTRACTS = {
     "MaskedEmbedding": (MaskedEmbedding, {"input_dim": VOCAB, "output_dim": 4}, token_ids(), (4, 10, 4), 1),
     "TiedEmbedding": (TiedEmbedding, {"input_dim": VOCAB, "output_dim": 4}, token_ids(), (4, 10, 4), 1),
-    "SafeCosineSimilarity": (SafeCosineSimilarity, {}, [sequence(length=1, hidden=6), sequence(hidden=6, seed=1)],
-                             (4, 5), 0),
+    "SafeCosineSimilarity": (
+        SafeCosineSimilarity,
+        {},
+        [sequence(length=1, hidden=6), sequence(hidden=6, seed=1)],
+        (4, 5),
+        0,
+    ),
     "PositionEmbedding": (PositionEmbedding, {"sequence_length": 7}, sequence(), (4, 5, 8), 1),
     "SinusoidalPositionEncoding": (SinusoidalPositionEncoding, {}, sequence(length=300), (4, 300, 8), 0),
     "TemporalEncoding": (TemporalEncoding, {"memory_size": 5}, sequence(), (4, 5, 8), 1),

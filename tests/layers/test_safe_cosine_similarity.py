@@ -55,7 +55,7 @@ def is_finite(cosine, a, b) -> bool:
 def exact_cosine(a, b):
     a, b = a.astype(np.float64), b.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-            return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+        return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
 
 @settings(max_examples=150, deadline=None)
@@ -67,8 +67,10 @@ def test_value_and_gradient_are_finite_for_any_float32_vectors(a, b):
 
 
 @settings(max_examples=150, deadline=None)
-@given(hnp.arrays(np.float32, (2, DIM), elements=st.floats(-1e6, 1e6, width=32)),
-       hnp.arrays(np.float32, (2, DIM), elements=st.floats(-1e6, 1e6, width=32)))
+@given(
+    hnp.arrays(np.float32, (2, DIM), elements=st.floats(-1e6, 1e6, width=32)),
+    hnp.arrays(np.float32, (2, DIM), elements=st.floats(-1e6, 1e6, width=32)),
+)
 def test_equals_the_exact_cosine_away_from_zero(a, b):
     away = (np.linalg.norm(a, axis=-1) > 1e-2) & (np.linalg.norm(b, axis=-1) > 1e-2)
     value = ops.convert_to_numpy(SafeCosineSimilarity()([a, b]))
@@ -84,8 +86,10 @@ def test_a_zero_vector_scores_zero_with_a_bounded_gradient():
 
 
 @settings(max_examples=150, deadline=None)
-@given(hnp.arrays(np.float32, (2, DIM), elements=st.floats(-BIG, BIG, width=32)),
-       hnp.arrays(np.float32, (2, DIM), elements=st.floats(-BIG, BIG, width=32)))
+@given(
+    hnp.arrays(np.float32, (2, DIM), elements=st.floats(-BIG, BIG, width=32)),
+    hnp.arrays(np.float32, (2, DIM), elements=st.floats(-BIG, BIG, width=32)),
+)
 def test_gradient_is_bounded_by_one_over_epsilon(a, b):
     """Cosine is scale-free, so no input should get a gradient beyond the 1/epsilon that a
     zero vector's undefined direction costs; a guard outside the roots breaks this."""
@@ -131,13 +135,16 @@ def test_safe_norm_is_within_epsilon_and_its_gradient_is_zero_at_zero():
     np.testing.assert_allclose(ops.convert_to_numpy(safe_norm(x)), [5.0, 1e-6], rtol=1e-6)
     (gradient,) = gradients(safe_norm, x)
     assert gradient[1].tolist() == [0.0, 0.0]
-    np.testing.assert_allclose(np.linalg.norm(safe_l2_normalize(np.array([[3e38, 3e38]], np.float32)), axis=-1), 1.0,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.linalg.norm(safe_l2_normalize(np.array([[3e38, 3e38]], np.float32)), axis=-1), 1.0, rtol=1e-6
+    )
 
 
 def test_layer_contract(tmp_path):
-    data = [np.random.default_rng(0).normal(size=(4, 1, DIM)).astype("float32"),
-            np.random.default_rng(1).normal(size=(4, 5, DIM)).astype("float32")]
+    data = [
+        np.random.default_rng(0).normal(size=(4, 1, DIM)).astype("float32"),
+        np.random.default_rng(1).normal(size=(4, 5, DIM)).astype("float32"),
+    ]
     run_layer_test(SafeCosineSimilarity, {}, data, (4, 5), 0, tmp_path)
 
 

@@ -29,16 +29,20 @@ def normalized(layer, x):
 def test_equals_x_over_its_norm_away_from_zero(x):
     norms = np.linalg.norm(x.astype(np.float64), axis=-1, keepdims=True)
     away = norms[:, 0] > 1e-2
-    np.testing.assert_allclose(normalized(SafeL2Normalization(), x)[away], (x / np.maximum(norms, 1e-30))[away],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        normalized(SafeL2Normalization(), x)[away], (x / np.maximum(norms, 1e-30))[away], rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("dtype", POLICIES)
 def test_a_zero_vector_maps_to_zero_with_a_gradient_the_dtype_holds(dtype):
     layer = SafeL2Normalization(dtype=dtype)
     a = np.zeros((1, 3), np.float32)
-    value, gradient = value_and_gradient(lambda pair: keras.ops.sum(keras.ops.multiply(layer(pair[0]), pair[1]), -1), a,
-                                          np.array([[1.0, 2.0, 3.0]], np.float32))
+    value, gradient = value_and_gradient(
+        lambda pair: keras.ops.sum(keras.ops.multiply(layer(pair[0]), pair[1]), -1),
+        a,
+        np.array([[1.0, 2.0, 3.0]], np.float32),
+    )
     assert np.asarray(value, "float32").tolist() == [0.0]
     largest = float(np.max(np.abs(np.asarray(gradient, "float32"))))
     assert np.isfinite(largest) and largest <= 3.01 / layer.resolved_epsilon
@@ -56,8 +60,9 @@ def test_keras_unit_normalization_breaks_where_this_layer_does_not():
     x = np.array([[0.0, 0.0], [300.0, 400.0]], np.float32)
     keras_out = normalized(keras.layers.UnitNormalization(dtype="mixed_float16"), x)
     assert np.isnan(keras_out[0]).all() and keras_out[1].tolist() == [0.0, 0.0]
-    np.testing.assert_allclose(normalized(SafeL2Normalization(dtype="mixed_float16"), x), [[0, 0], [0.6, 0.8]],
-                               rtol=1e-2)
+    np.testing.assert_allclose(
+        normalized(SafeL2Normalization(dtype="mixed_float16"), x), [[0, 0], [0.6, 0.8]], rtol=1e-2
+    )
 
 
 def test_safe_l2_normalization_contract(tmp_path):

@@ -126,7 +126,7 @@ def model():
 def test_causal_attention_output_at_t_ignores_every_input_after_t(model, tokens, t, replacement):
     original = np.array([tokens], "int32")
     changed = original.copy()
-    changed[0, t + 1:] = (changed[0, t + 1:] + replacement) % 10 + 1
+    changed[0, t + 1 :] = (changed[0, t + 1 :] + replacement) % 10 + 1
     before, after = model.predict(original, verbose=0), model.predict(changed, verbose=0)
     np.testing.assert_allclose(before[0, : t + 1], after[0, : t + 1], atol=1e-5)
 

@@ -56,20 +56,28 @@ def found(model, code):
     return [f for f in nandoctor.check(model).findings if f.code == code]
 
 
-@pytest.mark.parametrize("make", [
-    lambda: functional_gpt(TransformerBlock(causal=False)),
-    lambda: subclassed_gpt(causal=False),
-], ids=["custom layer", "subclassed model"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: functional_gpt(TransformerBlock(causal=False)),
+        lambda: subclassed_gpt(causal=False),
+    ],
+    ids=["custom layer", "subclassed model"],
+)
 def test_a_gpt_without_a_causal_mask_that_declares_nothing_gets_causal_leak(keras_seed, make):
     (leak,) = found(make(), "ND502")
     assert leak.severity == "error" and leak.details["evidence"] == "measured"
     assert leak.details["next_token_model"] == "its output at every position is over its input vocabulary"
 
 
-@pytest.mark.parametrize("make", [
-    lambda: functional_gpt(TransformerBlock(causal=True)),
-    lambda: subclassed_gpt(causal=True),
-], ids=["custom layer", "subclassed model"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: functional_gpt(TransformerBlock(causal=True)),
+        lambda: subclassed_gpt(causal=True),
+    ],
+    ids=["custom layer", "subclassed model"],
+)
 def test_the_same_gpts_with_their_causal_mask_are_quiet(keras_seed, make):
     assert found(make(), "ND502") == []
 

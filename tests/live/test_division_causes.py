@@ -28,8 +28,10 @@ from nandoctor.live.unguarded_division import (
 )
 
 pytestmark = pytest.mark.every_backend
-graph_checks_run = pytest.mark.skipif(keras.backend.backend() not in GraphChecks.backends,
-                                      reason=f"the graph checks do not run on {keras.backend.backend()}")
+graph_checks_run = pytest.mark.skipif(
+    keras.backend.backend() not in GraphChecks.backends,
+    reason=f"the graph checks do not run on {keras.backend.backend()}",
+)
 
 
 def prescriptions(model) -> dict[str, str]:
@@ -37,8 +39,11 @@ def prescriptions(model) -> dict[str, str]:
     view = view_of_model(model)
     operations = {op.name: op for op in _forward_operations(model, view) or []}
     rules = {rule.code: rule for rule in (UnguardedDivision, SingularGradient)}
-    return {finding.code: rules[finding.code].fix_for(operations[finding.details["operation"]])
-            for finding in GraphChecks().run(model, view) if finding.code in rules}
+    return {
+        finding.code: rules[finding.code].fix_for(operations[finding.details["operation"]])
+        for finding in GraphChecks().run(model, view)
+        if finding.code in rules
+    }
 
 
 def two_tower(function, dtype=None):
@@ -107,10 +112,14 @@ def test_the_same_denominator_in_float32_gets_the_generic_guard():
 
 
 @graph_checks_run
-@pytest.mark.parametrize("function, fix", [
-    (lambda p: keras.ops.arccos(keras.ops.sum(p[0] * p[1], -1)), ANGLE_FIX),
-    (lambda p: keras.ops.power(keras.ops.abs(p[0]), 0.5), POWER_FIX),
-], ids=["unclipped arccos", "square root as a power"])
+@pytest.mark.parametrize(
+    "function, fix",
+    [
+        (lambda p: keras.ops.arccos(keras.ops.sum(p[0] * p[1], -1)), ANGLE_FIX),
+        (lambda p: keras.ops.power(keras.ops.abs(p[0]), 0.5), POWER_FIX),
+    ],
+    ids=["unclipped arccos", "square root as a power"],
+)
 def test_each_singular_gradient_is_prescribed_its_own_cure(function, fix):
     assert prescriptions(two_tower(function)) == {"ND202": fix}
 
@@ -126,8 +135,11 @@ def test_a_clamp_outside_roots_taken_in_another_layer_is_prescribed_moving_its_e
     view_model = keras.Model([a, b], cosine)
     view = view_of_model(view_model)
     operations = {op.name: op for op in _forward_operations(view_model, view) or []}
-    fixes = {finding.layer: SingularGradient.fix_for(operations[finding.details["operation"]])
-             for finding in GraphChecks().run(view_model, view) if finding.code == "ND202"}
+    fixes = {
+        finding.layer: SingularGradient.fix_for(operations[finding.details["operation"]])
+        for finding in GraphChecks().run(view_model, view)
+        if finding.code == "ND202"
+    }
     assert fixes == {"norms": ROOT_FIX, "cosine": CLAMPED_ROOT_FIX}
 
 
@@ -155,10 +167,14 @@ def division_findings(model):
     return [f for f in nandoctor.check(model).findings if f.code == "ND201"]
 
 
-@pytest.mark.parametrize("pooling", [
-    lambda: keras.layers.GlobalAveragePooling1D(name="pool"),
-    lambda: MaskedAttentionPooling(name="pool"),
-], ids=["Keras's GlobalAveragePooling1D", "a softmax masked with -inf"])
+@pytest.mark.parametrize(
+    "pooling",
+    [
+        lambda: keras.layers.GlobalAveragePooling1D(name="pool"),
+        lambda: MaskedAttentionPooling(name="pool"),
+    ],
+    ids=["Keras's GlobalAveragePooling1D", "a softmax masked with -inf"],
+)
 def test_a_nan_on_all_padding_sequences_is_prescribed_the_empty_mask_cures(pooling, keras_seed):
     (finding,) = division_findings(text_model(pooling()))
     assert finding.layer == "pool" and finding.details["recipe"].startswith("all-padding")
@@ -166,21 +182,31 @@ def test_a_nan_on_all_padding_sequences_is_prescribed_the_empty_mask_cures(pooli
     assert "MaskedMeanPooling" in finding.fix and "large finite negative" in finding.fix
 
 
-@pytest.mark.parametrize("pooling", [
-    lambda: MaskedMeanPooling(name="pool"),
-    lambda: MaskedAttentionPooling(fill=None, name="pool"),
-], ids=["MaskedMeanPooling", "Keras's Softmax with the mask"])
+@pytest.mark.parametrize(
+    "pooling",
+    [
+        lambda: MaskedMeanPooling(name="pool"),
+        lambda: MaskedAttentionPooling(fill=None, name="pool"),
+    ],
+    ids=["MaskedMeanPooling", "Keras's Softmax with the mask"],
+)
 def test_with_the_cure_applied_nothing_divides_by_an_empty_mask(pooling, keras_seed):
     assert division_findings(text_model(pooling())) == []
 
 
 @graph_checks_run
-@pytest.mark.parametrize("build, fixes", [
-    (lambda: text_model(MaskedMean(name="mean")), {"ND201": MASKED_MEAN_FIX}),
-    (lambda: two_tower(lambda p: keras.ops.sum(p[0] * p[1], -1) / (norm(p[0]) * norm(p[1]))),
-     {"ND201": NORM_FIX, "ND202": ROOT_FIX}),
-    (lambda: two_tower(over_its_squares, dtype="mixed_float16"), {"ND201": FLOAT16_FIX}),
-], ids=["masked mean", "cosine", "float16 denominator"])
+@pytest.mark.parametrize(
+    "build, fixes",
+    [
+        (lambda: text_model(MaskedMean(name="mean")), {"ND201": MASKED_MEAN_FIX}),
+        (
+            lambda: two_tower(lambda p: keras.ops.sum(p[0] * p[1], -1) / (norm(p[0]) * norm(p[1]))),
+            {"ND201": NORM_FIX, "ND202": ROOT_FIX},
+        ),
+        (lambda: two_tower(over_its_squares, dtype="mixed_float16"), {"ND201": FLOAT16_FIX}),
+    ],
+    ids=["masked mean", "cosine", "float16 denominator"],
+)
 def test_check_reports_the_cure_for_what_the_graph_checks_traced(build, fixes, keras_seed):
     report = nandoctor.check(build())
     assert {f.code: f.fix for f in report.findings if f.code in ("ND201", "ND202")} == fixes

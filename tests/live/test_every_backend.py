@@ -52,10 +52,17 @@ def test_what_cannot_run_on_this_backend_is_said_in_the_notes(keras_seed):
 
 
 # Zoo models that build in seconds on either backend, each with what its entry expects.
-ZOO_ON_EVERY_BACKEND = ("nandoctor_memory_network", "nandoctor_tied_language_model", "nandoctor_safe_cosine_ranker",
-                        "nandoctor_masked_topic_classifier", "nandoctor_docs_nd201_use_instead",
-                        "keras_io_text_generation_with_miniature_gpt", "keras_io_masked_language_modeling",
-                        "keras_io_ner_transformers", "keras_hub_phi3_causal_lm")
+ZOO_ON_EVERY_BACKEND = (
+    "nandoctor_memory_network",
+    "nandoctor_tied_language_model",
+    "nandoctor_safe_cosine_ranker",
+    "nandoctor_masked_topic_classifier",
+    "nandoctor_docs_nd201_use_instead",
+    "keras_io_text_generation_with_miniature_gpt",
+    "keras_io_masked_language_modeling",
+    "keras_io_ner_transformers",
+    "keras_hub_phi3_causal_lm",
+)
 
 
 @pytest.mark.parametrize("entry_id", ZOO_ON_EVERY_BACKEND)
@@ -77,6 +84,10 @@ def found_only_elsewhere(entry) -> set[str]:
     from nandoctor.live import LIVE_CHECKS
 
     backend = keras.backend.backend()
-    here = {rule.code for check in LIVE_CHECKS if check.backends is None or backend in check.backends
-            for rule in check.raises}
+    here = {
+        rule.code
+        for check in LIVE_CHECKS
+        if check.backends is None or backend in check.backends
+        for rule in check.raises
+    }
     return set(entry.live_only) - here

@@ -9,8 +9,10 @@ from nandoctor.live.graph_checks import GraphChecks
 
 # PyTorch gives no graph to read: there the report says the graph checks did not run
 # (tests/live/test_every_backend.py).
-pytestmark = pytest.mark.skipif(keras.backend.backend() not in GraphChecks.backends,
-                                reason=f"the graph checks do not run on {keras.backend.backend()}")
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() not in GraphChecks.backends,
+    reason=f"the graph checks do not run on {keras.backend.backend()}",
+)
 
 
 def two_tower(function):
@@ -40,20 +42,36 @@ def test_a_clamp_outside_the_root_still_leaves_the_gradient_singular():
 
 @pytest.mark.every_backend
 def test_a_log_of_a_softmax_is_an_unguarded_log_and_the_nan_probe_confirms_it():
-    findings = [f for f in nandoctor.check(two_tower(lambda p: keras.ops.log(keras.ops.softmax(p[0])))).findings
-                if f.code.startswith("ND2")]
+    findings = [
+        f
+        for f in nandoctor.check(two_tower(lambda p: keras.ops.log(keras.ops.softmax(p[0])))).findings
+        if f.code.startswith("ND2")
+    ]
     (finding,) = findings  # the probe's failure confirms the log, not a division
-    assert finding.code == "ND203" and "log_softmax" in finding.message and finding.details["operation"].lower().endswith("log")
+    assert (
+        finding.code == "ND203"
+        and "log_softmax" in finding.message
+        and finding.details["operation"].lower().endswith("log")
+    )
     assert finding.confidence == "high" and finding.details["probe"]["recipe"] == "inputs of magnitude 1e12"
 
 
 @pytest.mark.every_backend
-@pytest.mark.parametrize("function", [
-    lambda p: keras.ops.sum(p[0] * p[1], -1) / (keras.ops.sqrt(keras.ops.sum(p[0] * p[0], -1) + 1e-12)
-                                                * keras.ops.sqrt(keras.ops.sum(p[1] * p[1], -1) + 1e-12)),
-    lambda p: keras.ops.log(keras.ops.softmax(p[0]) + 1e-7),
-    lambda p: p[0] / keras.ops.exp(p[1]),
-], ids=["epsilon inside the roots", "log with epsilon", "division by exp"])
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda p: (
+            keras.ops.sum(p[0] * p[1], -1)
+            / (
+                keras.ops.sqrt(keras.ops.sum(p[0] * p[0], -1) + 1e-12)
+                * keras.ops.sqrt(keras.ops.sum(p[1] * p[1], -1) + 1e-12)
+            )
+        ),
+        lambda p: keras.ops.log(keras.ops.softmax(p[0]) + 1e-7),
+        lambda p: p[0] / keras.ops.exp(p[1]),
+    ],
+    ids=["epsilon inside the roots", "log with epsilon", "division by exp"],
+)
 def test_guarded_code_is_quiet(function):
     assert graph_codes(two_tower(function)) == []
 
@@ -73,8 +91,11 @@ def test_keras_normalised_dot_is_not_judged_by_its_graph_but_its_gradient_is_mea
     Keras takes the norm through a square root at 0; the NaN probe reports what it measured."""
     a, b = keras.Input((4,)), keras.Input((4,))
     x = keras.layers.LayerNormalization()(keras.layers.Dense(4)(a))
-    findings = [f for f in nandoctor.check(keras.Model([a, b], keras.layers.Dot(axes=1, normalize=True)([x, b]))).findings
-                if f.code.startswith("ND2")]
+    findings = [
+        f
+        for f in nandoctor.check(keras.Model([a, b], keras.layers.Dot(axes=1, normalize=True)([x, b]))).findings
+        if f.code.startswith("ND2")
+    ]
     assert not [f for f in findings if "operation" in f.details]  # nothing read from the graph
     if keras.backend.backend() == "jax":
         (measured,) = findings
@@ -84,11 +105,15 @@ def test_keras_normalised_dot_is_not_judged_by_its_graph_but_its_gradient_is_mea
 
 
 @pytest.mark.every_backend
-@pytest.mark.parametrize("function, code", [
-    (lambda p: keras.ops.power(keras.ops.sum(p[0] * p[0], -1), 0.5), "ND202"),
-    (lambda p: keras.ops.power(keras.ops.sum(p[0] * p[0], -1), -1.0), "ND201"),
-    (lambda p: keras.ops.arccos(keras.ops.sum(p[0] * p[1], -1)), "ND202"),
-], ids=["fractional power", "negative power", "arccos of a dot product"])
+@pytest.mark.parametrize(
+    "function, code",
+    [
+        (lambda p: keras.ops.power(keras.ops.sum(p[0] * p[0], -1), 0.5), "ND202"),
+        (lambda p: keras.ops.power(keras.ops.sum(p[0] * p[0], -1), -1.0), "ND201"),
+        (lambda p: keras.ops.arccos(keras.ops.sum(p[0] * p[1], -1)), "ND202"),
+    ],
+    ids=["fractional power", "negative power", "arccos of a dot product"],
+)
 def test_powers_and_angles_with_singular_derivatives(function, code):
     assert (code, "similarity") in graph_codes(two_tower(function))
 
@@ -136,8 +161,13 @@ def policy(request):
 
 def serious_graph_codes(model):
     """ND201-ND203 at warning or above, by layer: what a user would be told to fix."""
-    return sorted({(f.code, f.layer) for f in nandoctor.check(model).findings
-                   if f.code in ("ND201", "ND202", "ND203") and f.severity != "info"})
+    return sorted(
+        {
+            (f.code, f.layer)
+            for f in nandoctor.check(model).findings
+            if f.code in ("ND201", "ND202", "ND203") and f.severity != "info"
+        }
+    )
 
 
 def on_a_dense_output(function, width=4):
@@ -165,8 +195,9 @@ GUARDED = {
     "division by abs plus epsilon": lambda x: x / (keras.ops.abs(x) + 1e-6),
     "division by sigmoid plus epsilon": lambda x: x / (keras.ops.sigmoid(x) + 1e-6),
     "division by relu plus epsilon": lambda x: x / (keras.ops.relu(x) + 1e-6),
-    "division by the root of a sum of squares plus epsilon":
-        lambda x: x / keras.ops.sqrt(sum_last(keras.ops.square(x)) + 1e-6),
+    "division by the root of a sum of squares plus epsilon": lambda x: (
+        x / keras.ops.sqrt(sum_last(keras.ops.square(x)) + 1e-6)
+    ),
     "division by a mean of squares plus epsilon": lambda x: x / (keras.ops.mean(x * x, -1, keepdims=True) + 1e-6),
     "division by a max of abs plus epsilon": lambda x: x / (keras.ops.max(keras.ops.abs(x), -1, keepdims=True) + 1e-6),
     "log of a clipped sigmoid": lambda x: keras.ops.log(keras.ops.clip(keras.ops.sigmoid(x), 1e-7, 1 - 1e-7)),
@@ -185,8 +216,10 @@ def test_values_proved_positive_are_quiet_in_every_policy(policy, function):
 UNGUARDED = {
     "x over its norm": (lambda x: x / keras.ops.sqrt(sum_last(x * x)), [("ND201", "f"), ("ND202", "f")]),
     "log of a softmax": (lambda x: keras.ops.log(keras.ops.softmax(x)), [("ND203", "f")]),
-    "a clamp outside the root": (lambda x: x / keras.ops.maximum(keras.ops.sqrt(sum_last(keras.ops.square(x))), 1e-6),
-                                 [("ND202", "f")]),
+    "a clamp outside the root": (
+        lambda x: x / keras.ops.maximum(keras.ops.sqrt(sum_last(keras.ops.square(x))), 1e-6),
+        [("ND202", "f")],
+    ),
 }
 
 
@@ -281,8 +314,9 @@ def test_keras_binary_crossentropy_computed_in_float16_from_probabilities(policy
     takes the logits beneath the sigmoid instead, JAX's takes the clipped log: found there."""
     inputs, targets = keras.Input((6,)), keras.Input((1,))
     outputs = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dense(8, activation="relu")(inputs))
-    scored = keras.layers.Lambda(lambda pair: keras.losses.binary_crossentropy(pair[1], pair[0]),
-                                 name="scored")([outputs, targets])
+    scored = keras.layers.Lambda(lambda pair: keras.losses.binary_crossentropy(pair[1], pair[0]), name="scored")(
+        [outputs, targets]
+    )
     found = serious_graph_codes(keras.Model([inputs, targets], scored))
     in_float16 = policy != "float32" and keras.backend.backend() == "jax"
     assert found == ([("ND203", "scored")] if in_float16 else [])

@@ -23,14 +23,19 @@ def test_a_dict_input_model_is_fed_a_dict_with_its_padding_mask(keras_seed):
     model = keras.Model({"token_ids": token_ids, "padding_mask": padding_mask}, keras.layers.Dense(3)(x))
     inputs = probe_inputs(model, view_of_model(model))
     assert {slot.name: slot.role for slot in inputs.slots} == {"padding_mask": "padding_mask", "token_ids": "ids"}
-    assert inputs.ids()[0].vocabulary == 40 and set(inputs.typical(np.random.default_rng(0))) == {"token_ids", "padding_mask"}
+    assert inputs.ids()[0].vocabulary == 40 and set(inputs.typical(np.random.default_rng(0))) == {
+        "token_ids",
+        "padding_mask",
+    }
     _, said = notes(model)
     assert said == []
 
 
 def test_a_float_input_that_carries_ids_gets_ids_within_the_table():
     tokens = keras.Input((12,))  # keras-io's text classification declares its ids as floats
-    model = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(30, 4)(tokens))))
+    model = keras.Model(
+        tokens, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(30, 4)(tokens)))
+    )
     (slot,) = probe_inputs(model, view_of_model(model)).slots
     assert slot.role == "ids" and slot.vocabulary == 30
     assert notes(model)[1] == []

@@ -33,7 +33,10 @@ def test_zero_rows_make_the_unguarded_cosine_nan_and_the_probe_names_its_layer()
 
 
 def test_a_zero_row_against_a_real_one_gives_the_clamped_cosine_an_absurd_gradient():
-    (finding,) = confirmed(cosine_model(lambda p: keras.ops.sum(p[0] * p[1], -1) / keras.ops.maximum(norm(p[0]) * norm(p[1]), 1e-7)), "ND202")
+    (finding,) = confirmed(
+        cosine_model(lambda p: keras.ops.sum(p[0] * p[1], -1) / keras.ops.maximum(norm(p[0]) * norm(p[1]), 1e-7)),
+        "ND202",
+    )
     assert finding.details["probe"]["kind"] == "absurd gradient"
     assert finding.details["probe"]["recipe"].startswith("a zero embedding row in input 'input_layer")
 
@@ -68,7 +71,9 @@ def test_each_id_input_is_probed_within_the_table_it_feeds():
     entity_table = rng.normal(size=(12, 4)).astype("float32")
     entity_table[3:6] = 0.0
     words, entity = keras.Input((5,), dtype="int32"), keras.Input((1,), dtype="int32")
-    text = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(400, 4, weights=[word_table], name="word_emb")(words))
+    text = keras.layers.GlobalAveragePooling1D()(
+        keras.layers.Embedding(400, 4, weights=[word_table], name="word_emb")(words)
+    )
     candidate = keras.layers.Flatten()(keras.layers.Embedding(12, 4, weights=[entity_table], name="entity_emb")(entity))
     cosine = keras.layers.Lambda(lambda p: keras.ops.sum(p[0] * p[1], -1) / (norm(p[0]) * norm(p[1])), name="cos")
     (finding,) = confirmed(keras.Model([words, entity], cosine([text, candidate])), "ND201")
@@ -88,7 +93,8 @@ def test_zero_rows_reaching_a_root_clamped_outside_are_an_error_on_every_backend
     text = keras.layers.Dense(4, activation="tanh")(text)
     candidate = keras.layers.Flatten()(keras.layers.Embedding(12, 4, weights=[entity_table], name="entity_emb")(entity))
     cosine = keras.layers.Lambda(
-        lambda p: keras.ops.sum(p[0] * p[1], -1) / keras.ops.maximum(norm(p[0]) * norm(p[1]), 1e-3), name="cos")
+        lambda p: keras.ops.sum(p[0] * p[1], -1) / keras.ops.maximum(norm(p[0]) * norm(p[1]), 1e-3), name="cos"
+    )
     findings = nandoctor.check(keras.Model([words, entity], cosine([text, candidate]))).findings
     (zero_rows,) = [f for f in findings if f.code == "ND101"]
     assert zero_rows.layer == "entity_emb" and zero_rows.severity == "error"
@@ -103,10 +109,13 @@ def test_the_root_guarded_inside_leaves_zero_rows_at_info():
     entity_table[3:6] = 0.0
     words, entity = keras.Input((5,), dtype="int32"), keras.Input((1,), dtype="int32")
     text = keras.layers.Dense(4, activation="tanh")(
-        keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(40, 4, name="word_emb")(words)))
+        keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(40, 4, name="word_emb")(words))
+    )
     candidate = keras.layers.Flatten()(keras.layers.Embedding(12, 4, weights=[entity_table], name="entity_emb")(entity))
     safe_norm = lambda t: keras.ops.sqrt(keras.ops.sum(t * t, -1) + 1e-6)  # noqa: E731
-    cosine = keras.layers.Lambda(lambda p: keras.ops.sum(p[0] * p[1], -1) / (safe_norm(p[0]) * safe_norm(p[1])), name="cos")
+    cosine = keras.layers.Lambda(
+        lambda p: keras.ops.sum(p[0] * p[1], -1) / (safe_norm(p[0]) * safe_norm(p[1])), name="cos"
+    )
     findings = nandoctor.check(keras.Model([words, entity], cosine([text, candidate]))).findings
     assert [f.severity for f in findings if f.code == "ND101"] == ["info"]
     assert not [f for f in findings if f.code.startswith("ND2")]

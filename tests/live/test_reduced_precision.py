@@ -43,8 +43,9 @@ def stacked_dense(second_scale, second_dtype=None):
     second one's outputs reach about 1,000 x `second_scale`; no weight is near float16's range."""
     features = keras.Input((8,))
     hidden = keras.layers.Dense(16, kernel_initializer=keras.initializers.Constant(30.0), name="first")(features)
-    hidden = keras.layers.Dense(16, kernel_initializer=keras.initializers.Constant(second_scale), name="second",
-                                dtype=second_dtype)(hidden)
+    hidden = keras.layers.Dense(
+        16, kernel_initializer=keras.initializers.Constant(second_scale), name="second", dtype=second_dtype
+    )(hidden)
     return keras.Model(features, keras.layers.Dense(1, dtype="float32", name="out")(hidden))
 
 
@@ -60,6 +61,7 @@ def zero_row_norm(epsilon, norm_dtype=None):
 
 
 # 1. The probes judge in the model's policy as they do in float32.
+
 
 @pytest.mark.parametrize("policy", REDUCED)
 def test_the_probes_catch_the_same_leaks_in_reduced_precision(keras_seed, policy):
@@ -97,6 +99,7 @@ def test_the_replay_names_the_bfloat16_layer_that_overflows(keras_seed):
 
 # 2. The headroom table, and ND805 measured.
 
+
 def test_an_activation_that_overflows_float16_is_named_at_its_layer(keras_seed):
     with global_policy("mixed_float16"):
         model = stacked_dense(30.0)
@@ -118,9 +121,15 @@ def test_activations_within_the_factor_of_float16s_largest_value_are_a_warning(k
     assert 65504 / 16 < near.details["max_abs"] < 65504
 
 
-@pytest.mark.parametrize("policy, second_dtype", [
-    ("float32", None), ("mixed_bfloat16", None), ("mixed_float16", "float32"),
-], ids=["float32", "bfloat16 holds it", "overflowing layer kept in float32"])
+@pytest.mark.parametrize(
+    "policy, second_dtype",
+    [
+        ("float32", None),
+        ("mixed_bfloat16", None),
+        ("mixed_float16", "float32"),
+    ],
+    ids=["float32", "bfloat16 holds it", "overflowing layer kept in float32"],
+)
 def test_the_same_activations_where_the_dtype_holds_them_get_nothing(keras_seed, policy, second_dtype):
     with global_policy(policy):
         model = stacked_dense(30.0, second_dtype)
@@ -131,7 +140,8 @@ def test_the_headroom_table_counts_values_float16_flushes_to_zero(keras_seed):
     with global_policy("mixed_float16"):
         logits = keras.Input((8,))
         shrunk = keras.layers.Activation("exponential", name="exp")(
-            keras.layers.Dense(8, kernel_initializer=keras.initializers.Constant(-20.0), name="dense")(logits))
+            keras.layers.Dense(8, kernel_initializer=keras.initializers.Constant(-20.0), name="dense")(logits)
+        )
         model = keras.Model(logits, shrunk)
     inputs = np.abs(np.random.default_rng(0).normal(size=(4, 8))).astype("float32")
     (dense, exp) = measure_headroom(model, inputs)
@@ -150,6 +160,7 @@ def test_computing_in_float32_puts_every_policy_back(keras_seed):
 
 # 3. A NaN that only float16's range makes.
 
+
 def test_a_too_small_epsilon_under_float16_is_confirmed_at_its_layer(keras_seed):
     with global_policy("mixed_float16"):
         model = zero_row_norm(1e-12)
@@ -165,18 +176,25 @@ def test_a_too_small_epsilon_under_float16_is_confirmed_at_its_layer(keras_seed)
 # The fix is both of the guide's: epsilon=1e-6 alone still breaks on JAX (its backward pass
 # overflows float16: rsqrt's derivative at 1e-6 is 5e8), the norm in float32 alone with 1e-12
 # still passes a gradient of 1e6 back into the float16 embedding. Both are measured and reported.
-@pytest.mark.parametrize("policy, epsilon, norm_dtype", [("float32", 1e-12, None), ("mixed_float16", 1e-6, "float32")],
-                         ids=["float32", "fixed"])
+@pytest.mark.parametrize(
+    "policy, epsilon, norm_dtype",
+    [("float32", 1e-12, None), ("mixed_float16", 1e-6, "float32")],
+    ids=["float32", "fixed"],
+)
 def test_the_same_norm_in_float32_or_fixed_gets_no_precision_finding(keras_seed, policy, epsilon, norm_dtype):
     with global_policy(policy):
         model = zero_row_norm(epsilon, norm_dtype)
     assert [f.code for f in findings_of(model)[0] if f.code.startswith(("ND2", "ND8"))] == []
 
 
-@pytest.mark.parametrize("make", [
-    lambda: keras.layers.LayerNormalization(epsilon=1e-12, name="norm"),
-    lambda: keras.layers.GroupNormalization(groups=2, epsilon=1e-12, name="norm"),
-], ids=["LayerNormalization", "GroupNormalization"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: keras.layers.LayerNormalization(epsilon=1e-12, name="norm"),
+        lambda: keras.layers.GroupNormalization(groups=2, epsilon=1e-12, name="norm"),
+    ],
+    ids=["LayerNormalization", "GroupNormalization"],
+)
 def test_keras_normalizations_compute_in_float32_and_get_nothing(keras_seed, make):
     with global_policy("mixed_float16"):
         features = keras.Input((8,))
@@ -194,8 +212,9 @@ def test_a_float16_input_overflow_is_not_an_unguarded_division(keras_seed):
     assert "float16 policy at layer 'h'" in note and "not judged" in note
 
 
-@pytest.mark.parametrize("output_dtype, expected", [(None, ["ND803"]), ("float32", [])],
-                         ids=["softmax in float16", "softmax in float32"])
+@pytest.mark.parametrize(
+    "output_dtype, expected", [(None, ["ND803"]), ("float32", [])], ids=["softmax in float16", "softmax in float32"]
+)
 def test_a_float16_softmax_output_is_named_at_its_layer(keras_seed, output_dtype, expected):
     with global_policy("mixed_float16"):
         features = keras.Input((8,))

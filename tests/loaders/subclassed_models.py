@@ -69,4 +69,3 @@ def keras_hub_blocks_model(keras):
     model = Encoder(name="encoder")
     model(np.zeros((1, 6), "int32"))
     return model
-

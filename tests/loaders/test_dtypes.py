@@ -12,6 +12,7 @@ from nandoctor.loaders import load
 @pytest.fixture
 def dtype_policy(keras):
     """Sets Keras's global dtype policy for one test and puts the default back."""
+
     def set_policy(name):
         keras.config.set_dtype_policy(name)
 

@@ -77,8 +77,9 @@ _names = st.text(st.characters(codec="utf-8", exclude_characters="/.\x00"), min_
 _attribute_values = st.one_of(
     st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20),  # a variable-length string
     st.binary(max_size=12).map(lambda raw: np.bytes_(raw.rstrip(b"\x00"))),  # a fixed-length byte string
-    st.lists(st.binary(min_size=1, max_size=6).map(lambda raw: raw.replace(b"\x00", b"x")), min_size=1,
-             max_size=4).map(lambda items: np.array(items, dtype="S")),  # `layer_names` as Keras 2 writes them
+    st.lists(st.binary(min_size=1, max_size=6).map(lambda raw: raw.replace(b"\x00", b"x")), min_size=1, max_size=4).map(
+        lambda items: np.array(items, dtype="S")
+    ),  # `layer_names` as Keras 2 writes them
     st.integers(-5, 5),
     st.lists(st.floats(allow_nan=False, width=32), max_size=3).map(lambda v: np.array(v, "float32")),
 )

@@ -30,8 +30,13 @@ from tests.loaders.subclassed_models import nested_model
 GOOD = FIXTURES / "clean" / "mlp.keras"
 
 # What the refusal says for each kind of link out of the file.
-REASONS = {"external": "has an external link", "soft-dangling": "has a soft link", "soft-out": "has an external link",
-           "virtual": "has a virtual dataset", "virtual-unlimited": "has a virtual dataset"}
+REASONS = {
+    "external": "has an external link",
+    "soft-dangling": "has a soft link",
+    "soft-out": "has an external link",
+    "virtual": "has a virtual dataset",
+    "virtual-unlimited": "has a virtual dataset",
+}
 
 
 @pytest.fixture
@@ -64,7 +69,7 @@ def link_out(h5: h5py.File, name: str, kind: str, target: str) -> str:
     else:  # virtual-unlimited: libhdf5 opens the source files to learn the extent
         layout = h5py.VirtualLayout((4, 1), "float32", maxshape=(None, 1))
         source = h5py.VirtualSource(target, "x", shape=(4, 2), maxshape=(None, 2))
-        layout[:h5py.h5s.UNLIMITED, 0] = source[:h5py.h5s.UNLIMITED, 1]
+        layout[: h5py.h5s.UNLIMITED, 0] = source[: h5py.h5s.UNLIMITED, 1]
         h5.create_virtual_dataset(name, layout)
     return "/" + name.lstrip("/")
 
@@ -94,8 +99,12 @@ def replace_a_member_weight(archive_path, kind: str, target: str) -> str:
 
 
 def scan_in_fresh_process(*paths) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nandoctor", "scan", "--format", "json", *map(str, paths)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nandoctor", "scan", "--format", "json", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def assert_refused_in_one_line(bad, link: str, reason: str) -> None:
@@ -140,9 +149,14 @@ def saved_formats(tmp_path_factory):
 
 
 # (the file or folder scanned, the HDF5 file in it that gets the link)
-HDF5_HOLDERS = [("model.keras", None), ("model.h5", "model.h5"), ("model.weights.h5", "model.weights.h5"),
-                ("sharded/m.weights.json", "sharded/m_00001.weights.h5"),
-                ("unzipped", "unzipped/model.weights.h5"), ("preset", "preset/model.weights.h5")]
+HDF5_HOLDERS = [
+    ("model.keras", None),
+    ("model.h5", "model.h5"),
+    ("model.weights.h5", "model.weights.h5"),
+    ("sharded/m.weights.json", "sharded/m_00001.weights.h5"),
+    ("unzipped", "unzipped/model.weights.h5"),
+    ("preset", "preset/model.weights.h5"),
+]
 
 
 @pytest.mark.parametrize("kind", ["external", "soft-dangling", "virtual-unlimited"])
@@ -219,9 +233,12 @@ def test_links_out_anywhere_in_a_saved_models_weights_are_refused(nested_weights
     copy = tmp_path / "net.weights.h5"
 
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(st.sampled_from(sorted(REASONS)), st.one_of(st.sampled_from(datasets),
-                                                       st.tuples(st.sampled_from(groups), st.text("abcxyz_", min_size=1,
-                                                                                                  max_size=6))))
+    @given(
+        st.sampled_from(sorted(REASONS)),
+        st.one_of(
+            st.sampled_from(datasets), st.tuples(st.sampled_from(groups), st.text("abcxyz_", min_size=1, max_size=6))
+        ),
+    )
     def check(kind, place):
         shutil.copy(nested_weights, copy)
         with h5py.File(copy, "r+") as h5:

@@ -15,8 +15,9 @@ def gpt2_preset(folder, max_shard_size=10, sequence_length=8):
     vocabulary = {"<|endoftext|>": 0, "a": 1, "b": 2, "Ġ": 3, "Ġa": 4, "Ġb": 5, "ab": 6, "ba": 7}
     tokenizer = keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=["a b", "Ġ a", "Ġ b", "b a"])
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(tokenizer=tokenizer, sequence_length=sequence_length)
-    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8,
-                                             intermediate_dim=16, max_sequence_length=8)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=8
+    )
     task = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=preprocessor)
     table = backbone.token_embedding.embeddings.numpy()
     table[[2, 5]] = 0
@@ -32,8 +33,9 @@ def test_a_gpt2_preset_with_zero_rows_names_them_by_token(keras, tmp_path):
     assert scanned["format"] == "keras-hub-preset" and scanned["path"] == str(preset)
     (zero_rows,) = [f for f in scanned["findings"] if f["code"] == "ND101"]
     assert zero_rows["layer"].endswith("token_embedding") and "words 'b', 'Ġb'" in zero_rows["message"]
-    assert any("KerasHub 0.32" in note and "of a GPT2CausalLM" in note and "cannot judge" in note
-               for note in scanned["notes"])
+    assert any(
+        "KerasHub 0.32" in note and "of a GPT2CausalLM" in note and "cannot judge" in note for note in scanned["notes"]
+    )
     assert not [f for f in scanned["findings"] if f["code"] == "ND505"]  # the preprocessor feeds 8 of 8
 
 
@@ -52,9 +54,11 @@ def test_a_nan_in_a_classifier_head_saved_beside_the_backbone_is_found(keras, tm
 
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"]
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
-        tokenizer=keras_hub.models.BertTokenizer(vocabulary=vocabulary), sequence_length=8)
-    backbone = keras_hub.models.BertBackbone(vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8,
-                                             intermediate_dim=16, max_sequence_length=8)
+        tokenizer=keras_hub.models.BertTokenizer(vocabulary=vocabulary), sequence_length=8
+    )
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=8, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=8
+    )
     task = keras_hub.models.BertTextClassifier(backbone=backbone, preprocessor=preprocessor, num_classes=3)
     head = task.output_dense
     kernel = head.kernel.numpy()

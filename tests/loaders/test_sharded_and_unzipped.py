@@ -68,10 +68,15 @@ def written(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize(("scanned", "part"), [("sharded/m.weights.json", "sharded/m.weights.json"),
-                                               ("sharded/m.weights.json", "sharded/m_00001.weights.h5"),
-                                               ("unzipped", "unzipped/config.json"),
-                                               ("unzipped", "unzipped/model.weights.h5")])
+@pytest.mark.parametrize(
+    ("scanned", "part"),
+    [
+        ("sharded/m.weights.json", "sharded/m.weights.json"),
+        ("sharded/m.weights.json", "sharded/m_00001.weights.h5"),
+        ("unzipped", "unzipped/config.json"),
+        ("unzipped", "unzipped/model.weights.h5"),
+    ],
+)
 def test_mutated_parts_are_scanned_or_refused_in_one_line(written, tmp_path, scanned, part):
     check_mutated_part(written, part, scanned, tmp_path, examples=25)
 

@@ -56,8 +56,11 @@ def test_keras_hub_blocks_in_a_list_are_read_layer_by_layer(keras, save, name):
     assert len(held) == len(model.weights)
     for weight in model.weights:
         owner = weight.path.rsplit("/", 1)[0]
-        matches = [values for layer, values in held if layer == owner and values.shape == tuple(weight.shape)
-                   and np.array_equal(values, weight.numpy())]
+        matches = [
+            values
+            for layer, values in held
+            if layer == owner and values.shape == tuple(weight.shape) and np.array_equal(values, weight.numpy())
+        ]
         assert matches, weight.path
 
 

@@ -10,9 +10,13 @@ from tests.test_fuzz import check_mutated_part
 
 
 def keras2_classifier(tf_keras):
-    model = tf_keras.Sequential([tf_keras.layers.Embedding(50, 4, input_length=6, name="emb"),
-                                 tf_keras.layers.Flatten(),
-                                 tf_keras.layers.Dense(1, activation="softmax", name="out")])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Embedding(50, 4, input_length=6, name="emb"),
+            tf_keras.layers.Flatten(),
+            tf_keras.layers.Dense(1, activation="softmax", name="out"),
+        ]
+    )
     model.compile("adam", "binary_crossentropy")
     table = model.get_layer("emb").get_weights()[0]
     table[3:6] = 0

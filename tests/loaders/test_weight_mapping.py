@@ -13,7 +13,9 @@ from nandoctor.loaders import load
 def keras3_model(keras):
     ids = keras.Input((6,), dtype="int32", name="ids")
     x = keras.layers.Embedding(30, 8, name="word_emb")(ids)
-    inner = keras.Sequential([keras.layers.Dense(8, name="inner_a"), keras.layers.Dense(8, name="inner_b")], name="encoder")
+    inner = keras.Sequential(
+        [keras.layers.Dense(8, name="inner_a"), keras.layers.Dense(8, name="inner_b")], name="encoder"
+    )
     x = inner(x)
     x = keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x)
     x = keras.layers.LayerNormalization(name="norm")(x)
@@ -27,8 +29,10 @@ def keras3_model(keras):
 def keras2_model(tf_keras):
     ids = tf_keras.Input((6,), dtype="int32", name="ids")
     x = tf_keras.layers.Embedding(30, 8, name="word_emb")(ids)
-    inner = tf_keras.Sequential([tf_keras.layers.Dense(8, name="inner_a", input_shape=(6, 8)),
-                                 tf_keras.layers.Dense(8, name="inner_b")], name="encoder")
+    inner = tf_keras.Sequential(
+        [tf_keras.layers.Dense(8, name="inner_a", input_shape=(6, 8)), tf_keras.layers.Dense(8, name="inner_b")],
+        name="encoder",
+    )
     x = inner(x)
     x = tf_keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x)
     x = tf_keras.layers.Dense(5, name="second_dense")(tf_keras.layers.Flatten()(x))
@@ -76,7 +80,9 @@ def test_keras2_files_map_every_tensor_to_its_layer(tf_keras, save, name):
         expected = live_weights(model)
         if name == "model_weights.h5":  # no config: nested layers stay with the model's group
             expected = {"encoder" if key.startswith("encoder/") else key: value for key, value in expected.items()}
-            expected["encoder"] = [w for key, value in live_weights(model).items() if key.startswith("encoder/") for w in value]
+            expected["encoder"] = [
+                w for key, value in live_weights(model).items() if key.startswith("encoder/") for w in value
+            ]
         assert_same_weights(view, expected)
 
 
@@ -102,7 +108,7 @@ def test_two_layers_of_one_class_are_told_apart_by_order_when_the_file_has_no_na
                 temp.write_bytes(data)
                 with h5py.File(temp, "r+") as h5:
                     named = []  # (a visit stops at the first callback that returns something)
-                    h5.visititems(lambda name, obj: named.append(obj) if name.endswith("vars") else None)
+                    h5.visititems(lambda name, obj, named=named: named.append(obj) if name.endswith("vars") else None)
                     for group in named:
                         del group.attrs["name"]
                 data = temp.read_bytes()
@@ -210,11 +216,20 @@ def test_nandoctor_layers_in_a_legacy_h5_are_known_by_their_registered_names(ker
     path = save(keras.Model(tokens, tied(x, reverse=True)), "tied.h5")
     with load(path) as view:
         layer = view.layer("word_emb")
-        assert (layer.class_name, layer.module, layer.registered_name) == ("TiedEmbedding", "nandoctor.layers",
-                                                                          "nandoctor>TiedEmbedding")
+        assert (layer.class_name, layer.module, layer.registered_name) == (
+            "TiedEmbedding",
+            "nandoctor.layers",
+            "nandoctor>TiedEmbedding",
+        )
     assert nandoctor.scan(path).findings == []
-    classifier = keras.Sequential([keras.Input((8,), dtype="int32"), MaskedEmbedding(30, 4, name="emb"),
-                                   keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    classifier = keras.Sequential(
+        [
+            keras.Input((8,), dtype="int32"),
+            MaskedEmbedding(30, 4, name="emb"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
     assert nandoctor.scan(save(classifier, "masked.h5")).findings == []
 
 
@@ -228,16 +243,26 @@ def test_keras2_tensor_operations_are_graph_nodes(tf_keras, save):
     x = tf_keras.layers.LayerNormalization(name="norm")(tokens + tf.ones((6, 4)))
     model = tf_keras.Model(ids, tf_keras.layers.Dense(2, name="out")(x[:, 0]))
     with load(save(model, "ops.h5")) as view:
-        assert view.path_between("tokens", "out") == ["tokens", "tf.__operators__.add", "norm",
-                                                      "tf.__operators__.getitem", "out"]
+        assert view.path_between("tokens", "out") == [
+            "tokens",
+            "tf.__operators__.add",
+            "norm",
+            "tf.__operators__.getitem",
+            "out",
+        ]
 
 
 def test_keras2_ids_declared_as_floats_are_still_token_sequences(tf_keras, save):
     """A Keras 2 Sequential's InputLayer is float32 in front of an Embedding: the ids are cast."""
     import nandoctor
 
-    model = tf_keras.Sequential([tf_keras.layers.Embedding(50, 4, input_length=10), tf_keras.layers.LSTM(4),
-                                 tf_keras.layers.Dense(1, activation="sigmoid")])
+    model = tf_keras.Sequential(
+        [
+            tf_keras.layers.Embedding(50, 4, input_length=10),
+            tf_keras.layers.LSTM(4),
+            tf_keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     (finding,) = [f for f in nandoctor.scan(save(model, "lstm.h5")).findings if f.code == "ND301"]
     assert finding.details["length"] == 10
 

@@ -52,16 +52,18 @@ def test_a_linear_output_under_a_from_logits_loss_is_silent(keras, save):
 
 
 def test_keras2_separate_activation_layer_is_followed(tf_keras, save):
-    model = tf_keras.Sequential([tf_keras.layers.Dense(5, input_shape=(8,), name="logits"),
-                                 tf_keras.layers.Activation("relu", name="act")])
+    model = tf_keras.Sequential(
+        [tf_keras.layers.Dense(5, input_shape=(8,), name="logits"), tf_keras.layers.Activation("relu", name="act")]
+    )
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     (finding,) = nandoctor.scan(save(model, "m.h5")).findings
     assert (finding.code, finding.layer, finding.details["units"]) == ("ND601", "act", 5)
 
 
 def test_an_activation_behind_dropout_is_found(keras, save):
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(5, activation="relu", name="out"),
-                              keras.layers.Dropout(0.1)])
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(5, activation="relu", name="out"), keras.layers.Dropout(0.1)]
+    )
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     assert mismatches(save(model, "m.keras")) == [(Severity.ERROR, "relu")]
 
@@ -191,8 +193,11 @@ def compiled_loss(keras, loss: str):
     return loss
 
 
-@pytest.mark.parametrize("loss, activation, units, expected", CELLS,
-                         ids=[f"{loss}-{activation}-{units}" for loss, activation, units, _ in CELLS])
+@pytest.mark.parametrize(
+    "loss, activation, units, expected",
+    CELLS,
+    ids=[f"{loss}-{activation}-{units}" for loss, activation, units, _ in CELLS],
+)
 def test_every_cell_of_the_loss_activation_table(keras, save, loss, activation, units, expected):
     path = save(classifier(keras, activation, units=units, loss=compiled_loss(keras, loss)), "m.keras")
     assert [severity for severity, _ in mismatches(path)] == ([expected] if expected else [])

@@ -13,15 +13,21 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         self.maxlen, self.vocab_size, self.embed_dim, self.position_std = maxlen, vocab_size, embed_dim, position_std
         self.token_emb = keras.layers.Embedding(vocab_size, embed_dim)
-        self.pos_emb = keras.layers.Embedding(maxlen, embed_dim,
-                                              embeddings_initializer=keras.initializers.RandomNormal(stddev=position_std))
+        self.pos_emb = keras.layers.Embedding(
+            maxlen, embed_dim, embeddings_initializer=keras.initializers.RandomNormal(stddev=position_std)
+        )
 
     def call(self, x):
         return self.token_emb(x) + self.pos_emb(keras.ops.arange(0, keras.ops.shape(x)[-1]))
 
     def get_config(self):
-        return {**super().get_config(), "maxlen": self.maxlen, "vocab_size": self.vocab_size,
-                "embed_dim": self.embed_dim, "position_std": self.position_std}
+        return {
+            **super().get_config(),
+            "maxlen": self.maxlen,
+            "vocab_size": self.vocab_size,
+            "embed_dim": self.embed_dim,
+            "position_std": self.position_std,
+        }
 
 
 def classifier(length, maxlen, position_std=0.05):
@@ -53,8 +59,9 @@ def test_a_keras_hub_position_table_is_judged_against_its_sibling_token_table(tm
     """A KerasHub backbone's graph is its code: the tables are paired by KerasHub's names."""
     import keras_hub
 
-    backbone = keras_hub.models.GPT2Backbone(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8,
-                                             intermediate_dim=16, max_sequence_length=16)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16
+    )
     backbone.save(tmp_path / "right.keras")
     assert codes(tmp_path / "right.keras") == {}
     table = backbone.get_layer("position_embedding").position_embeddings
@@ -74,8 +81,11 @@ class LearnedPositions(keras.layers.Layer):
         self.maxlen = maxlen
 
     def build(self, input_shape):
-        self.table = self.add_weight(shape=(self.maxlen, input_shape[-1]), name="position_table",
-                                     initializer=keras.initializers.RandomUniform(-0.05, 0.05))
+        self.table = self.add_weight(
+            shape=(self.maxlen, input_shape[-1]),
+            name="position_table",
+            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+        )
 
     def call(self, x):
         return x + keras.ops.take(self.table, keras.ops.arange(keras.ops.shape(x)[1]), axis=0)
@@ -114,8 +124,12 @@ class TokenAndPositionWeights(keras.layers.Layer):
         return keras.ops.take(self.tokens, ids, axis=0) + keras.ops.take(self.positions, positions, axis=0)
 
     def get_config(self):
-        return {**super().get_config(), "maxlen": self.maxlen, "vocab_size": self.vocab_size,
-                "embed_dim": self.embed_dim}
+        return {
+            **super().get_config(),
+            "maxlen": self.maxlen,
+            "vocab_size": self.vocab_size,
+            "embed_dim": self.embed_dim,
+        }
 
 
 def pooled(tokens, x):
@@ -130,7 +144,11 @@ def with_learned_positions(length, maxlen):
 def test_a_custom_table_with_fewer_rows_than_its_input_is_too_short(save):
     finding = codes(save(with_learned_positions(32, 16), "short.keras"))["ND505"]
     assert (finding.layer, finding.severity, finding.details["rows"], finding.details["positions"]) == (
-        "positions", "error", 16, 32)
+        "positions",
+        "error",
+        16,
+        32,
+    )
 
 
 def test_a_custom_table_as_long_as_its_input_is_quiet(save):

@@ -48,10 +48,15 @@ def test_float_formats_round_as_numpy_and_ml_dtypes_do(value):
 def test_saved_policies_are_read_from_keras_3_and_keras_2_configs():
     keras3 = {"dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "mixed_float16"}}}
     keras2 = {"dtype": {"class_name": "Policy", "config": {"name": "mixed_bfloat16"}}}
-    quantized = {"dtype": {"class_name": "QuantizedDTypePolicy", "config": {"mode": "int8", "source_name": "mixed_bfloat16"}}}
+    quantized = {
+        "dtype": {"class_name": "QuantizedDTypePolicy", "config": {"mode": "int8", "source_name": "mixed_bfloat16"}}
+    }
     assert (layer_policy(keras3).compute, layer_policy(keras3).variable) == ("float16", "float32")
     assert (layer_policy(keras2).compute, layer_policy(keras2).variable) == ("bfloat16", "float32")
-    assert (layer_policy({"dtype": "bfloat16"}).compute, layer_policy({"dtype": "bfloat16"}).variable) == ("bfloat16", "bfloat16")
+    assert (layer_policy({"dtype": "bfloat16"}).compute, layer_policy({"dtype": "bfloat16"}).variable) == (
+        "bfloat16",
+        "bfloat16",
+    )
     assert (layer_policy(quantized).quantized, layer_policy(quantized).compute) == ("int8", "bfloat16")
     assert layer_policy({}) is None
 
@@ -120,8 +125,13 @@ def test_a_custom_layer_epsilon_is_inferred_and_only_info(keras, save):
 
 
 def small_regressor(keras, **dense):
-    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, activation="relu", name="hidden", **dense),
-                             keras.layers.Dense(1, dtype="float32", name="out")])
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(8, activation="relu", name="hidden", **dense),
+            keras.layers.Dense(1, dtype="float32", name="out"),
+        ]
+    )
 
 
 def test_float16_layers_in_a_float32_model_train_without_loss_scaling_in_h5(keras, save):
@@ -170,7 +180,10 @@ def test_bfloat16_needs_no_loss_scaling(keras, save, suffix):
 def classifier(keras, policy, fixed=False):
     layers = [keras.Input((8,)), keras.layers.Dense(16, activation="relu", dtype=policy)]
     if fixed:
-        layers += [keras.layers.Dense(4, dtype=policy), keras.layers.Activation("softmax", dtype="float32", name="probs")]
+        layers += [
+            keras.layers.Dense(4, dtype=policy),
+            keras.layers.Activation("softmax", dtype="float32", name="probs"),
+        ]
     else:
         layers += [keras.layers.Dense(4, activation="softmax", dtype=policy, name="probs")]
     return keras.Sequential(layers)
@@ -192,8 +205,10 @@ def test_the_guide_float32_softmax_and_a_bfloat16_softmax_are_fine(keras, save, 
 def test_float16_logits_read_by_a_loss_are_info(keras, save):
     with global_policy(keras, "mixed_float16"):
         model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, name="logits")])
-        model.compile(keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam()),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
     assert summary(precision_findings(save(model, "m.keras"))) == [("ND803", Severity.INFO, "logits", "certain")]
 
 
@@ -237,7 +252,9 @@ def test_bfloat16_adam_really_freezes_every_weight_and_mixed_bfloat16_does_not(k
 
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_float16_variables_with_an_epsilon_float16_cannot_hold_are_an_error(keras, save, suffix):
-    findings = precision_findings(save(linear_model(keras, "float16", keras.optimizers.Adam(epsilon=1e-8)), f"m.{suffix}"))
+    findings = precision_findings(
+        save(linear_model(keras, "float16", keras.optimizers.Adam(epsilon=1e-8)), f"m.{suffix}")
+    )
     (frozen,) = [f for f in findings if f.code == "ND804"]
     assert (frozen.severity, frozen.details["epsilon"]) == (Severity.ERROR, 1e-8)
     # A plain float16 policy computes in float16 too: no loss scaling, and a float16 output.
@@ -273,7 +290,9 @@ def test_bfloat16_adam_with_a_beta_2_it_holds_moves_only_the_values_below_the_fr
 def test_float32_master_weights_and_other_optimizers_are_fine(keras, save):
     assert precision_findings(save(linear_model(keras, "mixed_bfloat16", keras.optimizers.Adam()), "mixed.keras")) == []
     assert precision_findings(save(linear_model(keras, "bfloat16", keras.optimizers.SGD()), "sgd.keras")) == []
-    assert precision_findings(save(linear_model(keras, "float32", keras.optimizers.Adam(epsilon=1e-8)), "f32.keras")) == []
+    assert (
+        precision_findings(save(linear_model(keras, "float32", keras.optimizers.Adam(epsilon=1e-8)), "f32.keras")) == []
+    )
 
 
 # ND805 overflow-headroom
@@ -331,7 +350,9 @@ def test_broken_scales_of_an_int8_layer_are_an_error(keras, save, bad, label):
     values[1] = bad
     scale.assign(values)
     findings = precision_findings(save(model, "m.keras"))
-    assert [(f.code, f.severity, f.layer, f.details[label]) for f in findings] == [("ND806", Severity.ERROR, "dense", 1)]
+    assert [(f.code, f.severity, f.layer, f.details[label]) for f in findings] == [
+        ("ND806", Severity.ERROR, "dense", 1)
+    ]
     live = precision_findings(nandoctor.check(model, probes=False))
     assert [(f.code, f.details[label]) for f in live] == [("ND806", 1)]
     # What the layer computes in that output column: inf or NaN for a zero scale, 0 for an
@@ -347,15 +368,22 @@ def test_a_freshly_quantized_model_is_fine(keras, save):
 
 def test_check_on_a_live_model_sees_the_same_policies(keras):
     assert [f.code for f in precision_findings(nandoctor.check(t5_norm_model(keras, 1e-8), probes=False))] == ["ND801"]
-    assert [f.code for f in precision_findings(nandoctor.check(classifier(keras, "mixed_float16"), probes=False))] == ["ND803"]
+    assert [f.code for f in precision_findings(nandoctor.check(classifier(keras, "mixed_float16"), probes=False))] == [
+        "ND803"
+    ]
     assert precision_findings(nandoctor.check(classifier(keras, "mixed_float16", fixed=True), probes=False)) == []
 
 
 def test_a_keras_2_h5_under_mixed_float16_is_read_with_its_loss_scale_optimizer(tf_keras, save):
     tf_keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = tf_keras.Sequential([tf_keras.Input((8,)), tf_keras.layers.Dense(8, activation="relu"),
-                                     tf_keras.layers.Dense(4, activation="softmax", name="probs")])
+        model = tf_keras.Sequential(
+            [
+                tf_keras.Input((8,)),
+                tf_keras.layers.Dense(8, activation="relu"),
+                tf_keras.layers.Dense(4, activation="softmax", name="probs"),
+            ]
+        )
         model.compile("adam", loss="sparse_categorical_crossentropy")
     finally:
         tf_keras.mixed_precision.set_global_policy("float32")

@@ -18,10 +18,15 @@ def findings(path, code):
     return [f for f in nandoctor.scan(str(path)).findings if f.code == code]
 
 
-@pytest.mark.parametrize("name", [
-    "near_miss_one_hot_flatten.keras", "near_miss_frozen_zero_padding_flatten.keras",
-    "near_miss_mask_carried_to_lstm.keras", "near_miss_bidirectional_encoder.keras",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "near_miss_one_hot_flatten.keras",
+        "near_miss_frozen_zero_padding_flatten.keras",
+        "near_miss_mask_carried_to_lstm.keras",
+        "near_miss_bidirectional_encoder.keras",
+    ],
+)
 def test_padding_near_misses_are_quiet(name):
     assert [f.code for f in nandoctor.scan(str(FIXTURES / "clean" / name)).findings if f.code.startswith("ND3")] == []
 
@@ -33,8 +38,14 @@ def test_padding_not_masked_names_the_consumer_and_why():
 
 
 def test_a_lambda_drops_the_mask_before_a_recurrent_layer(keras, save):
-    model = keras.Sequential([keras.Input((10,), dtype="int32"), keras.layers.Embedding(50, 8, mask_zero=True, name="emb"),
-                              keras.layers.Lambda(lambda x: x * 2.0, name="scale"), keras.layers.GRU(4, name="gru")])
+    model = keras.Sequential(
+        [
+            keras.Input((10,), dtype="int32"),
+            keras.layers.Embedding(50, 8, mask_zero=True, name="emb"),
+            keras.layers.Lambda(lambda x: x * 2.0, name="scale"),
+            keras.layers.GRU(4, name="gru"),
+        ]
+    )
     (finding,) = findings(save(model, "m.keras"), "ND302")
     assert (finding.layer, finding.details["consumer"]) == ("scale", "gru")
 
@@ -44,7 +55,9 @@ def test_padding_row_norm_is_compared_with_the_median_row():
     with load(str(FIXTURES / "broken" / "seed_d_padding_flatten.keras")) as view:
         table = view.layer("embedding").weights[0].read()
     assert finding.details["row_norm"] == pytest.approx(float(np.linalg.norm(table[0])))
-    assert finding.details["median_row_norm"] == pytest.approx(float(np.median(np.linalg.norm(table, axis=1))), rel=1e-6)
+    assert finding.details["median_row_norm"] == pytest.approx(
+        float(np.median(np.linalg.norm(table, axis=1))), rel=1e-6
+    )
 
 
 def test_untied_embeddings_report_the_parameters_tying_saves_as_a_recommendation():
@@ -68,8 +81,9 @@ def test_a_tied_embedding_is_not_reported_untied():
 
 
 def test_a_declared_tie_stored_twice_with_different_values_is_broken(keras, save, tmp_path):
-    model = keras.Sequential([keras.Input((4,), dtype="int32"),
-                              keras.layers.ReversibleEmbedding(30, 8, tie_weights=True, name="rev")])
+    model = keras.Sequential(
+        [keras.Input((4,), dtype="int32"), keras.layers.ReversibleEmbedding(30, 8, tie_weights=True, name="rev")]
+    )
     path = save(model, "tied.keras")
     # A second, drifted copy of the matrix beside a config that declares the tie: as a broken save leaves it.
     broken = tmp_path / "broken.keras"
@@ -90,8 +104,9 @@ def test_a_declared_tie_stored_twice_with_different_values_is_broken(keras, save
 def test_an_untied_reversible_embedding_is_not_a_broken_tie(keras, save):
     """KerasHub's Llama, Mistral and Phi3 are untied by design: `reverse_embeddings` exists
     only then, and a weights file (no config to say so) shows the two matrices."""
-    model = keras.Sequential([keras.Input((4,), dtype="int32"),
-                              keras.layers.ReversibleEmbedding(30, 8, tie_weights=False, name="rev")])
+    model = keras.Sequential(
+        [keras.Input((4,), dtype="int32"), keras.layers.ReversibleEmbedding(30, 8, tie_weights=False, name="rev")]
+    )
     assert findings(save(model, "untied.keras"), "ND402") == []
     assert findings(save(model, "untied.weights.h5"), "ND402") == []
 
@@ -114,10 +129,15 @@ def test_the_tie_comparison_reads_in_blocks_with_bounded_memory(tmp_path, monkey
     assert peak < 8 << 20, f"peak {peak} bytes for two 40 MiB matrices"
 
 
-@pytest.mark.parametrize("name", ["near_miss_transformer_with_causal_mask.keras",
-                                  "near_miss_transformer_with_causal_mask_keras2.h5",
-                                  "fixed_seed_e_causal_transformer.keras",
-                                  "near_miss_bidirectional_encoder.keras"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "near_miss_transformer_with_causal_mask.keras",
+        "near_miss_transformer_with_causal_mask_keras2.h5",
+        "fixed_seed_e_causal_transformer.keras",
+        "near_miss_bidirectional_encoder.keras",
+    ],
+)
 def test_causal_or_pooled_attention_is_not_reported(name):
     assert findings(FIXTURES / "clean" / name, "ND501") == []
 
@@ -137,8 +157,14 @@ def test_an_explicit_attention_mask_counts_as_causal(keras, save):
     assert findings(save(model, "m.keras"), "ND501") == []
 
 
-@pytest.mark.parametrize("name", ["near_miss_sinusoid_concatenated.keras", "near_miss_sinusoid_interleaved.keras",
-                                  "near_miss_position_table_exact_length.keras"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "near_miss_sinusoid_concatenated.keras",
+        "near_miss_sinusoid_interleaved.keras",
+        "near_miss_position_table_exact_length.keras",
+    ],
+)
 def test_position_near_misses_are_quiet(name):
     assert [f.code for f in nandoctor.scan(str(FIXTURES / "clean" / name)).findings if f.code.startswith("ND5")] == []
 
@@ -181,8 +207,9 @@ def translation_model(keras, decoder_causal: bool):
     encoded = keras.layers.Embedding(30, 8, mask_zero=True, name="source_emb")(source)
     encoded = keras.layers.MultiHeadAttention(2, 4, name="encoder_attention")(encoded, encoded)
     decoded = keras.layers.Embedding(30, 8, mask_zero=True, name="target_emb")(target)
-    decoded = keras.layers.MultiHeadAttention(2, 4, name="decoder_attention")(decoded, decoded,
-                                                                             use_causal_mask=decoder_causal)
+    decoded = keras.layers.MultiHeadAttention(2, 4, name="decoder_attention")(
+        decoded, decoded, use_causal_mask=decoder_causal
+    )
     decoded = keras.layers.MultiHeadAttention(2, 4, name="cross_attention")(decoded, encoded)
     return keras.Model([source, target], keras.layers.Dense(30, name="next_token")(decoded))
 
@@ -197,7 +224,9 @@ def test_a_model_named_a_masked_language_model_is_not_a_next_token_model(keras, 
     tokens = keras.Input((8,), dtype="int32")
     x = keras.layers.Embedding(30, 8, mask_zero=True, name="word_embedding")(tokens)
     x = keras.layers.Add()([x, keras.layers.MultiHeadAttention(2, 4, name="attention")(x, x)])
-    model = keras.Model(tokens, keras.layers.Dense(30, activation="softmax", name="mlm_cls")(x), name="masked_bert_model")
+    model = keras.Model(
+        tokens, keras.layers.Dense(30, activation="softmax", name="mlm_cls")(x), name="masked_bert_model"
+    )
     assert findings(save(model, "mlm.keras"), "ND501") == []
     assert [f for f in nandoctor.check(model).findings if f.code in ("ND501", "ND502")] == []
 
@@ -206,8 +235,9 @@ def test_a_causal_model_with_no_sign_of_padding_is_told_once_per_embedding_at_in
     tokens = keras.Input((16,), dtype="int32")
     x = keras.layers.Embedding(30, 8, name="chars")(tokens)
     for block in range(3):
-        x = keras.layers.Add()([x, keras.layers.MultiHeadAttention(2, 4, name=f"attention_{block}")(
-            x, x, use_causal_mask=True)])
+        x = keras.layers.Add()(
+            [x, keras.layers.MultiHeadAttention(2, 4, name=f"attention_{block}")(x, x, use_causal_mask=True)]
+        )
     model = keras.Model(tokens, keras.layers.Dense(30, name="next_char")(x))
     (finding,) = findings(save(model, "causal.keras"), "ND301")
     assert finding.severity == "info" and finding.confidence == "low"
@@ -234,8 +264,15 @@ def test_a_tied_llama_whose_config_forgets_the_tie_cannot_be_reloaded(keras, tmp
     """KerasHub 0.32's LlamaBackbone does not save tie_word_embeddings (default False)."""
     import keras_hub
 
-    backbone = keras_hub.models.LlamaBackbone(vocabulary_size=40, num_layers=1, num_query_heads=2, num_key_value_heads=1,
-                                              hidden_dim=8, intermediate_dim=16, tie_word_embeddings=True)
+    backbone = keras_hub.models.LlamaBackbone(
+        vocabulary_size=40,
+        num_layers=1,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=8,
+        intermediate_dim=16,
+        tie_word_embeddings=True,
+    )
     task = keras_hub.models.LlamaCausalLM(backbone=backbone, preprocessor=None)
     task.save(tmp_path / "tied.keras")
     with pytest.raises(ValueError, match="expected 2 variables"):

@@ -15,7 +15,10 @@ def test_nan_and_inf_are_counted_per_tensor(keras, save):
     bias[1] = -np.inf
     model.get_layer("dense").set_weights([kernel, bias])
     findings = [f for f in nandoctor.scan(save(model, "m.keras")).findings if f.code == "ND102"]
-    assert [(f.details["weight"], f.details["nan"], f.details["neginf"]) for f in findings] == [("kernel", 2, 0), ("bias", 0, 1)]
+    assert [(f.details["weight"], f.details["nan"], f.details["neginf"]) for f in findings] == [
+        ("kernel", 2, 0),
+        ("bias", 0, 1),
+    ]
     assert findings[0].message == "kernel (4, 3) holds 2 NaN of 12 values (16.7%)"
 
 

@@ -17,8 +17,13 @@ def only(report, code="ND101"):
 
 
 def test_zero_rows_alone_are_info_with_count_fraction_and_first_ids(keras, save):
-    model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(50, 6, weights=[table()], name="emb"),
-                              keras.layers.GlobalAveragePooling1D()])
+    model = keras.Sequential(
+        [
+            keras.Input((4,), dtype="int32"),
+            keras.layers.Embedding(50, 6, weights=[table()], name="emb"),
+            keras.layers.GlobalAveragePooling1D(),
+        ]
+    )
     finding = only(nandoctor.scan(save(model, "m.keras")))
     assert (finding.severity, finding.layer) == (Severity.INFO, "emb")
     assert finding.details["count"] == 3 and finding.details["first_ids"] == [3, 4, 20]
@@ -65,9 +70,13 @@ def test_check_measures_zero_rows_feeding_a_lambda_and_makes_them_an_error(keras
 
 
 def test_the_padding_row_of_a_masking_embedding_is_exempt(keras, save):
-    model = keras.Sequential([keras.Input((4,), dtype="int32"),
-                              keras.layers.Embedding(50, 6, mask_zero=True, weights=[table(zero=(0,))]),
-                              keras.layers.GlobalAveragePooling1D()])
+    model = keras.Sequential(
+        [
+            keras.Input((4,), dtype="int32"),
+            keras.layers.Embedding(50, 6, mask_zero=True, weights=[table(zero=(0,))]),
+            keras.layers.GlobalAveragePooling1D(),
+        ]
+    )
     assert nandoctor.scan(save(model, "m.keras")).findings == []
 
 

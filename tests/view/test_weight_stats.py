@@ -35,12 +35,19 @@ def test_stats_match_numpy_for_any_float32_matrix(matrix):
     assert stats.zero_rows.tolist() == expected["zero_rows"]
     if stats.nonfinite == 0:
         assert stats.max_abs == expected["finite_max"]
-        np.testing.assert_array_equal(stats.row_max_abs, np.abs(matrix.astype(np.float64)).max(axis=1) if matrix.shape[1] else 0)
+        np.testing.assert_array_equal(
+            stats.row_max_abs, np.abs(matrix.astype(np.float64)).max(axis=1) if matrix.shape[1] else 0
+        )
 
 
 @settings(max_examples=50, deadline=None)
-@given(hnp.arrays(np.float16, hnp.array_shapes(min_dims=2, max_dims=3, max_side=6),
-                  elements=st.floats(width=16, allow_nan=True, allow_infinity=True)))
+@given(
+    hnp.arrays(
+        np.float16,
+        hnp.array_shapes(min_dims=2, max_dims=3, max_side=6),
+        elements=st.floats(width=16, allow_nan=True, allow_infinity=True),
+    )
+)
 def test_stats_match_numpy_for_float16_tensors(tensor):
     matrix = tensor.reshape(tensor.shape[0], -1)
     stats = compute_stats(ArrayInMemory(tensor))

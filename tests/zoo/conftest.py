@@ -42,8 +42,12 @@ def zoo_dir() -> Path:
     if not (built / "manifest.json").exists():
         partial = built.with_name(built.name + f".partial-{os.getpid()}")
         shutil.rmtree(partial, ignore_errors=True)
-        subprocess.run([sys.executable, str(ZOO_SOURCE / "build.py"), str(partial)], check=True,
-                       stdout=subprocess.DEVNULL, cwd=ROOT)
+        subprocess.run(
+            [sys.executable, str(ZOO_SOURCE / "build.py"), str(partial)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
         try:
             partial.rename(built)  # atomic: a second worker that built it too keeps the first
         except OSError:

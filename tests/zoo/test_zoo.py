@@ -15,8 +15,11 @@ SERIOUS = ("warning", "error")
 
 
 def serious_codes(findings) -> set[str]:
-    return {finding["code"] if isinstance(finding, dict) else finding.code for finding in findings
-            if (finding["severity"] if isinstance(finding, dict) else finding.severity) in SERIOUS}
+    return {
+        finding["code"] if isinstance(finding, dict) else finding.code
+        for finding in findings
+        if (finding["severity"] if isinstance(finding, dict) else finding.severity) in SERIOUS
+    }
 
 
 def misjudgements(entry, findings, *, live: bool) -> set[str]:
@@ -73,20 +76,36 @@ def test_the_zoo_holds_the_architectures_it_promises(manifest):
     hub = {entry["id"] for entry in by_family["keras_hub"]}
     causal_lms = [i for i in hub if i.endswith(("causal_lm", "causal_lm_tied", "causal_lm_untied"))]
     assert len(hub) >= 75 and len(causal_lms) >= 25
-    assert {"keras_hub_llama_causal_lm_untied", "keras_hub_gpt2_causal_lm", "keras_hub_bert_masked_lm",
-            "keras_hub_bert_text_classifier", "keras_hub_t5_backbone", "keras_hub_bart_seq2seq_lm",
-            "keras_hub_vit_image_classifier", "keras_hub_gemma3_causal_lm", "keras_hub_mixtral_causal_lm",
-            "keras_hub_xlm_roberta_masked_lm", "keras_hub_t5_seq2seq_lm", "keras_hub_whisper_backbone",
-            "keras_hub_efficientnet_image_classifier", "keras_hub_deeplab_v3_image_segmenter",
-            "keras_hub_retinanet_object_detector", "keras_hub_clip_backbone", "keras_hub_pali_gemma_causal_lm"} <= hub
+    assert {
+        "keras_hub_llama_causal_lm_untied",
+        "keras_hub_gpt2_causal_lm",
+        "keras_hub_bert_masked_lm",
+        "keras_hub_bert_text_classifier",
+        "keras_hub_t5_backbone",
+        "keras_hub_bart_seq2seq_lm",
+        "keras_hub_vit_image_classifier",
+        "keras_hub_gemma3_causal_lm",
+        "keras_hub_mixtral_causal_lm",
+        "keras_hub_xlm_roberta_masked_lm",
+        "keras_hub_t5_seq2seq_lm",
+        "keras_hub_whisper_backbone",
+        "keras_hub_efficientnet_image_classifier",
+        "keras_hub_deeplab_v3_image_segmenter",
+        "keras_hub_retinanet_object_detector",
+        "keras_hub_clip_backbone",
+        "keras_hub_pali_gemma_causal_lm",
+    } <= hub
     assert len(by_family["applications"]) >= 6 and len(by_family["keras_io"]) >= 30
     assert len(by_family["keras2"]) >= 5 and all(entry["files"][0].endswith(".h5") for entry in by_family["keras2"])
-    assert all({name.rsplit(".", 1)[-1] for name in entry["files"]} == {"keras", "h5"}
-               for entry in by_family["prescribed"])
+    assert all(
+        {name.rsplit(".", 1)[-1] for name in entry["files"]} == {"keras", "h5"} for entry in by_family["prescribed"]
+    )
 
 
-@pytest.mark.parametrize("entry", [pytest.param(entry, id=entry.id) for entry in ZOO
-                                   if entry.family == "keras_io" and "keras" in entry.files])
+@pytest.mark.parametrize(
+    "entry",
+    [pytest.param(entry, id=entry.id) for entry in ZOO if entry.family == "keras_io" and "keras" in entry.files],
+)
 def test_scan_trust_loads_every_keras_io_example_with_its_module(zoo_dir, entry):
     module = f"fixtures.zoo.keras_io.{entry.id.removeprefix('keras_io_')}"
     result = run_cli("scan", "--trust", "--custom-objects", module, "--format", "json", zoo_dir / entry.file_names()[0])
@@ -133,7 +152,13 @@ def test_fix_on_the_zoo_rewrites_only_what_it_found_and_every_fixed_file_loads_a
         except Exception:  # Keras cannot load the original either (its legacy writer, the example's own code)
             continue
         model = keras.saving.load_model(out / name, compile=False)
-        inputs = [rng.integers(1, 10, size=(2, *(d or 64 for d in x.shape[1:]))).astype(x.dtype) if "int" in x.dtype
-                  else rng.normal(size=(2, *(d or 64 for d in x.shape[1:]))).astype(x.dtype) for x in model.inputs]
+        inputs = [
+            rng.integers(1, 10, size=(2, *(d or 64 for d in x.shape[1:]))).astype(x.dtype)
+            if "int" in x.dtype
+            else rng.normal(size=(2, *(d or 64 for d in x.shape[1:]))).astype(x.dtype)
+            for x in model.inputs
+        ]
         outputs = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
-        assert all(np.isfinite(np.asarray(o)).all() for o in (outputs if isinstance(outputs, list) else [outputs])), name
+        assert all(np.isfinite(np.asarray(o)).all() for o in (outputs if isinstance(outputs, list) else [outputs])), (
+            name
+        )
