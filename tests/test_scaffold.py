@@ -53,6 +53,13 @@ def test_a_scaffolded_diagnosis_is_known_everywhere(package_copy, kind, code, na
         ),
     )
     assert out.split() == [name, runs_on, "0"]
+    # The static scan still imports nothing of what runs a live model.
+    loaded = run_copy(
+        package_copy,
+        f"import sys, nandoctor; nandoctor.scan([{str(FIXTURES / 'clean' / 'mlp.keras')!r}])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('nandoctor.live', 'nandoctor.monitor'))))\n",
+    )
+    assert loaded.strip() == "[]"
 
 
 def test_the_scaffold_refuses_a_taken_code_or_a_malformed_name(package_copy):
