@@ -23,6 +23,7 @@ from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.monitor.exploding_updates import ExplodingUpdates
+from nandoctor.monitor.loss_scale_collapse import LossScaleCollapse
 from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
 from nandoctor.monitor.shrinking_weights import ShrinkingWeights
 from nandoctor.report import Finding
@@ -75,6 +76,7 @@ DIAGNOSES: tuple[type[Diagnosis], ...] = (
     FrozenLowPrecisionUpdates,
     OverflowHeadroom,
     BrokenQuantizationScales,
+    LossScaleCollapse,
     OpaqueCode,
 )
 

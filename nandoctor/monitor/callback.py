@@ -25,6 +25,8 @@ EVERY_STEP_AT_START = 2
 # Keeping a snapshot doubles the weights' memory on the device; below this many values it
 # is cheap enough to do by default (the update ratio and restore_last_good need it).
 AUTO_SNAPSHOT_VALUES = 50_000_000
+# The most recent skipped steps handed to the detectors (a run can skip thousands).
+SKIPPED_KEPT = 256
 
 
 class Monitor(keras.callbacks.Callback):
@@ -116,6 +118,9 @@ class Monitor(keras.callbacks.Callback):
         self._selection.instances(RunsOn.TRAINING, self._options)  # checked now, not at the first fit
         self.report = Report()
         self._logged = False
+        # Steps are batches, as Keras's progress bar counts them: a LossScaleOptimizer's
+        # `iterations` leaves out the steps it skips. Set at the first fit, from the optimizer.
+        self._batches: int | None = None
         self.last_good_step: int | None = None
         self.restored = False
 
@@ -153,7 +158,16 @@ class Monitor(keras.callbacks.Callback):
         self._logged = self._log is not None
         self._scalars = TensorBoardScalars(self.tensorboard_dir) if self.tensorboard_dir and chief else None
         self._actions.after_progress_bar = (self.params or {}).get("verbose") in (1, "auto")
-        start = self._step()
+        optimizer = self.model.optimizer
+        # Keras's LossScaleOptimizer: the scale and the steps it skips.
+        self._scaler = optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
+        start = self._batches if self._batches is not None else self._optimizer_steps()
+        self._batches = self._epoch_start = start
+        self._applied = self._optimizer_steps()
+        self._skipped: list[int] = []
+        self._skipped_count = 0
+        self._loss_scale = self._initial_loss_scale = self._read_loss_scale()
+        self._first_step = start
         epochs, steps = (self.params or {}).get("epochs"), (self.params or {}).get("steps")
         self._last_step = start + epochs * steps if isinstance(epochs, int) and isinstance(steps, int) else None
         self._nonfinite_seen = False
@@ -166,28 +180,62 @@ class Monitor(keras.callbacks.Callback):
         self._scheduled = start
         self._check(start, None)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._batches
+
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
+        # On JAX, reading `self.model` puts the trainer's state back into the variables, which
+        # the statistics read.
+        self.model  # noqa: B018
+        # `batch` is the last batch of the execution (several with steps_per_execution).
+        previous, step = self._batches, self._epoch_start + batch + 1
+        self._batches = step
+        skipped = self._count_skipped(previous, step)
         loss = (logs or {}).get("loss")
         scheduled = step - self._scheduled >= self.every_n_steps
         if scheduled:
             self._scheduled = step
-        if scheduled or step <= self._every_step_until or (not self._nonfinite_seen and self._turned_nonfinite(loss)):
+        if (scheduled or skipped or step <= self._every_step_until
+                or (not self._nonfinite_seen and self._turned_nonfinite(loss))):
             self._check(step, loss)
         elif not self._nonfinite_seen:
             self._last_finite = step
 
     def on_train_end(self, logs=None):
-        step = self._step()
+        step = self._batches
         if step > self._last_check and not self._nonfinite_seen:
             self._check(step, (logs or {}).get("loss"))
         for sink in (self._log, self._scalars):
             if sink is not None:
                 sink.close()
 
-    def _step(self) -> int:
-        # `.numpy()` reads a MirroredVariable too, where int() does not.
+    def _optimizer_steps(self) -> int:
+        """The updates the optimizer applied (`.numpy()` reads a MirroredVariable too, where
+        int() does not)."""
         return int(np.asarray(self.model.optimizer.iterations.numpy()))
+
+    def _read_loss_scale(self) -> float | None:
+        if self._scaler is None:
+            return None
+        # The scale is a variable once the optimizer is built (at the first step), its
+        # `initial_scale` until then.
+        scale = getattr(self._scaler, "dynamic_scale", None)
+        return float(np.asarray(scale.numpy())) if scale is not None else float(self._scaler.initial_scale)
+
+    def _count_skipped(self, previous: int, step: int) -> int:
+        """The batches up to `step` whose update a LossScaleOptimizer skipped (non-finite
+        gradients): batches run against the updates applied. One scalar read per step, only
+        under loss scaling; the scale itself is read when a step was skipped."""
+        if self._scaler is None:
+            return 0
+        applied = self._optimizer_steps()
+        skipped = max((step - previous) - (applied - self._applied), 0)
+        self._applied = applied
+        if skipped:
+            self._skipped_count += skipped
+            self._skipped.extend(range(step - skipped + 1, step + 1))
+            del self._skipped[:-SKIPPED_KEPT]
+        return skipped
 
     def _turned_nonfinite(self, loss) -> bool:
         """The every-step look: the loss Keras already brought to the host, then one number
@@ -198,9 +246,13 @@ class Monitor(keras.callbacks.Callback):
         self._last_check = step
         stats = self._kernel()
         loss = float(loss) if loss is not None else None
+        self._loss_scale = self._read_loss_scale()
         check = Check(step, stats, loss, self._names, self._layers, self._sizes, self._ranks,
                       last_step=self._last_step, last_finite_step=self._last_finite,
-                      smallest_positive=self._kernel.smallest_positive)
+                      smallest_positive=self._kernel.smallest_positive, first_step=self._first_step,
+                      applied_steps=self._applied if self._scaler is not None else None,
+                      skipped_steps=tuple(self._skipped), skipped_count=self._skipped_count, loss_scale=self._loss_scale,
+                      initial_loss_scale=self._initial_loss_scale)
         nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
         replay_sample = nonfinite and not self._nonfinite_seen and self.sample is not None
         findings, first_nonfinite = [], None

@@ -30,6 +30,15 @@ class Check:
     # The smallest positive float32 the backend keeps: TensorFlow and XLA flush subnormal
     # results to zero on the CPU, PyTorch keeps them (StatsKernel.smallest_positive).
     smallest_positive: float = float(np.finfo(np.float32).tiny)
+    # Under a LossScaleOptimizer: the optimizer's own step count (it does not count the steps
+    # it skips for non-finite gradients), the steps (batches) it skipped in this run, the most
+    # recent first-to-last, and the loss scale now and at the start.
+    applied_steps: int | None = None
+    first_step: int = 0  # the step this run (this `fit`) started at
+    skipped_steps: tuple[int, ...] = ()
+    skipped_count: int = 0
+    loss_scale: float | None = None
+    initial_loss_scale: float | None = None
 
 
 class Detector(Diagnosis):

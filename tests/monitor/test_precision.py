@@ -1,0 +1,81 @@
+"""The Monitor under reduced precision and bad data: real runs of tiny Dense models, each
+against the same model in float32 or with the fix applied, which must get nothing."""
+
+import keras
+import numpy as np
+import pytest
+
+from nandoctor.monitor import Monitor
+from tests.monitor.test_monitor import by_code
+
+pytestmark = pytest.mark.every_backend
+
+
+def unnormalised_regression(rows=96):
+    """Features of magnitude 300 and a linear target: a float16 Dense's gradients pass 65504."""
+    rng = np.random.default_rng(0)
+    return (300 * rng.normal(size=(rows, 8))).astype("float32"), rng.normal(size=(rows, 1)).astype("float32")
+
+
+def regression_model(policy: str, hidden_dtype=None, optimizer=None):
+    """Dense(16, relu) -> Dense(1) built under `policy` (the output in float32, as the Keras
+    guide says); `hidden_dtype` overrides the hidden layer's."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", dtype=hidden_dtype, name="hidden"),
+                                  keras.layers.Dense(1, dtype="float32", name="output")])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.compile(optimizer or keras.optimizers.Adam(), "mse")
+    return model
+
+
+class BatchesAndLoss(keras.callbacks.Callback):
+    """The ground truth, as the progress bar counts: the batch (1-based) at which the loss
+    first goes non-finite, and the optimizer's own iterations then."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches, self.first_nonfinite, self.iterations_then = 0, None, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.first_nonfinite is None and not np.isfinite(logs["loss"]):
+            self.first_nonfinite = self.batches
+            self.iterations_then = int(np.asarray(self.model.optimizer.iterations.numpy()))
+
+
+def train(model, x, y, monitor, epochs=1, batch_size=4, callbacks=()):
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0, callbacks=[monitor, *callbacks])
+    return monitor
+
+
+def test_float16_gradient_overflow_is_reported_when_most_steps_are_skipped(keras_seed):
+    x, y = unnormalised_regression()
+    model = regression_model("mixed_float16")
+    monitor = train(model, x, y, Monitor(verbose=0))
+    (collapse,) = by_code(monitor, "ND807")
+    # Every step skipped from the first: the 11th is the first with more than half of 20 skipped.
+    assert collapse.details["step"] == 11 and collapse.details["first_skipped"] == 1
+    assert collapse.details["loss_scale"] == 2.0**15 / 2**11 and collapse.details["initial_loss_scale"] == 2.0**15
+    assert "float16 overflow" in collapse.message and collapse.details["evidence"] == "measured"
+    assert [f.code for f in monitor.report.findings] == ["ND807"]
+
+
+@pytest.mark.parametrize("policy, hidden_dtype", [("float32", None), ("mixed_float16", "float32")],
+                         ids=["float32", "overflowing-layer-in-float32"])
+def test_the_same_run_in_float32_or_with_the_layer_in_float32_gets_nothing(keras_seed, policy, hidden_dtype):
+    x, y = unnormalised_regression()
+    monitor = train(regression_model(policy, hidden_dtype), x, y, Monitor(verbose=0), epochs=2)
+    assert monitor.report.findings == []
+
+
+def test_a_nonfinite_loss_after_skipped_steps_is_numbered_by_batches(keras_seed):
+    x, y = unnormalised_regression()
+    # SGD applies the one unscaled update that gets through in full: the next batches overflow forward.
+    model = regression_model("mixed_float16", optimizer=keras.optimizers.SGD(0.01))
+    truth = BatchesAndLoss()
+    monitor = train(model, x, y, Monitor(verbose=0, select="ND702"), callbacks=[truth])
+    (nonfinite,) = by_code(monitor, "ND702")
+    assert truth.iterations_then < truth.first_nonfinite  # the optimizer's count is behind
+    assert nonfinite.details["step"] == truth.first_nonfinite and f"at step {truth.first_nonfinite}," in nonfinite.message
