@@ -9,6 +9,7 @@ import numpy as np
 
 from nandoctor.catalogue import Selection, merge_options, split_selectors
 from nandoctor.diagnosis import RunsOn
+from nandoctor.live.model_layers import every_layer
 from nandoctor.monitor.actions import Actions, NonfiniteTrainingError
 from nandoctor.monitor.detector import Check
 from nandoctor.monitor.health_log import HealthLog
@@ -168,6 +169,10 @@ class Monitor(keras.callbacks.Callback):
         self._skipped_count = 0
         self._loss_scale = self._initial_loss_scale = self._read_loss_scale()
         self._first_step = start
+        self._compute_dtypes = frozenset(
+            dtype for dtype in (getattr(layer, "compute_dtype", None) for layer in every_layer(self.model)) if dtype
+        )
+        self._largest_loss: float | None = None
         epochs, steps = (self.params or {}).get("epochs"), (self.params or {}).get("steps")
         self._last_step = start + epochs * steps if isinstance(epochs, int) and isinstance(steps, int) else None
         self._nonfinite_seen = False
@@ -192,6 +197,8 @@ class Monitor(keras.callbacks.Callback):
         self._batches = step
         skipped = self._count_skipped(previous, step)
         loss = (logs or {}).get("loss")
+        if loss is not None and math.isfinite(float(loss)):
+            self._largest_loss = max(float(loss), self._largest_loss or float(loss))
         scheduled = step - self._scheduled >= self.every_n_steps
         if scheduled:
             self._scheduled = step
@@ -247,19 +254,28 @@ class Monitor(keras.callbacks.Callback):
         stats = self._kernel()
         loss = float(loss) if loss is not None else None
         self._loss_scale = self._read_loss_scale()
+        nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
+        weights_finite = not (stats[:, NONFINITE] > 0).any()
+        replay, replayed_from = None, None
+        if nonfinite and not self._nonfinite_seen and self.sample is not None:
+            # Weights still finite (only the loss is not: a skipped step keeps them) are the
+            # ones that broke; otherwise those of the last good check.
+            replayed_from = step if weights_finite else self.last_good_step
+            replay = self._replay(from_current=weights_finite)
         check = Check(step, stats, loss, self._names, self._layers, self._sizes, self._ranks,
                       last_step=self._last_step, last_finite_step=self._last_finite,
                       smallest_positive=self._kernel.smallest_positive, first_step=self._first_step,
                       applied_steps=self._applied if self._scaler is not None else None,
                       skipped_steps=tuple(self._skipped), skipped_count=self._skipped_count, loss_scale=self._loss_scale,
-                      initial_loss_scale=self._initial_loss_scale)
-        nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
-        replay_sample = nonfinite and not self._nonfinite_seen and self.sample is not None
+                      initial_loss_scale=self._initial_loss_scale, compute_dtypes=self._compute_dtypes,
+                      largest_finite_loss=self._largest_loss,
+                      replay=replay.to_dict() if replay is not None else None,
+                      replay_text=replay.describe() if replay is not None else None,
+                      replayed_from=replayed_from if replay is not None else None)
         findings, first_nonfinite = [], None
         for detector in self._detectors:
             for finding in detector.observe(check):
                 if detector.reports_nonfinite:
-                    finding = self._localized(finding) if replay_sample else finding
                     first_nonfinite = first_nonfinite or finding
                 findings.append(finding)
             if detector.wants_every_step():
@@ -282,27 +298,25 @@ class Monitor(keras.callbacks.Callback):
             self.restored = self._actions.on_first_nonfinite(self.model, self._kernel, first_nonfinite,
                                                              self.last_good_step) or self.restored
 
-    def _localized(self, finding):
-        """The finding, with where the replay of `sample` from the last good weights broke."""
-        from dataclasses import replace
+    def _replay(self, from_current: bool):
+        """Where the replay of `sample` breaks (a `Localization`), from the current weights or
+        the last good ones; its data is checked first, which needs no weights. None without
+        last good weights."""
+        from nandoctor.live.replay import localize, nonfinite_data
 
-        from nandoctor.live.replay import localize
-
+        data = nonfinite_data(self.model, self.sample)
+        if data is not None:
+            return data
+        if from_current:
+            return localize(self.model, self.sample)
         broken = [np.array(v.numpy()) for v in self._kernel.variables]
         if not self._kernel.restore():
-            return finding  # no last good weights to replay from
+            return None  # no last good weights to replay from
         try:
-            where = localize(self.model, self.sample)
+            return localize(self.model, self.sample)
         finally:
             for variable, values in zip(self._kernel.variables, broken):
                 variable.assign(values)
-        layer = where.forward_culprit or where.backward_culprit or finding.layer
-        return replace(
-            finding,
-            layer=layer,
-            message=f"{finding.message}. Replaying the sample from step {self.last_good_step}: {where.describe()}",
-            details={**finding.details, "localization": where.to_dict()},
-        )
 
 
 def _variable_owners(model) -> dict[int, str]:

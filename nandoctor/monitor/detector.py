@@ -39,6 +39,15 @@ class Check:
     skipped_count: int = 0
     loss_scale: float | None = None
     initial_loss_scale: float | None = None
+    # The dtypes the model's layers compute in, and the largest finite loss of the run so far.
+    compute_dtypes: frozenset[str] = frozenset()
+    largest_finite_loss: float | None = None
+    # At the first non-finite value, with `Monitor(sample=...)`: where the replay of the sample
+    # from the weights of step `replayed_from` broke (`nandoctor.live.replay.Localization`, as
+    # a dict and in words).
+    replay: dict[str, Any] | None = None
+    replay_text: str | None = None
+    replayed_from: int | None = None
 
 
 class Detector(Diagnosis):

@@ -7,7 +7,18 @@ import numpy as np
 
 from nandoctor.monitor.detector import Check, Detector
 from nandoctor.monitor.stats import NONFINITE
-from nandoctor.report import Finding, Severity
+from nandoctor.report import Confidence, Finding, Severity
+
+FLOAT16_LARGEST = 65504.0
+# A loss within this factor of float16's largest value before it turned infinite had been
+# overflowing on its way (the factor ND805 warns at).
+NEAR_OVERFLOW = 16.0
+OVERFLOW_FIX = (
+    "Float16 overflow: give the layer that overflows dtype=\"float32\" (and keep the output layer and the loss in "
+    "float32), or scale its inputs down; train a float16 policy with loss scaling (the LossScaleOptimizer that "
+    "compile() adds to a mixed_float16 model; optimizer.scale_loss in a custom loop), or use \"mixed_bfloat16\", "
+    "which has float32's range."
+)
 
 
 class NonfiniteDuringTraining(Detector):
@@ -20,7 +31,10 @@ class NonfiniteDuringTraining(Detector):
     two, and the run is lost. The loss is a late and unreliable witness: a max-margin loss,
     for one, can stay finite, even fall to zero, with NaN weights (field report C). The
     variables that were first non-finite point at where it started; with
-    `Monitor(sample=(x, y))`, a replay from the last good weights names the layer.
+    `Monitor(sample=(x, y))`, a replay from the last good weights names the layer. Under a
+    float16 compute policy (`mixed_float16`), a float16 layer whose output passes 65504, or an
+    infinite loss after one near it, is reported as float16 overflow, with its cure: that layer
+    in float32, loss scaling, or `mixed_bfloat16`.
 
     ## Example
     ```python
@@ -87,5 +101,37 @@ class NonfiniteDuringTraining(Detector):
             message = f"at step {check.step}, the loss is {check.loss} while every weight is still finite"
         if check.last_finite_step is not None and check.last_finite_step < check.step:
             message += f" (at step {check.last_finite_step}, every weight and the loss were finite)"
-        yield self.finding_at(check.step, layers[0] if layers else None, message, variables=variables,
-                              layers=layers, counts=counts, loss=check.loss, last_finite_step=check.last_finite_step)
+        layer = layers[0] if layers else None
+        details = {"step": check.step, "variables": variables, "layers": layers, "counts": counts, "loss": check.loss,
+                   "last_finite_step": check.last_finite_step}
+        replay = check.replay
+        if replay is not None:
+            layer = replay.get("forward_culprit") or replay.get("backward_culprit") or layer
+            message += f". Replaying the sample from step {check.replayed_from}: {check.replay_text}"
+            details["localization"] = replay
+        overflow = _float16_overflow(check)
+        if overflow is None:
+            yield self.finding(layer, message, details=details)
+            return
+        cause, certain = overflow
+        yield self.finding(layer, f"float16 overflow: {message}" + (f"; {cause}" if cause else ""), fix=OVERFLOW_FIX, details=details,
+                           confidence=None if certain else Confidence.MEDIUM,
+                           measured=f"the loss and weights at step {check.step} under a float16 compute policy")
+
+
+def _float16_overflow(check: Check) -> tuple[str | None, bool] | None:
+    """Whether the first non-finite value is a float16 overflow: why, where the replay did not
+    say it already, and whether that is certain (the replay saw a float16 layer's output pass
+    65504, or the loss came near it first) or only likely (the loss is infinite under a float16
+    compute policy, as a log of 0 makes it too)."""
+    replay = check.replay or {}
+    if replay.get("culprit_overflows") and replay.get("culprit_compute_dtype") == "float16":
+        return None, True
+    if "float16" not in check.compute_dtypes or check.loss is None or not math.isinf(check.loss):
+        return None
+    largest = check.largest_finite_loss
+    if largest is not None and largest >= FLOAT16_LARGEST / NEAR_OVERFLOW:
+        return (f"the model computes in float16 and the loss had reached {largest:.4g} before it, within "
+                f"{NEAR_OVERFLOW:g}x of float16's largest value ({FLOAT16_LARGEST:g})"), True
+    return (f"the model computes in float16, whose largest value is {FLOAT16_LARGEST:g}, and the loss is infinite "
+            "(a log of 0 is infinite too: Monitor(sample=(x, y)) names the layer)"), False

@@ -79,3 +79,41 @@ def test_a_nonfinite_loss_after_skipped_steps_is_numbered_by_batches(keras_seed)
     (nonfinite,) = by_code(monitor, "ND702")
     assert truth.iterations_then < truth.first_nonfinite  # the optimizer's count is behind
     assert nonfinite.details["step"] == truth.first_nonfinite and f"at step {truth.first_nonfinite}," in nonfinite.message
+
+
+def sgd_overflow_run(policy: str, **monitor_options):
+    """The one unscaled SGD update that gets through is huge: the next batches overflow forward.
+    Returns the Monitor and the ground truth."""
+    x, y = unnormalised_regression()
+    model = regression_model(policy, optimizer=keras.optimizers.SGD(0.01))
+    truth = BatchesAndLoss()
+    return train(model, x, y, Monitor(verbose=0, **monitor_options), callbacks=[truth]), truth
+
+
+def test_nd702_names_a_float16_activation_overflow_and_its_cure(keras_seed):
+    from nandoctor.monitor.nonfinite_during_training import OVERFLOW_FIX
+
+    monitor, truth = sgd_overflow_run("mixed_float16", sample=unnormalised_regression())
+    (collapse,) = by_code(monitor, "ND807")
+    (nonfinite,) = by_code(monitor, "ND702")  # ND703 sees the huge update that got through, too
+    assert collapse.details["step"] < nonfinite.details["step"]
+    assert nonfinite.message.startswith(f"float16 overflow: at step {truth.first_nonfinite},")
+    assert nonfinite.fix == OVERFLOW_FIX
+    assert nonfinite.layer == "hidden" and nonfinite.confidence == "high"
+    assert nonfinite.details["localization"]["culprit_compute_dtype"] == "float16"
+    assert "computes in float16 and its output passes 65504" in nonfinite.message
+
+
+def test_nd702_without_a_sample_says_float16_overflow_from_the_loss(keras_seed):
+    monitor, _ = sgd_overflow_run("mixed_float16", select="ND702")
+    (nonfinite,) = monitor.report.findings
+    assert nonfinite.message.startswith("float16 overflow:") and nonfinite.layer is None
+    assert "the loss had reached" in nonfinite.message and nonfinite.details["evidence"] == "measured"
+
+
+def test_the_same_divergence_in_float32_keeps_the_generic_prescription(keras_seed):
+    from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
+
+    monitor, _ = sgd_overflow_run("float32", sample=unnormalised_regression())
+    nonfinite = by_code(monitor, "ND702")
+    assert nonfinite and "float16" not in nonfinite[0].message and nonfinite[0].fix == NonfiniteDuringTraining.fix
