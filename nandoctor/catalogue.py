@@ -23,6 +23,7 @@ from nandoctor.live.singular_gradient import SingularGradient
 from nandoctor.live.unguarded_division import UnguardedDivision
 from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.monitor.exploding_updates import ExplodingUpdates
+from nandoctor.monitor.frozen_updates import FrozenUpdates
 from nandoctor.monitor.loss_scale_collapse import LossScaleCollapse
 from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
 from nandoctor.monitor.shrinking_weights import ShrinkingWeights
@@ -77,6 +78,7 @@ DIAGNOSES: tuple[type[Diagnosis], ...] = (
     OverflowHeadroom,
     BrokenQuantizationScales,
     LossScaleCollapse,
+    FrozenUpdates,
     OpaqueCode,
 )
 

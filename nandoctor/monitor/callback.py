@@ -138,6 +138,7 @@ class Monitor(keras.callbacks.Callback):
         self._layers = tuple(owners.get(id(v), v.path.rsplit("/", 1)[0]) for v in variables)
         self._sizes = tuple(int(np.prod(v.shape)) for v in variables)
         self._ranks = tuple(len(v.shape) for v in variables)
+        self._dtypes = tuple(str(v.dtype) for v in variables)
         embedding = [len(v.shape) == 2 and v.name == "embeddings" for v in variables]
         total = sum(int(np.prod(v.shape)) for v in variables)
         restoring = self._actions.restores
@@ -173,6 +174,7 @@ class Monitor(keras.callbacks.Callback):
             dtype for dtype in (getattr(layer, "compute_dtype", None) for layer in every_layer(self.model)) if dtype
         )
         self._largest_loss: float | None = None
+        self._optimizer_constants = _optimizer_constants(optimizer)
         epochs, steps = (self.params or {}).get("epochs"), (self.params or {}).get("steps")
         self._last_step = start + epochs * steps if isinstance(epochs, int) and isinstance(steps, int) else None
         self._nonfinite_seen = False
@@ -268,7 +270,8 @@ class Monitor(keras.callbacks.Callback):
                       applied_steps=self._applied if self._scaler is not None else None,
                       skipped_steps=tuple(self._skipped), skipped_count=self._skipped_count, loss_scale=self._loss_scale,
                       initial_loss_scale=self._initial_loss_scale, compute_dtypes=self._compute_dtypes,
-                      largest_finite_loss=self._largest_loss,
+                      largest_finite_loss=self._largest_loss, dtypes=self._dtypes,
+                      optimizer=self._optimizer_constants,
                       replay=replay.to_dict() if replay is not None else None,
                       replay_text=replay.describe() if replay is not None else None,
                       replayed_from=replayed_from if replay is not None else None)
@@ -317,6 +320,20 @@ class Monitor(keras.callbacks.Callback):
         finally:
             for variable, values in zip(self._kernel.variables, broken):
                 variable.assign(values)
+
+
+def _optimizer_constants(optimizer) -> dict:
+    """The optimizer's class and the constants a reduced-precision dtype may not hold, read
+    once at the start of `fit` (a learning-rate schedule is left out)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    constants: dict = {"class": type(inner).__name__}
+    for key in ("learning_rate", "beta_1", "beta_2", "epsilon"):
+        value = getattr(inner, key, None)
+        try:
+            constants[key] = float(np.asarray(keras.ops.convert_to_numpy(value)))
+        except (TypeError, ValueError):
+            continue  # a schedule, or not this optimizer's
+    return constants
 
 
 def _variable_owners(model) -> dict[int, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -41,6 +41,10 @@ class Check:
     initial_loss_scale: float | None = None
     # The dtypes the model's layers compute in, and the largest finite loss of the run so far.
     compute_dtypes: frozenset[str] = frozenset()
+    # Each variable's dtype, and the optimizer's class and numeric constants (the inner one of
+    # a LossScaleOptimizer): `{"class": "Adam", "beta_2": 0.999, "learning_rate": 0.001, ...}`.
+    dtypes: tuple[str, ...] = ()
+    optimizer: dict[str, Any] = field(default_factory=dict)
     largest_finite_loss: float | None = None
     # At the first non-finite value, with `Monitor(sample=...)`: where the replay of the sample
     # from the weights of step `replayed_from` broke (`nandoctor.live.replay.Localization`, as

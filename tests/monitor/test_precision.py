@@ -117,3 +117,36 @@ def test_the_same_divergence_in_float32_keeps_the_generic_prescription(keras_see
     monitor, _ = sgd_overflow_run("float32", sample=unnormalised_regression())
     nonfinite = by_code(monitor, "ND702")
     assert nonfinite and "float16" not in nonfinite[0].message and nonfinite[0].fix == NonfiniteDuringTraining.fix
+
+
+def offset_regression():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    return x, (x @ rng.normal(size=(8, 1)) + 3).astype("float32")
+
+
+def adam_dense(dtype):
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, dtype=dtype, name="dense")], name="regression")
+    model.compile(keras.optimizers.Adam(), loss="mse")
+    return model
+
+
+def test_bfloat16_weights_under_adam_are_reported_frozen_while_the_loss_stays_flat(keras_seed):
+    x, y = offset_regression()
+    model = adam_dense("bfloat16")
+    monitor = train(model, x, y, Monitor(verbose=0), epochs=3, batch_size=8)
+    losses = model.history.history["loss"]
+    assert losses[0] > 1 and losses == [losses[0]] * 3  # identical epoch after epoch
+    (frozen,) = monitor.report.findings
+    assert frozen.code == "ND808" and frozen.layer == "dense" and frozen.details["step"] == 20
+    assert frozen.details["variables"] == ["regression/dense/kernel", "regression/dense/bias"]
+    assert frozen.details["dtypes"] == ["bfloat16"] and "beta_2=0.999 is 1.0 in bfloat16" in frozen.message
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_the_same_dense_with_float32_weights_is_not_frozen(keras_seed, dtype):
+    x, y = offset_regression()
+    model = adam_dense(dtype)
+    monitor = train(model, x, y, Monitor(verbose=0), epochs=3, batch_size=8)
+    assert model.history.history["loss"][2] < model.history.history["loss"][0]
+    assert monitor.report.findings == []
