@@ -25,6 +25,7 @@ from nandoctor.live.unguarded_log import UnguardedLog
 from nandoctor.monitor.exploding_updates import ExplodingUpdates
 from nandoctor.monitor.frozen_updates import FrozenUpdates
 from nandoctor.monitor.loss_scale_collapse import LossScaleCollapse
+from nandoctor.monitor.nonfinite_input_data import NonfiniteInputData
 from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
 from nandoctor.monitor.shrinking_weights import ShrinkingWeights
 from nandoctor.report import Finding
@@ -79,6 +80,7 @@ DIAGNOSES: tuple[type[Diagnosis], ...] = (
     BrokenQuantizationScales,
     LossScaleCollapse,
     FrozenUpdates,
+    NonfiniteInputData,
     OpaqueCode,
 )
 

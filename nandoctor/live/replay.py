@@ -104,8 +104,14 @@ def nonfinite_data(model, sample) -> Localization | None:
 
 
 def _input_names(model) -> list[str]:
+    """The model's inputs by their input layers' names (`keras.Input(name=...)`): a tensor's
+    own name is an internal `keras_tensor_N`."""
     inputs = getattr(model, "inputs", None) or []
-    return [getattr(tensor, "name", None) or f"input_{index}" for index, tensor in enumerate(inputs)]
+    names = []
+    for index, tensor in enumerate(inputs):
+        history = getattr(tensor, "_keras_history", None)
+        names.append(history[0].name if history is not None else getattr(tensor, "name", None) or f"input_{index}")
+    return names
 
 
 def _named(data, names: list[str]) -> list[tuple[str, np.ndarray]]:

@@ -89,6 +89,9 @@ class NonfiniteDuringTraining(Detector):
         if not len(bad) and not loss_bad:
             return
         self.fired = True
+        replay = check.replay
+        if replay is not None and (replay.get("nonfinite_inputs") or replay.get("nonfinite_targets")):
+            return  # the data is non-finite: ND809 names it, no layer is the culprit
         variables = [check.variables[i] for i in bad]
         layers = list(dict.fromkeys(check.layers[i] for i in bad))
         counts = {check.variables[i]: int(check.stats[i, NONFINITE]) for i in bad}
@@ -104,7 +107,6 @@ class NonfiniteDuringTraining(Detector):
         layer = layers[0] if layers else None
         details = {"step": check.step, "variables": variables, "layers": layers, "counts": counts, "loss": check.loss,
                    "last_finite_step": check.last_finite_step}
-        replay = check.replay
         if replay is not None:
             layer = replay.get("forward_culprit") or replay.get("backward_culprit") or layer
             message += f". Replaying the sample from step {check.replayed_from}: {check.replay_text}"

@@ -150,3 +150,45 @@ def test_the_same_dense_with_float32_weights_is_not_frozen(keras_seed, dtype):
     monitor = train(model, x, y, Monitor(verbose=0), epochs=3, batch_size=8)
     assert model.history.history["loss"][2] < model.history.history["loss"][0]
     assert monitor.report.findings == []
+
+
+def data_with_bad_rows(input_rows=(), target_rows=()):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    x[list(input_rows), 3] = np.nan
+    y[list(target_rows), 0] = np.inf
+    return x, y
+
+
+def hidden_relu_model():
+    inputs = keras.Input((8,), name="features")
+    hidden = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, name="output")(hidden))
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    return model
+
+
+def test_nan_rows_in_the_data_are_named_by_input_and_row_not_blamed_on_a_layer(keras_seed):
+    x, y = data_with_bad_rows(input_rows=(40, 41))
+    monitor = train(hidden_relu_model(), x, y, Monitor(verbose=0, sample=(x, y)), batch_size=8)
+    (bad_data,) = monitor.report.findings  # and no ND702 naming 'hidden' the culprit
+    assert bad_data.code == "ND809" and bad_data.layer is None
+    assert bad_data.details["step"] == 6  # rows 40-47 are the sixth batch
+    assert bad_data.details["inputs"] == {"features": [40, 41]} and bad_data.details["targets"] == []
+    assert "input 'features' holds non-finite values in 2 of 64 rows (40, 41)" in bad_data.message
+
+
+def test_an_infinite_target_is_named_by_its_row(keras_seed):
+    x, y = data_with_bad_rows(target_rows=(50,))
+    monitor = train(hidden_relu_model(), x, y, Monitor(verbose=0, sample=(x, y)), batch_size=8)
+    (bad_data,) = monitor.report.findings
+    assert (bad_data.code, bad_data.details["step"], bad_data.details["targets"]) == ("ND809", 7, [50])
+
+
+def test_the_same_data_with_the_bad_rows_dropped_gets_nothing(keras_seed):
+    x, y = data_with_bad_rows(input_rows=(40, 41))
+    finite = np.isfinite(x).all(axis=1)
+    monitor = train(hidden_relu_model(), x[finite], y[finite], Monitor(verbose=0, sample=(x[finite], y[finite])),
+                    batch_size=8)
+    assert monitor.report.findings == []
