@@ -26,6 +26,7 @@ from nandoctor.monitor.exploding_updates import ExplodingUpdates
 from nandoctor.monitor.frozen_updates import FrozenUpdates
 from nandoctor.monitor.loss_scale_collapse import LossScaleCollapse
 from nandoctor.monitor.nonfinite_input_data import NonfiniteInputData
+from nandoctor.monitor.nonfinite_metric import NonfiniteMetric
 from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
 from nandoctor.monitor.shrinking_weights import ShrinkingWeights
 from nandoctor.report import Finding
@@ -81,6 +82,7 @@ DIAGNOSES: tuple[type[Diagnosis], ...] = (
     LossScaleCollapse,
     FrozenUpdates,
     NonfiniteInputData,
+    NonfiniteMetric,
     OpaqueCode,
 )
 

@@ -28,6 +28,8 @@ EVERY_STEP_AT_START = 2
 AUTO_SNAPSHOT_VALUES = 50_000_000
 # The most recent skipped steps handed to the detectors (a run can skip thousands).
 SKIPPED_KEPT = 256
+# The Monitor's own figures in Keras's logs.
+LOGS_PREFIX = "nandoctor/"
 
 
 class Monitor(keras.callbacks.Callback):
@@ -174,6 +176,8 @@ class Monitor(keras.callbacks.Callback):
             dtype for dtype in (getattr(layer, "compute_dtype", None) for layer in every_layer(self.model)) if dtype
         )
         self._largest_loss: float | None = None
+        self._metric_nonfinite_seen = False
+        self._metrics: dict[str, float] = {}
         self._optimizer_constants = _optimizer_constants(optimizer)
         epochs, steps = (self.params or {}).get("epochs"), (self.params or {}).get("steps")
         self._last_step = start + epochs * steps if isinstance(epochs, int) and isinstance(steps, int) else None
@@ -201,10 +205,13 @@ class Monitor(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and math.isfinite(float(loss)):
             self._largest_loss = max(float(loss), self._largest_loss or float(loss))
+        self._metrics = _metrics(logs)
+        metric_turned = not self._metric_nonfinite_seen and not all(map(math.isfinite, self._metrics.values()))
+        self._metric_nonfinite_seen = self._metric_nonfinite_seen or metric_turned
         scheduled = step - self._scheduled >= self.every_n_steps
         if scheduled:
             self._scheduled = step
-        if (scheduled or skipped or step <= self._every_step_until
+        if (scheduled or skipped or metric_turned or step <= self._every_step_until
                 or (not self._nonfinite_seen and self._turned_nonfinite(loss))):
             self._check(step, loss)
         elif not self._nonfinite_seen:
@@ -271,7 +278,7 @@ class Monitor(keras.callbacks.Callback):
                       skipped_steps=tuple(self._skipped), skipped_count=self._skipped_count, loss_scale=self._loss_scale,
                       initial_loss_scale=self._initial_loss_scale, compute_dtypes=self._compute_dtypes,
                       largest_finite_loss=self._largest_loss, dtypes=self._dtypes,
-                      optimizer=self._optimizer_constants,
+                      optimizer=self._optimizer_constants, metrics=self._metrics,
                       replay=replay.to_dict() if replay is not None else None,
                       replay_text=replay.describe() if replay is not None else None,
                       replayed_from=replayed_from if replay is not None else None)
@@ -320,6 +327,15 @@ class Monitor(keras.callbacks.Callback):
         finally:
             for variable, values in zip(self._kernel.variables, broken):
                 variable.assign(values)
+
+
+def _metrics(logs) -> dict[str, float]:
+    """The metrics of a batch's logs: numbers other than the loss and the Monitor's own."""
+    metrics = {}
+    for key, value in (logs or {}).items():
+        if key != "loss" and not key.startswith(LOGS_PREFIX) and isinstance(value, (int, float)):
+            metrics[key] = float(value)
+    return metrics
 
 
 def _optimizer_constants(optimizer) -> dict:

@@ -44,6 +44,9 @@ class Check:
     # Each variable's dtype, and the optimizer's class and numeric constants (the inner one of
     # a LossScaleOptimizer): `{"class": "Adam", "beta_2": 0.999, "learning_rate": 0.001, ...}`.
     dtypes: tuple[str, ...] = ()
+    # The metrics in Keras's logs at this step, the loss left out (each a running mean over the
+    # epoch, as the progress bar shows it).
+    metrics: dict[str, float] = field(default_factory=dict)
     optimizer: dict[str, Any] = field(default_factory=dict)
     largest_finite_loss: float | None = None
     # At the first non-finite value, with `Monitor(sample=...)`: where the replay of the sample

@@ -192,3 +192,44 @@ def test_the_same_data_with_the_bad_rows_dropped_gets_nothing(keras_seed):
     monitor = train(hidden_relu_model(), x[finite], y[finite], Monitor(verbose=0, sample=(x[finite], y[finite])),
                     batch_size=8)
     assert monitor.report.findings == []
+
+
+def few_positives():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    return x, (x[:, :1] > 1.0).astype("float32")
+
+
+def hand_written_recall(y_true, y_pred):
+    return keras.ops.sum(y_true * keras.ops.round(y_pred)) / keras.ops.sum(y_true)  # 0 / 0 without positives
+
+
+def classifier(metric):
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid", name="classifier")])
+    model.compile(keras.optimizers.Adam(), loss="binary_crossentropy", metrics=[metric])
+    return model
+
+
+def test_a_metric_gone_nan_while_the_loss_and_weights_are_finite_is_reported_as_that(keras_seed):
+    x, y = few_positives()
+    monitor = train(classifier(hand_written_recall), x, y, Monitor(verbose=0), batch_size=8)
+    first_batch_without_positives = 1 + int(np.flatnonzero(y.reshape(8, 8).sum(axis=1) == 0)[0])
+    (metric,) = monitor.report.findings
+    assert (metric.code, metric.details["step"], metric.details["metrics"]) == ("ND810", first_batch_without_positives,
+                                                                                 ["hand_written_recall"])
+    assert "'hand_written_recall' is nan while the loss" in metric.message and metric.severity == "warning"
+
+
+def test_kerass_own_recall_on_the_same_run_gets_nothing(keras_seed):
+    x, y = few_positives()
+    monitor = train(classifier(keras.metrics.Recall()), x, y, Monitor(verbose=0), batch_size=8)
+    assert monitor.report.findings == []
+
+
+def test_a_metric_that_follows_a_diverging_loss_is_left_to_nd702(keras_seed):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2048, 8)).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.SGD(4.0), "mse", metrics=["mae"])  # far past the stable step
+    monitor = train(model, x, x @ np.ones((8, 1), "float32"), Monitor(verbose=0), batch_size=32)
+    assert by_code(monitor, "ND702") and by_code(monitor, "ND810") == []
