@@ -13,7 +13,7 @@ from nandoctor.live.model_layers import every_layer
 from nandoctor.monitor.actions import Actions, NonfiniteTrainingError
 from nandoctor.monitor.detector import Check
 from nandoctor.monitor.health_log import HealthLog
-from nandoctor.monitor.stats import NONFINITE, StatsKernel
+from nandoctor.monitor.stats import NONFINITE, NORM, StatsKernel
 from nandoctor.monitor.tensorboard import TensorBoardScalars
 from nandoctor.monitor.workers import is_chief
 from nandoctor.report import FileResult, FileStatus, Report
@@ -46,6 +46,13 @@ class Monitor(keras.callbacks.Callback):
     (`tf.distribute.MultiWorkerMirroredStrategy`, several JAX processes) every worker's
     Monitor finds the same and acts on its own replica; only the chief prints and writes
     `log_dir` and `tensorboard_dir`.
+
+    Its figures join Keras's `logs` at every step and epoch, under `nandoctor/` keys
+    (`nonfinite_steps`, `min_weight_norm`, `max_weight_norm`, and under a `LossScaleOptimizer`
+    `skipped_steps` and `loss_scale`), so `CSVLogger`, `TensorBoard`, `History` and tracking
+    callbacks record them: list the Monitor before them in `callbacks`. Steps are counted in
+    batches, as the progress bar counts them (a `LossScaleOptimizer`'s `iterations` leaves out
+    the steps it skips).
 
     Args:
         every_n_steps: optimiser steps between scheduled checks of the full statistics.
@@ -90,6 +97,12 @@ class Monitor(keras.callbacks.Callback):
     print(monitor.report.to_json())
     ```
     """
+
+    # Not `async_safe`: Keras (JAX, PyTorch) would then run `on_train_batch_end` in a thread
+    # while the next steps train, and the Monitor must read the weights of the step that just
+    # ran (to name it exactly, to stop or restore before the next update). It has no test or
+    # predict batch hooks, so those keep Keras's asynchronous dispatch.
+    async_safe = False
 
     def __init__(self, every_n_steps=10, on_nonfinite="warn", restore_last_good=False, log_dir=None,
                  snapshots="auto", verbose=1, sample=None, backup=None, tensorboard_dir=None,
@@ -177,6 +190,8 @@ class Monitor(keras.callbacks.Callback):
         )
         self._largest_loss: float | None = None
         self._metric_nonfinite_seen = False
+        self._nonfinite_steps = 0
+        self._norm_range: tuple[float, float] | None = None
         self._metrics: dict[str, float] = {}
         self._optimizer_constants = _optimizer_constants(optimizer)
         epochs, steps = (self.params or {}).get("epochs"), (self.params or {}).get("steps")
@@ -211,11 +226,34 @@ class Monitor(keras.callbacks.Callback):
         scheduled = step - self._scheduled >= self.every_n_steps
         if scheduled:
             self._scheduled = step
-        if (scheduled or skipped or metric_turned or step <= self._every_step_until
-                or (not self._nonfinite_seen and self._turned_nonfinite(loss))):
-            self._check(step, loss)
-        elif not self._nonfinite_seen:
-            self._last_finite = step
+        if scheduled or skipped or metric_turned or step <= self._every_step_until:
+            nonfinite = self._check(step, loss)
+        else:
+            nonfinite = self._turned_nonfinite(loss)
+            if nonfinite and not self._nonfinite_seen:
+                self._check(step, loss)
+            elif not self._nonfinite_seen:
+                self._last_finite = step
+        self._nonfinite_steps += nonfinite
+        if logs is not None:
+            logs.update(self.figures())
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs.update(self.figures())
+
+    def figures(self) -> dict[str, float]:
+        """The Monitor's figures for Keras's `logs` (and so CSVLogger, TensorBoard, History and
+        the tracking callbacks): the steps of this `fit` at which the loss or a weight was
+        non-finite, the smallest and largest weight norm at the last check, and under loss
+        scaling the steps skipped and the loss scale at the last check."""
+        figures = {f"{LOGS_PREFIX}nonfinite_steps": float(self._nonfinite_steps)}
+        if self._norm_range is not None:
+            figures[f"{LOGS_PREFIX}min_weight_norm"], figures[f"{LOGS_PREFIX}max_weight_norm"] = self._norm_range
+        if self._scaler is not None:
+            figures[f"{LOGS_PREFIX}skipped_steps"] = float(self._skipped_count)
+            figures[f"{LOGS_PREFIX}loss_scale"] = float(self._loss_scale) if self._loss_scale is not None else math.nan
+        return figures
 
     def on_train_end(self, logs=None):
         step = self._batches
@@ -258,9 +296,12 @@ class Monitor(keras.callbacks.Callback):
         from the device that says whether any weight is non-finite."""
         return (loss is not None and not math.isfinite(float(loss))) or self._kernel.any_nonfinite()
 
-    def _check(self, step: int, loss) -> None:
+    def _check(self, step: int, loss) -> bool:
+        """Runs the detectors on the full statistics; whether a weight or the loss is non-finite."""
         self._last_check = step
         stats = self._kernel()
+        norms = stats[:, NORM][np.isfinite(stats[:, NORM])]
+        self._norm_range = (float(norms.min()), float(norms.max())) if len(norms) else None
         loss = float(loss) if loss is not None else None
         self._loss_scale = self._read_loss_scale()
         nonfinite = bool((stats[:, NONFINITE] > 0).any()) or (loss is not None and not math.isfinite(loss))
@@ -307,6 +348,7 @@ class Monitor(keras.callbacks.Callback):
             self._nonfinite_seen = True
             self.restored = self._actions.on_first_nonfinite(self.model, self._kernel, first_nonfinite,
                                                              self.last_good_step) or self.restored
+        return nonfinite
 
     def _replay(self, from_current: bool):
         """Where the replay of `sample` breaks (a `Localization`), from the current weights or

@@ -81,13 +81,13 @@ def test_a_nonfinite_loss_after_skipped_steps_is_numbered_by_batches(keras_seed)
     assert nonfinite.details["step"] == truth.first_nonfinite and f"at step {truth.first_nonfinite}," in nonfinite.message
 
 
-def sgd_overflow_run(policy: str, **monitor_options):
+def sgd_overflow_run(policy: str, callbacks=(), **monitor_options):
     """The one unscaled SGD update that gets through is huge: the next batches overflow forward.
     Returns the Monitor and the ground truth."""
     x, y = unnormalised_regression()
     model = regression_model(policy, optimizer=keras.optimizers.SGD(0.01))
     truth = BatchesAndLoss()
-    return train(model, x, y, Monitor(verbose=0, **monitor_options), callbacks=[truth]), truth
+    return train(model, x, y, Monitor(verbose=0, **monitor_options), callbacks=[truth, *callbacks]), truth
 
 
 def test_nd702_names_a_float16_activation_overflow_and_its_cure(keras_seed):
@@ -233,3 +233,30 @@ def test_a_metric_that_follows_a_diverging_loss_is_left_to_nd702(keras_seed):
     model.compile(keras.optimizers.SGD(4.0), "mse", metrics=["mae"])  # far past the stable step
     monitor = train(model, x, x @ np.ones((8, 1), "float32"), Monitor(verbose=0), batch_size=32)
     assert by_code(monitor, "ND702") and by_code(monitor, "ND810") == []
+
+
+def csv_rows(path):
+    import csv
+
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_the_monitors_figures_reach_csvlogger_and_history_under_loss_scaling(keras_seed, tmp_path):
+    x, y = unnormalised_regression()
+    model = regression_model("mixed_float16")
+    monitor = Monitor(verbose=0)
+    train(model, x, y, monitor, callbacks=[keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))])
+    (row,) = csv_rows(tmp_path / "log.csv")
+    skipped = 24 - int(np.asarray(model.optimizer.iterations.numpy()))  # batches run against updates applied
+    assert skipped > 12 and float(row["nandoctor/skipped_steps"]) == skipped
+    assert float(row["nandoctor/loss_scale"]) == float(np.asarray(model.optimizer.dynamic_scale.numpy())) < 1
+    assert float(row["nandoctor/nonfinite_steps"]) == 0
+    assert 0 < float(row["nandoctor/min_weight_norm"]) < float(row["nandoctor/max_weight_norm"])
+    assert model.history.history["nandoctor/skipped_steps"] == [skipped]
+
+
+def test_nonfinite_steps_are_counted_in_the_logs_and_float32_has_no_loss_scale(keras_seed, tmp_path):
+    monitor, truth = sgd_overflow_run("float32")
+    assert monitor.model.history.history["nandoctor/nonfinite_steps"] == [truth.batches - truth.first_nonfinite + 1]
+    assert "nandoctor/loss_scale" not in monitor.model.history.history
