@@ -7,8 +7,11 @@ process; the cost is the median, over the pairs, of the ratio of process CPU tim
 time is too noisy on a shared machine). Beside the Monitor at its defaults: its every-step
 look alone (the loss and one on-device number from every weight, which the Monitor adds to
 its checks of the full statistics), Keras's TerminateOnNaN, a naive callback that calls
-get_weights() every batch, and TensorFlow's enable_check_numerics. The same again on JAX and on
-PyTorch, each in a child process (the backend is fixed when Keras is imported).
+get_weights() every batch, and TensorFlow's enable_check_numerics. The small model again under
+`mixed_float16` (float16 compute, the output in float32, compile's LossScaleOptimizer), where the
+Monitor also reads the optimizer's step count at every step and the loss scale at its checks.
+The same again on JAX and on PyTorch, each in a child process (the backend is fixed when Keras
+is imported).
 
     python bench/monitor_overhead.py [--quick]
 
@@ -42,14 +45,20 @@ import nandoctor  # noqa: E402
 LENGTH, WIDTH, BATCH, HEADS = 64, 128, 32, 4
 
 
-def language_model(vocabulary: int):
+def language_model(vocabulary: int, policy: str = "float32"):
+    """Built under `policy`; the output layer in float32, as the Keras mixed-precision guide
+    says, so compile wraps the optimizer in a LossScaleOptimizer under mixed_float16."""
     from nandoctor.layers import CausalSelfAttention, PositionEmbedding
 
-    tokens = keras.Input((LENGTH,), dtype="int32")
-    x = PositionEmbedding(LENGTH)(keras.layers.Embedding(vocabulary, WIDTH)(tokens))
-    for _ in range(2):
-        x = CausalSelfAttention(num_heads=HEADS, intermediate_dim=4 * WIDTH)(x)
-    model = keras.Model(tokens, keras.layers.Dense(vocabulary)(x))
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        tokens = keras.Input((LENGTH,), dtype="int32")
+        x = PositionEmbedding(LENGTH)(keras.layers.Embedding(vocabulary, WIDTH)(tokens))
+        for _ in range(2):
+            x = CausalSelfAttention(num_heads=HEADS, intermediate_dim=4 * WIDTH)(x)
+        model = keras.Model(tokens, keras.layers.Dense(vocabulary, dtype="float32")(x))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
@@ -66,6 +75,12 @@ class TimedMonitor(nandoctor.Monitor):
 
     def on_train_batch_end(self, batch, logs=None):
         self._timed(super().on_train_batch_end, batch, logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._timed(super().on_epoch_begin, epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._timed(super().on_epoch_end, epoch, logs)
 
     def on_train_end(self, logs=None):
         self._timed(super().on_train_end, logs)
@@ -137,9 +152,9 @@ def check_numerics_off(model):
     model.make_train_function(force=True)
 
 
-def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict:
+def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int, policy: str = "float32") -> dict:
     keras.utils.set_random_seed(0)
-    model = language_model(vocabulary)
+    model = language_model(vocabulary, policy)
     rng = np.random.default_rng(0)
     x = rng.integers(1, vocabulary, size=(steps * BATCH, LENGTH)).astype("int32")
     data = (x, np.roll(x, -1, axis=1))
@@ -153,6 +168,7 @@ def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict
     epoch_cpu_seconds(model, data, [])
     result = {
         "vocabulary": vocabulary,
+        "policy": policy,
         "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "steps_per_epoch": steps,
         "every_n_steps": monitor.every_n_steps,
@@ -184,7 +200,9 @@ def markdown(results: dict) -> str:
                 f"{model[key]['overhead'] * 100:+.1f}%" if key in model else "n/a" for key in
                 ("monitor", "every_step_look", "terminate_on_nan", "get_weights_every_batch", "check_numerics")]
             compared = model["terminate_on_nan"]["pairs"] if "terminate_on_nan" in model else 0
-            rows.append(f"| {BACKEND_NAMES[backend]} | vocabulary {model['vocabulary']:,} ({model['parameters'] / 1e6:.1f}M parameters, "
+            policy = model.get("policy", "float32")  # results stored before the mixed_float16 rows
+            rows.append(f"| {BACKEND_NAMES[backend]} | vocabulary {model['vocabulary']:,}, {policy} "
+                        f"({model['parameters'] / 1e6:.1f}M parameters, "
                         f"{model['monitor']['epoch_cpu_s_without']:.1f} s CPU per epoch of {model['steps_per_epoch']} steps; "
                         f"{model['monitor']['pairs']}/{compared} pairs) | " + " | ".join(cells) + " |")
     versions = ", ".join(f"{BACKEND_NAMES[backend]} {version}" for backend, version in results["versions"].items())
@@ -209,23 +227,29 @@ over few pairs on a shared 2-core machine.
 <!-- monitor_overhead:end -->"""
 
 
-# (vocabulary, steps per epoch, pairs for the Monitor, pairs for each other callback), per backend.
+# (vocabulary, steps per epoch, pairs for the Monitor, pairs for each other callback, policy), per
+# backend. Under mixed_float16 only the Monitor is measured: the other callbacks do not read the
+# precision, and float16 matmuls on a CPU cost several times float32's. Not on JAX: its CPU
+# dot_general refuses the attention's float16 product with float32 accumulation ("precision
+# 'F16_F16_F32' is not supported by dot_general on CPU", JAX 0.10.2).
 # The large model's epoch costs about 3x more CPU on JAX and PyTorch than on TensorFlow here
 # (about 100 s against 36 s), so there it gets two pairs and no other callback, to keep the whole
 # run near an hour; the first column (CPU inside the Monitor's hooks) needs no pairing, and its
 # median is over the Monitor's epochs.
 MODELS = {
-    "tensorflow": [(2000, 40, 6, 3), (100_000, 12, 3, 1)],
-    "jax": [(2000, 40, 6, 3), (100_000, 12, 2, 0)],
-    "torch": [(2000, 40, 6, 3), (100_000, 12, 2, 0)],
+    "tensorflow": [(2000, 40, 6, 3, "float32"), (2000, 40, 4, 0, "mixed_float16"), (100_000, 12, 3, 1, "float32")],
+    "jax": [(2000, 40, 6, 3, "float32"), (100_000, 12, 2, 0, "float32")],
+    "torch": [(2000, 40, 6, 3, "float32"), (2000, 40, 4, 0, "mixed_float16"), (100_000, 12, 2, 0, "float32")],
 }
 
 
 def measure_all(quick: bool) -> list[dict]:
     if quick:
-        return [measure(2000, steps=4, pairs=2, compare_pairs=1)]
-    return [measure(vocabulary, steps, pairs, compare_pairs)
-            for vocabulary, steps, pairs, compare_pairs in MODELS[keras.backend.backend()]]
+        policies = {policy for *_, policy in MODELS[keras.backend.backend()]}
+        return [measure(2000, steps=4, pairs=2, compare_pairs=1 if policy == "float32" else 0, policy=policy)
+                for policy in sorted(policies, key=lambda policy: policy != "float32")]
+    return [measure(vocabulary, steps, pairs, compare_pairs, policy)
+            for vocabulary, steps, pairs, compare_pairs, policy in MODELS[keras.backend.backend()]]
 
 
 _CHILD_RESULT = "NANDOCTOR_BENCH_RESULT "
