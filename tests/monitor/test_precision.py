@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nandoctor.monitor import Monitor
+from tests.monitor.divergences import same_on_every_backend
 from tests.monitor.test_monitor import by_code
 
 pytestmark = pytest.mark.every_backend
@@ -166,7 +167,7 @@ def hidden_relu_model():
     hidden = keras.layers.Dense(16, activation="relu", name="hidden")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(1, name="output")(hidden))
     model.compile(keras.optimizers.SGD(0.01), "mse")
-    return model
+    return same_on_every_backend(model)
 
 
 def test_nan_rows_in_the_data_are_named_by_input_and_row_not_blamed_on_a_layer(keras_seed):
