@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from nandoctor.monitor.detector import Check, Detector
 from nandoctor.monitor.stats import NONFINITE
-from nandoctor.report import Confidence, Finding, Severity
+from nandoctor.report import Finding, Severity
 
 FLOAT16_LARGEST = 65504.0
 # A loss within this factor of float16's largest value before it turned infinite had been
@@ -114,26 +115,37 @@ class NonfiniteDuringTraining(Detector):
         overflow = _float16_overflow(check)
         if overflow is None:
             yield self.finding(layer, message, details=details)
-            return
-        cause, certain = overflow
-        yield self.finding(layer, f"float16 overflow: {message}" + (f"; {cause}" if cause else ""), fix=OVERFLOW_FIX, details=details,
-                           confidence=None if certain else Confidence.MEDIUM,
-                           measured=f"the loss and weights at step {check.step} under a float16 compute policy")
+        elif overflow.certain:
+            yield self.finding(layer, f"float16 overflow: {message}" + (f"; {overflow.why}" if overflow.why else ""),
+                               fix=OVERFLOW_FIX, details=details,
+                               measured=f"the loss and weights at step {check.step} under a float16 compute policy")
+        else:  # a log of 0 is infinite too: the cause is not known, nor is the cure
+            yield self.finding(layer, f"{message}; {overflow.why}", details=details)
 
 
-def _float16_overflow(check: Check) -> tuple[str | None, bool] | None:
-    """Whether the first non-finite value is a float16 overflow: why, where the replay did not
-    say it already, and whether that is certain (the replay saw a float16 layer's output pass
-    65504, or the loss came near it first) or only likely (the loss is infinite under a float16
-    compute policy, as a log of 0 makes it too)."""
+@dataclass(frozen=True)
+class Float16Overflow:
+    """Why the first non-finite value is, or may be, a float16 overflow (None: the replay said
+    it already), and whether that is certain."""
+
+    why: str | None
+    certain: bool
+
+
+def _float16_overflow(check: Check) -> Float16Overflow | None:
+    """Certain where the replay saw a float16 layer's output pass 65504, or the loss came within
+    16x of it before it turned infinite; only possible where the loss is infinite under a
+    float16 compute policy with neither (a log of 0 is infinite too)."""
     replay = check.replay or {}
     if replay.get("culprit_overflows") and replay.get("culprit_compute_dtype") == "float16":
-        return None, True
+        return Float16Overflow(None, True)
+    if replay.get("forward_culprit") or replay.get("backward_culprit"):
+        return None  # the replay found another cause
     if "float16" not in check.compute_dtypes or check.loss is None or not math.isinf(check.loss):
         return None
     largest = check.largest_finite_loss
     if largest is not None and largest >= FLOAT16_LARGEST / NEAR_OVERFLOW:
-        return (f"the model computes in float16 and the loss had reached {largest:.4g} before it, within "
-                f"{NEAR_OVERFLOW:g}x of float16's largest value ({FLOAT16_LARGEST:g})"), True
-    return (f"the model computes in float16, whose largest value is {FLOAT16_LARGEST:g}, and the loss is infinite "
-            "(a log of 0 is infinite too: Monitor(sample=(x, y)) names the layer)"), False
+        return Float16Overflow(f"the model computes in float16 and the loss had reached {largest:.4g} before it, "
+                               f"within {NEAR_OVERFLOW:g}x of float16's largest value ({FLOAT16_LARGEST:g})", True)
+    return Float16Overflow(f"the model computes in float16, whose largest value is {FLOAT16_LARGEST:g}: an overflow "
+                           "there is infinite too (Monitor(sample=(x, y)) tells which layer made it)", False)

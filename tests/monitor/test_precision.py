@@ -261,3 +261,21 @@ def test_nonfinite_steps_are_counted_in_the_logs_and_float32_has_no_loss_scale(k
     monitor, truth = sgd_overflow_run("float32")
     assert monitor.model.history.history["nandoctor/nonfinite_steps"] == [truth.batches - truth.first_nonfinite + 1]
     assert "nandoctor/loss_scale" not in monitor.model.history.history
+
+
+def test_an_infinite_log_of_zero_under_float16_keeps_the_generic_prescription(keras_seed):
+    """No loss near 65504 before it and no sample: float16 overflow is only possible, so the
+    finding says so and keeps ND702's own fix (here the cause is log(0))."""
+    from nandoctor.monitor.nonfinite_during_training import NonfiniteDuringTraining
+
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu", kernel_initializer="zeros")])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.compile(keras.optimizers.SGD(), loss=lambda y_true, y_pred: -keras.ops.mean(keras.ops.log(y_pred)))
+    monitor = train(model, x, np.zeros((64, 1), "float32"), Monitor(verbose=0), batch_size=8)
+    (nonfinite,) = monitor.report.findings
+    assert nonfinite.code == "ND702" and nonfinite.fix == NonfiniteDuringTraining.fix
+    assert not nonfinite.message.startswith("float16 overflow") and "an overflow there is infinite too" in nonfinite.message
