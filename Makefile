@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_VENV := .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed
 
-.PHONY: demo test docs fixtures zoo bench examples clean
+.PHONY: demo test lint docs fixtures zoo bench examples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,15 @@ $(DEMO_STAMP): pyproject.toml
 demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/nandoctor scan fixtures --exit-zero
 
+# The project's own checks, configured in pyproject.toml: the linter, the formatter, the types.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 # The backend is fixed when Keras is imported: the backend-neutral tests run again, under JAX
 # and under PyTorch, each in a process of its own.
-test: $(STAMP)
+test: lint
 	$(BIN)/nandoctor scan fixtures/clean --fail-on warning --quiet
 	$(BIN)/python -m pytest tests -n 2 --nandoctor fixtures/clean
 	KERAS_BACKEND=jax $(BIN)/python -m pytest tests -n 2 -m every_backend

@@ -7,8 +7,11 @@ process; the cost is the median, over the pairs, of the ratio of process CPU tim
 time is too noisy on a shared machine). Beside the Monitor at its defaults: its every-step
 look alone (the loss and one on-device number from every weight, which the Monitor adds to
 its checks of the full statistics), Keras's TerminateOnNaN, a naive callback that calls
-get_weights() every batch, and TensorFlow's enable_check_numerics. The same again on JAX and on
-PyTorch, each in a child process (the backend is fixed when Keras is imported).
+get_weights() every batch, and TensorFlow's enable_check_numerics. The small model again under
+`mixed_float16` (float16 compute, the output in float32, compile's LossScaleOptimizer), where the
+Monitor also reads the optimizer's step count at every step and the loss scale at its checks.
+The same again on JAX and on PyTorch, each in a child process (the backend is fixed when Keras
+is imported).
 
     python bench/monitor_overhead.py [--quick]
 
@@ -32,24 +35,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "monitor_overhead.json"
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from doc_sections import DOC, replace_section  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from doc_sections import DOC, replace_section
 
-import nandoctor  # noqa: E402
+import nandoctor
 
 LENGTH, WIDTH, BATCH, HEADS = 64, 128, 32, 4
 
 
-def language_model(vocabulary: int):
+def language_model(vocabulary: int, policy: str = "float32"):
+    """Built under `policy`; the output layer in float32, as the Keras mixed-precision guide
+    says, so compile wraps the optimizer in a LossScaleOptimizer under mixed_float16."""
     from nandoctor.layers import CausalSelfAttention, PositionEmbedding
 
-    tokens = keras.Input((LENGTH,), dtype="int32")
-    x = PositionEmbedding(LENGTH)(keras.layers.Embedding(vocabulary, WIDTH)(tokens))
-    for _ in range(2):
-        x = CausalSelfAttention(num_heads=HEADS, intermediate_dim=4 * WIDTH)(x)
-    model = keras.Model(tokens, keras.layers.Dense(vocabulary)(x))
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        tokens = keras.Input((LENGTH,), dtype="int32")
+        x = PositionEmbedding(LENGTH)(keras.layers.Embedding(vocabulary, WIDTH)(tokens))
+        for _ in range(2):
+            x = CausalSelfAttention(num_heads=HEADS, intermediate_dim=4 * WIDTH)(x)
+        model = keras.Model(tokens, keras.layers.Dense(vocabulary, dtype="float32")(x))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return model
 
@@ -66,6 +75,12 @@ class TimedMonitor(nandoctor.Monitor):
 
     def on_train_batch_end(self, batch, logs=None):
         self._timed(super().on_train_batch_end, batch, logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._timed(super().on_epoch_begin, epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._timed(super().on_epoch_end, epoch, logs)
 
     def on_train_end(self, logs=None):
         self._timed(super().on_train_end, logs)
@@ -123,8 +138,12 @@ def paired_overhead(model, data, make_callbacks, pairs: int, setup=None, teardow
         ratios.append(watched / base - 1)
         without.append(base)
         with_.append(watched)
-    return {"overhead": statistics.median(ratios), "pairs": pairs,
-            "epoch_cpu_s_without": statistics.median(without), "epoch_cpu_s_with": statistics.median(with_)}
+    return {
+        "overhead": statistics.median(ratios),
+        "pairs": pairs,
+        "epoch_cpu_s_without": statistics.median(without),
+        "epoch_cpu_s_with": statistics.median(with_),
+    }
 
 
 def check_numerics_on(model):
@@ -137,9 +156,9 @@ def check_numerics_off(model):
     model.make_train_function(force=True)
 
 
-def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict:
+def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int, policy: str = "float32") -> dict:
     keras.utils.set_random_seed(0)
-    model = language_model(vocabulary)
+    model = language_model(vocabulary, policy)
     rng = np.random.default_rng(0)
     x = rng.integers(1, vocabulary, size=(steps * BATCH, LENGTH)).astype("int32")
     data = (x, np.roll(x, -1, axis=1))
@@ -153,11 +172,18 @@ def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict
     epoch_cpu_seconds(model, data, [])
     result = {
         "vocabulary": vocabulary,
+        "policy": policy,
         "parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "steps_per_epoch": steps,
         "every_n_steps": monitor.every_n_steps,
-        "monitor": paired_overhead(model, data, lambda: [monitor], pairs, setup=lambda _: setattr(monitor, "hook_seconds", 0.0),
-                                   teardown=lambda _: in_hooks.append(monitor.hook_seconds)),
+        "monitor": paired_overhead(
+            model,
+            data,
+            lambda: [monitor],
+            pairs,
+            setup=lambda _: setattr(monitor, "hook_seconds", 0.0),
+            teardown=lambda _: in_hooks.append(monitor.hook_seconds),
+        ),
     }
     if compare_pairs:
         result.update(
@@ -166,8 +192,9 @@ def measure(vocabulary: int, steps: int, pairs: int, compare_pairs: int) -> dict
             get_weights_every_batch=paired_overhead(model, data, lambda: [GetWeightsEveryBatch()], compare_pairs),
         )
         if keras.backend.backend() == "tensorflow":  # a TensorFlow switch: nothing to compare elsewhere
-            result["check_numerics"] = paired_overhead(model, data, list, compare_pairs, check_numerics_on,
-                                                       check_numerics_off)
+            result["check_numerics"] = paired_overhead(
+                model, data, list, compare_pairs, check_numerics_on, check_numerics_off
+            )
     result["monitor"]["in_hooks"] = statistics.median(in_hooks) / result["monitor"]["epoch_cpu_s_without"]
     print(json.dumps(result, indent=2), flush=True)
     return result
@@ -181,16 +208,27 @@ def markdown(results: dict) -> str:
     for backend, models in results["backends"].items():
         for model in models:
             cells = [f"{model['monitor']['in_hooks'] * 100:.1f}%"] + [
-                f"{model[key]['overhead'] * 100:+.1f}%" if key in model else "n/a" for key in
-                ("monitor", "every_step_look", "terminate_on_nan", "get_weights_every_batch", "check_numerics")]
+                f"{model[key]['overhead'] * 100:+.1f}%" if key in model else "n/a"
+                for key in (
+                    "monitor",
+                    "every_step_look",
+                    "terminate_on_nan",
+                    "get_weights_every_batch",
+                    "check_numerics",
+                )
+            ]
             compared = model["terminate_on_nan"]["pairs"] if "terminate_on_nan" in model else 0
-            rows.append(f"| {BACKEND_NAMES[backend]} | vocabulary {model['vocabulary']:,} ({model['parameters'] / 1e6:.1f}M parameters, "
-                        f"{model['monitor']['epoch_cpu_s_without']:.1f} s CPU per epoch of {model['steps_per_epoch']} steps; "
-                        f"{model['monitor']['pairs']}/{compared} pairs) | " + " | ".join(cells) + " |")
+            policy = model.get("policy", "float32")  # results stored before the mixed_float16 rows
+            rows.append(
+                f"| {BACKEND_NAMES[backend]} | vocabulary {model['vocabulary']:,}, {policy} "
+                f"({model['parameters'] / 1e6:.1f}M parameters, "
+                f"{model['monitor']['epoch_cpu_s_without']:.1f} s CPU per epoch of {model['steps_per_epoch']} steps; "
+                f"{model['monitor']['pairs']}/{compared} pairs) | " + " | ".join(cells) + " |"
+            )
     versions = ", ".join(f"{BACKEND_NAMES[backend]} {version}" for backend, version in results["versions"].items())
     children = ", ".join(f"`KERAS_BACKEND={backend}`" for backend in results["backends"] if backend != "tensorflow")
     return f"""<!-- monitor_overhead:start (written by bench/monitor_overhead.py; do not edit) -->
-Measured {results['date']} on this machine's CPU ({os.cpu_count()} cores), in one run: {versions},
+Measured {results["date"]} on this machine's CPU ({os.cpu_count()} cores), in one run: {versions},
 Keras {keras.__version__} (the other backends' rows each in a child process: {children}). The first column is the process
 CPU time spent inside the Monitor's own hooks, as a share of an epoch without it (median over its epochs; target: at
 most 3%). The others are the added process CPU time per epoch, the median over alternating pairs of epochs without
@@ -209,23 +247,33 @@ over few pairs on a shared 2-core machine.
 <!-- monitor_overhead:end -->"""
 
 
-# (vocabulary, steps per epoch, pairs for the Monitor, pairs for each other callback), per backend.
+# (vocabulary, steps per epoch, pairs for the Monitor, pairs for each other callback, policy), per
+# backend. Under mixed_float16 only the Monitor is measured: the other callbacks do not read the
+# precision, and float16 matmuls on a CPU cost several times float32's. Not on JAX: its CPU
+# dot_general refuses the attention's float16 product with float32 accumulation ("precision
+# 'F16_F16_F32' is not supported by dot_general on CPU", JAX 0.10.2).
 # The large model's epoch costs about 3x more CPU on JAX and PyTorch than on TensorFlow here
 # (about 100 s against 36 s), so there it gets two pairs and no other callback, to keep the whole
 # run near an hour; the first column (CPU inside the Monitor's hooks) needs no pairing, and its
 # median is over the Monitor's epochs.
 MODELS = {
-    "tensorflow": [(2000, 40, 6, 3), (100_000, 12, 3, 1)],
-    "jax": [(2000, 40, 6, 3), (100_000, 12, 2, 0)],
-    "torch": [(2000, 40, 6, 3), (100_000, 12, 2, 0)],
+    "tensorflow": [(2000, 40, 6, 3, "float32"), (2000, 40, 4, 0, "mixed_float16"), (100_000, 12, 3, 1, "float32")],
+    "jax": [(2000, 40, 6, 3, "float32"), (100_000, 12, 2, 0, "float32")],
+    "torch": [(2000, 40, 6, 3, "float32"), (2000, 40, 4, 0, "mixed_float16"), (100_000, 12, 2, 0, "float32")],
 }
 
 
 def measure_all(quick: bool) -> list[dict]:
     if quick:
-        return [measure(2000, steps=4, pairs=2, compare_pairs=1)]
-    return [measure(vocabulary, steps, pairs, compare_pairs)
-            for vocabulary, steps, pairs, compare_pairs in MODELS[keras.backend.backend()]]
+        policies = {policy for *_, policy in MODELS[keras.backend.backend()]}
+        return [
+            measure(2000, steps=4, pairs=2, compare_pairs=1 if policy == "float32" else 0, policy=policy)
+            for policy in sorted(policies, key=lambda policy: policy != "float32")
+        ]
+    return [
+        measure(vocabulary, steps, pairs, compare_pairs, policy)
+        for vocabulary, steps, pairs, compare_pairs, policy in MODELS[keras.backend.backend()]
+    ]
 
 
 _CHILD_RESULT = "NANDOCTOR_BENCH_RESULT "
@@ -240,7 +288,7 @@ def measure_in_child(backend: str, quick: bool) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.startswith(_CHILD_RESULT)]
     if done.returncode or not lines:
         raise SystemExit(f"the {backend} measurement failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len(_CHILD_RESULT):])
+    return json.loads(lines[-1][len(_CHILD_RESULT) :])
 
 
 def backend_version() -> str:
@@ -251,8 +299,9 @@ def backend_version() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small vocabulary only, few steps and pairs (smoke test)")
-    parser.add_argument("--rewrite-doc", action="store_true",
-                        help="rewrite the docs section from the stored results, without measuring")
+    parser.add_argument(
+        "--rewrite-doc", action="store_true", help="rewrite the docs section from the stored results, without measuring"
+    )
     parser.add_argument("--backend-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rewrite_doc:
@@ -262,9 +311,14 @@ def main() -> None:
         print(_CHILD_RESULT + json.dumps({"models": measure_all(args.quick), "version": backend_version()}), flush=True)
         return
     if keras.backend.backend() != "tensorflow":
-        raise SystemExit("run this benchmark with the TensorFlow backend: it measures the others itself, in child processes")
-    results = {"date": time.strftime("%Y-%m-%d"), "versions": {"tensorflow": tf.__version__},
-               "backends": {"tensorflow": measure_all(args.quick)}}
+        raise SystemExit(
+            "run this benchmark with the TensorFlow backend: it measures the others itself, in child processes"
+        )
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "versions": {"tensorflow": tf.__version__},
+        "backends": {"tensorflow": measure_all(args.quick)},
+    }
     for backend in ("jax", "torch"):
         if importlib.util.find_spec(backend) is None:  # the jax and torch extras: make bench installs them
             print(f"{backend} is not installed: no {BACKEND_NAMES[backend]} rows")
@@ -274,8 +328,12 @@ def main() -> None:
         results["backends"][backend] = child["models"]
     if not args.quick:
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        replace_section("monitor_overhead", "Monitor overhead", markdown(results),
-                        "`bench/monitor_overhead.py` alternates epochs with and without a callback in one process.")
+        replace_section(
+            "monitor_overhead",
+            "Monitor overhead",
+            markdown(results),
+            "`bench/monitor_overhead.py` alternates epochs with and without a callback in one process.",
+        )
         print(f"wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
 
 

@@ -64,18 +64,36 @@ def _later(reference: str, code: str, name: str, runs_on: RunsOn) -> type[Diagno
     return cast("type[Diagnosis]", _Later(reference, code, name, runs_on))
 
 
-UnguardedDivision = _later("nandoctor.live.unguarded_division:UnguardedDivision", "ND201", "unguarded-division",
-                           RunsOn.LIVE)
-SingularGradient = _later("nandoctor.live.singular_gradient:SingularGradient", "ND202", "singular-gradient",
-                          RunsOn.LIVE)
+UnguardedDivision = _later(
+    "nandoctor.live.unguarded_division:UnguardedDivision", "ND201", "unguarded-division", RunsOn.LIVE
+)
+SingularGradient = _later(
+    "nandoctor.live.singular_gradient:SingularGradient", "ND202", "singular-gradient", RunsOn.LIVE
+)
 UnguardedLog = _later("nandoctor.live.unguarded_log:UnguardedLog", "ND203", "unguarded-log", RunsOn.LIVE)
 CausalLeak = _later("nandoctor.live.causal_leak:CausalLeak", "ND502", "causal-leak", RunsOn.LIVE)
-ShrinkingWeights = _later("nandoctor.monitor.shrinking_weights:ShrinkingWeights", "ND701", "shrinking-weights",
-                          RunsOn.TRAINING)
-NonfiniteDuringTraining = _later("nandoctor.monitor.nonfinite_during_training:NonfiniteDuringTraining", "ND702",
-                                 "nonfinite-during-training", RunsOn.TRAINING)
-ExplodingUpdates = _later("nandoctor.monitor.exploding_updates:ExplodingUpdates", "ND703", "exploding-updates",
-                          RunsOn.TRAINING)
+ShrinkingWeights = _later(
+    "nandoctor.monitor.shrinking_weights:ShrinkingWeights", "ND701", "shrinking-weights", RunsOn.TRAINING
+)
+NonfiniteDuringTraining = _later(
+    "nandoctor.monitor.nonfinite_during_training:NonfiniteDuringTraining",
+    "ND702",
+    "nonfinite-during-training",
+    RunsOn.TRAINING,
+)
+ExplodingUpdates = _later(
+    "nandoctor.monitor.exploding_updates:ExplodingUpdates", "ND703", "exploding-updates", RunsOn.TRAINING
+)
+LossScaleCollapse = _later(
+    "nandoctor.monitor.loss_scale_collapse:LossScaleCollapse", "ND807", "loss-scale-collapse", RunsOn.TRAINING
+)
+FrozenUpdates = _later("nandoctor.monitor.frozen_updates:FrozenUpdates", "ND808", "frozen-updates", RunsOn.TRAINING)
+NonfiniteInputData = _later(
+    "nandoctor.monitor.nonfinite_input_data:NonfiniteInputData", "ND809", "nonfinite-input-data", RunsOn.TRAINING
+)
+NonfiniteMetric = _later(
+    "nandoctor.monitor.nonfinite_metric:NonfiniteMetric", "ND810", "nonfinite-metric", RunsOn.TRAINING
+)
 
 # In code order. Codes are permanent: a code is never reused or renamed.
 # `DIAGNOSES` is this tuple with every `_later` entry imported (see `__getattr__` below).
@@ -106,6 +124,10 @@ DIAGNOSES: tuple[type[Diagnosis], ...] = (
     FrozenLowPrecisionUpdates,
     OverflowHeadroom,
     BrokenQuantizationScales,
+    LossScaleCollapse,
+    FrozenUpdates,
+    NonfiniteInputData,
+    NonfiniteMetric,
     OpaqueCode,
 )
 _ENTRIES: tuple[type[Diagnosis] | _Later, ...] = DIAGNOSES
@@ -179,7 +201,9 @@ class Suppression:
     layer: str = "*"
 
     def covers(self, finding: Finding) -> bool:
-        return finding.code in self.codes and (self.layer == "*" or fnmatch.fnmatchcase(finding.layer or "", self.layer))
+        return finding.code in self.codes and (
+            self.layer == "*" or fnmatch.fnmatchcase(finding.layer or "", self.layer)
+        )
 
 
 @dataclass(frozen=True)
@@ -243,7 +267,8 @@ class Selection:
             return ()
         posix = path.replace("\\", "/")
         return tuple(
-            rule for pattern, rules in self.per_file
+            rule
+            for pattern, rules in self.per_file
             if fnmatch.fnmatchcase(posix, pattern) or fnmatch.fnmatchcase(posix.rsplit("/", 1)[-1], pattern)
             for rule in rules
         )
@@ -280,7 +305,9 @@ def resolve_options(options: Mapping[str, Mapping[str, Any]] | None) -> dict[typ
         if diagnosis is None:
             raise ValueError(f"Options given for an unknown rule. Expected a code or a name. Received: {key!r}")
         if not isinstance(values, Mapping):
-            raise ValueError(f"Options of {diagnosis.code} ({diagnosis.name}) must be a table of names and values. "
-                             f"Received: {values!r}")
+            raise ValueError(
+                f"Options of {diagnosis.code} ({diagnosis.name}) must be a table of names and values. "
+                f"Received: {values!r}"
+            )
         settings[diagnosis] = diagnosis.checked_options(values)
     return settings

@@ -1,5 +1,8 @@
 """Finding where a non-finite value starts: one batch replayed eagerly, layer by layer.
 
+Before anything runs, the sample's inputs and targets are checked: a NaN in the data is named
+by its input and rows, not blamed on the first layer that reads it.
+
 The replay uses the weights of the last good check (the current ones are already NaN
 everywhere), so it re-runs the step that broke. Forward: the first layer whose output is
 non-finite while every input is finite is the culprit; the layers after it propagate.
@@ -13,9 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from nandoctor.live.gradients import loss_gradients, torch_replay_gradients
 from nandoctor.live.live_check import model_backend
 from nandoctor.live.model_inputs import input_nest, is_finite, to_host
+
+# The rows a message lists; the finding's details keep up to ROWS_KEPT.
+ROWS_SHOWN = 5
+ROWS_KEPT = 100
+# float16's largest finite value.
+FLOAT16_LARGEST = 65504.0
 
 
 @dataclass
@@ -24,17 +35,39 @@ class Localization:
     forward_propagators: list[str] = field(default_factory=list)
     backward_culprit: str | None = None
     nonfinite_weight_gradients: list[str] = field(default_factory=list)
+    # The culprit's compute dtype, and whether its output holds an infinity (an overflow).
+    culprit_compute_dtype: str | None = None
+    culprit_overflows: bool = False
+    # The sample's non-finite data: input name -> its rows, and the target's rows.
+    nonfinite_inputs: dict[str, list[int]] = field(default_factory=dict)
+    nonfinite_targets: list[int] = field(default_factory=list)
+    rows: int | None = None  # the sample's rows, where its data is non-finite
     note: str | None = None
 
     def to_dict(self) -> dict:
-        return {key: value for key, value in self.__dict__.items() if value not in (None, [])}
+        return {key: value for key, value in self.__dict__.items() if value not in (None, [], {}, False)}
+
+    @property
+    def float16_overflow(self) -> bool:
+        return self.culprit_overflows and self.culprit_compute_dtype == "float16"
 
     def describe(self) -> str:
         if self.note:
             return self.note
+        if self.nonfinite_inputs or self.nonfinite_targets:
+            named = [(f"input '{name}'", rows) for name, rows in self.nonfinite_inputs.items()]
+            named += [("the targets", self.nonfinite_targets)] if self.nonfinite_targets else []
+            return "; ".join(f"{what} holds non-finite values in {_rows(rows, self.rows)}" for what, rows in named)
         parts = []
-        if self.forward_culprit:
-            parts.append(f"the first non-finite output is made by layer '{self.forward_culprit}' from finite inputs (the culprit)")
+        if self.float16_overflow:
+            parts.append(
+                f"the first non-finite output is made by layer '{self.forward_culprit}' from finite inputs: it "
+                f"computes in float16 and its output passes {FLOAT16_LARGEST:g}, float16's largest value (the culprit)"
+            )
+        elif self.forward_culprit:
+            parts.append(
+                f"the first non-finite output is made by layer '{self.forward_culprit}' from finite inputs (the culprit)"
+            )
         elif self.backward_culprit:
             parts.append(
                 f"the forward pass is finite; the backward pass first turns non-finite at layer '{self.backward_culprit}' "
@@ -48,9 +81,68 @@ class Localization:
         return "; ".join(parts)
 
 
+def _rows(rows: list[int], total: int | None) -> str:
+    shown = ", ".join(str(row) for row in rows[:ROWS_SHOWN]) + (", ..." if len(rows) > ROWS_SHOWN else "")
+    count = f"{len(rows)} of {total}" if total is not None else str(len(rows))
+    return f"{count} rows ({shown})"
+
+
+def nonfinite_data(model, sample) -> Localization | None:
+    """The sample's inputs and targets that hold a NaN or an infinity, by name and row; None
+    where every value is finite (or the sample is not `(x, y)`)."""
+    if not isinstance(sample, (tuple, list)) or len(sample) < 2:
+        return None
+    x, y = sample[0], sample[1]
+    result = Localization()
+    for name, values in _named(x, _input_names(model)):
+        rows = _nonfinite_rows(values)
+        if rows:
+            result.nonfinite_inputs[name] = rows[:ROWS_KEPT]
+            result.rows = len(values)
+    for _, values in _named(y, []):
+        rows = _nonfinite_rows(values)
+        if rows:
+            result.nonfinite_targets = sorted(set(result.nonfinite_targets) | set(rows))[:ROWS_KEPT]
+            result.rows = len(values)
+    return result if result.nonfinite_inputs or result.nonfinite_targets else None
+
+
+def _input_names(model) -> list[str]:
+    """The model's inputs by their input layers' names (`keras.Input(name=...)`): a tensor's
+    own name is an internal `keras_tensor_N`."""
+    inputs = getattr(model, "inputs", None) or []
+    names = []
+    for index, tensor in enumerate(inputs):
+        history = getattr(tensor, "_keras_history", None)
+        names.append(history[0].name if history is not None else getattr(tensor, "name", None) or f"input_{index}")
+    return names
+
+
+def _named(data, names: list[str]) -> list[tuple[str, np.ndarray]]:
+    """Each array of a dict, list or single array, with its name."""
+    if data is None:
+        return []
+    if isinstance(data, dict):
+        return [(str(key), to_host(value)) for key, value in data.items()]
+    if isinstance(data, (list, tuple)):
+        return [(names[i] if i < len(names) else f"input_{i}", to_host(value)) for i, value in enumerate(data)]
+    return [(names[0] if names else "x", to_host(data))]
+
+
+def _nonfinite_rows(values: np.ndarray) -> list[int]:
+    if (values.dtype.kind not in "fc" and values.dtype.name != "bfloat16") or values.ndim == 0:
+        return []
+    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    return [int(row) for row in np.flatnonzero(bad)]
+
+
 def localize(model, sample) -> Localization:
-    """Where the sample first turns non-finite; a model that cannot be replayed layer by layer
-    (subclassed, or a layer called twice) says so in the note."""
+    """Where the sample first turns non-finite: its own data, if that is non-finite, else the
+    layer; a model that cannot be replayed layer by layer (subclassed, or a layer called
+    twice) says so in the note."""
+    data = nonfinite_data(model, sample)
+    if data is not None:
+        return data
     try:
         return _localize(model, sample)
     except Exception as error:  # the finding stands without a culprit
@@ -67,14 +159,20 @@ def _localize(model, sample) -> Localization:
     if backend == "jax":
         # jax.grad reaches the weights, not a layer's output in the middle of the model: no
         # backward culprit on JAX, the weights whose gradients break are still named.
-        return _backward(_forward(layers, _layer_outputs(probe, x)), layers, [], model.trainable_variables,
-                         loss_gradients(model, x, y))
+        return _backward(
+            _forward(layers, _layer_outputs(probe, x)),
+            layers,
+            [],
+            model.trainable_variables,
+            loss_gradients(model, x, y),
+        )
     if backend == "torch":
         outputs = _layer_outputs(probe, x)
         prediction = outputs[layers.index(_output_layer(model, layers))]
         output_gradients, weight_gradients = torch_replay_gradients(model, x, y, outputs, prediction)
-        return _backward(_forward(layers, outputs), layers, output_gradients, model.trainable_variables,
-                         weight_gradients)
+        return _backward(
+            _forward(layers, outputs), layers, output_gradients, model.trainable_variables, weight_gradients
+        )
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
@@ -91,7 +189,7 @@ def _localize(model, sample) -> Localization:
         return result
     weights = [w for layer in layers for w in layer.trainable_weights]
     gradients = tape.gradient(loss, outputs + weights)
-    weight_gradients = [tf.convert_to_tensor(g) if g is not None else None for g in gradients[len(outputs):]]
+    weight_gradients = [tf.convert_to_tensor(g) if g is not None else None for g in gradients[len(outputs) :]]
     return _backward(result, layers, gradients[: len(outputs)], weights, weight_gradients)
 
 
@@ -150,6 +248,8 @@ def _forward(layers, outputs) -> Localization:
             inputs_ok = all(finite.get(inbound, True) for inbound in _inbound_names(layer))
             if result.forward_culprit is None and inputs_ok:
                 result.forward_culprit = layer.name
+                result.culprit_compute_dtype = getattr(layer, "compute_dtype", None)
+                result.culprit_overflows = bool(np.isinf(to_host(output, np.float32)).any())
             else:
                 result.forward_propagators.append(layer.name)
     return result

@@ -51,8 +51,10 @@ class Actions:
             self.backup.delete_checkpoint = False
         restored = self.restores and kernel.restore()
         if restored and self.verbose and self.speaks:
-            say(f"nandoctor: restored the weights of step {last_good_step}, the last check with every weight finite",
-                    self.after_progress_bar)
+            say(
+                f"nandoctor: restored the weights of step {last_good_step}, the last check with every weight finite",
+                self.after_progress_bar,
+            )
         if self.on_nonfinite == "stop":
             model.stop_training = True
         elif self.on_nonfinite == "raise":

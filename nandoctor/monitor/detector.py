@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,6 +30,31 @@ class Check:
     # The smallest positive float32 the backend keeps: TensorFlow and XLA flush subnormal
     # results to zero on the CPU, PyTorch keeps them (StatsKernel.smallest_positive).
     smallest_positive: float = float(np.finfo(np.float32).tiny)
+    # Under a LossScaleOptimizer: the optimizer's own step count (it does not count the steps
+    # it skips for non-finite gradients), the steps (batches) it skipped in this run, the most
+    # recent first-to-last, and the loss scale now and at the start.
+    applied_steps: int | None = None
+    first_step: int = 0  # the step this run (this `fit`) started at
+    skipped_steps: tuple[int, ...] = ()
+    skipped_count: int = 0
+    loss_scale: float | None = None
+    initial_loss_scale: float | None = None
+    # The dtypes the model's layers compute in, and the largest finite loss of the run so far.
+    compute_dtypes: frozenset[str] = frozenset()
+    # Each variable's dtype, and the optimizer's class and numeric constants (the inner one of
+    # a LossScaleOptimizer): `{"class": "Adam", "beta_2": 0.999, "learning_rate": 0.001, ...}`.
+    dtypes: tuple[str, ...] = ()
+    # The metrics in Keras's logs at this step, the loss left out (each a running mean over the
+    # epoch, as the progress bar shows it).
+    metrics: dict[str, float] = field(default_factory=dict)
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    largest_finite_loss: float | None = None
+    # At the first non-finite value, with `Monitor(sample=...)`: where the replay of the sample
+    # from the weights of step `replayed_from` broke (`nandoctor.live.replay.Localization`, as
+    # a dict and in words).
+    replay: dict[str, Any] | None = None
+    replay_text: str | None = None
+    replayed_from: int | None = None
 
 
 class Detector(Diagnosis):
@@ -52,4 +77,3 @@ class Detector(Diagnosis):
     def finding_at(self, step: int, layer: str | None, message: str, **details: Any) -> Finding:
         """A finding of this detector at training step `step` (in `details["step"]`)."""
         return self.finding(layer, message, details={"step": step, **details})
-

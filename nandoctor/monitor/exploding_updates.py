@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -68,13 +69,11 @@ class ExplodingUpdates(Detector):
     """
 
     code = "ND703"
-    evidence = (
-        "training: the Monitor's update statistics between two checks."
-    )
+    evidence = "training: the Monitor's update statistics between two checks."
     name = "exploding-updates"
     severity = Severity.WARNING
     fix = "Lower the learning rate, clip gradients (clipnorm), or guard the divisions that make huge gradients."
-    options = {"max_update_ratio": 2.0, "max_growth": 10.0, "min_rms": 1e-3}
+    options: ClassVar[dict[str, Any]] = {"max_update_ratio": 2.0, "max_growth": 10.0, "min_rms": 1e-3}
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -123,8 +122,15 @@ class ExplodingUpdates(Detector):
             else:
                 continue
             self.fired.add(variable)
-            yield self.finding_at(check.step, check.layers[index], f"{variable}: {reason}",
-                                  variable=variable, update_ratio=ratio, growth=growth, norm=norm)
+            yield self.finding_at(
+                check.step,
+                check.layers[index],
+                f"{variable}: {reason}",
+                variable=variable,
+                update_ratio=ratio,
+                growth=growth,
+                norm=norm,
+            )
 
     def wants_every_step(self) -> bool:
         return self._rising

@@ -38,19 +38,24 @@ class HealthLog:
         for index, name in enumerate(check.variables):
             row = check.stats[index]
             norm = float(row[NORM])
-            variables.append({
-                "name": name,
-                "layer": check.layers[index],
-                "norm": _number(norm),
-                "max_abs": _number(float(row[MAX_ABS])),
-                "nonfinite": int(row[NONFINITE]),
-                "zero_fraction": float(row[ZERO_FRACTION]),
-                "zero_rows": int(row[ZERO_ROWS]) if row[ZERO_ROWS] >= 0 else None,
-                # |w - w at the last check|; divided by the previous line's norm, the update ratio.
-                "update_norm": _number(float(row[UPDATE_NORM])) if row[UPDATE_NORM] >= 0 else None,
-            })
+            variables.append(
+                {
+                    "name": name,
+                    "layer": check.layers[index],
+                    "norm": _number(norm),
+                    "max_abs": _number(float(row[MAX_ABS])),
+                    "nonfinite": int(row[NONFINITE]),
+                    "zero_fraction": float(row[ZERO_FRACTION]),
+                    "zero_rows": int(row[ZERO_ROWS]) if row[ZERO_ROWS] >= 0 else None,
+                    # |w - w at the last check|; divided by the previous line's norm, the update ratio.
+                    "update_norm": _number(float(row[UPDATE_NORM])) if row[UPDATE_NORM] >= 0 else None,
+                }
+            )
         loss = _number(check.loss) if check.loss is not None else None
-        fired = [{"code": f.code, "layer": f.layer, **{k: v for k, v in f.details.items() if k in _PLOTTED}} for f in findings]
+        fired = [
+            {"code": f.code, "layer": f.layer, **{k: v for k, v in f.details.items() if k in _PLOTTED}}
+            for f in findings
+        ]
         record = {"step": check.step, "loss": loss, "findings": fired, "variables": variables}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()

@@ -28,8 +28,9 @@ def read_log(path: str | Path) -> list[dict]:
         records = [json.loads(line) for line in lines if line.strip()]
     except ValueError:
         raise not_a_log from None
-    if not all(isinstance(r, dict) and isinstance(r.get("step"), int) and isinstance(r.get("variables"), list)
-               for r in records):
+    if not all(
+        isinstance(r, dict) and isinstance(r.get("step"), int) and isinstance(r.get("variables"), list) for r in records
+    ):
         raise not_a_log
     return records
 
@@ -77,11 +78,18 @@ def plot_health(records: list[dict], output: str | Path, title: str = "nandoctor
     for record in records:
         for finding in record.get("findings", []):
             if finding["code"] == "ND701" and finding.get("forecast_step") is not None:
-                axis.axvline(finding["forecast_step"], color="orange", linestyle="--", linewidth=1.5,
-                             label=f"ND701 forecast for {finding['layer']} (made at step {finding['step']})")
+                axis.axvline(
+                    finding["forecast_step"],
+                    color="orange",
+                    linestyle="--",
+                    linewidth=1.5,
+                    label=f"ND701 forecast for {finding['layer']} (made at step {finding['step']})",
+                )
                 axis.axvline(finding["step"], color="orange", linestyle=":", linewidth=1)
             elif finding["code"] == "ND702":
-                axis.axvline(finding["step"], color="red", linewidth=2, label=f"ND702 first non-finite (step {finding['step']})")
+                axis.axvline(
+                    finding["step"], color="red", linewidth=2, label=f"ND702 first non-finite (step {finding['step']})"
+                )
     axis.set_xlabel("training step")
     axis.set_ylabel("weight norm per layer (log scale)")
     axis.set_title(title)

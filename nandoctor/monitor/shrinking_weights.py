@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 
 from nandoctor.monitor.detector import Check, Detector
 from nandoctor.monitor.stats import MAX_ABS, NONFINITE, NORM
 from nandoctor.report import Finding, Severity
-
 
 
 class ShrinkingWeights(Detector):
@@ -74,16 +74,14 @@ class ShrinkingWeights(Detector):
     """
 
     code = "ND701"
-    evidence = (
-        "training: the Monitor's per-variable statistics over its window."
-    )
+    evidence = "training: the Monitor's per-variable statistics over its window."
     name = "shrinking-weights"
     severity = Severity.WARNING
     fix = (
         "Find what pulls the weights toward zero: a loss term that rewards small norms, too much weight "
         "decay, or gradients of order 1/epsilon from a zero vector under a normalisation."
     )
-    options = {"window": 8, "min_drop": 10.0, "collapse_ratio": 1e-3}
+    options: ClassVar[dict[str, Any]] = {"window": 8, "min_drop": 10.0, "collapse_ratio": 1e-3}
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -124,8 +122,9 @@ class ShrinkingWeights(Detector):
         collapse_level = start + np.log(float(self.settings["collapse_ratio"]))
         collapse_step = int(check.step + (collapse_level - log_norms[-1]) / slope)
         fast = log_norms[0] - log_norms[-1] >= np.log(float(self.settings["min_drop"]))
-        collapsing = (check.last_step is not None and collapse_step <= check.last_step
-                      and start - log_norms[-1] >= np.log(2.0))
+        collapsing = (
+            check.last_step is not None and collapse_step <= check.last_step and start - log_norms[-1] >= np.log(2.0)
+        )
         if not (fast or collapsing):
             return None
         rate = float(np.exp(slope))

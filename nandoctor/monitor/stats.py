@@ -51,8 +51,12 @@ class StatsKernel:
             # compiled (TensorFlow) or no-grad (PyTorch) functions: a snapshot is an assignment
             # in place, never a host copy or a new buffer.
             self._saved = (
-                [keras.Variable(keras.ops.zeros(v.shape, v.dtype), trainable=False, name=f"nandoctor_snapshot_{i}")
-                 for i, v in enumerate(self.variables)] if snapshots else None
+                [
+                    keras.Variable(keras.ops.zeros(v.shape, v.dtype), trainable=False, name=f"nandoctor_snapshot_{i}")
+                    for i, v in enumerate(self.variables)
+                ]
+                if snapshots
+                else None
             )
             self._compute = compile_(lambda: statistics(self._values(), self._saved_values()))
             self._sentinel = compile_(lambda: _nonfinite_sentinel(self._values()))
@@ -67,8 +71,10 @@ class StatsKernel:
             import keras
 
             tiny = np.finfo(np.float32).tiny
-            half = keras.ops.multiply(keras.ops.convert_to_tensor(np.array([tiny], np.float32)),
-                                      keras.ops.convert_to_tensor(np.array([0.5], np.float32)))
+            half = keras.ops.multiply(
+                keras.ops.convert_to_tensor(np.array([tiny], np.float32)),
+                keras.ops.convert_to_tensor(np.array([0.5], np.float32)),
+            )
             kept = keras_numpy(half)[0] > 0
             self._smallest_positive = float(np.finfo(np.float32).smallest_subnormal if kept else tiny)
         return self._smallest_positive
@@ -164,9 +170,13 @@ def _statistics(values, saved, embedding: tuple[bool, ...]):
         # Weights are finite at almost every check: then the statistics need no cleaning pass
         # and no count. The sum is non-finite whenever a weight is (and, rarely, when finite
         # weights near float32's limit overflow it: the cleaning pass is exact then too).
-        rows.append(_branch(ops.isfinite(ops.sum(x)),
-                            lambda x=x, previous=previous, zero_rows=zero_rows: _row(x, previous, zero_rows, 0.0),
-                            lambda x=x, previous=previous, zero_rows=zero_rows: _cleaned_row(x, previous, zero_rows)))
+        rows.append(
+            _branch(
+                ops.isfinite(ops.sum(x)),
+                lambda x=x, previous=previous, zero_rows=zero_rows: _row(x, previous, zero_rows, 0.0),
+                lambda x=x, previous=previous, zero_rows=zero_rows: _cleaned_row(x, previous, zero_rows),
+            )
+        )
     return ops.stack(rows)
 
 
@@ -187,8 +197,9 @@ def _row(x, previous, zero_rows, nonfinite):
         update_norm = _norm(update, _largest(update))
     else:
         update_norm = ops.convert_to_tensor(-1.0)
-    return ops.stack([_norm(x, largest), largest, ops.convert_to_tensor(nonfinite, "float32"),
-                      zero_fraction, zero_rows, update_norm])
+    return ops.stack(
+        [_norm(x, largest), largest, ops.convert_to_tensor(nonfinite, "float32"), zero_fraction, zero_rows, update_norm]
+    )
 
 
 def _cleaned_row(x, previous, zero_rows):
@@ -250,9 +261,11 @@ def _norm(x, largest):
     from keras import ops
 
     low, high = _PLAIN_NORM_RANGE
-    return _branch(ops.logical_and(largest > low, largest < high),
-                   lambda: ops.norm(ops.reshape(x, (-1,))),
-                   lambda: _scaled_norm(x, largest))
+    return _branch(
+        ops.logical_and(largest > low, largest < high),
+        lambda: ops.norm(ops.reshape(x, (-1,))),
+        lambda: _scaled_norm(x, largest),
+    )
 
 
 def _scaled_norm(x, largest):

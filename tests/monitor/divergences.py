@@ -34,9 +34,13 @@ def dying_relu_output():
     and its log-probability is log(0)."""
     x = _rng().normal(size=(512, 8)).astype("float32")
     y = keras.utils.to_categorical(_rng(1).integers(0, 4, 512), 4)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="hidden"),
-                              keras.layers.Dense(4, activation="relu", name="output",
-                                                 bias_initializer=keras.initializers.Constant(3.0))])
+    model = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu", name="hidden"),
+            keras.layers.Dense(4, activation="relu", name="output", bias_initializer=keras.initializers.Constant(3.0)),
+        ]
+    )
 
     def cross_entropy(y_true, outputs):
         probabilities = outputs / ops.sum(outputs, -1, keepdims=True)
@@ -109,18 +113,32 @@ def decay_until_features_vanish():
     x = rng.normal(size=(4096, 8)).astype("float32")
     y = rng.normal(size=(4096, 8)).astype("float32")
     inputs = keras.Input((8,))
-    features = keras.layers.Dense(8, activation="relu", name="features",
-                                  kernel_regularizer=keras.regularizers.L2(0.2),
-                                  bias_initializer=keras.initializers.Constant(-0.05))(inputs)
-    unit = keras.layers.Lambda(lambda h: h / ops.sqrt(ops.sum(ops.square(h), -1, keepdims=True)),
-                               name="normalise")(features)
+    features = keras.layers.Dense(
+        8,
+        activation="relu",
+        name="features",
+        kernel_regularizer=keras.regularizers.L2(0.2),
+        bias_initializer=keras.initializers.Constant(-0.05),
+    )(inputs)
+    unit = keras.layers.Lambda(lambda h: h / ops.sqrt(ops.sum(ops.square(h), -1, keepdims=True)), name="normalise")(
+        features
+    )
     model = keras.Model(inputs, unit)
     model.compile(keras.optimizers.SGD(0.05), "mse")
     return same_on_every_backend(model), x, y, 8, 1
 
 
-DIVERGENCES = {run.__name__: run for run in (dying_relu_output, learning_rate_overflow, log_of_underflowed_probability,
-                                             sqrt_at_zero_distance, zero_rows_under_a_norm, decay_until_features_vanish)}
+DIVERGENCES = {
+    run.__name__: run
+    for run in (
+        dying_relu_output,
+        learning_rate_overflow,
+        log_of_underflowed_probability,
+        sqrt_at_zero_distance,
+        zero_rows_under_a_norm,
+        decay_until_features_vanish,
+    )
+}
 
 
 class FirstNonfinite(keras.callbacks.Callback):

@@ -18,7 +18,9 @@ def shrinking_model(normalise: bool):
     inputs = keras.Input((8,))
     h = keras.layers.Dense(8, use_bias=False, kernel_regularizer=keras.regularizers.L2(0.25), name="shrinking")(inputs)
     if normalise:
-        h = keras.layers.Lambda(lambda t: t + 0.0 * t / keras.ops.sqrt(keras.ops.sum(t * t, -1, keepdims=True)), name="normalise")(h)
+        h = keras.layers.Lambda(
+            lambda t: t + 0.0 * t / keras.ops.sqrt(keras.ops.sum(t * t, -1, keepdims=True)), name="normalise"
+        )(h)
     model = keras.Model(inputs, h)
     model.compile(keras.optimizers.SGD(0.1), "mse")
     return model
@@ -89,14 +91,20 @@ def report_c_model(rng):
         norm = lambda t: keras.ops.sqrt(keras.ops.sum(t * t, -1))  # noqa: E731
         return keras.ops.sum(a * b, -1) / (norm(a) * norm(b))
 
-    words, positive, negative = keras.Input((6,), dtype="int32"), keras.Input((1,), dtype="int32"), keras.Input((4,), dtype="int32")
+    words, positive, negative = (
+        keras.Input((6,), dtype="int32"),
+        keras.Input((1,), dtype="int32"),
+        keras.Input((4,), dtype="int32"),
+    )
     x = keras.layers.Embedding(vocab, width, weights=[words_table], name="word_emb")(words)
     x = keras.layers.GlobalMaxPooling1D()(keras.layers.Conv1D(16, 3, activation="tanh", name="conv")(x))
     z = keras.layers.Dense(width, name="z")(x)
     entity = keras.layers.Embedding(entities, width, weights=[entity_table], name="entity_emb")
     pos = keras.layers.Lambda(cosine, name="cos_pos")([keras.layers.Reshape((1, width))(z), entity(positive)])
     neg = keras.layers.Lambda(cosine, name="cos_neg")([keras.layers.RepeatVector(4)(z), entity(negative)])
-    margin = keras.layers.Lambda(lambda s: keras.ops.sum(keras.ops.relu(1.0 + s[1] - s[0]), -1, keepdims=True))([pos, neg])
+    margin = keras.layers.Lambda(lambda s: keras.ops.sum(keras.ops.relu(1.0 + s[1] - s[0]), -1, keepdims=True))(
+        [pos, neg]
+    )
     model = keras.Model([words, positive, negative], margin)
     model.compile(keras.optimizers.Adam(0.01), loss=lambda y_true, y_pred: keras.ops.mean(y_pred))
     data = [rng.integers(0, vocab, (64, 6)), rng.integers(0, entities, (64, 1)), rng.integers(0, entities, (64, 4))]
@@ -117,7 +125,9 @@ def test_report_c_names_the_first_nonfinite_variables_and_layers(keras_seed):
 def test_exploding_updates_are_reported_before_the_weights_overflow(keras_seed):
     x = features(rows=400)
     y = (x @ np.ones((8, 1)) * 100).astype("float32")
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, name="hidden"), keras.layers.Dense(1, name="out")])
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, name="hidden"), keras.layers.Dense(1, name="out")]
+    )
     model.compile(keras.optimizers.SGD(0.5), "mse")
     monitor = fit(model, x, y, Monitor(every_n_steps=1, verbose=0), batch_size=4)
     exploding, nonfinite = by_code(monitor, "ND703"), by_code(monitor, "ND702")
@@ -128,7 +138,9 @@ def test_exploding_updates_are_reported_before_the_weights_overflow(keras_seed):
 @pytest.mark.every_backend
 def test_a_non_finite_loss_with_finite_weights_is_reported(keras_seed):
     x = features(rows=64)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu", kernel_initializer="zeros", name="out")])
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(1, activation="relu", kernel_initializer="zeros", name="out")]
+    )
     model.compile(keras.optimizers.SGD(0.01), loss=lambda y_true, y_pred: -keras.ops.mean(keras.ops.log(y_pred)))
     monitor = fit(model, x, np.zeros((64, 1)), Monitor(every_n_steps=1, verbose=0), batch_size=8)
     (finding,) = by_code(monitor, "ND702")
@@ -138,8 +150,9 @@ def test_a_non_finite_loss_with_finite_weights_is_reported(keras_seed):
 def seeded_run(with_monitor: bool):
     keras.utils.set_random_seed(7)
     x = features(rows=96, seed=7)
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.2),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.2), keras.layers.Dense(1)]
+    )
     model.compile(keras.optimizers.Adam(0.01), "mse")
     monitor = Monitor(every_n_steps=1, verbose=0) if with_monitor else None
     fit(model, x, x[:, :1] * 2, monitor, batch_size=8)
@@ -167,7 +180,9 @@ class RecordWeights(keras.callbacks.Callback):
 def test_restore_last_good_puts_back_the_last_finite_check(keras_seed):
     x = features(rows=400)
     y = (x @ np.ones((8, 1)) * 100).astype("float32")
-    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, name="hidden"), keras.layers.Dense(1, name="out")])
+    model = keras.Sequential(
+        [keras.Input((8,)), keras.layers.Dense(16, name="hidden"), keras.layers.Dense(1, name="out")]
+    )
     model.compile(keras.optimizers.SGD(0.5), "mse")
     record = RecordWeights()
     monitor = Monitor(every_n_steps=2, on_nonfinite="stop", restore_last_good=True, verbose=0)
@@ -203,7 +218,9 @@ def test_the_report_renders_with_every_reporter(keras_seed):
 
     x = features()
     monitor = fit(shrinking_model(normalise=True), x, np.zeros_like(x), Monitor(verbose=0))
-    assert "ND701" in render(monitor.report, "text") and json.loads(monitor.report.to_json())["summary"]["findings"] == 2
+    assert (
+        "ND701" in render(monitor.report, "text") and json.loads(monitor.report.to_json())["summary"]["findings"] == 2
+    )
 
 
 @pytest.mark.every_backend
@@ -220,7 +237,9 @@ def test_options_are_checked():
 def test_a_sample_localises_the_culprit_layer_even_under_xla(keras_seed, jit_compile):
     rng = np.random.default_rng(0)
     model, data = report_c_model(rng)
-    model.compile(keras.optimizers.Adam(0.01), loss=lambda y_true, y_pred: keras.ops.mean(y_pred), jit_compile=jit_compile)
+    model.compile(
+        keras.optimizers.Adam(0.01), loss=lambda y_true, y_pred: keras.ops.mean(y_pred), jit_compile=jit_compile
+    )
     sample = ([part[:8] for part in data], np.zeros((8, 1)))
     monitor = fit(model, data, np.zeros((64, 1)), Monitor(every_n_steps=1, verbose=0, sample=sample), batch_size=8)
     (finding,) = by_code(monitor, "ND702")

@@ -77,8 +77,14 @@ def start(mode: str, index: int, log_dir, cluster=None) -> subprocess.Popen:
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", "NO_COLOR": "1"}
     if cluster:
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}})
-    return subprocess.Popen([sys.executable, "-c", WORKER, mode, str(index), str(log_dir)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER, mode, str(index), str(log_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(process: subprocess.Popen) -> tuple[dict, list[str]]:
@@ -90,7 +96,7 @@ def finish(process: subprocess.Popen) -> tuple[dict, list[str]]:
     results = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     assert results, stderr[-3000:]
     printed = [line for line in stderr.splitlines() if line.startswith("nandoctor: ")]
-    return json.loads(results[0][len("RESULT "):]), printed
+    return json.loads(results[0][len("RESULT ") :]), printed
 
 
 def log_lines(log_dir) -> list[dict]:

@@ -48,10 +48,10 @@ def test_select_and_ignore_from_the_project_and_the_caller(tmp_path, monkeypatch
 
 def test_unknown_options_are_refused_with_the_accepted_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="Expected one of: collapse_ratio, min_drop, window. Received: windw"):
+    with pytest.raises(ValueError, match=r"Expected one of: collapse_ratio, min_drop, window\. Received: windw"):
         Monitor(options={"ND701": {"windw": 50}})
-    with pytest.raises(ValueError, match="must be int, like its default 8. Received: window='50'"):
+    with pytest.raises(ValueError, match=r"must be int, like its default 8\. Received: window='50'"):
         Monitor(options={"shrinking-weights": {"window": "50"}})
     project(tmp_path, monkeypatch, "[tool.nandoctor.options.ND799]\nwindow = 5\n")
-    with pytest.raises(ValueError, match="unknown rule.*'ND799'"):
+    with pytest.raises(ValueError, match=r"unknown rule.*'ND799'"):
         Monitor()

@@ -93,6 +93,7 @@ def test_without_the_monitor_keras_deletes_the_backup(keras_seed, tmp_path):
     """The control: TerminateOnNaN stops gracefully and Keras removes the backup (#21771)."""
     backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
     x = features()
-    shrinking_model(normalise=True).fit(x, np.zeros_like(x), batch_size=1, epochs=1, verbose=0,
-                                        callbacks=[backup, keras.callbacks.TerminateOnNaN()])
+    shrinking_model(normalise=True).fit(
+        x, np.zeros_like(x), batch_size=1, epochs=1, verbose=0, callbacks=[backup, keras.callbacks.TerminateOnNaN()]
+    )
     assert not (tmp_path / "backup").exists()

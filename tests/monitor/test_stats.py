@@ -19,11 +19,14 @@ SHAPE = (7, 5)
 # Normal float32 magnitudes from 1e-30 (squares far below float32's smallest) to 1e36 (squares
 # far above its largest; the norm of 35 of them still fits).
 signed_mantissas = hnp.arrays(np.float64, SHAPE, elements=st.floats(0.1, 1.0)).map(
-    lambda m: m * np.where(np.arange(m.size).reshape(SHAPE) % 3 == 0, -1, 1))
-scales = st.integers(-30, 35).map(lambda k: 10.0 ** k)
+    lambda m: m * np.where(np.arange(m.size).reshape(SHAPE) % 3 == 0, -1, 1)
+)
+scales = st.integers(-30, 35).map(lambda k: 10.0**k)
 masks = hnp.arrays(np.bool_, SHAPE)
-specials = st.lists(st.tuples(st.integers(0, SHAPE[0] - 1), st.integers(0, SHAPE[1] - 1),
-                              st.sampled_from([np.nan, np.inf, -np.inf])), max_size=3)
+specials = st.lists(
+    st.tuples(st.integers(0, SHAPE[0] - 1), st.integers(0, SHAPE[1] - 1), st.sampled_from([np.nan, np.inf, -np.inf])),
+    max_size=3,
+)
 
 
 @st.composite
@@ -32,7 +35,7 @@ def weights(draw, finite_only=False):
     values[draw(masks)] = 0.0
     if draw(st.booleans()):
         values[draw(st.integers(0, SHAPE[0] - 1))] = 0.0  # an all-zero row
-    for row, column, special in ([] if finite_only else draw(specials)):
+    for row, column, special in [] if finite_only else draw(specials):
         values[row, column] = special
     return values.astype(np.float32)
 
