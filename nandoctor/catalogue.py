@@ -232,7 +232,13 @@ class Selection:
             else:
                 suppressions.append(Suppression(ignored, layer))
         per_file = tuple(
-            (pattern, tuple(Suppression(*_codes_and_layer(s, every_layer="*")) for s in split_selectors(selectors)))
+            (
+                pattern,
+                tuple(
+                    Suppression(codes_matching(name), layer or "*")
+                    for name, layer in map(_name_and_layer, split_selectors(selectors))
+                ),
+            )
             for pattern, selectors in (per_file_ignores or {}).items()
         )
         return cls(codes, tuple(suppressions), per_file)
@@ -274,12 +280,18 @@ class Selection:
         )
 
 
-def _codes_and_layer(selector: str, every_layer: str | None = None) -> tuple[frozenset[str], str | None]:
-    """`ND301:emb*` -> (its codes, "emb*"); `ND301` -> (its codes, `every_layer`)."""
+def _codes_and_layer(selector: str) -> tuple[frozenset[str], str | None]:
+    """`ND301:emb*` -> (its codes, "emb*"); `ND301` -> (its codes, None)."""
+    name, layer = _name_and_layer(selector)
+    return codes_matching(name), layer
+
+
+def _name_and_layer(selector: str) -> tuple[str, str | None]:
+    """`ND301:emb*` -> ("ND301", "emb*"); `ND301` -> ("ND301", None)."""
     name, separator, layer = selector.partition(":")
     if separator and not layer.strip():
         raise ValueError(f"A layer ignore names a layer after the colon (ND301:embedding). Received: {selector!r}")
-    return codes_matching(name), layer.strip() if separator else every_layer
+    return name, layer.strip() if separator else None
 
 
 def merge_options(*tables: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
@@ -292,8 +304,10 @@ def merge_options(*tables: Mapping[str, Mapping[str, Any]] | None) -> dict[str, 
             entry = _entry(key) if isinstance(key, str) else None
             code = entry.code if entry is not None else key
             earlier = merged.get(code)
-            both_tables = isinstance(earlier, Mapping) and isinstance(values, Mapping)
-            merged[code] = {**earlier, **values} if both_tables else values
+            if isinstance(earlier, Mapping) and isinstance(values, Mapping):
+                merged[code] = {**earlier, **values}
+            else:
+                merged[code] = values
     return merged
 
 
