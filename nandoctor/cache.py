@@ -93,9 +93,10 @@ class ScanCache:
     def store(self, target: Target, fingerprint: dict[str, Any], result: FileResult) -> None:
         """Record `result` (unfiltered) for `target`, as it was when `fingerprint` was taken.
         A cache that cannot be written is no cache: the scan goes on."""
+        path = os.path.abspath(target.path)
         entry = {
             "schema": _SCHEMA,
-            "path": os.path.abspath(target.path),
+            "path": path,
             "explicit": target.explicit,
             "fingerprint": fingerprint,
             "result": result_to_dict(result),
@@ -106,7 +107,7 @@ class ScanCache:
             try:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as file:
                     json.dump(entry, file)
-                os.replace(temporary, self._entry_path(entry["path"], target.explicit))
+                os.replace(temporary, self._entry_path(path, target.explicit))
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -175,7 +175,7 @@ def scan(
         raise click.UsageError("Give --baseline or --write-baseline, not both.")
     try:
         settings = load_settings()
-        chosen = {
+        chosen: dict[str, Any] = {
             "select": list(select) or settings.select,
             "ignore": [*settings.ignore, *ignore],
             "options": settings.options,

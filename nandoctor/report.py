@@ -211,7 +211,7 @@ class Report:
     def to_dict(self, version: str | None = None) -> dict[str, Any]:
         if version is None:
             from nandoctor import __version__ as version
-        data = {
+        data: dict[str, Any] = {
             "nandoctor": version,
             "files": [result.to_dict() for result in self.files],
             "summary": self.summary(),

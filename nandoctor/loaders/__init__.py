@@ -177,7 +177,7 @@ def _walk(directory: str) -> Iterator[Target]:
             special = _not_regular(path)
             if special is not None:
                 yield Target(path, False, special)  # reported as skipped, never opened
-            elif claimed.walked or _function(claimed.sniff)(path):
+            elif claimed.walked or (claimed.sniff is not None and _function(claimed.sniff)(path)):
                 yield Target(path, False)
 
 

@@ -9,8 +9,9 @@ out of them are wired to the inner layers that actually receive and produce the 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from nandoctor.analysis.keras_facts import MODEL_CLASSES
 from nandoctor.errors import UnreadableFile
@@ -80,7 +81,7 @@ def model_view(entry: Any, compile_config: Any, *, path: str, format: str) -> tu
 
 def _parse_opaque_model(entry: dict[str, Any], prefix: str) -> ParsedModel:
     """A subclassed model: its class is known, its graph is code the scan cannot see."""
-    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    config = _dict_at(entry, "config")
     name = prefix + str(entry.get("name") or config.get("name") or to_snake_case(entry["class_name"]))
     layer = _make_layer(entry, name, parent=None)
     layer.is_model = True
@@ -109,6 +110,12 @@ def _class_of(entry: dict[str, Any]) -> tuple[str, str | None, str | None]:
     return class_name, module, registered
 
 
+def _dict_at(entry: dict[str, Any], key: str) -> dict[str, Any]:
+    """`entry[key]` when it is a dict; {} when it is missing or anything else."""
+    value = entry.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _make_layer(entry: dict[str, Any], name: str, parent: str | None) -> Layer:
     config = entry.get("config")
     class_name, module, registered = _class_of(entry)
@@ -120,12 +127,12 @@ def _make_layer(entry: dict[str, Any], name: str, parent: str | None) -> Layer:
         registered_name=registered,
         parent=parent,
         is_model=entry.get("class_name") in MODEL_CLASSES,
-        build_config=entry.get("build_config") if isinstance(entry.get("build_config"), dict) else {},
+        build_config=_dict_at(entry, "build_config"),
     )
 
 
 def _entry_name(entry: dict[str, Any]) -> str:
-    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    config = _dict_at(entry, "config")
     name = entry.get("name") or config.get("name")
     if not isinstance(name, str) or not name:
         raise UnreadableFile(f"a {entry.get('class_name')} layer in the config has no name")
@@ -253,7 +260,7 @@ class _Builder:
         return self.model
 
 
-def _is_ref(value: Any) -> bool:
+def _is_ref(value: Any) -> TypeGuard[list[Any]]:
     """A Keras 2 tensor reference: `[layer_name, node_index, tensor_index]`."""
     return (
         isinstance(value, list)
@@ -313,7 +320,7 @@ def _node_inputs(node: Any):
 def _keras3_refs(value: Any, label: str):
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            spec = value.get("config") if isinstance(value.get("config"), dict) else {}
+            spec = _dict_at(value, "config")
             history = spec.get("keras_history")
             if _is_ref(history):
                 yield label, (history[0], history[2], spec)
@@ -365,11 +372,13 @@ def parse_compile(compile_config: Any, outputs: list[str]) -> CompileConfig | No
         return None
     loss = compile_config.get("loss")
     losses: dict[str, LossSpec] = {}
+    pairs: Iterable[tuple[str, Any]]
     if isinstance(loss, list):
         pairs = zip(outputs, loss)
     elif isinstance(loss, dict) and "class_name" not in loss:
         by_local_name = {output.rsplit("/", 1)[-1]: output for output in outputs}
-        pairs = ((by_local_name.get(key, key), value) for key, value in loss.items())
+        loss_by_output: dict[str, Any] = loss  # keyed by output names, local or full
+        pairs = ((by_local_name.get(key, key), value) for key, value in loss_by_output.items())
     else:
         pairs = ((output, loss) for output in outputs)
     for output, value in pairs:

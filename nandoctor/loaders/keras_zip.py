@@ -94,6 +94,7 @@ def _read_region(path: str, offset: int, size: int) -> bytes:
 
 def _open_weights(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, view: ModelView):
     """Open the weights member for h5py; return (root group, file with its bytes, offset)."""
+    target: bytes | FileWindow | str
     if info.compress_type == zipfile.ZIP_STORED and info.file_size <= IN_MEMORY_WEIGHTS_BYTES:
         offset = member_data_offset(path, info)
         region_file, base_offset = path, offset

@@ -31,6 +31,7 @@ def fields(data: bytes | memoryview) -> Iterator[tuple[int, int, int | bytes]]:
     """(field number, wire type, value) of each field of one message: an int for varints and
     fixed-width values, the bytes of a length-delimited field."""
     position = 0
+    value: int | bytes
     while position < len(data):
         key, position = read_varint(data, position)
         number, wire = key >> 3, key & 7

@@ -11,7 +11,7 @@ import os
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.keras_config import model_view
-from nandoctor.loaders.protobuf_wire import LENGTH_DELIMITED, fields
+from nandoctor.loaders.protobuf_wire import fields
 from nandoctor.loaders.tensor_bundle import checkpoint_layers
 from nandoctor.view import ModelView
 
@@ -55,10 +55,11 @@ def _keras_root(path: str) -> dict | None:
         raise UnreadableFile(f"keras_metadata.pb is over the {_MAX_METADATA_BYTES} byte limit")
     with open(path, "rb") as file:
         data = file.read()
-    for number, wire, node in fields(data):
-        if number != 1 or wire != LENGTH_DELIMITED:
+    # A field's value is bytes exactly when its wire type is LENGTH_DELIMITED (`fields`).
+    for number, _, node in fields(data):
+        if number != 1 or not isinstance(node, bytes):
             continue
-        values = {n: v for n, w, v in fields(node) if w == LENGTH_DELIMITED}
+        values = {n: v for n, _, v in fields(node) if isinstance(v, bytes)}
         if values.get(3) == b"root" and 5 in values:
             try:
                 metadata = json.loads(values[5])

@@ -12,7 +12,7 @@ import struct
 import numpy as np
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.protobuf_wire import LENGTH_DELIMITED, fields, read_varint
+from nandoctor.loaders.protobuf_wire import fields, read_varint
 from nandoctor.view import Layer, ModelView
 from nandoctor.view.array_sources import FileRegionSource
 
@@ -85,17 +85,19 @@ def _block(data: bytes, offset: int, size: int) -> list[tuple[bytes, bytes]]:
 
 def _entry(value: bytes) -> dict:
     """A BundleEntryProto: dtype 1, shape 2 (dims 2, size 1), shard_id 3, offset 4, size 5."""
-    entry = {"dtype": 0, "shape": [], "shard": 0, "offset": 0, "size": 0}
-    for number, wire, field in fields(value):
+    entry: dict[str, object] = {"dtype": 0, "shard": 0, "offset": 0, "size": 0}
+    shape: list[int | bytes] = []
+    # A field's value is bytes exactly when its wire type is LENGTH_DELIMITED (`fields`).
+    for number, _, field in fields(value):
         if number == 1:
             entry["dtype"] = field
-        elif number == 2 and wire == LENGTH_DELIMITED:
-            for dim_number, dim_wire, dim in fields(field):
-                if dim_number == 2 and dim_wire == LENGTH_DELIMITED:
-                    entry["shape"].append(next((v for n, _, v in fields(dim) if n == 1), 0))
+        elif number == 2 and isinstance(field, bytes):
+            for dim_number, _, dim in fields(field):
+                if dim_number == 2 and isinstance(dim, bytes):
+                    shape.append(next((v for n, _, v in fields(dim) if n == 1), 0))
         elif number in (3, 4, 5):
             entry[{3: "shard", 4: "offset", 5: "size"}[number]] = field
-    return entry
+    return {**entry, "shape": shape}
 
 
 def looks_like_checkpoint(path: str) -> bool:
@@ -121,6 +123,8 @@ def checkpoint_layers(index_path: str) -> list[Layer]:
         entries = table_entries(file.read())
     header = entries.pop(b"", None)
     shards = next((v for n, _, v in fields(header) if n == 1), 1) if header else 1
+    if not isinstance(shards, int):  # num_shards is a varint; a corrupt header has bytes there
+        raise UnreadableFile("malformed checkpoint header (its shard count is not a number)")
     prefix = index_path[: -len(".index")]
     layers = []
     for key, value in sorted(entries.items()):

@@ -97,7 +97,7 @@ class Word2VecTextSource(ArraySource):
             line_number = 1 + self.skip_header
             for start in range(0, self.rows, self.rows_per_block):
                 count = min(self.rows_per_block, self.rows - start)
-                values = []
+                values: list[list[bytes]] = []
                 for _ in range(count):
                     line = file.readline(MAX_LINE)
                     if not line:
@@ -254,7 +254,9 @@ def _records(path: str, rows: int, dim: int) -> Iterator[_RecordRun]:
             # Unmapped once the run and every block gathered from it are gone.
             window = map_read_only(file, window_start, window_end - window_start)
             start, size = position - window_start, window_end - window_start
-            end = contiguous_records.match(window, start, size).end()
+            records = contiguous_records.match(window, start, size)
+            assert records is not None  # a possessive `*+` matches, if only the empty string
+            end = records.end()
             words = words_of_records.findall(window, start, end)[: rows - row]
             if size - end >= longest_record and row + len(words) < rows:
                 raise UnreadableFile(

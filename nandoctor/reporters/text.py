@@ -226,6 +226,8 @@ def _nothing_to_say(result: FileResult, unreadable: bool) -> bool:
 
 
 def _print_fixes(console: Console, result: FileResult, diff: bool) -> None:
+    if result.fixed is None:  # no fix was run (a scan, or a dry run); the caller checks this too
+        return
     for fix in result.fixed:
         console.print(
             Text("  fixed ", style="bold green")

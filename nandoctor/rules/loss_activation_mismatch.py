@@ -167,7 +167,10 @@ class LossActivationMismatch(Rule):
                 fix="Use binary_crossentropy on one sigmoid unit, or give the output one unit per class.",
                 details=details,
             )
-        verdict = LOSS_ACTIVATION_TABLE.get((reading, ACTIVATION_RANGES.get(activation)))
+        output_range = ACTIVATION_RANGES.get(activation)
+        if reading is None or output_range is None:  # a loss or an activation the table does not cover
+            return None
+        verdict = LOSS_ACTIVATION_TABLE.get((reading, output_range))
         if verdict is None or (verdict.quiet_at_units is not None and units == verdict.quiet_at_units):
             return None
         return self.finding(

@@ -11,6 +11,7 @@ ones are mapped window by window and shared between worker threads.
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, TypeVar
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from nandoctor.errors import UnreadableFile
 
@@ -35,7 +37,7 @@ T = TypeVar("T")
 class ArraySource:
     """A stored tensor: its shape, storage dtype, and a way to stream its rows."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, bfloat16: bool = False):
+    def __init__(self, shape: tuple[int, ...], dtype: DTypeLike, bfloat16: bool = False):
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
         # bfloat16 is stored as uint16 (as Keras writes it); values are widened on read.
@@ -222,8 +224,8 @@ def parallel_worth_it(nbytes: int) -> bool:
     return nbytes >= _PARALLEL_BYTES and _WORKERS >= 2
 
 
-def _read_exactly(file: BinaryIO, out: np.ndarray) -> None:
-    view = memoryview(out.reshape(-1)).cast("B")
+def _read_exactly(file: io.RawIOBase | io.BufferedIOBase, out: np.ndarray) -> None:
+    view = out.reshape(-1).data.cast("B")
     got = 0
     while got < len(view):
         n = file.readinto(view[got:])
