@@ -42,6 +42,8 @@ class Localization:
     nonfinite_inputs: dict[str, list[int]] = field(default_factory=dict)
     nonfinite_targets: list[int] = field(default_factory=list)
     rows: int | None = None  # the sample's rows, where its data is non-finite
+    # The graph checks' cure for the unguarded division or root they find in the culprit.
+    culprit_fix: str | None = None
     note: str | None = None
 
     def to_dict(self) -> dict:
@@ -191,6 +193,25 @@ def _localize(model, sample) -> Localization:
     gradients = tape.gradient(loss, outputs + weights)
     weight_gradients = [tf.convert_to_tensor(g) if g is not None else None for g in gradients[len(outputs) :]]
     return _backward(result, layers, gradients[: len(outputs)], weights, weight_gradients)
+
+
+def cure_in(model, layer: str, forward: bool) -> str | None:
+    """The fix the graph checks give what they find in `layer`: for a NaN the forward pass made,
+    the unguarded division (a masked mean's count, a norm, a float16 denominator...); for one
+    only the backward pass made, the singular root. None where they find neither, or cannot
+    read the model's graph."""
+    from nandoctor.live.graph_checks import GraphChecks
+    from nandoctor.live.model_view import view_of_model
+
+    if model_backend(model) not in (GraphChecks.backends or ()):
+        return None
+    try:
+        view = view_of_model(model)
+        found = {f.code: f.fix for f in GraphChecks().run(model, view) if f.layer == layer}
+    except Exception:  # a graph that cannot be traced: the finding keeps its general fix
+        return None
+    first, then = ("ND201", "ND202") if forward else ("ND202", "ND201")
+    return found.get(first) or found.get(then)
 
 
 def layers_given_zero_vectors(model, x) -> list[str]:

@@ -61,6 +61,9 @@ _COMPOSING = (
     "BroadcastTo",
     "Transpose",
     "StopGradient",
+    # `mask[..., None]` and slices keep the values they index.
+    "StridedSlice",
+    "Slice",
     "Mul",
     "AddV2",
     "Add",

@@ -388,21 +388,26 @@ class Monitor(keras.callbacks.Callback):
         """Where the replay of `sample` breaks (a `Localization`), from the current weights or
         the last good ones; its data is checked first, which needs no weights. None without
         last good weights."""
-        from nandoctor.live.replay import localize, nonfinite_data
+        from nandoctor.live.replay import cure_in, localize, nonfinite_data
 
         data = nonfinite_data(self.model, self.sample)
         if data is not None:
             return data
         if from_current:
-            return localize(self.model, self.sample)
-        broken = [np.array(v.numpy()) for v in self._kernel.variables]
-        if not self._kernel.restore():
-            return None  # no last good weights to replay from
-        try:
-            return localize(self.model, self.sample)
-        finally:
-            for variable, values in zip(self._kernel.variables, broken):
-                variable.assign(values)
+            where = localize(self.model, self.sample)
+        else:
+            broken = [np.array(v.numpy()) for v in self._kernel.variables]
+            if not self._kernel.restore():
+                return None  # no last good weights to replay from
+            try:
+                where = localize(self.model, self.sample)
+            finally:
+                for variable, values in zip(self._kernel.variables, broken):
+                    variable.assign(values)
+        culprit = where.forward_culprit or where.backward_culprit
+        if culprit is not None:
+            where.culprit_fix = cure_in(self.model, culprit, forward=where.forward_culprit is not None)
+        return where
 
 
 def _metrics(logs) -> dict[str, float]:

@@ -32,7 +32,9 @@ class NonfiniteDuringTraining(Detector):
     two, and the run is lost. The loss is a late and unreliable witness: a max-margin loss,
     for one, can stay finite, even fall to zero, with NaN weights (field report C). The
     variables that were first non-finite point at where it started; with
-    `Monitor(sample=(x, y))`, a replay from the last good weights names the layer. Under a
+    `Monitor(sample=(x, y))`, a replay from the last good weights names the layer, and the
+    fix is the cure for what that layer computes (the graph checks read it: a norm, a masked
+    mean over an empty mask, a float16 denominator), or float16's where it overflowed. Under a
     float16 compute policy (`mixed_float16`), a float16 layer whose output passes 65504, or an
     infinite loss after one near it, is reported as float16 overflow, with its cure: that layer
     in float32, loss scaling, or `mixed_bfloat16`.
@@ -124,7 +126,8 @@ class NonfiniteDuringTraining(Detector):
             details["localization"] = replay
         overflow = _float16_overflow(check)
         if overflow is None:
-            yield self.finding(layer, message, details=details)
+            # The replay's culprit, read by the graph checks, says what divided: its own cure.
+            yield self.finding(layer, message, details=details, fix=(replay or {}).get("culprit_fix"))
         elif overflow.certain:
             yield self.finding(
                 layer,
