@@ -170,7 +170,7 @@ def run_live_checks(
     merged = list(findings)
     backend = model_backend(model)
     for check_class in LIVE_CHECKS:
-        if not selection.any_of(check_class.raises):
+        if not selection.any_of(check_class.raises) or (check_class.needs_sample and sample is None):
             continue
         if check_class.backends is not None and backend not in check_class.backends:
             notes.append(f"{check_class.name} did not run: {check_class.needs}, and this model runs on {backend}")

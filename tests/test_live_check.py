@@ -82,7 +82,6 @@ def test_each_live_check_reports_its_own_time(keras):
         "static rules",
         "mask-carry",
         "position-scale",
-        "target-range",
         "graph-checks",
         "loss-trace",
         "nan-probe",

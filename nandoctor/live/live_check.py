@@ -33,6 +33,8 @@ class LiveCheck(Documented):
     # Codes of earlier findings this check settles on the live object (`settle`): a static
     # finding that rests on code the scan cannot see is withdrawn or made sure.
     settles: ClassVar[tuple[str, ...]] = ()
+    # Whether it judges only the user's data, `check(model, sample=...)`: without one it does not run.
+    needs_sample: ClassVar[bool] = False
     # The Keras backends it runs on, with what it needs there; None: every backend.
     backends: ClassVar[tuple[str, ...] | None] = None
     needs: ClassVar[str] = ""

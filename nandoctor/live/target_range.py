@@ -43,9 +43,10 @@ class TargetRange(LiveCheck):
 
     name = "target-range"
     raises = (LossActivationMismatch,)
+    needs_sample = True
 
     def run(self, model, view) -> Iterator[Finding]:
-        if self.sample is None or view.compile is None:
+        if view.compile is None:
             return
         targets = _targets_by_output(self.sample, view.outputs)
         for output, values in targets.items():
