@@ -230,8 +230,14 @@ def markdown(results: dict) -> str:
             )
     versions = ", ".join(f"{BACKEND_NAMES[backend]} {version}" for backend, version in results["versions"].items())
     children = ", ".join(f"`KERAS_BACKEND={backend}`" for backend in results["backends"] if backend != "tensorflow")
+    later = any(
+        model.get("date", results["date"]) != results["date"]
+        for models in results["backends"].values()
+        for model in models
+    )
+    again = " (the rows with a date of their own were measured again later, alone: `--small`)" if later else ""
     return f"""<!-- monitor_overhead:start (written by bench/monitor_overhead.py; do not edit) -->
-Measured {results["date"]} on this machine's CPU ({os.cpu_count()} cores), in one run: {versions},
+Measured {results["date"]} on this machine's CPU ({os.cpu_count()} cores), in one run{again}: {versions},
 Keras {keras.__version__} (the other backends' rows each in a child process: {children}). The first column is the process
 CPU time spent inside the Monitor's own hooks, as a share of an epoch without it (median over its epochs; target: at
 most 3%). The others are the added process CPU time per epoch, the median over alternating pairs of epochs without
