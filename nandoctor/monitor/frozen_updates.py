@@ -7,6 +7,7 @@ from nandoctor.analysis.precision import FLOAT_FORMATS, REDUCED_FLOATS
 from nandoctor.monitor.detector import Check, Detector
 from nandoctor.monitor.stats import NONFINITE, UPDATE_NORM
 from nandoctor.report import Finding, Severity
+from nandoctor.rules.frozen_low_precision_updates import FrozenLowPrecisionUpdates
 
 # Applied optimizer updates a variable must have gone through without any of its values
 # changing. A value whose gradient is not 0 moves at nearly every float32 Adam or SGD step;
@@ -74,10 +75,7 @@ class FrozenUpdates(Detector):
     code = "ND808"
     name = "frozen-updates"
     severity = Severity.ERROR
-    fix = (
-        'Keep float32 master weights: use the "mixed_bfloat16" (or "mixed_float16") policy instead of "bfloat16" '
-        '("float16"), so the variables and the optimizer\'s moments stay in float32.'
-    )
+    fix = FrozenLowPrecisionUpdates.fix  # the cure of the static finding it measures
     evidence = "training: the Monitor's update statistics between two checks, and the variables' dtypes."
 
     def __init__(self, **options):
