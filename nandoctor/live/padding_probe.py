@@ -144,13 +144,17 @@ class PaddingProbe(LiveCheck):
             # What the outputs say about real tokens, the padding id's own score aside.
             return _without_padding_score(first_output(model, inputs.build(fill, batch=len(values))), ids.vocabulary)
 
-        def at_real_positions(difference, real):
-            """The largest change where a masked loss or a pooled output reads: real positions."""
+        def at_real_positions(changed, base, real, broken: float):
+            """The largest change where a masked loss or a pooled output reads: real positions.
+            An output the model cannot compute either way (non-finite in `base`: a float16 norm
+            over a zero row) says nothing; one the change makes non-finite counts as `broken`."""
+            difference = np.where(np.isfinite(base), np.abs(changed - base), 0.0)
+            difference = np.nan_to_num(difference, nan=broken, posinf=broken)
             if difference.ndim == 3 and difference.shape[1] <= length:
                 # Per-position outputs, aligned at the start (a window may also carry its
                 # targets, and be longer than the output).
                 difference = difference[real[:, : difference.shape[1]]]
-            return float(np.nan_to_num(difference, nan=np.inf).max()) if difference.size else 0.0
+            return float(difference.max()) if difference.size else 0.0
 
         # Each convention is a batch of its own: an output that compares the rows of a batch
         # (a contrastive model's logits) must not read one convention's padding into another's.
@@ -166,9 +170,13 @@ class PaddingProbe(LiveCheck):
         self.windows = not takes_mask and (language_model or (view is not None and reads_unpadded_windows(view)))
         real_change = (
             max(
+                # A real token that breaks the output (an id of a zero row under float16) is
+                # measured by the positions it leaves finite: its infinity is no unit.
                 at_real_positions(
-                    np.abs(run_on(_one_token_changed(*batches[name], ids.vocabulary), batches[name][1]) - bases[name]),
+                    run_on(_one_token_changed(*batches[name], ids.vocabulary), batches[name][1]),
+                    bases[name],
                     batches[name][1],
+                    broken=0.0,
                 )
                 for name in conventions
             )
@@ -189,8 +197,10 @@ class PaddingProbe(LiveCheck):
                 altered_outputs = {name: run_on(*batches[name]) for name in conventions}
             finally:
                 layer.embeddings.assign(table)
+            # Padding that breaks a real output reaches it: an infinite leak.
             leak = min(
-                at_real_positions(np.abs(altered_outputs[name] - bases[name]), batches[name][1]) for name in conventions
+                at_real_positions(altered_outputs[name], bases[name], batches[name][1], broken=np.inf)
+                for name in conventions
             )
             ratio = leak / real_change
             self.ratios.append(ratio)

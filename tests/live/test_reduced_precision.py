@@ -49,11 +49,11 @@ def stacked_dense(second_scale, second_dtype=None):
     return keras.Model(features, keras.layers.Dense(1, dtype="float32", name="out")(hidden))
 
 
-def zero_row_norm(epsilon, norm_dtype=None):
+def zero_row_norm(epsilon, norm_dtype=None, first_zero_row=10):
     """A pretrained table with zero rows (unknown words) into KerasHub's T5LayerNorm, which adds
     its epsilon in the compute dtype."""
     table = np.random.default_rng(0).normal(size=(20, 8)).astype("float32")
-    table[10:] = 0.0
+    table[first_zero_row:] = 0.0
     tokens = keras.Input((4,), dtype="int32")
     hidden = keras.layers.Embedding(20, 8, weights=[table], name="emb")(tokens)
     hidden = T5LayerNorm(epsilon=epsilon, name="norm", dtype=norm_dtype)(hidden)
@@ -222,3 +222,13 @@ def test_a_float16_softmax_output_is_named_at_its_layer(keras_seed, output_dtype
         model = keras.Model(features, keras.layers.Activation("softmax", dtype=output_dtype, name="probs")(logits))
     findings, _ = findings_of(model)
     assert [(f.code, f.layer) for f in findings] == [(code, "probs") for code in expected]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_float16"])
+def test_a_real_token_that_breaks_float16_does_not_hide_a_padding_leak(keras_seed, policy):
+    """Under float16 the zero row's id makes T5LayerNorm(1e-12) NaN: the padding probe measures
+    one real token's effect where the output stays finite, and the unmasked padding still leaks."""
+    with global_policy(policy):
+        model = zero_row_norm(1e-12, first_zero_row=19)
+    findings, _ = findings_of(model)
+    assert [f.layer for f in findings if f.code == "ND301" and f.severity != "info"] == ["emb"]
