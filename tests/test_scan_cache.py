@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -15,7 +18,7 @@ from hypothesis import strategies as st
 from nandoctor import engine
 from nandoctor.cache import DEFAULT_FOLDER
 from nandoctor.engine import scan
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, ROOT, run_cli
 
 BROKEN = FIXTURES / "broken"
 
@@ -178,3 +181,36 @@ def test_a_cache_folder_that_cannot_be_written_does_not_stop_the_scan(tmp_path):
     blocker.write_text("not a folder")
     path = BROKEN / "seed_c_zero_rows_cosine.keras"
     assert scan([path], cache_dir=blocker / "cache").to_dict() == scan([path]).to_dict()
+
+
+def modules_a_cli_run_imported(tmp_path, *args) -> list[str]:
+    """`nandoctor ARGS` in a fresh process: the packages among h5py and rich it imported."""
+    script = textwrap.dedent(
+        f"""
+        import runpy, sys
+        sys.argv = ["nandoctor", *{[str(arg) for arg in args]!r}]
+        try:
+            runpy.run_module("nandoctor", run_name="__main__")
+        finally:
+            print(sorted({{name.split(".")[0] for name in sys.modules}} & {{"h5py", "rich"}}), file=sys.stderr)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stderr.splitlines()[-1].replace("'", '"'))
+
+
+def test_a_cached_json_scan_imports_neither_h5py_nor_rich(tmp_path):
+    models = tmp_path / "models"
+    (models / "sub").mkdir(parents=True)  # a folder the walk asks whether it is one model
+    shutil.copy(FIXTURES / "clean" / "mlp.keras", models / "sub" / "mlp.keras")
+    shutil.copy(BROKEN / "seed_d_padding_flatten.h5", models / "legacy.h5")
+    scan_args = ["scan", models, "--format", "json", "--quiet", "--exit-zero", "--cache-dir", tmp_path / "cache"]
+    assert modules_a_cli_run_imported(tmp_path, *scan_args) == ["h5py"]  # the files were read
+    assert modules_a_cli_run_imported(tmp_path, *scan_args) == []  # nothing was read, nothing printed
