@@ -11,9 +11,14 @@ member's CRC-32; an HDF5 superblock and root group; an .npy header), never the w
 Files that share the target's name stem in its folder (a checkpoint's data shards, a sharded
 index's parts) are part of it by size and time.
 
-Entries are JSON, one file each, written aside and renamed into place. An entry that does
-not parse, does not have the expected shape, or records another path is a miss: the file is
-scanned again and the entry rewritten. Nothing in the cache is ever unpickled.
+The entries of one set of rules and options are one JSON index (`index.json` in their folder),
+read once a scan: thousands of unchanged files cost one read, not one open each. A scan that
+scanned files writes the index back once, at its end: it reads the index again, adds its own
+entries to it, writes it aside and renames it into place (two scans at once lose at worst each
+other's new entries, which are then misses). An index that does not parse or does not have the
+expected shape is ignored, never trusted, and replaced; an entry that does not have the expected
+shape or records another path is a miss: the file is scanned again and the entry rewritten.
+Nothing in the cache is ever unpickled.
 
 The folder is `.nandoctor_cache` beside the project's `pyproject.toml` (else in the current
 folder), or `--cache-dir`, `NANDOCTOR_CACHE_DIR`, or `cache-dir` in `[tool.nandoctor]`. It
@@ -40,7 +45,8 @@ from nandoctor.report import FileResult
 from nandoctor.result_json import result_from_dict, result_to_dict
 
 DEFAULT_FOLDER = ".nandoctor_cache"
-_SCHEMA = 1  # the layout of an entry; a new layout starts a new folder
+_SCHEMA = 2  # the layout of the index and its entries; a new layout starts a new folder
+INDEX = "index.json"
 _EDGE = 4 << 10  # bytes digested at each end of a file
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -55,14 +61,17 @@ def default_folder(project_file: str | None) -> str:
 
 
 class ScanCache:
-    """Entries for one set of rules and options, under `<folder>/<version>/<rules key>/`."""
+    """Entries for one set of rules and options, in `<folder>/<version>/<rules key>/index.json`."""
 
     def __init__(self, folder: str | os.PathLike, rules: Iterable[Any]) -> None:
         from nandoctor import __version__
 
         self.root = Path(folder)
         self.entries = self.root / f"v{_SCHEMA}-{__version__}" / _rules_key(rules)
+        self.index = self.entries / INDEX
         self._listings: dict[str, list[tuple[str, int, int]]] = {}  # each folder listed once a run
+        self._read: dict[str, Any] | None = None  # the index as this scan first read it
+        self._new: dict[str, dict[str, Any]] = {}  # entries stored by this scan, written by `save`
 
     def lookup(self, target: Target) -> tuple[FileResult | None, dict[str, Any] | None]:
         """(the cached unfiltered result or None, the file's fingerprint now to store a new one
@@ -71,18 +80,14 @@ class ScanCache:
         if fingerprint is None:
             return None, None
         absolute = os.path.abspath(target.path)
+        if self._read is None:
+            self._read = self._read_index()
         try:
-            with open(self._entry_path(absolute, target.explicit), "rb") as file:
-                entry = json.loads(file.read())
-            if (
-                entry["schema"] != _SCHEMA
-                or entry["path"] != absolute
-                or entry["explicit"] != target.explicit
-                or entry["fingerprint"] != fingerprint
-            ):
+            entry = self._read[_entry_key(absolute, target.explicit)]
+            if entry["path"] != absolute or entry["explicit"] != target.explicit or entry["fingerprint"] != fingerprint:
                 return None, fingerprint
             return result_from_dict(entry["result"], target.path), fingerprint
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None, fingerprint  # no entry, or one not trusted: the file is scanned again
 
     def _listing(self, folder: str) -> list[tuple[str, int, int]]:
@@ -91,31 +96,45 @@ class ScanCache:
         return self._listings[folder]
 
     def store(self, target: Target, fingerprint: dict[str, Any], result: FileResult) -> None:
-        """Record `result` (unfiltered) for `target`, as it was when `fingerprint` was taken.
-        A cache that cannot be written is no cache: the scan goes on."""
+        """Keep `result` (unfiltered) for `target`, as it was when `fingerprint` was taken,
+        until `save` writes it."""
         path = os.path.abspath(target.path)
-        entry = {
-            "schema": _SCHEMA,
+        self._new[_entry_key(path, target.explicit)] = {
             "path": path,
             "explicit": target.explicit,
             "fingerprint": fingerprint,
             "result": result_to_dict(result),
         }
+
+    def save(self) -> None:
+        """Write the entries stored since the last save into the index, merged with what it
+        holds now. A cache that cannot be written is no cache: the scan goes on."""
+        if not self._new:
+            return
+        entries = {**self._read_index(), **self._new}
         with contextlib.suppress(OSError, ValueError, TypeError):
             self._prepare()
             descriptor, temporary = tempfile.mkstemp(dir=self.entries, suffix=".tmp")
             try:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                    json.dump(entry, file)
-                os.replace(temporary, self._entry_path(path, target.explicit))
+                    json.dump({"schema": _SCHEMA, "entries": entries}, file)
+                os.replace(temporary, self.index)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
                 raise
+        self._new = {}
 
-    def _entry_path(self, absolute: str, explicit: bool) -> Path:
-        key = hashlib.sha256(f"{absolute}\0{explicit}".encode()).hexdigest()
-        return self.entries / f"{key[:32]}.json"
+    def _read_index(self) -> dict[str, Any]:
+        """The index's entries by key; none where it is absent or not an index of this layout."""
+        try:
+            with open(self.index, "rb") as file:
+                index = json.loads(file.read())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(index, dict) or index.get("schema") != _SCHEMA or not isinstance(index.get("entries"), dict):
+            return {}
+        return index["entries"]
 
     def _prepare(self) -> None:
         if self.entries.is_dir():
@@ -129,6 +148,10 @@ class ScanCache:
             if not marker.exists():
                 marker.write_text(text, encoding="utf-8")
         self.entries.mkdir(parents=True, exist_ok=True)
+
+
+def _entry_key(absolute: str, explicit: bool) -> str:
+    return f"{absolute}\0{'explicit' if explicit else 'found'}"
 
 
 def _rules_key(rules: Iterable[Any]) -> str:

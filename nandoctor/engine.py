@@ -84,6 +84,8 @@ def scan(
         results[index] = outcome.result
         if cache is not None and outcome.finished and fingerprints.get(index) is not None:
             cache.store(targets[index], fingerprints[index], outcome.result)
+    if cache is not None:
+        cache.save()
     return Report([with_ignores(result, selection) for result in results])  # type: ignore[arg-type]
 
 

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nandoctor import engine
-from nandoctor.cache import DEFAULT_FOLDER
+from nandoctor.cache import DEFAULT_FOLDER, INDEX
 from nandoctor.engine import scan
 from tests.conftest import FIXTURES, ROOT, run_cli
 
@@ -93,36 +94,74 @@ def entries(cache):
     return found
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    garbage=st.one_of(
-        st.binary(max_size=200),
-        st.recursive(
-            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-            max_leaves=12,
-        ).map(lambda value: json.dumps(value).encode()),
-    )
+def read_index(cache) -> tuple[Path, dict]:
+    """The one index of a cache that holds one set of rules, and its entries by key."""
+    (index,) = entries(cache)
+    assert index.name == INDEX
+    return index, json.loads(index.read_text())["entries"]
+
+
+GARBAGE = st.one_of(
+    st.binary(max_size=200),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+        max_leaves=12,
+    ).map(lambda value: json.dumps(value).encode()),
 )
-def test_a_corrupt_cache_entry_is_ignored_and_rewritten(tmp_path, garbage):
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=GARBAGE)
+def test_a_corrupt_cache_index_is_ignored_and_rewritten(tmp_path, garbage):
     path = BROKEN / "seed_c_zero_rows_cosine.keras"
     cache = tmp_path / "corrupt"
     shutil.rmtree(cache, ignore_errors=True)
     fresh = scan([path]).to_dict()
     scan([path], cache_dir=cache)
-    (entry,) = entries(cache)
-    entry.write_bytes(garbage)
+    index, _ = read_index(cache)
+    index.write_bytes(garbage)
     assert scan([path], cache_dir=cache).to_dict() == fresh
-    assert json.loads(entry.read_text())["result"]["findings"]  # rewritten from the fresh scan
+    (entry,) = read_index(cache)[1].values()
+    assert entry["result"]["findings"]  # rewritten from the fresh scan
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=GARBAGE)
+def test_a_corrupt_entry_costs_its_own_file_a_scan_and_the_others_are_still_cached(tmp_path, garbage):
+    tables = tmp_path / "tables"
+    shutil.rmtree(tables, ignore_errors=True)
+    tables.mkdir()
+    zero_rows_npy(tables / "a.npy", [1])
+    zero_rows_npy(tables / "b.npy", [2, 4])
+    cache = tmp_path / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    fresh = scan([tables]).to_dict()
+    scan([tables], cache_dir=cache)
+    index, stored = read_index(cache)
+    key_of_a = next(key for key in stored if key.startswith(str(tables / "a.npy")))
+    stored[key_of_a] = json.loads(garbage) if garbage.startswith(b"[") or garbage.startswith(b"{") else garbage.hex()
+    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
+    read = []
+    original_load = engine.load
+
+    def load(path):
+        read.append(os.path.basename(path))
+        return original_load(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "load", load)
+        assert scan([tables], cache_dir=cache).to_dict() == fresh
+    assert read == ["a.npy"]
 
 
 def test_an_entry_whose_findings_were_tampered_with_in_shape_is_ignored(tmp_path):
     path = BROKEN / "seed_c_zero_rows_cosine.keras"
     scan([path], cache_dir=tmp_path)
-    (entry,) = entries(tmp_path)
-    data = json.loads(entry.read_text())
-    data["result"]["findings"][0]["severity"] = "catastrophic"
-    entry.write_text(json.dumps(data))
+    index, stored = read_index(tmp_path)
+    (entry,) = stored.values()
+    entry["result"]["findings"][0]["severity"] = "catastrophic"
+    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
     assert scan([path], cache_dir=tmp_path).to_dict() == scan([path]).to_dict()
 
 
@@ -132,11 +171,27 @@ def test_an_entry_of_another_file_is_not_trusted(tmp_path):
     shutil.copy(BROKEN / "seed_c_zero_rows_cosine.keras", broken)
     cache = tmp_path / "cache"
     scan([broken], cache_dir=cache)
-    (broken_entry,) = entries(cache)
     scan([clean], cache_dir=cache)
-    (clean_entry,) = [entry for entry in entries(cache) if entry != broken_entry]
-    shutil.copy(broken_entry, clean_entry)  # the clean file's entry now holds the broken file's findings
+    index, stored = read_index(cache)
+    (clean_key,) = [key for key in stored if key.startswith(str(clean))]
+    (broken_key,) = [key for key in stored if key.startswith(str(broken))]
+    stored[clean_key] = stored[broken_key]  # the clean file's entry now holds the broken file's findings
+    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
     assert not scan([clean], cache_dir=cache).findings
+
+
+def test_one_index_keeps_the_entries_of_every_scan_into_the_cache(tmp_path, monkeypatch):
+    first, second = tmp_path / "first.npy", tmp_path / "second.npy"
+    zero_rows_npy(first, [0])
+    zero_rows_npy(second, [])
+    cache = tmp_path / "cache"
+    scan([first], cache_dir=cache)
+    scan([second], cache_dir=cache)  # adds its entry to the index the first scan wrote
+    _, stored = read_index(cache)
+    assert sorted(entry["path"] for entry in stored.values()) == [str(first), str(second)]
+    fresh = scan([first, second]).to_dict()
+    refuse_to_read(monkeypatch)
+    assert scan([first, second], cache_dir=cache).to_dict() == fresh
 
 
 def test_the_cli_caches_beside_pyproject_in_a_folder_that_ignores_itself(tmp_path, monkeypatch):
