@@ -69,17 +69,17 @@ class ScanCache:
         self.root = Path(folder)
         self.entries = self.root / f"v{_SCHEMA}-{__version__}" / _rules_key(rules)
         self.index = self.entries / INDEX
-        self._listings: dict[str, list[tuple[str, int, int]]] = {}  # each folder listed once a run
+        self._listings: dict[str, list[tuple[str, os.DirEntry]]] = {}  # each folder listed once a run
         self._read: dict[str, Any] | None = None  # the index as this scan first read it
         self._new: dict[str, dict[str, Any]] = {}  # entries stored by this scan, written by `save`
 
     def lookup(self, target: Target) -> tuple[FileResult | None, dict[str, Any] | None]:
         """(the cached unfiltered result or None, the file's fingerprint now to store a new one
         under; None when the file cannot be fingerprinted and so is never cached)."""
-        fingerprint = file_fingerprint(target.path, self._listing)
+        absolute = os.path.abspath(target.path)
+        fingerprint = file_fingerprint(target.path, self._listing, absolute)
         if fingerprint is None:
             return None, None
-        absolute = os.path.abspath(target.path)
         if self._read is None:
             self._read = self._read_index()
         try:
@@ -90,7 +90,7 @@ class ScanCache:
         except (ValueError, KeyError, TypeError, AttributeError):
             return None, fingerprint  # no entry, or one not trusted: the file is scanned again
 
-    def _listing(self, folder: str) -> list[tuple[str, int, int]]:
+    def _listing(self, folder: str) -> list[tuple[str, os.DirEntry]]:
         if folder not in self._listings:
             self._listings[folder] = _list_folder(folder)
         return self._listings[folder]
@@ -180,35 +180,54 @@ def _source_stamp() -> list:
     return _stamp
 
 
-def file_fingerprint(path: str, listing=None) -> dict[str, Any] | None:
+def file_fingerprint(path: str, listing=None, absolute: str | None = None) -> dict[str, Any] | None:
     """Size, modification time and metadata digest of `path` (of every file in it, for a
     folder that is one model), and of the files beside it that share its name stem; None
-    when it cannot be read. `listing(folder)` gives a folder's files as (name, size, mtime)."""
+    when it cannot be read. `listing(folder)` gives a folder's files as sorted (name, entry)
+    pairs, an `os.DirEntry` each, asked for its size and time only where the stem matches;
+    `absolute` is `os.path.abspath(path)`, where the caller has it already."""
     try:
-        if os.path.isdir(path):
+        stamped = _stamp_and_digest(path)
+        if stamped is None:  # a folder
             files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
-            return {"files": [[os.path.relpath(f, path), *_stamp_and_digest(f)] for f in files]}
-        size, mtime, digest = _stamp_and_digest(path)
-        folder, name = os.path.split(os.path.abspath(path))
+            return {"files": [[os.path.relpath(f, path), *_file_stamp_and_digest(f)] for f in files]}
+        size, mtime, digest = stamped
+        folder, name = os.path.split(absolute or os.path.abspath(path))
         stem = name.split(".", 1)[0]
         listed = (listing or _list_folder)(folder)
         first = bisect.bisect_left(listed, (stem,))  # names that start with the stem sort together
         beside = []
-        for entry in itertools.islice(listed, first, None):
-            if not entry[0].startswith(stem):
+        for entry_name, entry in itertools.islice(listed, first, None):
+            if not entry_name.startswith(stem):
                 break
-            if entry[0] != name:
-                beside.append(list(entry))
+            if entry_name != name:
+                status = entry.stat()
+                beside.append([entry_name, status.st_size, status.st_mtime_ns])
         return {"size": size, "mtime_ns": mtime, "digest": digest, "beside": beside}
     except OSError:
         return None
 
 
-def _stamp_and_digest(path: str) -> tuple[int, int, str]:
-    """(size, modification time in ns, digest of the first and last 4 KiB), from one open."""
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+def _file_stamp_and_digest(path: str) -> tuple[int, int, str]:
+    stamped = _stamp_and_digest(path)
+    if stamped is None:
+        raise OSError(f"{path} is not a regular file")
+    return stamped
+
+
+def _stamp_and_digest(path: str) -> tuple[int, int, str] | None:
+    """(size, modification time in ns, digest of the first and last 4 KiB), from one open;
+    None for a folder (one open and one fstat tell it apart, where a stat first was one more)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+    except OSError:
+        if os.path.isdir(path):  # Windows does not open a folder
+            return None
+        raise
     try:
         status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            return None
         if not stat.S_ISREG(status.st_mode):
             raise OSError(f"{path} is not a regular file")
         digest = hashlib.blake2b(_read_at(descriptor, 0), digest_size=16)
@@ -226,11 +245,7 @@ def _read_at(descriptor: int, offset: int) -> bytes:
     return os.read(descriptor, _EDGE)
 
 
-def _list_folder(folder: str) -> list[tuple[str, int, int]]:
-    listed = []
+def _list_folder(folder: str) -> list[tuple[str, os.DirEntry]]:
+    """The folder's files by name; each entry's size and time are read (and kept) when asked."""
     with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_file():
-                status = entry.stat()
-                listed.append((entry.name, status.st_size, status.st_mtime_ns))
-    return sorted(listed)
+        return sorted((entry.name, entry) for entry in entries if entry.is_file())

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +270,43 @@ def test_a_cached_json_scan_imports_neither_h5py_nor_rich(tmp_path):
     scan_args = ["scan", models, "--format", "json", "--quiet", "--exit-zero", "--cache-dir", tmp_path / "cache"]
     assert modules_a_cli_run_imported(tmp_path, *scan_args) == ["h5py"]  # the files were read
     assert modules_a_cli_run_imported(tmp_path, *scan_args) == []  # nothing was read, nothing printed
+
+
+def scans_that_read(monkeypatch) -> list[str]:
+    """The names of the files the scan reads from now on (it reads them as before)."""
+    read: list[str] = []
+    original_load = engine.load
+
+    def load(path):
+        read.append(os.path.basename(path))
+        return original_load(path)
+
+    monkeypatch.setattr(engine, "load", load)
+    return read
+
+
+def test_a_file_is_scanned_again_when_a_file_sharing_its_stem_changes_and_not_for_others(tmp_path, monkeypatch):
+    zero_rows_npy(tmp_path / "table.npy", [2])
+    zero_rows_npy(tmp_path / "other.npy", [])
+    cache = tmp_path / "cache"
+    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
+    read = scans_that_read(monkeypatch)
+    (tmp_path / "table.npy.part").write_bytes(b"a shard of the table")  # shares the stem `table`
+    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
+    assert read == ["table.npy"]
+    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
+    assert read == ["table.npy"]  # unchanged since
+
+
+def test_a_model_folder_is_scanned_again_when_a_file_in_it_changes(tmp_path, monkeypatch):
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(FIXTURES / "clean" / "mlp.keras") as archive:
+        archive.extractall(folder)
+    cache = tmp_path / "cache"
+    fresh = scan([folder]).to_dict()
+    scan([folder], cache_dir=cache)
+    read = scans_that_read(monkeypatch)
+    assert scan([folder], cache_dir=cache).to_dict() == fresh and read == []
+    metadata = folder / "metadata.json"
+    metadata.write_text(metadata.read_text() + " ")
+    assert scan([folder], cache_dir=cache).to_dict() == fresh and read == ["unzipped"]
