@@ -390,7 +390,9 @@ def with_ignores(result: FileResult, selection: Selection) -> FileResult:
     """`result` with the selection's per-file and per-layer ignores applied to its findings."""
     if result.status is not FileStatus.SCANNED:
         return result
-    kept, suppressed = selection.filter(result.findings, result.path)
+    # A result without findings has nothing to ignore: the path's patterns need not be matched
+    # (most files of a cached re-scan of thousands).
+    kept, suppressed = selection.filter(result.findings, result.path) if result.findings else ([], {})
     return FileResult(
         result.path,
         result.format,
