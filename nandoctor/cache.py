@@ -11,9 +11,14 @@ member's CRC-32; an HDF5 superblock and root group; an .npy header), never the w
 Files that share the target's name stem in its folder (a checkpoint's data shards, a sharded
 index's parts) are part of it by size and time.
 
-Entries are JSON, one file each, written aside and renamed into place. An entry that does
-not parse, does not have the expected shape, or records another path is a miss: the file is
-scanned again and the entry rewritten. Nothing in the cache is ever unpickled.
+The entries of one set of rules and options are one JSON index (`index.json` in their folder),
+read once a scan: thousands of unchanged files cost one read, not one open each. A scan that
+scanned files writes the index back once, at its end: it reads the index again, adds its own
+entries to it, writes it aside and renames it into place (two scans at once lose at worst each
+other's new entries, which are then misses). An index that does not parse or does not have the
+expected shape is ignored, never trusted, and replaced; an entry that does not have the expected
+shape or records another path is a miss: the file is scanned again and the entry rewritten.
+Nothing in the cache is ever unpickled.
 
 The folder is `.nandoctor_cache` beside the project's `pyproject.toml` (else in the current
 folder), or `--cache-dir`, `NANDOCTOR_CACHE_DIR`, or `cache-dir` in `[tool.nandoctor]`. It
@@ -40,7 +45,8 @@ from nandoctor.report import FileResult
 from nandoctor.result_json import result_from_dict, result_to_dict
 
 DEFAULT_FOLDER = ".nandoctor_cache"
-_SCHEMA = 1  # the layout of an entry; a new layout starts a new folder
+_SCHEMA = 2  # the layout of the index and its entries; a new layout starts a new folder
+INDEX = "index.json"
 _EDGE = 4 << 10  # bytes digested at each end of a file
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -55,67 +61,80 @@ def default_folder(project_file: str | None) -> str:
 
 
 class ScanCache:
-    """Entries for one set of rules and options, under `<folder>/<version>/<rules key>/`."""
+    """Entries for one set of rules and options, in `<folder>/<version>/<rules key>/index.json`."""
 
     def __init__(self, folder: str | os.PathLike, rules: Iterable[Any]) -> None:
         from nandoctor import __version__
 
         self.root = Path(folder)
         self.entries = self.root / f"v{_SCHEMA}-{__version__}" / _rules_key(rules)
-        self._listings: dict[str, list[tuple[str, int, int]]] = {}  # each folder listed once a run
+        self.index = self.entries / INDEX
+        self._listings: dict[str, list[tuple[str, os.DirEntry]]] = {}  # each folder listed once a run
+        self._read: dict[str, Any] | None = None  # the index as this scan first read it
+        self._new: dict[str, dict[str, Any]] = {}  # entries stored by this scan, written by `save`
 
     def lookup(self, target: Target) -> tuple[FileResult | None, dict[str, Any] | None]:
         """(the cached unfiltered result or None, the file's fingerprint now to store a new one
         under; None when the file cannot be fingerprinted and so is never cached)."""
-        fingerprint = file_fingerprint(target.path, self._listing)
+        absolute = os.path.abspath(target.path)
+        fingerprint = file_fingerprint(target.path, self._listing, absolute)
         if fingerprint is None:
             return None, None
-        absolute = os.path.abspath(target.path)
+        if self._read is None:
+            self._read = self._read_index()
         try:
-            with open(self._entry_path(absolute, target.explicit), "rb") as file:
-                entry = json.loads(file.read())
-            if (
-                entry["schema"] != _SCHEMA
-                or entry["path"] != absolute
-                or entry["explicit"] != target.explicit
-                or entry["fingerprint"] != fingerprint
-            ):
+            entry = self._read[_entry_key(absolute, target.explicit)]
+            if entry["path"] != absolute or entry["explicit"] != target.explicit or entry["fingerprint"] != fingerprint:
                 return None, fingerprint
             return result_from_dict(entry["result"], target.path), fingerprint
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None, fingerprint  # no entry, or one not trusted: the file is scanned again
 
-    def _listing(self, folder: str) -> list[tuple[str, int, int]]:
+    def _listing(self, folder: str) -> list[tuple[str, os.DirEntry]]:
         if folder not in self._listings:
             self._listings[folder] = _list_folder(folder)
         return self._listings[folder]
 
     def store(self, target: Target, fingerprint: dict[str, Any], result: FileResult) -> None:
-        """Record `result` (unfiltered) for `target`, as it was when `fingerprint` was taken.
-        A cache that cannot be written is no cache: the scan goes on."""
+        """Keep `result` (unfiltered) for `target`, as it was when `fingerprint` was taken,
+        until `save` writes it."""
         path = os.path.abspath(target.path)
-        entry = {
-            "schema": _SCHEMA,
+        self._new[_entry_key(path, target.explicit)] = {
             "path": path,
             "explicit": target.explicit,
             "fingerprint": fingerprint,
             "result": result_to_dict(result),
         }
+
+    def save(self) -> None:
+        """Write the entries stored since the last save into the index, merged with what it
+        holds now. A cache that cannot be written is no cache: the scan goes on."""
+        if not self._new:
+            return
+        entries = {**self._read_index(), **self._new}
         with contextlib.suppress(OSError, ValueError, TypeError):
             self._prepare()
             descriptor, temporary = tempfile.mkstemp(dir=self.entries, suffix=".tmp")
             try:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                    json.dump(entry, file)
-                os.replace(temporary, self._entry_path(path, target.explicit))
+                    json.dump({"schema": _SCHEMA, "entries": entries}, file)
+                os.replace(temporary, self.index)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
                 raise
+        self._new = {}
 
-    def _entry_path(self, absolute: str, explicit: bool) -> Path:
-        key = hashlib.sha256(f"{absolute}\0{explicit}".encode()).hexdigest()
-        return self.entries / f"{key[:32]}.json"
+    def _read_index(self) -> dict[str, Any]:
+        """The index's entries by key; none where it is absent or not an index of this layout."""
+        try:
+            with open(self.index, "rb") as file:
+                index = json.loads(file.read())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(index, dict) or index.get("schema") != _SCHEMA or not isinstance(index.get("entries"), dict):
+            return {}
+        return index["entries"]
 
     def _prepare(self) -> None:
         if self.entries.is_dir():
@@ -129,6 +148,10 @@ class ScanCache:
             if not marker.exists():
                 marker.write_text(text, encoding="utf-8")
         self.entries.mkdir(parents=True, exist_ok=True)
+
+
+def _entry_key(absolute: str, explicit: bool) -> str:
+    return f"{absolute}\0{'explicit' if explicit else 'found'}"
 
 
 def _rules_key(rules: Iterable[Any]) -> str:
@@ -157,35 +180,54 @@ def _source_stamp() -> list:
     return _stamp
 
 
-def file_fingerprint(path: str, listing=None) -> dict[str, Any] | None:
+def file_fingerprint(path: str, listing=None, absolute: str | None = None) -> dict[str, Any] | None:
     """Size, modification time and metadata digest of `path` (of every file in it, for a
     folder that is one model), and of the files beside it that share its name stem; None
-    when it cannot be read. `listing(folder)` gives a folder's files as (name, size, mtime)."""
+    when it cannot be read. `listing(folder)` gives a folder's files as sorted (name, entry)
+    pairs, an `os.DirEntry` each, asked for its size and time only where the stem matches;
+    `absolute` is `os.path.abspath(path)`, where the caller has it already."""
     try:
-        if os.path.isdir(path):
+        stamped = _stamp_and_digest(path)
+        if stamped is None:  # a folder
             files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
-            return {"files": [[os.path.relpath(f, path), *_stamp_and_digest(f)] for f in files]}
-        size, mtime, digest = _stamp_and_digest(path)
-        folder, name = os.path.split(os.path.abspath(path))
+            return {"files": [[os.path.relpath(f, path), *_file_stamp_and_digest(f)] for f in files]}
+        size, mtime, digest = stamped
+        folder, name = os.path.split(absolute or os.path.abspath(path))
         stem = name.split(".", 1)[0]
         listed = (listing or _list_folder)(folder)
         first = bisect.bisect_left(listed, (stem,))  # names that start with the stem sort together
         beside = []
-        for entry in itertools.islice(listed, first, None):
-            if not entry[0].startswith(stem):
+        for entry_name, entry in itertools.islice(listed, first, None):
+            if not entry_name.startswith(stem):
                 break
-            if entry[0] != name:
-                beside.append(list(entry))
+            if entry_name != name:
+                status = entry.stat()
+                beside.append([entry_name, status.st_size, status.st_mtime_ns])
         return {"size": size, "mtime_ns": mtime, "digest": digest, "beside": beside}
     except OSError:
         return None
 
 
-def _stamp_and_digest(path: str) -> tuple[int, int, str]:
-    """(size, modification time in ns, digest of the first and last 4 KiB), from one open."""
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+def _file_stamp_and_digest(path: str) -> tuple[int, int, str]:
+    stamped = _stamp_and_digest(path)
+    if stamped is None:
+        raise OSError(f"{path} is not a regular file")
+    return stamped
+
+
+def _stamp_and_digest(path: str) -> tuple[int, int, str] | None:
+    """(size, modification time in ns, digest of the first and last 4 KiB), from one open;
+    None for a folder (one open and one fstat tell it apart, where a stat first was one more)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
+    except OSError:
+        if os.path.isdir(path):  # Windows does not open a folder
+            return None
+        raise
     try:
         status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            return None
         if not stat.S_ISREG(status.st_mode):
             raise OSError(f"{path} is not a regular file")
         digest = hashlib.blake2b(_read_at(descriptor, 0), digest_size=16)
@@ -203,11 +245,7 @@ def _read_at(descriptor: int, offset: int) -> bytes:
     return os.read(descriptor, _EDGE)
 
 
-def _list_folder(folder: str) -> list[tuple[str, int, int]]:
-    listed = []
+def _list_folder(folder: str) -> list[tuple[str, os.DirEntry]]:
+    """The folder's files by name; each entry's size and time are read (and kept) when asked."""
     with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.is_file():
-                status = entry.stat()
-                listed.append((entry.name, status.st_size, status.st_mtime_ns))
-    return sorted(listed)
+        return sorted((entry.name, entry) for entry in entries if entry.is_file())

@@ -84,6 +84,8 @@ def scan(
         results[index] = outcome.result
         if cache is not None and outcome.finished and fingerprints.get(index) is not None:
             cache.store(targets[index], fingerprints[index], outcome.result)
+    if cache is not None:
+        cache.save()
     return Report([with_ignores(result, selection) for result in results])  # type: ignore[arg-type]
 
 
@@ -388,7 +390,9 @@ def with_ignores(result: FileResult, selection: Selection) -> FileResult:
     """`result` with the selection's per-file and per-layer ignores applied to its findings."""
     if result.status is not FileStatus.SCANNED:
         return result
-    kept, suppressed = selection.filter(result.findings, result.path)
+    # A result without findings has nothing to ignore: the path's patterns need not be matched
+    # (most files of a cached re-scan of thousands).
+    kept, suppressed = selection.filter(result.findings, result.path) if result.findings else ([], {})
     return FileResult(
         result.path,
         result.format,

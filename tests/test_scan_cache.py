@@ -6,6 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nandoctor import engine
-from nandoctor.cache import DEFAULT_FOLDER
+from nandoctor.cache import DEFAULT_FOLDER, INDEX
 from nandoctor.engine import scan
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, ROOT, run_cli
 
 BROKEN = FIXTURES / "broken"
 
@@ -90,36 +95,74 @@ def entries(cache):
     return found
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    garbage=st.one_of(
-        st.binary(max_size=200),
-        st.recursive(
-            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-            max_leaves=12,
-        ).map(lambda value: json.dumps(value).encode()),
-    )
+def read_index(cache) -> tuple[Path, dict]:
+    """The one index of a cache that holds one set of rules, and its entries by key."""
+    (index,) = entries(cache)
+    assert index.name == INDEX
+    return index, json.loads(index.read_text())["entries"]
+
+
+GARBAGE = st.one_of(
+    st.binary(max_size=200),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+        max_leaves=12,
+    ).map(lambda value: json.dumps(value).encode()),
 )
-def test_a_corrupt_cache_entry_is_ignored_and_rewritten(tmp_path, garbage):
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=GARBAGE)
+def test_a_corrupt_cache_index_is_ignored_and_rewritten(tmp_path, garbage):
     path = BROKEN / "seed_c_zero_rows_cosine.keras"
     cache = tmp_path / "corrupt"
     shutil.rmtree(cache, ignore_errors=True)
     fresh = scan([path]).to_dict()
     scan([path], cache_dir=cache)
-    (entry,) = entries(cache)
-    entry.write_bytes(garbage)
+    index, _ = read_index(cache)
+    index.write_bytes(garbage)
     assert scan([path], cache_dir=cache).to_dict() == fresh
-    assert json.loads(entry.read_text())["result"]["findings"]  # rewritten from the fresh scan
+    (entry,) = read_index(cache)[1].values()
+    assert entry["result"]["findings"]  # rewritten from the fresh scan
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(garbage=GARBAGE)
+def test_a_corrupt_entry_costs_its_own_file_a_scan_and_the_others_are_still_cached(tmp_path, garbage):
+    tables = tmp_path / "tables"
+    shutil.rmtree(tables, ignore_errors=True)
+    tables.mkdir()
+    zero_rows_npy(tables / "a.npy", [1])
+    zero_rows_npy(tables / "b.npy", [2, 4])
+    cache = tmp_path / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    fresh = scan([tables]).to_dict()
+    scan([tables], cache_dir=cache)
+    index, stored = read_index(cache)
+    key_of_a = next(key for key in stored if key.startswith(str(tables / "a.npy")))
+    stored[key_of_a] = json.loads(garbage) if garbage.startswith(b"[") or garbage.startswith(b"{") else garbage.hex()
+    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
+    read = []
+    original_load = engine.load
+
+    def load(path):
+        read.append(os.path.basename(path))
+        return original_load(path)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "load", load)
+        assert scan([tables], cache_dir=cache).to_dict() == fresh
+    assert read == ["a.npy"]
 
 
 def test_an_entry_whose_findings_were_tampered_with_in_shape_is_ignored(tmp_path):
     path = BROKEN / "seed_c_zero_rows_cosine.keras"
     scan([path], cache_dir=tmp_path)
-    (entry,) = entries(tmp_path)
-    data = json.loads(entry.read_text())
-    data["result"]["findings"][0]["severity"] = "catastrophic"
-    entry.write_text(json.dumps(data))
+    index, stored = read_index(tmp_path)
+    (entry,) = stored.values()
+    entry["result"]["findings"][0]["severity"] = "catastrophic"
+    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
     assert scan([path], cache_dir=tmp_path).to_dict() == scan([path]).to_dict()
 
 
@@ -129,11 +172,27 @@ def test_an_entry_of_another_file_is_not_trusted(tmp_path):
     shutil.copy(BROKEN / "seed_c_zero_rows_cosine.keras", broken)
     cache = tmp_path / "cache"
     scan([broken], cache_dir=cache)
-    (broken_entry,) = entries(cache)
     scan([clean], cache_dir=cache)
-    (clean_entry,) = [entry for entry in entries(cache) if entry != broken_entry]
-    shutil.copy(broken_entry, clean_entry)  # the clean file's entry now holds the broken file's findings
+    index, stored = read_index(cache)
+    (clean_key,) = [key for key in stored if key.startswith(str(clean))]
+    (broken_key,) = [key for key in stored if key.startswith(str(broken))]
+    stored[clean_key] = stored[broken_key]  # the clean file's entry now holds the broken file's findings
+    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
     assert not scan([clean], cache_dir=cache).findings
+
+
+def test_one_index_keeps_the_entries_of_every_scan_into_the_cache(tmp_path, monkeypatch):
+    first, second = tmp_path / "first.npy", tmp_path / "second.npy"
+    zero_rows_npy(first, [0])
+    zero_rows_npy(second, [])
+    cache = tmp_path / "cache"
+    scan([first], cache_dir=cache)
+    scan([second], cache_dir=cache)  # adds its entry to the index the first scan wrote
+    _, stored = read_index(cache)
+    assert sorted(entry["path"] for entry in stored.values()) == [str(first), str(second)]
+    fresh = scan([first, second]).to_dict()
+    refuse_to_read(monkeypatch)
+    assert scan([first, second], cache_dir=cache).to_dict() == fresh
 
 
 def test_the_cli_caches_beside_pyproject_in_a_folder_that_ignores_itself(tmp_path, monkeypatch):
@@ -178,3 +237,76 @@ def test_a_cache_folder_that_cannot_be_written_does_not_stop_the_scan(tmp_path):
     blocker.write_text("not a folder")
     path = BROKEN / "seed_c_zero_rows_cosine.keras"
     assert scan([path], cache_dir=blocker / "cache").to_dict() == scan([path]).to_dict()
+
+
+def modules_a_cli_run_imported(tmp_path, *args) -> list[str]:
+    """`nandoctor ARGS` in a fresh process: the packages among h5py and rich it imported."""
+    script = textwrap.dedent(
+        f"""
+        import runpy, sys
+        sys.argv = ["nandoctor", *{[str(arg) for arg in args]!r}]
+        try:
+            runpy.run_module("nandoctor", run_name="__main__")
+        finally:
+            print(sorted({{name.split(".")[0] for name in sys.modules}} & {{"h5py", "rich"}}), file=sys.stderr)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stderr.splitlines()[-1].replace("'", '"'))
+
+
+def test_a_cached_json_scan_imports_neither_h5py_nor_rich(tmp_path):
+    models = tmp_path / "models"
+    (models / "sub").mkdir(parents=True)  # a folder the walk asks whether it is one model
+    shutil.copy(FIXTURES / "clean" / "mlp.keras", models / "sub" / "mlp.keras")
+    shutil.copy(BROKEN / "seed_d_padding_flatten.h5", models / "legacy.h5")
+    scan_args = ["scan", models, "--format", "json", "--quiet", "--exit-zero", "--cache-dir", tmp_path / "cache"]
+    assert modules_a_cli_run_imported(tmp_path, *scan_args) == ["h5py"]  # the files were read
+    assert modules_a_cli_run_imported(tmp_path, *scan_args) == []  # nothing was read, nothing printed
+
+
+def scans_that_read(monkeypatch) -> list[str]:
+    """The names of the files the scan reads from now on (it reads them as before)."""
+    read: list[str] = []
+    original_load = engine.load
+
+    def load(path):
+        read.append(os.path.basename(path))
+        return original_load(path)
+
+    monkeypatch.setattr(engine, "load", load)
+    return read
+
+
+def test_a_file_is_scanned_again_when_a_file_sharing_its_stem_changes_and_not_for_others(tmp_path, monkeypatch):
+    zero_rows_npy(tmp_path / "table.npy", [2])
+    zero_rows_npy(tmp_path / "other.npy", [])
+    cache = tmp_path / "cache"
+    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
+    read = scans_that_read(monkeypatch)
+    (tmp_path / "table.npy.part").write_bytes(b"a shard of the table")  # shares the stem `table`
+    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
+    assert read == ["table.npy"]
+    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
+    assert read == ["table.npy"]  # unchanged since
+
+
+def test_a_model_folder_is_scanned_again_when_a_file_in_it_changes(tmp_path, monkeypatch):
+    folder = tmp_path / "unzipped"
+    with zipfile.ZipFile(FIXTURES / "clean" / "mlp.keras") as archive:
+        archive.extractall(folder)
+    cache = tmp_path / "cache"
+    fresh = scan([folder]).to_dict()
+    scan([folder], cache_dir=cache)
+    read = scans_that_read(monkeypatch)
+    assert scan([folder], cache_dir=cache).to_dict() == fresh and read == []
+    metadata = folder / "metadata.json"
+    metadata.write_text(metadata.read_text() + " ")
+    assert scan([folder], cache_dir=cache).to_dict() == fresh and read == ["unzipped"]

@@ -105,9 +105,19 @@ def format_claimed_by(path: str) -> Format | None:
     or the directory format a directory is."""
     if os.path.isdir(path):
         return directory_format(path)
-    lowered = path.lower()
-    claimed = [f for f in FORMATS if f.claims(lowered)]
-    return max(claimed, key=lambda f: max(len(s) for s in f.suffixes if lowered.endswith(s)), default=None)
+    return _claimed_by_name(path.lower())
+
+
+# Every suffix with its format, the longest first (in FORMATS order among equals): the first
+# that a name ends with is the one `format_claimed_by` takes.
+_BY_SUFFIX = sorted(
+    ((suffix, format_) for format_ in FORMATS for suffix in format_.suffixes), key=lambda pair: -len(pair[0])
+)
+
+
+def _claimed_by_name(lowered: str) -> Format | None:
+    """The format a lowercased file name claims by its suffix alone (nothing on disk is asked)."""
+    return next((format_ for suffix, format_ in _BY_SUFFIX if lowered.endswith(suffix)), None)
 
 
 def directory_format(path: str) -> Format | None:
@@ -128,25 +138,25 @@ def discover(paths: list[str]) -> Iterator[Target]:
     """Each file to scan once, in the order given, however often it is named or reached."""
     seen: set[str] = set()
     for path in paths:
-        for target in _targets(path):
-            key = os.path.realpath(target.path)
-            if key not in seen:
-                seen.add(key)
+        for target, real_path in _targets(path):
+            if real_path not in seen:
+                seen.add(real_path)
                 yield target
 
 
-def _targets(path: str) -> Iterator[Target]:
+def _targets(path: str) -> Iterator[tuple[Target, str]]:
+    """The targets `path` names, each with its real path (what tells the same file apart)."""
     if os.path.isdir(path) and directory_format(path) is not None:
-        yield Target(path, True)
+        yield Target(path, True), os.path.realpath(path)
     elif os.path.isdir(path):
-        found = list(_walk(path))
+        found = list(_walk(path, os.path.realpath(path)))
         if not found:
-            yield Target(path, True, "no model files found in this directory")
+            yield Target(path, True, "no model files found in this directory"), os.path.realpath(path)
         yield from found
     elif os.path.exists(path):
-        yield Target(path, True, _not_regular(path))
+        yield Target(path, True, _not_regular(path)), os.path.realpath(path)
     else:
-        yield Target(path, True, "no such file or directory")
+        yield Target(path, True, "no such file or directory"), os.path.realpath(path)
 
 
 def _not_regular(path: str) -> str | None:
@@ -161,28 +171,73 @@ def _not_regular(path: str) -> str | None:
     return f"is {kind}, not a regular file"
 
 
-def _walk(directory: str) -> Iterator[Target]:
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRECTORIES)
-        # A directory that is one model is one target: its files are its parts.
-        models = [d for d in dirs if directory_format(os.path.join(root, d)) is not None]
-        yield from (Target(os.path.join(root, d), False) for d in models)
-        dirs[:] = [d for d in dirs if d not in models]
-        parts = {part for name in files for part in _parts_of(os.path.join(root, name))}
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            claimed = format_claimed_by(name)
-            if claimed is None or name in parts:
-                continue
-            special = _not_regular(path)
-            if special is not None:
-                yield Target(path, False, special)  # reported as skipped, never opened
-            elif claimed.walked or (claimed.sniff is not None and _function(claimed.sniff)(path)):
-                yield Target(path, False)
+def _walk(folder: str, real_folder: str) -> Iterator[tuple[Target, str]]:
+    """The model files and model folders under `folder`, top-down, each folder's in name order
+    (as `os.walk` gives them), with their real paths. The walk never follows a link into a
+    folder, so an entry that is not itself a link has its real path under its folder's: a
+    thousand files cost one `realpath` of the folder, not one each (with a `lstat` per part)."""
+    try:
+        with os.scandir(folder) as listed:
+            entries = list(listed)
+    except OSError:
+        return  # a folder that cannot be listed is passed over, as os.walk does
+    folders: list[os.DirEntry] = []
+    files: list[os.DirEntry] = []
+    for entry in entries:
+        (folders if _is_folder(entry) else files).append(entry)
+    folders = sorted(
+        (entry for entry in folders if not entry.name.startswith(".") and entry.name not in _SKIPPED_DIRECTORIES),
+        key=lambda entry: entry.name,
+    )
+    # A directory that is one model is one target: its files are its parts.
+    models = [entry for entry in folders if directory_format(entry.path) is not None]
+    yield from ((Target(entry.path, False), _real_path(entry, real_folder)) for entry in models)
+    parts = {part for entry in files for part in _parts_of(entry.path)}
+    for entry in sorted(files, key=lambda entry: entry.name):
+        claimed = _claimed_by_name(entry.name.lower())
+        if claimed is None or entry.name in parts:
+            continue
+        special = None if _is_regular_file(entry) else _not_regular(entry.path)
+        if special is not None:
+            yield (
+                Target(entry.path, False, special),
+                _real_path(entry, real_folder),
+            )  # reported as skipped, never opened
+        elif claimed.walked or (claimed.sniff is not None and _function(claimed.sniff)(entry.path)):
+            yield Target(entry.path, False), _real_path(entry, real_folder)
+    for entry in folders:
+        if entry not in models and not _is_link(entry):
+            yield from _walk(entry.path, os.path.join(real_folder, entry.name))
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # a link to a folder too, as os.walk counts it
+    except OSError:
+        return False
+
+
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _is_regular_file(entry: os.DirEntry) -> bool:
+    """True for a regular file (or a link to one), from the folder's listing where it says so."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def _real_path(entry: os.DirEntry, real_folder: str) -> str:
+    return os.path.realpath(entry.path) if _is_link(entry) else os.path.join(real_folder, entry.name)
 
 
 def _parts_of(path: str) -> set[str]:
-    claimed = format_claimed_by(os.path.basename(path))
+    claimed = _claimed_by_name(os.path.basename(path).lower())
     if claimed is None or claimed.parts is None or _not_regular(path) is not None:
         return set()
     try:

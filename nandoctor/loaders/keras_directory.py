@@ -7,20 +7,16 @@ vocabulary to name the rows by."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.h5_datasets import sources_in
-from nandoctor.loaders.h5_file_checks import open_weights_file
-from nandoctor.loaders.keras_config import model_view
-from nandoctor.loaders.keras_hub_preset import describe_preset, keras_hub_version
-from nandoctor.loaders.keras_zip import (
-    CONFIG_MEMBER,
-    WEIGHTS_MEMBER,
-    attach_weights_tree,
-)
-from nandoctor.loaders.sharded_weights import merged_tree, shard_source
-from nandoctor.loaders.zip_members import read_json_file
-from nandoctor.view import ModelView
+if TYPE_CHECKING:
+    from nandoctor.view import ModelView
+
+# The directory check runs on every folder a scan walks: it imports nothing (the loaders below
+# import h5py and the config reader only when a directory is read). The members' names are
+# those of a `.keras` archive (keras_zip.CONFIG_MEMBER and WEIGHTS_MEMBER).
+CONFIG_MEMBER = "config.json"
+WEIGHTS_MEMBER = "model.weights.h5"
 
 # What `save_weights(..., max_shard_size=...)` names the index of a sharded model's weights.
 SHARDED_WEIGHTS = "model.weights.json"
@@ -34,6 +30,12 @@ def is_keras_directory(path: str) -> bool:
 
 
 def load_keras_directory(path: str) -> ModelView:
+    from nandoctor.errors import UnreadableFile
+    from nandoctor.loaders.keras_config import model_view
+    from nandoctor.loaders.keras_hub_preset import describe_preset, keras_hub_version
+    from nandoctor.loaders.keras_zip import attach_weights_tree
+    from nandoctor.loaders.zip_members import read_json_file
+
     entry = read_json_file(os.path.join(path, CONFIG_MEMBER), CONFIG_MEMBER)
     if not isinstance(entry, dict):
         raise UnreadableFile(f"{CONFIG_MEMBER} is not a JSON object: not a Keras model")
@@ -58,6 +60,10 @@ def load_keras_directory(path: str) -> ModelView:
 def _weights_tree(path: str, view: ModelView):
     """The weights tree with the factory of its sources: one file, or the shards its index names
     (a KerasHub preset's backbone over `max_shard_size`); None where there are no weights."""
+    from nandoctor.loaders.h5_datasets import sources_in
+    from nandoctor.loaders.h5_file_checks import open_weights_file
+    from nandoctor.loaders.sharded_weights import merged_tree, shard_source
+
     single, index = os.path.join(path, WEIGHTS_MEMBER), os.path.join(path, SHARDED_WEIGHTS)
     if os.path.isfile(single):
         return open_weights_file(single, WEIGHTS_MEMBER, view), sources_in(single)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.h5_datasets import sources_in
-from nandoctor.loaders.h5_file_checks import open_weights_file
-from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
-from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import Layer, ModelView
 
+# `is_preset` runs on every folder a scan walks: what reads weights (h5py) is imported only
+# when a preset is described.
 _MAX_VOCABULARY_BYTES = 256 << 20
 _TASK_CONFIG, _TASK_WEIGHTS, _PREPROCESSOR_CONFIG = "task.json", "task.weights.h5", "preprocessor.json"
 # The vocabulary files KerasHub tokenizers save: BPE's token -> id map, WordPiece's lines.
@@ -78,6 +76,10 @@ def _attach_task(view: ModelView, path: str) -> None:
         view.model_class = class_name
     weights = os.path.join(path, _TASK_WEIGHTS)
     if os.path.isfile(weights):
+        from nandoctor.loaders.h5_datasets import sources_in
+        from nandoctor.loaders.h5_file_checks import open_weights_file
+        from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
+
         root = open_weights_file(weights, _TASK_WEIGHTS, view)
         layers = keras3_layers_from_tree(root, sources_in(weights), task_name + "/", "keras_hub")
         view.layers.extend(layer for layer in layers if layer.weights)
@@ -126,6 +128,8 @@ def _small_json(path: str, limit: int = 1 << 20):
     are read where they can be, and the model is scanned either way."""
     if not os.path.isfile(path):
         return None
+    from nandoctor.loaders.zip_members import read_json_file
+
     try:
         return read_json_file(path, os.path.basename(path), limit)
     except (UnreadableFile, OSError):
