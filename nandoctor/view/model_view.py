@@ -70,6 +70,12 @@ class Weight:
         rows = np.unique(np.linspace(0, self.rows - 1, num=min(sample, self.rows)).astype(np.int64))
         return float(np.median(self.row_norms(rows.tolist()))) if len(rows) else 0.0
 
+    @property
+    def computed_stats(self) -> WeightStats | None:
+        """The statistics if a pass has already computed them, else None (nothing is read):
+        what lets a rule skip a weight cheaply when the scan streamed them all."""
+        return self._stats
+
     def stats(self, progress: Callable[[int], None] | None = None) -> WeightStats:
         """Row and value statistics, computed in one streaming pass and cached."""
         if self._stats is None:
