@@ -128,9 +128,20 @@ class FileRegionSource(ArraySource):
         self.offset = offset
 
     def _read_rows(self, start: int, out: np.ndarray) -> None:
-        with open(self.path, "rb", buffering=0) as file:
-            file.seek(self.offset + start * self.row_len * self.itemsize)
-            _read_exactly(file, out)
+        # os.preadv into the buffer: a small model's tensor is read in about half the time
+        # of a file object's open, seek and readinto.
+        view = out.reshape(-1).data.cast("B")
+        position = self.offset + start * self.row_len * self.itemsize
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            got = 0
+            while got < len(view):
+                n = os.preadv(descriptor, [view[got:]], position + got)
+                if not n:
+                    raise UnreadableFile("file ends inside a weight tensor (truncated)")
+                got += n
+        finally:
+            os.close(descriptor)
 
     def rows_at(self, rows: list[int]) -> np.ndarray:
         """A small tensor read whole, once (a median of 2,048 row norms on a small model's
