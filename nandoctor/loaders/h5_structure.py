@@ -254,22 +254,39 @@ _VARIABLE_STRING = {
 def _value(attribute, object_id, raw: bytes) -> Any:
     """The attribute's value as h5py's `attrs[name]` gives it. Strings, the attributes Keras
     writes (a layer's saved name in every `vars` group of Keras 3.15, a legacy file's
-    `layer_names` and `weight_names`), are read directly, in half the time; everything else
-    through h5py."""
+    `layer_names` and `weight_names`, arrays of strings), and plain numbers (an empty
+    `weight_names`, which numpy writes as floats) are read directly, in a third of the time;
+    everything else through h5py."""
     kind = attribute.get_type()
     space = attribute.get_space()
-    if kind.get_class() != h5py.h5t.STRING or space.get_simple_extent_type() == h5py.h5s.NULL:
-        return h5py.AttributeManager(SimpleNamespace(id=object_id))[raw]
-    if kind.is_variable_str():
-        if space.get_simple_extent_type() != h5py.h5s.SCALAR:
-            return h5py.AttributeManager(SimpleNamespace(id=object_id))[raw]
-        value = np.empty((), object)
-        attribute.read(value, mtype=_VARIABLE_STRING[kind.get_cset()])
-        text = value[()]
-        return text.decode("utf-8", "surrogateescape") if isinstance(text, bytes) else text
-    fixed = np.empty(space.shape, f"S{kind.get_size()}")
-    attribute.read(fixed)
-    return fixed[()] if fixed.ndim == 0 else fixed
+    extent = space.get_simple_extent_type()
+    if extent == h5py.h5s.NULL:
+        return _through_h5py(object_id, raw)
+    kind_class = kind.get_class()
+    if kind_class == h5py.h5t.STRING:
+        if kind.is_variable_str():
+            value = np.empty(space.shape, object)
+            attribute.read(value, mtype=_VARIABLE_STRING[kind.get_cset()])
+            if value.ndim == 0:
+                return _decoded(value[()])
+            # As h5py gives an array of variable-length strings: str, undecodable bytes kept.
+            return np.array([_decoded(item) for item in value.flat], dtype=object).reshape(value.shape)
+        fixed = np.empty(space.shape, f"S{kind.get_size()}")
+        attribute.read(fixed)
+        return fixed[()] if fixed.ndim == 0 else fixed
+    if kind_class in (h5py.h5t.INTEGER, h5py.h5t.FLOAT):
+        number = np.empty(space.shape, attribute.dtype)
+        attribute.read(number)
+        return number[()] if number.ndim == 0 else number
+    return _through_h5py(object_id, raw)
+
+
+def _through_h5py(object_id, raw: bytes) -> Any:
+    return h5py.AttributeManager(SimpleNamespace(id=object_id))[raw]
+
+
+def _decoded(text) -> Any:
+    return text.decode("utf-8", "surrogateescape") if isinstance(text, bytes) else text
 
 
 def _storage_size(attribute) -> int:
