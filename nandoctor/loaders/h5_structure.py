@@ -127,6 +127,9 @@ class _Walk:
         self.h5, self.label = h5, label
         self.root = StoredGroup("/")
         self.groups: dict[bytes, StoredGroup] = {b"": self.root}
+        # Each group's object, kept open for the walk: a member is opened from its group, not
+        # by its path from the root (a lookup per part of the path).
+        self.group_ids: dict[bytes, Any] = {b"": h5.id}
         root_info = h5py.h5o.get_info(h5.id)
         self.group_addresses = {root_info.addr}
         self.regions: list[tuple[int, int]] = []
@@ -156,9 +159,10 @@ class _Walk:
                 f"{self.label} links /{_text(name)} to a group it already holds: refusing to walk round a loop"
             )
             return True
-        item = h5py.h5o.open(self.h5.id, name)  # every part of `name` is a hard link
+        item = h5py.h5o.open(self.group_ids[parent_path], raw_key)  # every part of `name` is a hard link
         if isinstance(item, h5py.h5g.GroupID):
             self.group_addresses.add(address)
+            self.group_ids[name] = item
             group = self.groups[name] = parent.members[key] = StoredGroup("/" + _key(name), root=self.root)
             self._note_attributes(group, item)
         elif isinstance(item, h5py.h5d.DatasetID):
@@ -172,14 +176,16 @@ class _Walk:
         offset = item.get_offset()
         if offset is not None:  # contiguous bytes in this file; virtual and external storage have no offset
             layout = h5py.h5d.CONTIGUOUS
-            self.regions.append((offset, offset + item.get_storage_size()))
+            stored_bytes = item.get_storage_size()
+            self.regions.append((offset, offset + stored_bytes))
         else:
             plist = item.get_create_plist()
             self.refusal = _storage_out(plist, _text(name), self.label)
             if self.refusal is not None:
                 return None
             layout = plist.get_layout()
-        dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, item.get_storage_size())
+            stored_bytes = item.get_storage_size()  # asked only once the storage is known to be in the file
+        dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, stored_bytes)
         try:
             dataset.shape, dataset.dtype = item.shape, item.dtype
         except Exception as error:
