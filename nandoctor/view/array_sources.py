@@ -16,6 +16,7 @@ import mmap
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import BinaryIO, TypeVar
 
 import numpy as np
@@ -49,8 +50,9 @@ class ArraySource:
     def itemsize(self) -> int:
         return self.dtype.itemsize
 
-    @property
+    @cached_property
     def logical_dtype(self) -> str:
+        # Cached: numpy names a dtype anew on each ask, and loaders and the statistics ask per tensor.
         return "bfloat16" if self.bfloat16 else self.dtype.name
 
     @property

@@ -73,7 +73,7 @@ def _scratch_buffer(dtype, size: int) -> np.ndarray:
 
 
 def compute_stats(source: ArraySource, progress: Callable[[int], None] | None = None) -> WeightStats:
-    logical_dtype = source.logical_dtype  # a property that names the dtype anew each time: asked once
+    logical_dtype = source.logical_dtype
     layout = _FLOAT_LAYOUT.get(logical_dtype)
     keep_rows = len(source.shape) >= 2
     row_max_abs = np.zeros(source.rows, np.float64) if keep_rows else None
