@@ -121,6 +121,9 @@ def widen_bfloat16(raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.uint32) << 16).view(np.float32)
 
 
+_HAS_PREADV = hasattr(os, "preadv")  # not on Windows
+
+
 class FileRegionSource(ArraySource):
     """A C-ordered tensor stored as raw bytes at `offset` in the file at `path`."""
 
@@ -130,10 +133,15 @@ class FileRegionSource(ArraySource):
         self.offset = offset
 
     def _read_rows(self, start: int, out: np.ndarray) -> None:
+        position = self.offset + start * self.row_len * self.itemsize
+        if not _HAS_PREADV:
+            with open(self.path, "rb", buffering=0) as file:
+                file.seek(position)
+                _read_exactly(file, out)
+            return
         # os.preadv into the buffer: a small model's tensor is read in about half the time
         # of a file object's open, seek and readinto.
         view = out.reshape(-1).data.cast("B")
-        position = self.offset + start * self.row_len * self.itemsize
         descriptor = os.open(self.path, os.O_RDONLY)
         try:
             got = 0

@@ -57,3 +57,14 @@ def test_the_median_row_norm_is_that_of_the_rows_spread_over_the_table(tmp_path,
     chosen = np.unique(np.linspace(0, rows - 1, num=min(sample, rows)).astype(np.int64))
     norms = np.sqrt((table[chosen].astype(np.float64) ** 2).sum(axis=1))
     assert weight.median_row_norm(sample) == (float(np.median(norms)) if rows else 0.0)
+
+
+@pytest.mark.parametrize("preadv", [True, False], ids=["os.preadv", "a file object (no preadv)"])
+def test_a_region_is_read_exactly_and_a_short_one_is_truncation(tmp_path, monkeypatch, preadv):
+    monkeypatch.setattr(array_sources, "_HAS_PREADV", preadv)
+    table = np.arange(40, dtype=np.float32).reshape(10, 4)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"head" + table.tobytes())
+    assert np.array_equal(FileRegionSource(str(path), 4, table.shape, np.float32).read_rows(2, 9), table[2:9])
+    with pytest.raises(UnreadableFile, match="truncated"):
+        FileRegionSource(str(path), 4, (11, 4), np.float32).read_rows(0, 11)
