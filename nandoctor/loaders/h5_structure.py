@@ -127,6 +127,9 @@ class _Walk:
         self.h5, self.label = h5, label
         self.root = StoredGroup("/")
         self.groups: dict[bytes, StoredGroup] = {b"": self.root}
+        # Each group's object, kept open for the walk: a member is opened from its group, not
+        # by its path from the root (a lookup per part of the path).
+        self.group_ids: dict[bytes, Any] = {b"": h5.id}
         root_info = h5py.h5o.get_info(h5.id)
         self.group_addresses = {root_info.addr}
         self.regions: list[tuple[int, int]] = []
@@ -156,9 +159,10 @@ class _Walk:
                 f"{self.label} links /{_text(name)} to a group it already holds: refusing to walk round a loop"
             )
             return True
-        item = h5py.h5o.open(self.h5.id, name)  # every part of `name` is a hard link
+        item = h5py.h5o.open(self.group_ids[parent_path], raw_key)  # every part of `name` is a hard link
         if isinstance(item, h5py.h5g.GroupID):
             self.group_addresses.add(address)
+            self.group_ids[name] = item
             group = self.groups[name] = parent.members[key] = StoredGroup("/" + _key(name), root=self.root)
             self._note_attributes(group, item)
         elif isinstance(item, h5py.h5d.DatasetID):
@@ -172,14 +176,16 @@ class _Walk:
         offset = item.get_offset()
         if offset is not None:  # contiguous bytes in this file; virtual and external storage have no offset
             layout = h5py.h5d.CONTIGUOUS
-            self.regions.append((offset, offset + item.get_storage_size()))
+            stored_bytes = item.get_storage_size()
+            self.regions.append((offset, offset + stored_bytes))
         else:
             plist = item.get_create_plist()
             self.refusal = _storage_out(plist, _text(name), self.label)
             if self.refusal is not None:
                 return None
             layout = plist.get_layout()
-        dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, item.get_storage_size())
+            stored_bytes = item.get_storage_size()  # asked only once the storage is known to be in the file
+        dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, stored_bytes)
         try:
             dataset.shape, dataset.dtype = item.shape, item.dtype
         except Exception as error:
@@ -254,22 +260,39 @@ _VARIABLE_STRING = {
 def _value(attribute, object_id, raw: bytes) -> Any:
     """The attribute's value as h5py's `attrs[name]` gives it. Strings, the attributes Keras
     writes (a layer's saved name in every `vars` group of Keras 3.15, a legacy file's
-    `layer_names` and `weight_names`), are read directly, in half the time; everything else
-    through h5py."""
+    `layer_names` and `weight_names`, arrays of strings), and plain numbers (an empty
+    `weight_names`, which numpy writes as floats) are read directly, in a third of the time;
+    everything else through h5py."""
     kind = attribute.get_type()
     space = attribute.get_space()
-    if kind.get_class() != h5py.h5t.STRING or space.get_simple_extent_type() == h5py.h5s.NULL:
-        return h5py.AttributeManager(SimpleNamespace(id=object_id))[raw]
-    if kind.is_variable_str():
-        if space.get_simple_extent_type() != h5py.h5s.SCALAR:
-            return h5py.AttributeManager(SimpleNamespace(id=object_id))[raw]
-        value = np.empty((), object)
-        attribute.read(value, mtype=_VARIABLE_STRING[kind.get_cset()])
-        text = value[()]
-        return text.decode("utf-8", "surrogateescape") if isinstance(text, bytes) else text
-    fixed = np.empty(space.shape, f"S{kind.get_size()}")
-    attribute.read(fixed)
-    return fixed[()] if fixed.ndim == 0 else fixed
+    extent = space.get_simple_extent_type()
+    if extent == h5py.h5s.NULL:
+        return _through_h5py(object_id, raw)
+    kind_class = kind.get_class()
+    if kind_class == h5py.h5t.STRING:
+        if kind.is_variable_str():
+            value = np.empty(space.shape, object)
+            attribute.read(value, mtype=_VARIABLE_STRING[kind.get_cset()])
+            if value.ndim == 0:
+                return _decoded(value[()])
+            # As h5py gives an array of variable-length strings: str, undecodable bytes kept.
+            return np.array([_decoded(item) for item in value.flat], dtype=object).reshape(value.shape)
+        fixed = np.empty(space.shape, f"S{kind.get_size()}")
+        attribute.read(fixed)
+        return fixed[()] if fixed.ndim == 0 else fixed
+    if kind_class in (h5py.h5t.INTEGER, h5py.h5t.FLOAT):
+        number = np.empty(space.shape, attribute.dtype)
+        attribute.read(number)
+        return number[()] if number.ndim == 0 else number
+    return _through_h5py(object_id, raw)
+
+
+def _through_h5py(object_id, raw: bytes) -> Any:
+    return h5py.AttributeManager(SimpleNamespace(id=object_id))[raw]
+
+
+def _decoded(text) -> Any:
+    return text.decode("utf-8", "surrogateescape") if isinstance(text, bytes) else text
 
 
 def _storage_size(attribute) -> int:

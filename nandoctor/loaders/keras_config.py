@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, TypeGuard
 
 from nandoctor.analysis.keras_facts import MODEL_CLASSES
@@ -30,6 +31,7 @@ class ParsedModel:
     h5_paths: dict[str, str] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=1024)  # three regular expressions per layer, on a few class names repeated
 def to_snake_case(name: str) -> str:
     """Keras's own `naming.to_snake_case`, which names layer groups in weights files."""
     name = re.sub(r"\W+", "", name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from nandoctor.analysis.keras_facts import KERAS_CLASS_NAMES, is_known_class
 from nandoctor.errors import UnreadableFile
@@ -208,6 +209,7 @@ def _unique_name(taken: set[str], owner: str, saved: str | None, path: str) -> s
 _KERAS_SPELLING = {name.lower(): name for name in KERAS_CLASS_NAMES}
 
 
+@lru_cache(maxsize=1024)  # asked for every group of a weights tree, whose names repeat
 def class_from_path(key: str) -> str:
     """The class a Keras 3 weights group is named for (`global_average_pooling1d_2` is
     GlobalAveragePooling1D): Keras's own spelling where the name is Keras's."""

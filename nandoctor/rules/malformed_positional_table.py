@@ -5,6 +5,7 @@ from typing import Any, ClassVar
 
 from nandoctor.analysis.position_tables import (
     looks_sinusoidal,
+    may_look_sinusoidal,
     readable,
     sinusoid_defects,
 )
@@ -77,6 +78,12 @@ class MalformedPositionalTable(Rule):
     def check(self, view: ModelView) -> Iterator[Finding]:
         for weight in view.weights():
             if not readable(weight) or weight.rows < 3:
+                continue
+            # Where the scan already streamed the weights, row 0's largest |value| rules most
+            # tables out (a kernel's first row is no run of 0s and 1s) without reading it again.
+            stats = weight.computed_stats
+            row_max_abs = stats.row_max_abs if stats is not None else None
+            if row_max_abs is not None and not may_look_sinusoidal(float(row_max_abs[0]), weight.shape[1]):
                 continue
             if not looks_sinusoidal(weight.source.rows_at([0])[0].astype(float)):
                 continue

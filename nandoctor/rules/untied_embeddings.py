@@ -70,7 +70,7 @@ class UntiedEmbeddings(Rule):
     )
 
     def check(self, view: ModelView) -> Iterator[Finding]:
-        total = sum(weight.size for weight in view.weights())
+        total = None  # every weight's size, summed only for a finding (most models have none)
         for embedding in view.layers:
             if embedding.class_name != "Embedding":
                 continue
@@ -83,6 +83,8 @@ class UntiedEmbeddings(Rule):
                 if not _predicts_a_distribution(view, projection):
                     continue
                 saved = vocabulary * width
+                if total is None:
+                    total = sum(weight.size for weight in view.weights())
                 share = f" ({saved / total:.0%} of the model's weights)" if total else ""
                 per_position = _per_position(projection)
                 kind = "a language model: " if per_position else ""

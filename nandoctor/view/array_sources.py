@@ -16,6 +16,7 @@ import mmap
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import BinaryIO, TypeVar
 
 import numpy as np
@@ -49,8 +50,9 @@ class ArraySource:
     def itemsize(self) -> int:
         return self.dtype.itemsize
 
-    @property
+    @cached_property
     def logical_dtype(self) -> str:
+        # Cached: numpy names a dtype anew on each ask, and loaders and the statistics ask per tensor.
         return "bfloat16" if self.bfloat16 else self.dtype.name
 
     @property
@@ -119,6 +121,9 @@ def widen_bfloat16(raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.uint32) << 16).view(np.float32)
 
 
+_HAS_PREADV = hasattr(os, "preadv")  # not on Windows
+
+
 class FileRegionSource(ArraySource):
     """A C-ordered tensor stored as raw bytes at `offset` in the file at `path`."""
 
@@ -128,9 +133,25 @@ class FileRegionSource(ArraySource):
         self.offset = offset
 
     def _read_rows(self, start: int, out: np.ndarray) -> None:
-        with open(self.path, "rb", buffering=0) as file:
-            file.seek(self.offset + start * self.row_len * self.itemsize)
-            _read_exactly(file, out)
+        position = self.offset + start * self.row_len * self.itemsize
+        if not _HAS_PREADV:
+            with open(self.path, "rb", buffering=0) as file:
+                file.seek(position)
+                _read_exactly(file, out)
+            return
+        # os.preadv into the buffer: a small model's tensor is read in about half the time
+        # of a file object's open, seek and readinto.
+        view = out.reshape(-1).data.cast("B")
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            got = 0
+            while got < len(view):
+                n = os.preadv(descriptor, [view[got:]], position + got)
+                if not n:
+                    raise UnreadableFile("file ends inside a weight tensor (truncated)")
+                got += n
+        finally:
+            os.close(descriptor)
 
     def rows_at(self, rows: list[int]) -> np.ndarray:
         """A small tensor read whole, once (a median of 2,048 row norms on a small model's

@@ -62,19 +62,33 @@ class Weight:
 
     def row_norms(self, rows: list[int]) -> np.ndarray:
         """L2 norms of the given rows, read without reading the whole tensor where possible."""
-        values = self.source.rows_at(rows).astype(np.float64)
-        return np.sqrt((values * values).sum(axis=1))
+        return _norms(self.source.rows_at(rows))
 
     def median_row_norm(self, sample: int = 2048) -> float:
         """The median L2 norm of up to `sample` rows spread evenly over the tensor."""
-        rows = np.unique(np.linspace(0, self.rows - 1, num=min(sample, self.rows)).astype(np.int64))
-        return float(np.median(self.row_norms(rows.tolist()))) if len(rows) else 0.0
+        if not self.rows:
+            return 0.0
+        if self.rows <= sample:  # every row, the spread below would choose them all: read in one go
+            return float(np.median(_norms(self.source.read_rows(0, self.rows))))
+        rows = np.unique(np.linspace(0, self.rows - 1, num=sample).astype(np.int64))
+        return float(np.median(self.row_norms(rows.tolist())))
+
+    @property
+    def computed_stats(self) -> WeightStats | None:
+        """The statistics if a pass has already computed them, else None (nothing is read):
+        what lets a rule skip a weight cheaply when the scan streamed them all."""
+        return self._stats
 
     def stats(self, progress: Callable[[int], None] | None = None) -> WeightStats:
         """Row and value statistics, computed in one streaming pass and cached."""
         if self._stats is None:
             self._stats = compute_stats(self.source, progress=progress)
         return self._stats
+
+
+def _norms(rows: np.ndarray) -> np.ndarray:
+    values = rows.astype(np.float64)
+    return np.sqrt((values * values).sum(axis=1))
 
 
 @dataclass

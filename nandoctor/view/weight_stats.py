@@ -73,7 +73,8 @@ def _scratch_buffer(dtype, size: int) -> np.ndarray:
 
 
 def compute_stats(source: ArraySource, progress: Callable[[int], None] | None = None) -> WeightStats:
-    layout = _FLOAT_LAYOUT.get(source.logical_dtype)
+    logical_dtype = source.logical_dtype
+    layout = _FLOAT_LAYOUT.get(logical_dtype)
     keep_rows = len(source.shape) >= 2
     row_max_abs = np.zeros(source.rows, np.float64) if keep_rows else None
     row_bytes = source.row_len * source.itemsize
@@ -83,20 +84,23 @@ def compute_stats(source: ArraySource, progress: Callable[[int], None] | None = 
         if not block.dtype.isnative:
             block = block.astype(block.dtype.newbyteorder("="))
         nan = posinf = neginf = 0
+        finite = None  # the rows' maxima that are finite, where some are not
         if layout is not None:
-            row_abs, nonfinite_rows = _float_row_max_abs(block, layout, source.logical_dtype)
+            row_abs, nonfinite_rows = _float_row_max_abs(block, layout, logical_dtype)
             if nonfinite_rows.any():
-                values = _as_float(block[nonfinite_rows], source.logical_dtype)
+                values = _as_float(block[nonfinite_rows], logical_dtype)
                 nan = int(np.count_nonzero(np.isnan(values)))
                 posinf = int(np.count_nonzero(np.isposinf(values)))
                 neginf = int(np.count_nonzero(np.isneginf(values)))
+                finite = row_abs[~nonfinite_rows]
         elif block.size:
             row_abs = np.abs(block.astype(np.float64)).max(axis=1)
         else:
             row_abs = np.zeros(len(block))
         if row_max_abs is not None:
             row_max_abs[start : start + len(block)] = row_abs
-        finite = row_abs[np.isfinite(row_abs)]
+        if finite is None:
+            finite = row_abs
         if progress is not None:
             with progress_lock:
                 progress(len(block) * row_bytes)
@@ -127,7 +131,7 @@ def compute_stats(source: ArraySource, progress: Callable[[int], None] | None = 
 
 def _float_row_max_abs(block: np.ndarray, layout, logical_dtype: str):
     """Max |value| of each row, and which rows hold a NaN or an Inf."""
-    unsigned, exponent_bits, mantissa_bits = layout
+    unsigned = layout[0]
     bits = block.view(unsigned)
     if not block.shape[1]:
         return np.zeros(len(block)), np.zeros(len(block), bool)
@@ -141,10 +145,17 @@ def _float_row_max_abs(block: np.ndarray, layout, logical_dtype: str):
         shifted.view(np.uint8)[...] = bits.view(np.uint8)
         np.left_shift(shifted, 1, out=shifted)
     keys = shifted.max(axis=1)
-    inf_key = unsigned(((1 << exponent_bits) - 1) << mantissa_bits) << unsigned(1)
-    nonfinite_rows = keys >= inf_key
-    magnitudes = _as_float((keys >> unsigned(1)).astype(unsigned), logical_dtype)
-    return magnitudes.astype(np.float64), nonfinite_rows
+    nonfinite_rows = keys >= _INF_KEY[layout]
+    np.right_shift(keys, 1, out=keys)  # a fresh array: shifted back in place
+    return _as_float(keys, logical_dtype).astype(np.float64), nonfinite_rows
+
+
+def _inf_key(unsigned, exponent_bits: int, mantissa_bits: int):
+    return unsigned(((1 << exponent_bits) - 1) << mantissa_bits) << unsigned(1)
+
+
+# The shifted bit pattern of +Inf in each layout (built once): every key at or above it is Inf or NaN.
+_INF_KEY = {layout: _inf_key(*layout) for layout in _FLOAT_LAYOUT.values()}
 
 
 def _as_float(raw: np.ndarray, logical_dtype: str) -> np.ndarray:

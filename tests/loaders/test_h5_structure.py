@@ -80,8 +80,14 @@ _attribute_values = st.one_of(
     st.lists(st.binary(min_size=1, max_size=6).map(lambda raw: raw.replace(b"\x00", b"x")), min_size=1, max_size=4).map(
         lambda items: np.array(items, dtype="S")
     ),  # `layer_names` as Keras 2 writes them
+    st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6), max_size=4).map(
+        lambda items: np.array(items, dtype=h5py.string_dtype())
+    ),  # `layer_names` and `weight_names` as Keras 3's legacy writer writes them (variable-length)
     st.integers(-5, 5),
     st.lists(st.floats(allow_nan=False, width=32), max_size=3).map(lambda v: np.array(v, "float32")),
+    st.lists(st.integers(-(2**40), 2**40), max_size=3).map(lambda v: np.array(v, "int64").reshape(-1, 1)),
+    st.just(np.array([])),  # an empty `weight_names`, as numpy writes it: float64
+    st.booleans().map(np.bool_),  # an enum to h5py: read through h5py
 )
 _trees = st.recursive(
     st.dictionaries(_names, st.integers(0, 3), max_size=3),  # datasets of n rows

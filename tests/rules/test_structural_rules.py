@@ -6,6 +6,8 @@ import zipfile
 import h5py
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nandoctor
 from nandoctor.analysis.matrix_comparison import max_abs_difference
@@ -172,6 +174,32 @@ def test_position_near_misses_are_quiet(name):
 def test_malformed_sinusoid_says_what_is_wrong():
     (finding,) = findings(FIXTURES / "broken" / "nd503_malformed_sinusoid.keras", "ND503")
     assert "frequencies that are not 10000^(-2i/d)" in finding.message
+
+
+def test_malformed_sinusoid_is_found_with_and_without_the_streamed_statistics():
+    """With every weight's statistics streamed (the whole catalogue), ND503 skips tables by
+    row 0's largest |value|; alone, it reads row 0: both find the same table."""
+    path = FIXTURES / "broken" / "nd503_malformed_sinusoid.keras"
+    with load(str(path)) as view:
+        view.compute_weight_stats()
+        assert any(weight.computed_stats is not None for weight in view.weights())
+    alone = nandoctor.scan(str(path), select=["ND503"]).findings
+    assert [f.details for f in alone] == [f.details for f in findings(path, "ND503")] and len(alone) == 1
+
+
+# Row 0 of a sinusoidal table, as far as `looks_sinusoidal` tolerates: sines near 0, cosines near 1.
+_NEAR_ZERO = st.floats(-1.2e-6, 1.2e-6)
+_NEAR_ONE = st.floats(1 - 1.2e-5, 1 + 1.2e-5)
+
+
+@given(st.lists(st.tuples(_NEAR_ZERO, _NEAR_ONE), min_size=2, max_size=12), st.lists(_NEAR_ZERO, max_size=1))
+def test_a_row_that_looks_sinusoidal_is_never_ruled_out_by_its_largest_value(pairs, odd_sine):
+    from nandoctor.analysis.position_tables import looks_sinusoidal, may_look_sinusoidal
+
+    row = [value for pair in pairs for value in pair] + odd_sine  # one sine and one cosine per frequency
+    values = np.array(row, dtype=np.float32).astype(float)  # as a file stores it, as the statistics widen it
+    if looks_sinusoidal(values):
+        assert may_look_sinusoidal(float(np.abs(values).max()), len(values))
 
 
 def test_scale_mismatch_reports_the_ratio():

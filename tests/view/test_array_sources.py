@@ -40,3 +40,31 @@ def test_rows_of_a_tensor_past_the_end_of_the_file_are_truncation(tmp_path, monk
     path.write_bytes(np.zeros((10, 4), np.float32).tobytes())
     with pytest.raises(UnreadableFile, match="truncated"):
         FileRegionSource(str(path), 0, (20, 4), np.float32).rows_at([15])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(0, 60), width=st.integers(1, 4), sample=st.integers(1, 80), seed=st.integers(0, 2**16))
+def test_the_median_row_norm_is_that_of_the_rows_spread_over_the_table(tmp_path, rows, width, sample, seed):
+    """Every row where the sample covers them all (read in one go), else `sample` rows spread evenly."""
+    from nandoctor.view import Weight
+
+    table = np.random.default_rng(seed).standard_normal((rows, width)).astype(np.float32)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"head" + table.tobytes())
+    weight = Weight(
+        "embeddings", "emb", table.shape, "float32", FileRegionSource(str(path), 4, table.shape, np.float32)
+    )
+    chosen = np.unique(np.linspace(0, rows - 1, num=min(sample, rows)).astype(np.int64))
+    norms = np.sqrt((table[chosen].astype(np.float64) ** 2).sum(axis=1))
+    assert weight.median_row_norm(sample) == (float(np.median(norms)) if rows else 0.0)
+
+
+@pytest.mark.parametrize("preadv", [True, False], ids=["os.preadv", "a file object (no preadv)"])
+def test_a_region_is_read_exactly_and_a_short_one_is_truncation(tmp_path, monkeypatch, preadv):
+    monkeypatch.setattr(array_sources, "_HAS_PREADV", preadv)
+    table = np.arange(40, dtype=np.float32).reshape(10, 4)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"head" + table.tobytes())
+    assert np.array_equal(FileRegionSource(str(path), 4, table.shape, np.float32).read_rows(2, 9), table[2:9])
+    with pytest.raises(UnreadableFile, match="truncated"):
+        FileRegionSource(str(path), 4, (11, 4), np.float32).read_rows(0, 11)
