@@ -324,11 +324,15 @@ class GraphChecks(LiveCheck):
 
 
 def _forward_operations(model, view) -> list | None:
-    """The forward pass's operations: the TensorFlow graph, or on JAX the jaxpr read alike."""
-    if model_backend(model) == "jax":
+    """The forward pass's operations: the TensorFlow graph, or on JAX the jaxpr read alike; None
+    on a backend with no graph to read (PyTorch), where tracing would import TensorFlow."""
+    backend = model_backend(model)
+    if backend == "jax":
         from nandoctor.live.jax_graph import forward_operations
 
         return forward_operations(model, view)
+    if backend != "tensorflow":
+        return None
     from nandoctor.live.traced_graph import traced_graph
 
     graph = traced_graph(model, view)

@@ -203,8 +203,6 @@ def cure_in(model, layer: str, forward: bool) -> str | None:
     from nandoctor.live.graph_checks import GraphChecks
     from nandoctor.live.model_view import view_of_model
 
-    if model_backend(model) not in (GraphChecks.backends or ()):
-        return None
     try:
         view = view_of_model(model)
         found = {f.code: f.fix for f in GraphChecks().run(model, view) if f.layer == layer}
