@@ -86,6 +86,15 @@ ACTIVATION_RANGES = {
     ),
 }
 
+# The values each bounded range can take: the targets an output of that range can reach.
+RANGE_BOUNDS = {
+    "unit interval": (0.0, 1.0),
+    "distribution": (0.0, 1.0),
+    "sparse distribution": (0.0, 1.0),
+    "non-negative": (0.0, float("inf")),
+    "symmetric": (-1.0, 1.0),
+}
+
 
 @dataclass(frozen=True)
 class Verdict:

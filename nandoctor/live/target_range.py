@@ -13,20 +13,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.output_activations import ACTIVATION_RANGES, loss_reading, output_activation
+from nandoctor.analysis.output_activations import ACTIVATION_RANGES, RANGE_BOUNDS, loss_reading, output_activation
 from nandoctor.live.live_check import LiveCheck
 from nandoctor.report import Evidence, Finding, Severity
 from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
 
-# What each bounded activation range can output; the losses that compare targets to outputs
-# value by value (the regression readings of analysis/output_activations.py).
-_REACH = {
-    "unit interval": (0.0, 1.0),
-    "distribution": (0.0, 1.0),
-    "sparse distribution": (0.0, 1.0),
-    "non-negative": (0.0, np.inf),
-    "symmetric": (-1.0, 1.0),
-}
+# The losses that compare targets to outputs value by value (regression readings).
 _VALUE_BY_VALUE = ("real values", "non-negative values")
 
 
@@ -55,7 +47,7 @@ class TargetRange(LiveCheck):
             if loss is None or loss.custom or resolved is None or values is None:
                 continue
             activation, layer = resolved
-            reach = _REACH.get(ACTIVATION_RANGES.get(activation, ""))
+            reach = RANGE_BOUNDS.get(ACTIVATION_RANGES.get(activation, ""))
             if reach is None or loss_reading(loss.name, loss.from_logits) not in _VALUE_BY_VALUE:
                 continue
             low, high = reach
