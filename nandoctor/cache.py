@@ -3,11 +3,14 @@
 A file's entry holds what its scan found before any ignore was applied, so per-file and
 per-layer ignores apply to a cached result exactly as to a fresh one. It is found under a key
 made of everything that decides a result: nandoctor's version and its own source files (an
-edited checkout is a different nandoctor), the rules that run and their options, and the
-file's path. It is trusted only while the file still has the size, modification time and
+edited checkout is a different nandoctor, and a rule's defaults are in its source), the rules
+that run and the options given to them, and the file's path. It is trusted only while the file still has the size, modification time and
 metadata digest recorded with it. The digest reads the file's first and last 4 KiB, where
 the formats keep what describes them (a zip's central directory, which carries each
 member's CRC-32; an HDF5 superblock and root group; an .npy header), never the weights between.
+It is a CRC-32 of each end: it is there to catch a file rewritten at the same size within the
+same tick of the clock, not an adversary (who could change the weights between and keep both
+ends), and it costs a third of what a cryptographic hash of the same bytes costs.
 Files that share the target's name stem in its folder (a checkpoint's data shards, a sharded
 index's parts) are part of it by size and time.
 
@@ -36,7 +39,8 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +49,7 @@ from nandoctor.report import FileResult
 from nandoctor.result_json import result_from_dict, result_to_dict
 
 DEFAULT_FOLDER = ".nandoctor_cache"
-_SCHEMA = 2  # the layout of the index and its entries; a new layout starts a new folder
+_SCHEMA = 3  # the layout of the index and its entries; a new layout starts a new folder
 INDEX = "index.json"
 _EDGE = 4 << 10  # bytes digested at each end of a file
 _CACHEDIR_TAG = (
@@ -61,9 +65,10 @@ def default_folder(project_file: str | None) -> str:
 
 
 class ScanCache:
-    """Entries for one set of rules and options, in `<folder>/<version>/<rules key>/index.json`."""
+    """Entries for one set of rules and options, in `<folder>/<version>/<rules key>/index.json`.
+    `rules` maps each running rule's code to the options given to it (checked already)."""
 
-    def __init__(self, folder: str | os.PathLike, rules: Iterable[Any]) -> None:
+    def __init__(self, folder: str | os.PathLike, rules: Mapping[str, Mapping[str, Any]]) -> None:
         from nandoctor import __version__
 
         self.root = Path(folder)
@@ -154,16 +159,12 @@ def _entry_key(absolute: str, explicit: bool) -> str:
     return f"{absolute}\0{'explicit' if explicit else 'found'}"
 
 
-def _rules_key(rules: Iterable[Any]) -> str:
+def _rules_key(rules: Mapping[str, Mapping[str, Any]]) -> str:
     """A digest of what decides a result besides the file: nandoctor's own source (its
-    files' sizes and times) and each running rule's code and options."""
-    described = [[rule.code, _options_of(rule)] for rule in rules]
+    files' sizes and times) and each running rule's code and the options given to it."""
+    described = sorted([code, dict(options)] for code, options in rules.items())
     text = json.dumps([_source_stamp(), described], sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def _options_of(rule: Any) -> dict[str, Any]:
-    return dict(sorted(rule.settings.items()))
 
 
 _stamp: list | None = None
@@ -230,12 +231,11 @@ def _stamp_and_digest(path: str) -> tuple[int, int, str] | None:
             return None
         if not stat.S_ISREG(status.st_mode):
             raise OSError(f"{path} is not a regular file")
-        digest = hashlib.blake2b(_read_at(descriptor, 0), digest_size=16)
-        if status.st_size > _EDGE:
-            digest.update(_read_at(descriptor, max(_EDGE, status.st_size - _EDGE)))
+        head = zlib.crc32(_read_at(descriptor, 0))
+        tail = zlib.crc32(_read_at(descriptor, max(_EDGE, status.st_size - _EDGE))) if status.st_size > _EDGE else 0
     finally:
         os.close(descriptor)
-    return status.st_size, status.st_mtime_ns, digest.hexdigest()
+    return status.st_size, status.st_mtime_ns, f"{head:08x}{tail:08x}"
 
 
 def _read_at(descriptor: int, offset: int) -> bytes:

@@ -20,33 +20,14 @@ from typing import Any, cast
 
 from nandoctor.diagnosis import Diagnosis, RunsOn
 from nandoctor.report import Finding
-from nandoctor.rules.broken_quantization_scales import BrokenQuantizationScales
-from nandoctor.rules.broken_tie import BrokenTie
-from nandoctor.rules.collapsed_weights import CollapsedWeights
-from nandoctor.rules.epsilon_below_resolution import EpsilonBelowResolution
-from nandoctor.rules.frozen_low_precision_updates import FrozenLowPrecisionUpdates
-from nandoctor.rules.half_precision_output import HalfPrecisionOutput
-from nandoctor.rules.loss_activation_mismatch import LossActivationMismatch
-from nandoctor.rules.malformed_positional_table import MalformedPositionalTable
-from nandoctor.rules.mask_dropped import MaskDropped
-from nandoctor.rules.missing_causal_mask import MissingCausalMask
-from nandoctor.rules.missing_loss_scaling import MissingLossScaling
-from nandoctor.rules.nonfinite_weights import NonfiniteWeights
-from nandoctor.rules.opaque_code import OpaqueCode
-from nandoctor.rules.overflow_headroom import OverflowHeadroom
-from nandoctor.rules.padding_not_masked import PaddingNotMasked
-from nandoctor.rules.padding_row_not_zero import PaddingRowNotZero
-from nandoctor.rules.positional_scale_mismatch import PositionalScaleMismatch
-from nandoctor.rules.positional_table_too_short import PositionalTableTooShort
-from nandoctor.rules.untied_embeddings import UntiedEmbeddings
-from nandoctor.rules.zero_embedding_rows import ZeroEmbeddingRows
 
 
 @dataclass(frozen=True)
 class _Later:
-    """A live check's or training detector's diagnosis, imported when first asked for: the
-    packages that hold them import what runs a live model, which the static scan never needs.
-    Its code, name and place are stated here for selection (tests/test_catalogue.py checks
+    """A diagnosis, imported when first asked for. Rule modules import numpy and the analysis
+    they share, and live checks and training detectors what runs a live model: selecting,
+    naming and keying the cache need none of it, so a scan answered from its cache never
+    imports them. Its code, name and place are stated here (tests/test_catalogue.py checks
     them against the class)."""
 
     reference: str  # "module:class"
@@ -64,6 +45,75 @@ def _later(reference: str, code: str, name: str, runs_on: RunsOn) -> type[Diagno
     return cast("type[Diagnosis]", _Later(reference, code, name, runs_on))
 
 
+ZeroEmbeddingRows = _later(
+    "nandoctor.rules.zero_embedding_rows:ZeroEmbeddingRows", "ND101", "zero-embedding-rows", RunsOn.FILE
+)
+NonfiniteWeights = _later(
+    "nandoctor.rules.nonfinite_weights:NonfiniteWeights", "ND102", "nonfinite-weights", RunsOn.FILE
+)
+CollapsedWeights = _later(
+    "nandoctor.rules.collapsed_weights:CollapsedWeights", "ND103", "collapsed-weights", RunsOn.FILE
+)
+PaddingNotMasked = _later(
+    "nandoctor.rules.padding_not_masked:PaddingNotMasked", "ND301", "padding-not-masked", RunsOn.FILE
+)
+MaskDropped = _later("nandoctor.rules.mask_dropped:MaskDropped", "ND302", "mask-dropped", RunsOn.FILE)
+PaddingRowNotZero = _later(
+    "nandoctor.rules.padding_row_not_zero:PaddingRowNotZero", "ND303", "padding-row-not-zero", RunsOn.FILE
+)
+UntiedEmbeddings = _later(
+    "nandoctor.rules.untied_embeddings:UntiedEmbeddings", "ND401", "untied-embeddings", RunsOn.FILE
+)
+BrokenTie = _later("nandoctor.rules.broken_tie:BrokenTie", "ND402", "broken-tie", RunsOn.FILE)
+MissingCausalMask = _later(
+    "nandoctor.rules.missing_causal_mask:MissingCausalMask", "ND501", "missing-causal-mask", RunsOn.FILE
+)
+MalformedPositionalTable = _later(
+    "nandoctor.rules.malformed_positional_table:MalformedPositionalTable",
+    "ND503",
+    "malformed-positional-table",
+    RunsOn.FILE,
+)
+PositionalScaleMismatch = _later(
+    "nandoctor.rules.positional_scale_mismatch:PositionalScaleMismatch",
+    "ND504",
+    "positional-scale-mismatch",
+    RunsOn.FILE,
+)
+PositionalTableTooShort = _later(
+    "nandoctor.rules.positional_table_too_short:PositionalTableTooShort",
+    "ND505",
+    "positional-table-too-short",
+    RunsOn.FILE,
+)
+LossActivationMismatch = _later(
+    "nandoctor.rules.loss_activation_mismatch:LossActivationMismatch", "ND601", "loss-activation-mismatch", RunsOn.FILE
+)
+EpsilonBelowResolution = _later(
+    "nandoctor.rules.epsilon_below_resolution:EpsilonBelowResolution", "ND801", "epsilon-below-resolution", RunsOn.FILE
+)
+MissingLossScaling = _later(
+    "nandoctor.rules.missing_loss_scaling:MissingLossScaling", "ND802", "missing-loss-scaling", RunsOn.FILE
+)
+HalfPrecisionOutput = _later(
+    "nandoctor.rules.half_precision_output:HalfPrecisionOutput", "ND803", "half-precision-output", RunsOn.FILE
+)
+FrozenLowPrecisionUpdates = _later(
+    "nandoctor.rules.frozen_low_precision_updates:FrozenLowPrecisionUpdates",
+    "ND804",
+    "frozen-low-precision-updates",
+    RunsOn.FILE,
+)
+OverflowHeadroom = _later(
+    "nandoctor.rules.overflow_headroom:OverflowHeadroom", "ND805", "overflow-headroom", RunsOn.FILE
+)
+BrokenQuantizationScales = _later(
+    "nandoctor.rules.broken_quantization_scales:BrokenQuantizationScales",
+    "ND806",
+    "broken-quantization-scales",
+    RunsOn.FILE,
+)
+OpaqueCode = _later("nandoctor.rules.opaque_code:OpaqueCode", "ND901", "opaque-code", RunsOn.FILE)
 UnguardedDivision = _later(
     "nandoctor.live.unguarded_division:UnguardedDivision", "ND201", "unguarded-division", RunsOn.LIVE
 )
@@ -130,27 +180,23 @@ DIAGNOSES: tuple[type[Diagnosis], ...] = (
     NonfiniteMetric,
     OpaqueCode,
 )
-_ENTRIES: tuple[type[Diagnosis] | _Later, ...] = DIAGNOSES
-_LATER_NAMES = {entry.reference.partition(":")[2]: entry for entry in _ENTRIES if isinstance(entry, _Later)}
-del DIAGNOSES  # from here on, `DIAGNOSES` and the `_later` names are `__getattr__`'s
-for _name in _LATER_NAMES:
+_ENTRIES = cast("tuple[_Later, ...]", DIAGNOSES)
+_BY_CLASS_NAME = {entry.reference.partition(":")[2]: entry for entry in _ENTRIES}
+del DIAGNOSES  # from here on, `DIAGNOSES` and the classes by name are `__getattr__`'s
+for _name in _BY_CLASS_NAME:
     del globals()[_name]
 
 
 def __getattr__(name: str) -> Any:
-    """`DIAGNOSES`, every diagnosis class in code order, and the live and training diagnoses
-    by class name: imported on first use."""
+    """`DIAGNOSES`, every diagnosis class in code order, and each diagnosis by class name:
+    imported on first use."""
     if name == "DIAGNOSES":
-        loaded = tuple(_loaded(entry) for entry in _ENTRIES)
+        loaded = tuple(entry.load() for entry in _ENTRIES)
         globals()["DIAGNOSES"] = loaded
         return loaded
-    if name in _LATER_NAMES:
-        return _LATER_NAMES[name].load()
+    if name in _BY_CLASS_NAME:
+        return _BY_CLASS_NAME[name].load()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _loaded(entry: type[Diagnosis] | _Later) -> type[Diagnosis]:
-    return entry.load() if isinstance(entry, _Later) else entry
 
 
 _SELECTOR_HELP = "a code (ND101), a family or code prefix (ND1), a name (zero-embedding-rows) or ALL"
@@ -159,16 +205,21 @@ _SELECTOR_HELP = "a code (ND101), a family or code prefix (ND1), a name (zero-em
 def find(code_or_name: str) -> type[Diagnosis] | None:
     """The diagnosis with this code or name, or None."""
     entry = _entry(code_or_name)
-    return _loaded(entry) if entry is not None else None
+    return entry.load() if entry is not None else None
 
 
-def _entry(code_or_name: str) -> type[Diagnosis] | _Later | None:
+def _entry(code_or_name: str) -> _Later | None:
     key = code_or_name.strip()
     return next((d for d in _ENTRIES if key.upper() == d.code or key.lower() == d.name), None)
 
 
 def diagnoses_running_on(runs_on: RunsOn) -> list[type[Diagnosis]]:
-    return [_loaded(diagnosis) for diagnosis in _ENTRIES if diagnosis.runs_on is runs_on]
+    return [entry.load() for entry in _ENTRIES if entry.runs_on is runs_on]
+
+
+def codes_running_on(runs_on: RunsOn) -> list[str]:
+    """`diagnoses_running_on`'s codes, without importing a diagnosis."""
+    return [entry.code for entry in _ENTRIES if entry.runs_on is runs_on]
 
 
 def split_selectors(values: str | Iterable[str] | None) -> list[str]:

@@ -12,14 +12,16 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nandoctor.catalogue import Selection
+from nandoctor.catalogue import Selection, codes_running_on, resolve_options
 from nandoctor.diagnosis import Diagnosis, Rule, RunsOn
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders import Target, discover, format_claimed_by, guess_format, load
-from nandoctor.parallel import Outcome, ScanJob, scan_in_processes
 from nandoctor.report import Confidence, Evidence, FileResult, FileStatus, Finding, Report
+
+if TYPE_CHECKING:
+    from nandoctor.parallel import Outcome
 
 Selectors = str | Iterable[str] | None
 
@@ -59,27 +61,29 @@ def scan(
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds. Received: {timeout}")
     selection = Selection.resolve(select, ignore, per_file_ignores)
-    rules = selection.instances(RunsOn.FILE, options)
+    # Checked here, even when every result comes from the cache.
+    given = {diagnosis.code: values for diagnosis, values in resolve_options(options).items()}
     targets = list(discover([os.fspath(p) for p in paths]))
     cache = None
     if cache_dir is not None:
         from nandoctor.cache import ScanCache
 
-        cache = ScanCache(cache_dir, rules)
+        running = [code for code in codes_running_on(RunsOn.FILE) if code in selection]
+        cache = ScanCache(cache_dir, {code: given.get(code, {}) for code in running})
     results: list[FileResult | None] = [None] * len(targets)
     fingerprints: dict[int, Any] = {}
     to_scan: list[int] = []
     for index, target in enumerate(targets):
         if target.error is not None:
-            results[index] = scan_target_unfiltered(target, rules)
+            results[index] = scan_target_unfiltered(target, [])
             continue
         if cache is not None:
             results[index], fingerprints[index] = cache.lookup(target)
         if results[index] is None:
             to_scan.append(index)
-    scanned = _scan_each(
-        [targets[i] for i in to_scan], rules, ScanJob(select, ignore, options), jobs, timeout, progress
-    )
+    # The rules are built (their modules imported) only for files the cache could not answer.
+    rules = selection.instances(RunsOn.FILE, options) if to_scan else []
+    scanned = _scan_each([targets[i] for i in to_scan], rules, (select, ignore, options), jobs, timeout, progress)
     for index, outcome in zip(to_scan, scanned):
         results[index] = outcome.result
         if cache is not None and outcome.finished and fingerprints.get(index) is not None:
@@ -96,18 +100,26 @@ MIN_FILES_PER_WORKER = 8
 
 
 def _scan_each(
-    targets: list[Target], rules: list[Rule], job: ScanJob, jobs: int, timeout: float | None, progress: Progress | None
+    targets: list[Target],
+    rules: list[Rule],
+    selected: tuple[Selectors, Selectors, Mapping[str, Mapping[str, Any]] | None],
+    jobs: int,
+    timeout: float | None,
+    progress: Progress | None,
 ) -> list[Outcome]:
     """Each target's unfiltered result: in this process, or in workers when there are enough
-    files to pay for them, or when a time limit needs a process that can be killed."""
+    files to pay for them, or when a time limit needs a process that can be killed. `selected`
+    is the select, ignore and options that build `rules`, for the workers to build them too."""
     import multiprocessing
+
+    from nandoctor.parallel import Outcome, ScanJob, scan_in_processes
 
     workers = min(jobs, len(targets) // MIN_FILES_PER_WORKER)
     if timeout is not None and targets:
         workers = max(workers, 1)
     # A daemonic process (a multiprocessing pool's worker) may not start processes of its own.
     if workers >= 1 and (workers > 1 or timeout is not None) and not multiprocessing.current_process().daemon:
-        return scan_in_processes(targets, job, workers, timeout)
+        return scan_in_processes(targets, ScanJob(*selected), workers, timeout)
     return [Outcome(scan_target_unfiltered(target, rules, progress)) for target in targets]
 
 
@@ -388,11 +400,11 @@ def scan_target_unfiltered(target: Target, rules: list[Rule], progress: Progress
 
 def with_ignores(result: FileResult, selection: Selection) -> FileResult:
     """`result` with the selection's per-file and per-layer ignores applied to its findings."""
-    if result.status is not FileStatus.SCANNED:
-        return result
     # A result without findings has nothing to ignore: the path's patterns need not be matched
     # (most files of a cached re-scan of thousands).
-    kept, suppressed = selection.filter(result.findings, result.path) if result.findings else ([], {})
+    if result.status is not FileStatus.SCANNED or not result.findings:
+        return result
+    kept, suppressed = selection.filter(result.findings, result.path)
     return FileResult(
         result.path,
         result.format,

@@ -125,22 +125,13 @@ def add(kind: str, code: str, name: str, catalogue: Path = CATALOGUE, package: P
 
 def _with_entry(text: str, kind: str, module: str, cls: str, code: str, name: str, package: Path) -> str:
     lines = text.splitlines()
-    if kind == "rule":
-        import_line = f"from {module} import {cls}"
-        imports = [i for i, line in enumerate(lines) if line.startswith("from nandoctor.")]
-        position = next(
-            (i for i in imports if lines[i] > import_line and not lines[i].startswith("from nandoctor.diagnosis")),
-            imports[-1] + 1,
-        )
-        lines.insert(position, import_line)
-    else:
-        # A live rule or a detector is loaded on first use: the static scan never imports
-        # what runs a live model. Its stand-in goes after the others, before the list.
-        runs_on = "LIVE" if kind == "live" else "TRAINING"
-        position = lines.index("DIAGNOSES: tuple[type[Diagnosis], ...] = (")
-        while lines[position - 1].startswith("#") or not lines[position - 1].strip():
-            position -= 1
-        lines.insert(position, f'{cls} = _later("{module}:{cls}", "{code}", "{name}", RunsOn.{runs_on})')
+    # Every diagnosis is loaded on first use (a cached scan imports none). Its stand-in goes
+    # after the others, before the list.
+    runs_on = {"rule": "FILE", "live": "LIVE"}.get(kind, "TRAINING")
+    position = lines.index("DIAGNOSES: tuple[type[Diagnosis], ...] = (")
+    while lines[position - 1].startswith("#") or not lines[position - 1].strip():
+        position -= 1
+    lines.insert(position, f'{cls} = _later("{module}:{cls}", "{code}", "{name}", RunsOn.{runs_on})')
     start = lines.index("DIAGNOSES: tuple[type[Diagnosis], ...] = (")
     end = lines.index(")", start)
     codes = _codes_by_class(package)

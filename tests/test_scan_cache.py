@@ -240,7 +240,8 @@ def test_a_cache_folder_that_cannot_be_written_does_not_stop_the_scan(tmp_path):
 
 
 def modules_a_cli_run_imported(tmp_path, *args) -> list[str]:
-    """`nandoctor ARGS` in a fresh process: the packages among h5py and rich it imported."""
+    """`nandoctor ARGS` in a fresh process: which of h5py, numpy, rich and the rule modules it
+    imported (`nandoctor.rules`: the rules, which import numpy and the analysis they share)."""
     script = textwrap.dedent(
         f"""
         import runpy, sys
@@ -248,7 +249,9 @@ def modules_a_cli_run_imported(tmp_path, *args) -> list[str]:
         try:
             runpy.run_module("nandoctor", run_name="__main__")
         finally:
-            print(sorted({{name.split(".")[0] for name in sys.modules}} & {{"h5py", "rich"}}), file=sys.stderr)
+            heavy = {{"h5py", "numpy", "rich", "nandoctor.rules"}}
+            prefixes = {{".".join(name.split(".")[:parts]) for name in sys.modules for parts in (1, 2)}}
+            print(sorted(heavy & prefixes), file=sys.stderr)
         """
     )
     result = subprocess.run(
@@ -262,13 +265,14 @@ def modules_a_cli_run_imported(tmp_path, *args) -> list[str]:
     return json.loads(result.stderr.splitlines()[-1].replace("'", '"'))
 
 
-def test_a_cached_json_scan_imports_neither_h5py_nor_rich(tmp_path):
+def test_a_cached_json_scan_imports_no_rule_and_neither_numpy_h5py_nor_rich(tmp_path):
     models = tmp_path / "models"
     (models / "sub").mkdir(parents=True)  # a folder the walk asks whether it is one model
     shutil.copy(FIXTURES / "clean" / "mlp.keras", models / "sub" / "mlp.keras")
     shutil.copy(BROKEN / "seed_d_padding_flatten.h5", models / "legacy.h5")
     scan_args = ["scan", models, "--format", "json", "--quiet", "--exit-zero", "--cache-dir", tmp_path / "cache"]
-    assert modules_a_cli_run_imported(tmp_path, *scan_args) == ["h5py"]  # the files were read
+    read = modules_a_cli_run_imported(tmp_path, *scan_args)
+    assert read == ["h5py", "nandoctor.rules", "numpy"]  # the files were read
     assert modules_a_cli_run_imported(tmp_path, *scan_args) == []  # nothing was read, nothing printed
 
 

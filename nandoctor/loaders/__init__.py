@@ -14,9 +14,12 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from nandoctor.errors import UnreadableFile, first_line
-from nandoctor.view import ModelView
+
+if TYPE_CHECKING:
+    from nandoctor.view import ModelView  # a loader's module imports it: numpy, which finding files never needs
 
 ZIP_SIGNATURE = b"PK\x03\x04"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -108,16 +111,26 @@ def format_claimed_by(path: str) -> Format | None:
     return _claimed_by_name(path.lower())
 
 
-# Every suffix with its format, the longest first (in FORMATS order among equals): the first
-# that a name ends with is the one `format_claimed_by` takes.
-_BY_SUFFIX = sorted(
-    ((suffix, format_) for format_ in FORMATS for suffix in format_.suffixes), key=lambda pair: -len(pair[0])
-)
+# Every suffix with its format (the first in FORMATS where two claim one), and the most dots
+# a suffix has: a name's longest suffix that is here is the one `format_claimed_by` takes
+# (`.weights.h5` over `.h5`), found by a lookup per dot rather than a test per suffix, as a
+# walk of thousands of files asks for each.
+_BY_SUFFIX: dict[str, Format] = {}
+for _format in FORMATS:
+    for _suffix in _format.suffixes:
+        _BY_SUFFIX.setdefault(_suffix, _format)
+del _format, _suffix
+_MOST_DOTS = max(suffix.count(".") for suffix in _BY_SUFFIX)
 
 
 def _claimed_by_name(lowered: str) -> Format | None:
     """The format a lowercased file name claims by its suffix alone (nothing on disk is asked)."""
-    return next((format_ for suffix, format_ in _BY_SUFFIX if lowered.endswith(suffix)), None)
+    parts = lowered.split(".")
+    for dots in range(min(_MOST_DOTS, len(parts) - 1), 0, -1):
+        claimed = _BY_SUFFIX.get("." + ".".join(parts[-dots:]))
+        if claimed is not None:
+            return claimed
+    return None
 
 
 def directory_format(path: str) -> Format | None:
@@ -192,10 +205,12 @@ def _walk(folder: str, real_folder: str) -> Iterator[tuple[Target, str]]:
     # A directory that is one model is one target: its files are its parts.
     models = [entry for entry in folders if directory_format(entry.path) is not None]
     yield from ((Target(entry.path, False), _real_path(entry, real_folder)) for entry in models)
-    parts = {part for entry in files for part in _parts_of(entry.path)}
-    for entry in sorted(files, key=lambda entry: entry.name):
-        claimed = _claimed_by_name(entry.name.lower())
-        if claimed is None or entry.name in parts:
+    claims = sorted(
+        (entry.name, entry, claimed) for entry in files if (claimed := _claimed_by_name(entry.name.lower())) is not None
+    )
+    parts = {part for _, entry, claimed in claims if claimed.parts is not None for part in _parts_of(entry.path)}
+    for name, entry, claimed in claims:
+        if name in parts:
             continue
         special = None if _is_regular_file(entry) else _not_regular(entry.path)
         if special is not None:

@@ -8,9 +8,14 @@ their tokens, as in word2vec files). Read as data only: JSON and plain text file
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.view import Layer, ModelView
+
+if TYPE_CHECKING:
+    from nandoctor.view import ModelView
+
+# `is_preset` runs on every folder a scan walks: the view (numpy) is imported when a preset is read.
 
 # `is_preset` runs on every folder a scan walks: what reads weights (h5py) is imported only
 # when a preset is described.
@@ -57,6 +62,8 @@ def _attach_task(view: ModelView, path: str) -> None:
     """The task (`task.json`: its class says what the model is for, a `GPT2CausalLM` a
     next-token model) as the model holding the backbone, and the task's own layers (a
     classifier's head, in `task.weights.h5`) under it, so that the weight-level rules read them."""
+    from nandoctor.view import Layer
+
     task = _small_json(os.path.join(path, _TASK_CONFIG))
     class_name = task.get("class_name") if isinstance(task, dict) else None
     config = task.get("config") if isinstance(task, dict) else None

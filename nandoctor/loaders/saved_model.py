@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 from nandoctor.errors import UnreadableFile
-from nandoctor.loaders.keras_config import model_view
-from nandoctor.loaders.protobuf_wire import fields
-from nandoctor.loaders.tensor_bundle import checkpoint_layers
-from nandoctor.view import ModelView
+
+if TYPE_CHECKING:
+    from nandoctor.view import ModelView
+
+# `is_saved_model` runs on every folder a scan walks: the module imports what reads one (numpy,
+# through the checkpoint reader) only when one is read.
 
 _MAX_METADATA_BYTES = 256 << 20
 
@@ -23,6 +26,10 @@ def is_saved_model(path: str) -> bool:
 
 
 def load_saved_model(path: str) -> ModelView:
+    from nandoctor.loaders.keras_config import model_view
+    from nandoctor.loaders.tensor_bundle import checkpoint_layers
+    from nandoctor.view import ModelView
+
     index = os.path.join(path, "variables", "variables.index")
     weights = checkpoint_layers(index) if os.path.isfile(index) else []
     root = _keras_root(os.path.join(path, "keras_metadata.pb"))
@@ -55,6 +62,8 @@ def _keras_root(path: str) -> dict | None:
         raise UnreadableFile(f"keras_metadata.pb is over the {_MAX_METADATA_BYTES} byte limit")
     with open(path, "rb") as file:
         data = file.read()
+    from nandoctor.loaders.protobuf_wire import fields
+
     # A field's value is bytes exactly when its wire type is LENGTH_DELIMITED (`fields`).
     for number, _, node in fields(data):
         if number != 1 or not isinstance(node, bytes):

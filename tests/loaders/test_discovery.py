@@ -8,6 +8,8 @@ import shutil
 import zipfile
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nandoctor.loaders as loaders
 from nandoctor.loaders import Target, directory_format, discover, format_claimed_by
@@ -117,3 +119,20 @@ def test_a_name_claims_a_format_by_its_suffix_alone_the_longest_first():
         "t.txt": "word2vec",
         "readme": None,
     }
+
+
+_SUFFIX_PARTS = sorted({part for suffix in loaders.SUFFIXES for part in suffix.split(".") if part})
+
+
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_SUFFIX_PARTS), st.text("abwh5.", max_size=4)),
+        max_size=5,
+    ).map(".".join)
+)
+def test_the_suffix_lookup_takes_the_longest_suffix_a_name_ends_with(name):
+    longest = max((len(s) for s in loaders.SUFFIXES if name.lower().endswith(s)), default=0)
+    expected = next(
+        (f for f in loaders.FORMATS for s in f.suffixes if len(s) == longest and name.lower().endswith(s)), None
+    )
+    assert loaders._claimed_by_name(name.lower()) is expected
