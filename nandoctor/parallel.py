@@ -1,10 +1,13 @@
-"""Scanning files in worker processes, one file at a time each, with a hard time limit per file.
+"""Scanning files in worker processes, with a hard time limit per file.
 
-Each worker owns one pipe and is given the next file only when it has answered the last, so a
-file that hangs libhdf5 (inside C, where nothing in Python can interrupt it) holds one worker
-and nothing else: at its deadline the worker is killed, the file gets a one-line error, and a
-fresh worker takes the next file. A worker that dies (a crash in a C library) costs its own file
-one line, never the run. concurrent.futures cannot do this: it has no way to kill one task.
+Each worker owns one pipe and holds at most `IN_FLIGHT` files: the one it is scanning and the
+next, sent ahead so that it never waits on the parent between two small files. It answers in
+the order given, so the parent always knows which file a worker is on: the oldest unanswered.
+A file that hangs libhdf5 (inside C, where nothing in Python can interrupt it) holds one worker
+and nothing else: at its deadline (counted from the previous answer) the worker is killed, the
+file gets a one-line error, the file sent ahead goes back to the queue, and a fresh worker
+takes over. A worker that dies (a crash in a C library) costs its own file one line, never the
+run. concurrent.futures cannot do this: it has no way to kill one task.
 
 The workers run the static path only (nandoctor.engine's rules and loaders): no TensorFlow,
 no Keras. Workers are forked (a few milliseconds each) unless the process has loaded a
@@ -16,18 +19,19 @@ spawned, a fresh interpreter each (about a quarter of a second), and a script th
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nandoctor.loaders import Target
 from nandoctor.report import FileResult
 from nandoctor.result_json import result_from_dict, result_to_dict, target_from_dict, target_to_dict
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 
 @dataclass(frozen=True)
@@ -64,45 +68,52 @@ _FORK_UNSAFE = ("tensorflow", "torch", "jax", "keras")
 def start_method() -> str:
     """fork where the platform has it and no library that a fork breaks is loaded (the CLI
     never loads one), else spawn. numpy's BLAS threads survive a fork: it registers handlers."""
+    import multiprocessing
+
     if "fork" not in multiprocessing.get_all_start_methods():
         return "spawn"
     return "spawn" if any(name in sys.modules for name in _FORK_UNSAFE) else "fork"
+
+
+# Files a worker holds at once: the one it scans and one sent ahead. Two hide the round trip to
+# the parent (a tenth of a small file's scan); more would only delay the files sent ahead of a
+# file that hangs, which wait for its deadline before they go back to the queue.
+IN_FLIGHT = 2
 
 
 def scan_in_processes(
     targets: Sequence[Target], job: ScanJob, jobs: int, timeout: float | None = None, method: str | None = None
 ) -> list[Outcome]:
     """Each target's unfiltered result, in the order given, from up to `jobs` worker processes."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     context = multiprocessing.get_context(method or start_method())
     pool = _Pool(context, job, min(jobs, len(targets)))
     outcomes: list[Outcome | None] = [None] * len(targets)
-    queue = list(range(len(targets)))[::-1]
+    queue = list(range(len(targets)))[::-1]  # popped from the end: the first target first
     try:
         for worker in pool.workers:
             pool.give(worker, queue, targets)
-        while any(worker.index is not None for worker in pool.workers):
-            ready = wait(
-                [w.connection for w in pool.workers if w.index is not None], timeout=pool.next_deadline(timeout)
-            )
-            for worker in pool.workers:
-                if worker.index is None:
-                    continue
+        while any(worker.held for worker in pool.workers):
+            busy = [w for w in pool.workers if w.held]
+            ready = wait([w.connection for w in busy], timeout=pool.next_deadline(timeout))
+            for worker in busy:
+                index = worker.held[0]
                 if worker.connection in ready:
-                    index = worker.index
                     try:
                         outcomes[index] = Outcome(
                             result_from_dict(json.loads(worker.connection.recv_bytes()), targets[index].path)
                         )
+                        worker.answered()
                     except (EOFError, OSError, ValueError, KeyError, TypeError):
                         outcomes[index] = Outcome(_died(targets[index], worker), finished=False)
-                        pool.replace(worker)
+                        pool.replace(worker, queue)
                 elif timeout is not None and time.monotonic() - worker.started > timeout:
-                    index = worker.index
                     outcomes[index] = Outcome(_timed_out(targets[index], timeout), finished=False)
-                    pool.replace(worker)
+                    pool.replace(worker, queue)
                 else:
                     continue
-                worker.index = None
                 pool.give(worker, queue, targets)
     finally:
         pool.close()
@@ -113,8 +124,12 @@ def scan_in_processes(
 class _Worker:
     process: Any
     connection: Connection
-    index: int | None = None  # the target it is scanning
-    started: float = 0.0
+    held: list[int] = field(default_factory=list)  # the targets sent and not answered, oldest first
+    started: float = 0.0  # when it began the oldest: when it was sent, or the one before answered
+
+    def answered(self) -> None:
+        self.held.pop(0)
+        self.started = time.monotonic()
 
 
 @dataclass
@@ -135,26 +150,31 @@ class _Pool:
         return _Worker(process, parent)
 
     def give(self, worker: _Worker, queue: list[int], targets: Sequence[Target]) -> None:
-        if queue:
-            worker.index = queue.pop()
-            worker.started = time.monotonic()
-            worker.connection.send_bytes(json.dumps(target_to_dict(targets[worker.index])).encode())
+        """Top `worker` up to `IN_FLIGHT` files from the queue."""
+        while queue and len(worker.held) < IN_FLIGHT:
+            index = queue.pop()
+            if not worker.held:
+                worker.started = time.monotonic()
+            worker.held.append(index)
+            worker.connection.send_bytes(json.dumps(target_to_dict(targets[index])).encode())
 
-    def replace(self, worker: _Worker) -> None:
-        """Kill `worker` (stuck in C, or dead already) and put a fresh one in its place."""
+    def replace(self, worker: _Worker, queue: list[int]) -> None:
+        """Kill `worker` (stuck in C, or dead already) and put a fresh one in its place; the
+        files it was sent after the one it was on go back to the front of the queue."""
         _stop(worker, kill=True)
+        queue.extend(reversed(worker.held[1:]))
         fresh = self._start()
-        worker.process, worker.connection = fresh.process, fresh.connection
+        worker.process, worker.connection, worker.held = fresh.process, fresh.connection, []
 
     def next_deadline(self, timeout: float | None) -> float | None:
         if timeout is None:
             return None
-        busy = [w.started for w in self.workers if w.index is not None]
+        busy = [w.started for w in self.workers if w.held]
         return max(0.0, min(busy) + timeout - time.monotonic()) if busy else None
 
     def close(self) -> None:
         for worker in self.workers:
-            _stop(worker, kill=worker.index is not None)
+            _stop(worker, kill=bool(worker.held))
 
 
 def _stop(worker: _Worker, kill: bool) -> None:
