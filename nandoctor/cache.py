@@ -16,8 +16,8 @@ index's parts) are part of it by size and time.
 
 The entries of one set of rules and options are one JSON index (`index.json` in their folder),
 read once a scan: thousands of unchanged files cost one read, not one open each. A scan that
-scanned files writes the index back once, at its end: it reads the index again, adds its own
-entries to it, writes it aside and renames it into place (two scans at once lose at worst each
+scanned files writes the index back once, at its end: it reads the index again, drops the
+entries of files that no longer exist, adds its own, writes it aside and renames it into place (two scans at once lose at worst each
 other's new entries, which are then misses). An index that does not parse or does not have the
 expected shape is ignored, never trusted, and replaced; an entry that does not have the expected
 shape or records another path is a miss: the file is scanned again and the entry rewritten.
@@ -113,10 +113,12 @@ class ScanCache:
 
     def save(self) -> None:
         """Write the entries stored since the last save into the index, merged with what it
-        holds now. A cache that cannot be written is no cache: the scan goes on."""
+        holds now, less the entries of files that are gone (one `lstat` each, paid only by a
+        scan that scanned something). A cache that cannot be written is no cache: the scan goes on."""
         if not self._new:
             return
-        entries = {**self._read_index(), **self._new}
+        kept = {key: entry for key, entry in self._read_index().items() if _still_there(entry)}
+        entries = {**kept, **self._new}
         with contextlib.suppress(OSError, ValueError, TypeError):
             self._prepare()
             descriptor, temporary = tempfile.mkstemp(dir=self.entries, suffix=".tmp")
@@ -153,6 +155,13 @@ class ScanCache:
             if not marker.exists():
                 marker.write_text(text, encoding="utf-8")
         self.entries.mkdir(parents=True, exist_ok=True)
+
+
+def _still_there(entry: Any) -> bool:
+    try:
+        return os.path.lexists(entry["path"])
+    except (KeyError, TypeError, ValueError):
+        return False  # not an entry: nothing to keep
 
 
 def _entry_key(absolute: str, explicit: bool) -> str:

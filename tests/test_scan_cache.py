@@ -195,6 +195,19 @@ def test_one_index_keeps_the_entries_of_every_scan_into_the_cache(tmp_path, monk
     assert scan([first, second], cache_dir=cache).to_dict() == fresh
 
 
+def test_the_entry_of_a_file_that_is_gone_is_dropped_when_the_index_is_next_written(tmp_path):
+    kept, gone, changed = tmp_path / "kept.npy", tmp_path / "gone.npy", tmp_path / "changed.npy"
+    for path in (kept, gone, changed):
+        zero_rows_npy(path, [])
+    cache = tmp_path / "cache"
+    scan([tmp_path], cache_dir=cache)
+    gone.unlink()
+    zero_rows_npy(changed, [1])  # a file to scan again, so that the index is written
+    scan([tmp_path], cache_dir=cache)
+    _, stored = read_index(cache)
+    assert sorted(entry["path"] for entry in stored.values()) == [str(changed), str(kept)]
+
+
 def test_the_cli_caches_beside_pyproject_in_a_folder_that_ignores_itself(tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text("[tool.nandoctor]\n")
     (tmp_path / "sub").mkdir()
