@@ -194,7 +194,7 @@ def cli_seconds(directory: Path, *args: str) -> tuple[float, dict]:
             capture_output=True,
             text=True,
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=_child_environment(),
         )
         seconds = time.perf_counter() - start
         if child.returncode not in (0, 2):
@@ -241,6 +241,7 @@ def measure(copies: int, runs: int) -> dict:
     files = model_files(directory)
     cores = cpu_count()
     byte_floor(files)  # into the page cache
+    _startup_seconds()  # and nandoctor's bytecode into its cache
     results: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
@@ -268,6 +269,7 @@ def measure(copies: int, runs: int) -> dict:
     results["cold_filling_cache_s"] = statistics.median(filling)
     results["cached_s"] = statistics.median(cached_runs)
     results["startup_s"] = median_of(runs, lambda: _startup_seconds())
+    results["interpreter_s"] = median_of(runs, lambda: _interpreter_seconds())
     results["cores_free"] = cores_free(cores)
     results["cached_parts"] = cached_parts(directory, runs)
     results["per_kind"] = per_kind(files, runs)
@@ -392,6 +394,21 @@ def cached_parts(directory: Path, runs: int) -> dict[str, float]:
     return parts
 
 
+def _child_environment() -> dict[str, str]:
+    """The environment of each timed `nandoctor` process: this checkout first on the path, and
+    Python's bytecode cache on (an installed package has its .pyc files; a sandbox that sets
+    PYTHONDONTWRITEBYTECODE would otherwise charge every run for compiling nandoctor again)."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return {**environment, "PYTHONPATH": str(ROOT)}
+
+
+def _interpreter_seconds() -> float:
+    """A fresh `python -c pass`: what no command written in Python can start under."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], capture_output=True, env=_child_environment())
+    return time.perf_counter() - start
+
+
 def _startup_seconds() -> float:
     """A fresh `nandoctor scan` of nothing readable: the interpreter and the imports."""
     start = time.perf_counter()
@@ -399,7 +416,7 @@ def _startup_seconds() -> float:
         [sys.executable, "-m", "nandoctor", "scan", "/nonexistent.keras", "--quiet", "--no-cache"],
         capture_output=True,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=_child_environment(),
     )
     return time.perf_counter() - start
 
@@ -450,7 +467,8 @@ The directory: **{n:,} files**, {r["bytes"] / 2**20:.0f} MiB ({kinds}); the scan
 | (c) `nandoctor scan --jobs {r["cores"]} --no-cache` | {every:.2f} s | {rate(every)} | **{every / meta:.2f}x** the metadata floor (goal: at most 0.8x); {every / one:.2f}x one core |
 | (c) `nandoctor scan`, cold, filling the cache | {r["cold_filling_cache_s"]:.2f} s | {rate(r["cold_filling_cache_s"])} | |
 | (c) `nandoctor scan`, every file unchanged (cached) | {r["cached_s"]:.2f} s | {rate(r["cached_s"])} | **{r["cold_filling_cache_s"] / r["cached_s"]:.1f}x faster** than cold (goal: at least 20x); {one / r["cached_s"]:.1f}x faster than one core |
-| a fresh process's start (imports), included in each (c) | {r["startup_s"]:.2f} s | | |
+| a fresh process's start (the interpreter, and the imports of a scan that reads nothing), included in each (c) | {r["startup_s"]:.3f} s | | |
+| the interpreter alone (`python -c pass`) | {r["interpreter_s"]:.3f} s | | |
 
 Cores really free during this run: **{r["cores_free"]:.2f}** of {r["cores"]} (a pure-Python loop on every core at once
 against alone), which bounds what `--jobs {r["cores"]}` can gain. A cached run, part by part (in process):
