@@ -11,6 +11,15 @@ member's CRC-32; an HDF5 superblock and root group; an .npy header), never the w
 It is a CRC-32 of each end: it is there to catch a file rewritten at the same size within the
 same tick of the clock, not an adversary (who could change the weights between and keep both
 ends), and it costs a third of what a cryptographic hash of the same bytes costs.
+
+A file that had settled when its fingerprint was taken (its times two seconds or more in the
+past) is not even opened: its `stat` is compared whole, change time and inode included. Any
+write to a file moves its change time, which no tool sets back (`touch -d`, `cp -p`, `rsync -t`
+and unpacking an archive set the modification time only), so an unchanged `stat` proves the
+file unchanged, as git's index reasons. A file that had not settled could have been written
+again within the same tick of the file system's clock, leaving every time as it was: it, and
+any file whose `stat` moved at the same size and modification time, is checked by its digest,
+and where that still agrees its entry is kept and its `stat` recorded afresh.
 Files that share the target's name stem in its folder (a checkpoint's data shards, a sharded
 index's parts) are part of it by size and time.
 
@@ -39,6 +48,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,9 +59,10 @@ from nandoctor.report import FileResult
 from nandoctor.result_json import result_from_dict, result_to_dict
 
 DEFAULT_FOLDER = ".nandoctor_cache"
-_SCHEMA = 3  # the layout of the index and its entries; a new layout starts a new folder
+_SCHEMA = 4  # the layout of the index and its entries; a new layout starts a new folder
 INDEX = "index.json"
 _EDGE = 4 << 10  # bytes digested at each end of a file
+_SETTLED_NS = 2_000_000_000  # how far in the past a file's times must be for its `stat` to be trusted
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by nandoctor.\n"
@@ -80,20 +91,50 @@ class ScanCache:
 
     def lookup(self, target: Target) -> tuple[FileResult | None, dict[str, Any] | None]:
         """(the cached unfiltered result or None, the file's fingerprint now to store a new one
-        under; None when the file cannot be fingerprinted and so is never cached)."""
+        under; None when the file cannot be fingerprinted and so is never cached, or where the
+        result came from the cache by its `stat` alone)."""
         absolute = os.path.abspath(target.path)
+        key = _entry_key(absolute, target.explicit)
+        entry = self._entry(key, absolute, target.explicit)
+        if entry is not None and self._unchanged_by_stat(entry["fingerprint"], absolute):
+            result = _result_of(entry, target.path)
+            if result is not None:
+                return result, None
         fingerprint = file_fingerprint(target.path, self._listing, absolute)
-        if fingerprint is None:
-            return None, None
+        if fingerprint is None or entry is None or not _same_content(entry["fingerprint"], fingerprint):
+            return None, fingerprint
+        result = _result_of(entry, target.path)
+        if result is not None and fingerprint.get("status") != entry["fingerprint"].get("status"):
+            self._new[key] = {**entry, "fingerprint": fingerprint}  # its `stat` recorded afresh
+        return result, fingerprint
+
+    def _entry(self, key: str, absolute: str, explicit: bool) -> dict[str, Any] | None:
+        """The index's entry under `key`, where it has the expected shape and records this file."""
         if self._read is None:
             self._read = self._read_index()
-        try:
-            entry = self._read[_entry_key(absolute, target.explicit)]
-            if entry["path"] != absolute or entry["explicit"] != target.explicit or entry["fingerprint"] != fingerprint:
-                return None, fingerprint
-            return result_from_dict(entry["result"], target.path), fingerprint
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None, fingerprint  # no entry, or one not trusted: the file is scanned again
+        entry = self._read.get(key)
+        if (
+            not isinstance(entry, dict)
+            or entry.get("path") != absolute
+            or entry.get("explicit") != explicit
+            or not isinstance(entry.get("fingerprint"), dict)
+        ):
+            return None
+        return entry
+
+    def _unchanged_by_stat(self, recorded: dict[str, Any], absolute: str) -> bool:
+        """The file had settled when `recorded` was taken, and its `stat` and the files beside
+        it are as they were then."""
+        status = recorded.get("status")
+        return (
+            status is not None
+            and status == _settled_status(absolute)
+            and recorded.get("beside") == self._beside(absolute)
+        )
+
+    def _beside(self, absolute: str) -> list[list[Any]]:
+        folder, name = os.path.split(absolute)
+        return files_beside(name, self._listing(folder))
 
     def _listing(self, folder: str) -> list[tuple[str, os.DirEntry]]:
         if folder not in self._listings:
@@ -157,6 +198,15 @@ class ScanCache:
         self.entries.mkdir(parents=True, exist_ok=True)
 
 
+def _result_of(entry: dict[str, Any], path: str) -> FileResult | None:
+    """The entry's result, or None where it does not have the shape of one (then the file is
+    scanned again)."""
+    try:
+        return result_from_dict(entry["result"], path)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def _still_there(entry: Any) -> bool:
     try:
         return os.path.lexists(entry["path"])
@@ -192,42 +242,75 @@ def _source_stamp() -> list:
 
 def file_fingerprint(path: str, listing=None, absolute: str | None = None) -> dict[str, Any] | None:
     """Size, modification time and metadata digest of `path` (of every file in it, for a
-    folder that is one model), and of the files beside it that share its name stem; None
-    when it cannot be read. `listing(folder)` gives a folder's files as sorted (name, entry)
-    pairs, an `os.DirEntry` each, asked for its size and time only where the stem matches;
-    `absolute` is `os.path.abspath(path)`, where the caller has it already."""
+    folder that is one model), its whole `stat` where it had settled, and the sizes and times
+    of the files beside it that share its name stem; None when it cannot be read.
+    `listing(folder)` gives a folder's files as sorted (name, entry) pairs, an `os.DirEntry`
+    each, asked for its size and time only where the stem matches; `absolute` is
+    `os.path.abspath(path)`, where the caller has it already."""
     try:
+        taken = time.time_ns()
         stamped = _stamp_and_digest(path)
         if stamped is None:  # a folder
             files = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names)
-            return {"files": [[os.path.relpath(f, path), *_file_stamp_and_digest(f)] for f in files]}
-        size, mtime, digest = stamped
+            return {"files": [[os.path.relpath(f, path), *_file_stamp_and_digest(f)[:3]] for f in files]}
+        size, mtime, digest, status = stamped
         folder, name = os.path.split(absolute or os.path.abspath(path))
-        stem = name.split(".", 1)[0]
-        listed = (listing or _list_folder)(folder)
-        first = bisect.bisect_left(listed, (stem,))  # names that start with the stem sort together
-        beside = []
-        for entry_name, entry in itertools.islice(listed, first, None):
-            if not entry_name.startswith(stem):
-                break
-            if entry_name != name:
-                status = entry.stat()
-                beside.append([entry_name, status.st_size, status.st_mtime_ns])
-        return {"size": size, "mtime_ns": mtime, "digest": digest, "beside": beside}
+        return {
+            "size": size,
+            "mtime_ns": mtime,
+            "digest": digest,
+            "beside": files_beside(name, (listing or _list_folder)(folder)),
+            "status": _identity(status) if max(status.st_mtime_ns, status.st_ctime_ns) < taken - _SETTLED_NS else None,
+        }
     except OSError:
         return None
 
 
-def _file_stamp_and_digest(path: str) -> tuple[int, int, str]:
+def files_beside(name: str, listed: list[tuple[str, os.DirEntry]]) -> list[list[Any]]:
+    """[name, size, modification time] of each file in the folder `listed` whose name starts
+    with `name`'s stem (a checkpoint's data shards, a sharded index's parts), `name` left out."""
+    stem = name.split(".", 1)[0]
+    first = bisect.bisect_left(listed, (stem,))  # names that start with the stem sort together
+    beside = []
+    for entry_name, entry in itertools.islice(listed, first, None):
+        if not entry_name.startswith(stem):
+            break
+        if entry_name != name:
+            status = entry.stat()
+            beside.append([entry_name, status.st_size, status.st_mtime_ns])
+    return beside
+
+
+def _same_content(recorded: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Two fingerprints of one file agree on everything but the `stat` recorded with them."""
+    return {**recorded, "status": None} == {**now, "status": None}
+
+
+def _identity(status: os.stat_result) -> list[int]:
+    return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev]
+
+
+def _settled_status(path: str) -> list[int] | None:
+    """The file's whole `stat`, to compare with one recorded when it had settled; None for
+    what is not a regular file, or cannot be asked."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return _identity(status) if stat.S_ISREG(status.st_mode) else None
+
+
+def _file_stamp_and_digest(path: str) -> tuple[int, int, str, os.stat_result]:
     stamped = _stamp_and_digest(path)
     if stamped is None:
         raise OSError(f"{path} is not a regular file")
     return stamped
 
 
-def _stamp_and_digest(path: str) -> tuple[int, int, str] | None:
-    """(size, modification time in ns, digest of the first and last 4 KiB), from one open;
-    None for a folder (one open and one fstat tell it apart, where a stat first was one more)."""
+def _stamp_and_digest(path: str) -> tuple[int, int, str, os.stat_result] | None:
+    """(size, modification time in ns, digest of the first and last 4 KiB, the whole `stat`),
+    from one open; None for a folder (one open and one fstat tell it apart, where a stat
+    first was one more)."""
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block
     except OSError:
@@ -244,7 +327,7 @@ def _stamp_and_digest(path: str) -> tuple[int, int, str] | None:
         tail = zlib.crc32(_read_at(descriptor, max(_EDGE, status.st_size - _EDGE))) if status.st_size > _EDGE else 0
     finally:
         os.close(descriptor)
-    return status.st_size, status.st_mtime_ns, f"{head:08x}{tail:08x}"
+    return status.st_size, status.st_mtime_ns, f"{head:08x}{tail:08x}", status
 
 
 def _read_at(descriptor: int, offset: int) -> bytes:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nandoctor import cache as cache_module
 from nandoctor import engine
 from nandoctor.cache import DEFAULT_FOLDER, INDEX
 from nandoctor.engine import scan
@@ -67,6 +69,58 @@ def test_a_file_changed_after_caching_is_scanned_again_even_with_its_size_and_ti
     assert os.stat(path).st_size == stamp.st_size
     assert scan([path], cache_dir=cache).to_dict() == scan([path]).to_dict()
     assert [f.code for f in scan([path], cache_dir=cache).findings] == ["ND101"]
+
+
+def settled_files(monkeypatch, *paths) -> None:
+    """Count `paths` as settled from now on: a file's `stat` is trusted once its times are in
+    the past (two seconds in the past outside this test), and they are, after a clock tick."""
+    monkeypatch.setattr(cache_module, "_SETTLED_NS", 0)
+    time.sleep(0.05)
+    assert all(max(os.stat(p).st_mtime_ns, os.stat(p).st_ctime_ns) < time.time_ns() for p in paths)
+
+
+def refuse_to_open(monkeypatch):
+    def opened(path):
+        raise AssertionError(f"{path} was opened")
+
+    monkeypatch.setattr(cache_module, "_stamp_and_digest", opened)
+
+
+def test_a_settled_file_is_answered_by_its_stat_without_being_opened(tmp_path, monkeypatch):
+    path = tmp_path / "table.npy"
+    zero_rows_npy(path, [2])
+    settled_files(monkeypatch, path)
+    fresh = scan([path], cache_dir=tmp_path / "cache").to_dict()
+    refuse_to_open(monkeypatch)
+    refuse_to_read(monkeypatch)
+    assert scan([path], cache_dir=tmp_path / "cache").to_dict() == fresh
+
+
+def test_a_settled_file_written_again_at_its_size_and_time_is_scanned_again(tmp_path, monkeypatch):
+    path = tmp_path / "table.npy"
+    zero_rows_npy(path, [])
+    settled_files(monkeypatch, path)
+    cache = tmp_path / "cache"
+    assert not scan([path], cache_dir=cache).findings
+    stamp = os.stat(path)
+    zero_rows_npy(path, [3, 5, 7])  # same size; the write moves the change time, which no tool sets back
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same modification time
+    assert os.stat(path).st_ctime_ns != stamp.st_ctime_ns
+    assert [f.code for f in scan([path], cache_dir=cache).findings] == ["ND101"]
+
+
+def test_a_file_whose_stat_moved_but_not_its_content_keeps_its_entry_and_its_new_stat(tmp_path, monkeypatch):
+    path = tmp_path / "table.npy"
+    zero_rows_npy(path, [2])
+    settled_files(monkeypatch, path)
+    cache = tmp_path / "cache"
+    fresh = scan([path], cache_dir=cache).to_dict()
+    os.chmod(path, 0o600)  # the change time moves; size, time and content stay
+    settled_files(monkeypatch, path)
+    refuse_to_read(monkeypatch)
+    assert scan([path], cache_dir=cache).to_dict() == fresh  # by its digest; its new stat recorded
+    refuse_to_open(monkeypatch)
+    assert scan([path], cache_dir=cache).to_dict() == fresh  # by its stat alone
 
 
 def test_a_file_rewritten_with_new_content_is_scanned_again(tmp_path):
@@ -127,6 +181,14 @@ def test_a_corrupt_cache_index_is_ignored_and_rewritten(tmp_path, garbage):
     assert entry["result"]["findings"]  # rewritten from the fresh scan
 
 
+def as_json_value(garbage: bytes):
+    """The value `garbage` spells in JSON, or its bytes as a hex string where it spells none."""
+    try:
+        return json.loads(garbage)
+    except ValueError:
+        return garbage.hex()
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(garbage=GARBAGE)
 def test_a_corrupt_entry_costs_its_own_file_a_scan_and_the_others_are_still_cached(tmp_path, garbage):
@@ -141,7 +203,7 @@ def test_a_corrupt_entry_costs_its_own_file_a_scan_and_the_others_are_still_cach
     scan([tables], cache_dir=cache)
     index, stored = read_index(cache)
     key_of_a = next(key for key in stored if key.startswith(str(tables / "a.npy")))
-    stored[key_of_a] = json.loads(garbage) if garbage.startswith(b"[") or garbage.startswith(b"{") else garbage.hex()
+    stored[key_of_a] = as_json_value(garbage)
     index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
     read = []
     original_load = engine.load
