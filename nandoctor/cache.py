@@ -260,7 +260,7 @@ def file_fingerprint(path: str, listing=None, absolute: str | None = None) -> di
             "mtime_ns": mtime,
             "digest": digest,
             "beside": files_beside(name, (listing or _list_folder)(folder)),
-            "status": _identity(status) if max(status.st_mtime_ns, status.st_ctime_ns) < taken - _SETTLED_NS else None,
+            "status": _identity(status) if _settled(status, taken) else None,
         }
     except OSError:
         return None
@@ -284,6 +284,12 @@ def files_beside(name: str, listed: list[tuple[str, os.DirEntry]]) -> list[list[
 def _same_content(recorded: dict[str, Any], now: dict[str, Any]) -> bool:
     """Two fingerprints of one file agree on everything but the `stat` recorded with them."""
     return {**recorded, "status": None} == {**now, "status": None}
+
+
+def _settled(status: os.stat_result, taken: int) -> bool:
+    """Its times are `_SETTLED_NS` before `taken`. Only where the change time is the time of the
+    last change (POSIX): Windows gives the creation time there, which a write does not move."""
+    return os.name == "posix" and max(status.st_mtime_ns, status.st_ctime_ns) < taken - _SETTLED_NS
 
 
 def _identity(status: os.stat_result) -> list[int]:
