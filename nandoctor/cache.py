@@ -165,7 +165,8 @@ class ScanCache:
             descriptor, temporary = tempfile.mkstemp(dir=self.entries, suffix=".tmp")
             try:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                    json.dump({"schema": _SCHEMA, "entries": entries}, file)
+                    # dumps, not dump: json.dump streams through the pure-Python encoder, 5x slower.
+                    file.write(json.dumps({"schema": _SCHEMA, "entries": entries}))
                 os.replace(temporary, self.index)
             except BaseException:
                 with contextlib.suppress(OSError):

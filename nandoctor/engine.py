@@ -110,6 +110,8 @@ def _scan_each(
     """Each target's unfiltered result: in this process, or in workers when there are enough
     files to pay for them, or when a time limit needs a process that can be killed. `selected`
     is the select, ignore and options that build `rules`, for the workers to build them too."""
+    if not targets:  # every file answered by the cache: nothing to import, no worker to start
+        return []
     import multiprocessing
 
     from nandoctor.parallel import Outcome, ScanJob, scan_in_processes
