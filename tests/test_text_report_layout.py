@@ -69,7 +69,7 @@ def rich_layout(report: Report, monkeypatch, **options) -> str:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.lists(_files, min_size=1, max_size=4), baseline=_baselines, width=st.integers(20, 160))
+@given(files=st.lists(_files, min_size=1, max_size=4), baseline=_baselines, width=st.integers(1, 160))
 def test_the_plain_report_is_exactly_what_rich_lays_out(monkeypatch, files, baseline, width):
     report = Report(files, baseline=baseline)
     assert render_text(report, width=width) == rich_layout(report, monkeypatch, width=width)

@@ -119,8 +119,9 @@ class _Output:
 def _plain_file(result: FileResult, width: int) -> list[str] | None:
     """The lines rich prints for a scanned file without fixes (or an unreadable or skipped
     one), without colour, laid out as rich lays them out; None where a text holds what rich
-    removes or expands, or where its table would not fit in `width` with a message column
-    left (rich's narrowing of the other columns is rich's)."""
+    removes or expands, where a wide character is wider than its line, or where its table
+    would not fit in `width` with a message column left (rich's narrowing of the other
+    columns is rich's)."""
     if result.fixed is not None or result.unfixed or result.output:
         return None
     rows = [_finding_row(finding) for finding in result.findings]
@@ -132,9 +133,14 @@ def _plain_file(result: FileResult, width: int) -> list[str] | None:
     if result.status is FileStatus.ERROR:
         return [*lines, *_unwrapped(f"  unreadable: {result.error or ''}"), ""]
     if result.status is FileStatus.SKIPPED:
-        return lines + _wrapped(f"  skipped: {result.error}", width, ascii)
-    for note in result.notes:
-        lines += _wrapped(f"  note: {note}", width, ascii)
+        said = _wrapped(f"  skipped: {result.error}", width, ascii)
+    else:
+        said = [line for note in result.notes for line in _wrapped(f"  note: {note}", width, ascii)]
+    if not ascii and not _fit(said, width):
+        return None
+    if result.status is FileStatus.SKIPPED:
+        return lines + said
+    lines += said
     if rows:
         table = _plain_findings(rows, width, ascii)
         if table is None:
@@ -294,12 +300,17 @@ def _plain_findings(rows: list[tuple[str, str, str, str]], width: int, ascii: bo
         if lines:
             lines.append("")
         wrapped = _folded(message_lines, message_width, ascii)
-        if not ascii and any(not _printable_ascii(text) and _cell_len(text) > message_width for text in wrapped):
-            return None  # a wide character in a column narrower than it: rich crops it
+        if not ascii and not _fit(wrapped, message_width):
+            return None
         left = pad(code, widths[0]) + pad(severity, widths[1]) + pad(layer, widths[2])
         lines.append((left + wrapped[0]).rstrip())
         lines += [indent + text if text else "" for text in wrapped[1:]]
     return lines
+
+
+def _fit(lines: list[str], width: int) -> bool:
+    """False where a wide character is in a line narrower than it: rich crops such a line."""
+    return not any(not _printable_ascii(line) and _cell_len(line) > width for line in lines)
 
 
 def _padded(text: str, width: int) -> str:
