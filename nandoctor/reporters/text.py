@@ -10,8 +10,8 @@ User text (layer names, messages) is printed as plain text, never as rich markup
 Without colour (a file, a pipe, CI) the report is laid out here, line by line, exactly as
 rich lays out the coloured one: rich measures and renders each file's table cell by cell,
 about a millisecond a file, 30 times what the JSON report costs for a directory of 3,000.
-rich is imported only for what is left to it (colour, fixes, text with control codes), so a
-plain report neither waits for its import nor pays for it.
+rich is imported only for what is left to it (colour, fixes, control codes, measuring text
+that is not ASCII), so a plain report neither waits for its import nor pays for it.
 """
 
 from __future__ import annotations
