@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import enum
 import json
+from collections import OrderedDict
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nandoctor.engine import scan
+from nandoctor.report import Severity
 from nandoctor.reporters import render
 from nandoctor.reporters.json import indented_json
 from tests.conftest import FIXTURES
@@ -29,6 +32,33 @@ VALUES = st.recursive(
 @given(VALUES)
 def test_any_json_value_is_written_as_json_dumps_with_indent_2_writes_it(value):
     assert indented_json(value) == json.dumps(value, indent=2)
+
+
+class _Level(enum.IntEnum):
+    LOW = 1
+
+
+class _Name(str):
+    pass
+
+
+# What a rule may put in its details besides plain JSON types: enum members (Severity is a
+# StrEnum), subclasses of str, int and dict, and tuples.
+SUBCLASSED = st.recursive(
+    SCALARS | st.sampled_from(list(Severity)) | st.just(_Level.LOW) | st.text().map(_Name),
+    lambda inner: (
+        st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3).map(OrderedDict)
+    ),
+    max_leaves=12,
+)
+
+
+@given(SUBCLASSED)
+def test_subclasses_of_json_types_are_written_as_json_dumps_writes_them(value):
+    assert indented_json({"details": value, "items": [value]}) == json.dumps(
+        {"details": value, "items": [value]}, indent=2
+    )
 
 
 @given(st.dictionaries(KEYS, SCALARS, min_size=1, max_size=4))

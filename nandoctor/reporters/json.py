@@ -16,61 +16,93 @@ def render_json(report: Report) -> str:
 
 
 def indented_json(data: Any) -> str:
-    """`json.dumps(data, indent=2)`, character for character, in about half its time: with an
-    indent the standard library encodes in Python through a generator per container, and a
-    report of thousands of files spent more time there than in its cached scan. Whatever this
-    does not write as plain JSON (a key that is not a string, a value of another type) is left
-    to `json.dumps`, which then says or writes what it always has."""
+    """`json.dumps(data, indent=2)`, character for character, in about 40% of its time: with
+    an indent the standard library encodes in Python through a generator per container, and
+    a report of thousands of files spent more time there than in its cached scan. Whatever
+    this does not write as plain JSON (a key that is not a string, a value of another type) is
+    left to `json.dumps`, which then says or writes what it always has."""
     parts: list[str] = []
     try:
-        _encode(data, "\n", parts.append)
+        if isinstance(data, (list, tuple, dict)):
+            _encode_container(data, "\n", parts)
+        else:
+            parts.append(_scalar(data))
     except (TypeError, RecursionError):
         return json.dumps(data, indent=2)
     return "".join(parts)
 
 
-def _encode(value: Any, newline: str, add) -> None:
-    """`value` onto `add`, its containers opened on `newline` plus one step of indent."""
-    if isinstance(value, str):
-        add(_quoted(value))
-    elif value is None:
-        add("null")
-    elif value is True:
-        add("true")
-    elif value is False:
-        add("false")
-    elif isinstance(value, int):
-        add(int.__repr__(value))
-    elif isinstance(value, float):
-        add(_float(value))
-    elif isinstance(value, (list, tuple)):
-        if not value:
-            add("[]")
-            return
-        inner = newline + _STEP
-        add("[")
-        separator = inner
-        for item in value:
-            add(separator)
-            separator = "," + inner
-            _encode(item, inner, add)
-        add(newline + "]")
-    elif isinstance(value, dict):
-        if not value:
-            add("{}")
-            return
-        inner = newline + _STEP
-        add("{")
-        separator = inner
+def _encode_container(value: list | tuple | dict, newline: str, parts: list[str]) -> None:
+    """`value` onto `parts`, each item on a line of its own, `newline` plus one step of indent.
+    A report is nearly all strings, integers, nulls and containers: those are written here,
+    each with its separator and key in one f-string, rather than through a call per value and
+    a string per piece (a quarter of the time); the loops over a dict and over a list are
+    alike for that reason."""
+    if not value:
+        parts.append("{}" if isinstance(value, dict) else "[]")
+        return
+    inner = newline + _STEP
+    next_item = "," + inner
+    add = parts.append
+    if isinstance(value, dict):
+        separator = "{" + inner
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError("a key that json.dumps converts")
-            add(separator + _quoted(key) + ": ")
-            separator = "," + inner
-            _encode(item, inner, add)
+            kind = type(item)
+            if kind is str:
+                add(f"{separator}{_quoted(key)}: {_quoted(item)}")
+            elif kind is int:
+                add(f"{separator}{_quoted(key)}: {int.__repr__(item)}")
+            elif item is None:
+                add(f"{separator}{_quoted(key)}: null")
+            elif kind is dict or kind is list:
+                add(f"{separator}{_quoted(key)}: ")
+                _encode_container(item, inner, parts)
+            else:
+                _encode_other(f"{separator}{_quoted(key)}: ", item, inner, parts)
+            separator = next_item
         add(newline + "}")
     else:
-        raise TypeError(f"{type(value).__name__} is for json.dumps to refuse")
+        separator = "[" + inner
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                add(f"{separator}{_quoted(item)}")
+            elif kind is int:
+                add(f"{separator}{int.__repr__(item)}")
+            elif kind is dict or kind is list:
+                add(separator)
+                _encode_container(item, inner, parts)
+            else:
+                _encode_other(separator, item, inner, parts)
+            separator = next_item
+        add(newline + "]")
+
+
+def _encode_other(prefix: str, item: Any, newline: str, parts: list[str]) -> None:
+    """A value of any other type (None, a bool, a float, a tuple, a subclass) after `prefix`."""
+    if isinstance(item, (list, tuple, dict)):
+        parts.append(prefix)
+        _encode_container(item, newline, parts)
+    else:
+        parts.append(prefix + _scalar(item))
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return _quoted(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return _float(value)
+    raise TypeError(f"{type(value).__name__} is for json.dumps to refuse")
 
 
 def _float(value: float) -> str:

@@ -10,21 +10,23 @@ User text (layer names, messages) is printed as plain text, never as rich markup
 Without colour (a file, a pipe, CI) the report is laid out here, line by line, exactly as
 rich lays out the coloured one: rich measures and renders each file's table cell by cell,
 about a millisecond a file, 30 times what the JSON report costs for a directory of 3,000.
+rich is imported only for what is left to it (colour, fixes, control codes, measuring text
+that is not ASCII), so a plain report neither waits for its import nor pays for it.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import re
-
-from rich._wrap import divide_line
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from nandoctor.diagnosis import plural
 from nandoctor.report import FileResult, FileStatus, Finding, Report, Severity
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 _SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -40,178 +42,317 @@ def render_text(
 ) -> str:
     """`unreadable=False` leaves out the files that could not be read, for a caller that has
     already said each on a line of its own (the CLI, on stderr)."""
-    buffer = io.StringIO()
-    console = Console(
-        file=buffer,
-        width=width,
-        color_system="standard" if color else None,
-        force_terminal=color,
-        no_color=not color,
-        highlight=False,
-        emoji=False,
-        soft_wrap=False,
-    )
+    output = _Output(width, color)
     for result in report.files:
         if _nothing_to_say(result, unreadable):
             continue
-        plain = _plain_file(result, width) if not color and _plain_text_safe(result) else None
-        if plain is not None:
-            buffer.write(plain)
-            continue
-        console.print(Text(result.path, style="bold"), soft_wrap=True)  # a path is never wrapped
-        if result.status is FileStatus.ERROR:
-            console.print(Text("  unreadable: ", style="bold red") + Text(result.error or ""), soft_wrap=True)
-            console.print()
-            continue
-        if result.status is FileStatus.SKIPPED:
-            console.print(Text(f"  skipped: {result.error}", style="dim"))
-            continue
-        if result.fixed is not None:  # what was done first; notes then say how to use the result
-            _print_fixes(console, result, diff)
-        for note in result.notes:
-            console.print(Text(f"  note: {note}", style="dim"))
-        if result.fixed is not None and result.findings:
-            console.print(Text("  still found:", style="dim"))
-        if result.findings:
-            console.print(_findings_table(result.findings, width), Text(""), sep="\n", end="")
-        console.print()
-    _print_stale_baseline(console, report)
+        plain = None if color else _plain_file(result, width)
+        if plain is None:
+            _print_file(output.console(), result, width, diff)
+        else:
+            output.write(plain)
+    stale = (report.baseline or {}).get("stale") or []
+    if stale:
+        plain = None if color else _plain_stale_baseline(stale, width)
+        if plain is None:
+            _print_stale_baseline(output.console(), stale)
+        else:
+            output.write(plain)
     if summary:
-        console.print(Text(summary_line(report)))
-    # Table cells are padded to the full width; trailing spaces only get in the way of a diff.
-    return "\n".join(line.rstrip() for line in buffer.getvalue().split("\n"))
+        line = summary_line(report)
+        plain = None if color else _plain_summary(line, width)
+        if plain is None:
+            from rich.text import Text
+
+            output.console().print(Text(line))
+        else:
+            output.write(plain)
+    return output.text()
 
 
-def _plain_file(result: FileResult, width: int) -> str | None:
+class _Output:
+    """The report's lines, from the plain layout or from a rich Console made on first use.
+    Table cells are padded to the full width and trailing spaces only get in the way of a
+    diff, so no line ends in a space: the plain layout writes none, and what rich prints is
+    stripped of them as it is taken."""
+
+    def __init__(self, width: int, color: bool) -> None:
+        self._width = width
+        self._color = color
+        self._lines: list[str] = []
+        self._buffer = io.StringIO()
+        self._console: Console | None = None
+
+    def write(self, lines: list[str]) -> None:
+        """Lines without trailing spaces."""
+        self._take_printed()
+        self._lines += lines
+
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(
+                file=self._buffer,
+                width=self._width,
+                color_system="standard" if self._color else None,
+                force_terminal=self._color,
+                no_color=not self._color,
+                highlight=False,
+                emoji=False,
+                soft_wrap=False,
+            )
+        return self._console
+
+    def text(self) -> str:
+        self._take_printed()
+        return "\n".join([*self._lines, ""])
+
+    def _take_printed(self) -> None:
+        printed = self._buffer.getvalue()
+        if printed:  # whole lines: rich ends each print with a newline
+            self._lines += [line.rstrip() for line in printed.removesuffix("\n").split("\n")]
+            self._buffer.seek(0)
+            self._buffer.truncate()
+
+
+def _plain_file(result: FileResult, width: int) -> list[str] | None:
     """The lines rich prints for a scanned file without fixes (or an unreadable or skipped
-    one), without colour, laid out as rich lays them out; None where its table would not fit
-    in `width` with a message column left (rich's narrowing of the other columns is rich's)."""
-    lines = [result.path]
+    one), without colour, laid out as rich lays them out; None where a text holds what rich
+    removes or expands, where a wide character is wider than its line, or where its table
+    would not fit in `width` with a message column left (rich's narrowing of the other
+    columns is rich's)."""
+    if result.fixed is not None or result.unfixed or result.output:
+        return None
+    rows = [_finding_row(finding) for finding in result.findings]
+    texts = "".join([result.path, result.error or "", *result.notes, *(text for row in rows for text in row)])
+    if _NOT_PLAIN.search(texts):
+        return None
+    ascii = texts.isascii()
+    lines = _unwrapped(result.path)  # a path is never wrapped
     if result.status is FileStatus.ERROR:
-        lines += [f"  unreadable: {result.error or ''}", ""]
-        return "\n".join(lines) + "\n"
+        return [*lines, *_unwrapped(f"  unreadable: {result.error or ''}"), ""]
     if result.status is FileStatus.SKIPPED:
-        lines += _wrapped(f"  skipped: {result.error}", width)
-        return "\n".join(lines) + "\n"
-    for note in result.notes:
-        lines += _wrapped(f"  note: {note}", width)
-    if result.findings:
-        table = _plain_findings(result.findings, width)
+        said = _wrapped(f"  skipped: {result.error}", width, ascii)
+    else:
+        said = [line for note in result.notes for line in _wrapped(f"  note: {note}", width, ascii)]
+    if not ascii and not _fit(said, width):
+        return None
+    if result.status is FileStatus.SKIPPED:
+        return lines + said
+    lines += said
+    if rows:
+        table = _plain_findings(rows, width, ascii)
         if table is None:
             return None
         lines += table
     lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-# Characters rich's Text removes or expands (control codes, tabs): a file whose text holds
-# one is left to rich.
-_NOT_PLAIN = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
-
-
-def _plain_text_safe(result: FileResult) -> bool:
-    if result.fixed is not None or result.unfixed or result.output:
-        return False
-    texts = [result.path, result.error or "", *result.notes]
-    for finding in result.findings:
-        texts += [finding.code, finding.layer or "", finding.message, finding.fix, evidence_line(finding)]
-    return not any(_NOT_PLAIN.search(text) for text in texts)
-
-
-def _wrapped(text: str, width: int) -> list[str]:
-    """`text` folded to `width` cells as rich folds a Text (breaks between words, a word
-    longer than the line cut), each line without its trailing spaces."""
-    lines = []
-    for line in text.split("\n"):
-        if line.isascii():
-            breaks = _ascii_breaks(line, width) if len(line) > width else []
-        else:
-            breaks = divide_line(line, width, fold=True) if cell_len(line) > width else []
-        starts = [0, *breaks]
-        lines += [line[start:end].rstrip() for start, end in zip(starts, [*breaks, len(line)])]
     return lines
 
 
-_WORD = re.compile(r"\s*\S+\s*")  # a word with the spaces around it, as rich divides a line
+def _plain_stale_baseline(stale: list[dict], width: int) -> list[str] | None:
+    """`_print_stale_baseline`, laid out as rich lays it out."""
+    entries = [f"  {entry['path']} {entry['code']} {entry['layer'] or '-'}" for entry in stale]
+    heading = _stale_baseline_heading(stale)
+    if _NOT_PLAIN.search("".join(entries)):
+        return None
+    lines = _wrapped(heading, width, ascii=False)  # each line is measured
+    for entry in entries:
+        lines += _unwrapped(entry)
+    lines.append("")
+    return lines
+
+
+def _plain_summary(line: str, width: int) -> list[str] | None:
+    return _wrapped(line, width, ascii=True) if _printable_ascii(line) else None
+
+
+# Characters rich's Text removes or expands (control codes, tabs): text holding one is left
+# to rich. Without them, in ASCII text a character is a cell and the space the only white
+# space (within a line), and the layout below takes a shorter way.
+_NOT_PLAIN = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def _printable_ascii(text: str) -> bool:
+    return text.isascii() and text.isprintable()
+
+
+def _cell_len(text: str) -> int:
+    if _printable_ascii(text):
+        return len(text)
+    from rich.cells import cell_len
+
+    return cell_len(text)
+
+
+def _unwrapped(text: str) -> list[str]:
+    """`text` printed as is (rich's soft wrap), each line without its trailing spaces."""
+    return [line.rstrip() for line in text.split("\n")]
+
+
+def _wrapped(text: str, width: int, ascii: bool) -> list[str]:
+    """`text` folded to `width` cells as rich folds a Text (breaks between words, a word
+    longer than the line cut), each line without its trailing spaces; `ascii`: `text` is
+    ASCII without control codes."""
+    return _folded(text.split("\n"), width, ascii)
+
+
+def _folded(text_lines: list[str], width: int, ascii: bool) -> list[str]:
+    lines: list[str] = []
+    for line in text_lines:
+        if ascii or _printable_ascii(line):
+            if len(line) <= width:
+                lines.append(line.rstrip())
+            else:
+                lines += _ascii_folded(line, width)
+            continue
+        from rich._wrap import divide_line
+        from rich.cells import cell_len
+
+        lines += _divided(line, divide_line(line, width, fold=True) if cell_len(line) > width else [])
+    return lines
+
+
+# A rule's fix, and many of its messages, are the same words in every file it is found in:
+# each is folded once.
+@functools.lru_cache(maxsize=1024)
+def _ascii_folded(line: str, width: int) -> tuple[str, ...]:
+    return _divided(line, _ascii_breaks(line, width))
+
+
+def _divided(line: str, breaks: list[int]) -> tuple[str, ...]:
+    starts = [0, *breaks]
+    return tuple(line[start:end].rstrip() for start, end in zip(starts, [*breaks, len(line)]))
+
+
+_NOT_SPACE = re.compile(r"[^ ]")
 
 
 def _ascii_breaks(line: str, width: int) -> list[int]:
-    """rich's `divide_line(line, width, fold=True)` for a line of printable ASCII, where a
-    character is a cell (rich measures each word's cells; this is a third of its time)."""
+    """rich's `divide_line(line, width, fold=True)` for a line of printable ASCII, a line at a
+    time rather than rich's word by word.
+
+    rich divides a line into words, each with the spaces after it (the first with those
+    before it too), and starts a new line at a word that would end past `width`; a word
+    longer than `width` is cut every `width` characters from where it starts, its spaces
+    included, and the line goes on after its last piece. So a line starting at `start` holds
+    every word that ends by `start + width`, and the first that does not is the word holding
+    the first character there or after it that is not a space."""
     breaks: list[int] = []
-    offset = 0
-    for match in _WORD.finditer(line):
-        start, end = match.span()
-        word = match.group()
-        length = len(word.rstrip())
-        if width - offset >= length:
-            offset += end - start
-        elif length > width:  # cut into lines of `width`, the last one carried on
-            for piece in range(start, end, width):
-                if piece:
-                    breaks.append(piece)
-                offset = min(width, end - piece)
-        elif offset and start:
-            breaks.append(start)
-            offset = end - start
+    length = len(line)
+    first_word = _NOT_SPACE.search(line) if line.startswith(" ") else None
+    first_word_text = first_word.start() if first_word else 0  # where its characters start
+    start = 0
+    while start + width < length:
+        limit = start + width
+        if line[limit] == " ":
+            after = _NOT_SPACE.search(line, limit)
+            if after is None:  # only spaces left: they hang off the end of this line
+                break
+            limit = after.start()
+        word_text = line.rfind(" ", 0, limit) + 1
+        word_start = 0 if word_text == first_word_text else word_text
+        word_end = line.find(" ", limit)
+        if word_end < 0:
+            word_end = length
+        if word_end - word_start <= width:
+            breaks.append(word_start)
+            start = word_start
+            continue
+        spaces_end = _NOT_SPACE.search(line, word_end)
+        end = length if spaces_end is None else spaces_end.start()
+        pieces = range(word_start, end, width)
+        breaks += pieces[1:] if word_start == 0 else pieces
+        start = pieces[-1]
     return breaks
 
 
-def _plain_findings(findings: list[Finding], width: int) -> list[str] | None:
+def _finding_row(finding: Finding) -> tuple[str, str, str, str]:
+    """A row of `_findings_table`: code, severity, layer, message."""
+    message = f"{finding.message}\n{evidence_line(finding)}\nfix: {finding.fix}"
+    return finding.code, finding.severity.value, finding.layer or "-", message
+
+
+def _plain_findings(rows: list[tuple[str, str, str, str]], width: int, ascii: bool) -> list[str] | None:
     """`_findings_table`, laid out as rich lays that table out: each column as wide as its
     widest cell plus one space (the message, the last, without it), the message narrowed
     until the table fits in `width` and wrapped to its column."""
+    measure = len if ascii else _cell_len
     column = max(12, width // 4)
-    rows = []
-    for finding in findings:
-        layer = finding.layer or "-"
-        parts = [finding.message, evidence_line(finding), f"fix: {finding.fix}"]
-        if cell_len(layer) > column:
-            parts.insert(0, f"layer {layer}")
+    lefts, messages = [], []
+    for code, severity, layer, message in rows:
+        if measure(layer) > column:
+            message = f"layer {layer}\n{message}"
             layer = ""
-        rows.append((finding.code, finding.severity.value, layer, "\n".join(parts)))
-    widths = [max(cell_len(row[index]) for row in rows) + 1 for index in range(3)]
+        lefts.append((code, severity, layer))
+        messages.append(message.split("\n"))
+    widths = [max(map(measure, cells)) + 1 for cells in zip(*lefts)]
     widths[2] = min(widths[2], column + 1)
-    message_width = min(max(_longest_line(row[3]) for row in rows), width)
+    message_width = min(max(max(map(measure, message_lines)) for message_lines in messages), width)
     excess = sum(widths) + message_width - width
     if excess >= message_width:
         return None
     message_width -= max(0, excess)
+    pad = str.ljust if ascii else _padded
+    indent = " " * sum(widths)
     lines: list[str] = []
-    for index, (code, severity, layer, message) in enumerate(rows):
-        if index:
+    for (code, severity, layer), message_lines in zip(lefts, messages):
+        if lines:
             lines.append("")
-        left = [_cell(code, widths[0]), _cell(severity, widths[1]), _cell(layer, widths[2])]
-        wrapped = _wrapped(message, message_width)
-        if any(not text.isascii() and cell_len(text) > message_width for text in wrapped):
-            return None  # a wide character in a column narrower than it: rich crops it
-        for number, text in enumerate(wrapped):
-            lines.append((("".join(left) if number == 0 else " " * sum(widths)) + text).rstrip())
+        wrapped = _folded(message_lines, message_width, ascii)
+        if not ascii and not _fit(wrapped, message_width):
+            return None
+        left = pad(code, widths[0]) + pad(severity, widths[1]) + pad(layer, widths[2])
+        lines.append((left + wrapped[0]).rstrip())
+        lines += [indent + text if text else "" for text in wrapped[1:]]
     return lines
 
 
-def _cell(text: str, width: int) -> str:
-    return text + " " * (width - cell_len(text))
+def _fit(lines: list[str], width: int) -> bool:
+    """False where a wide character is in a line narrower than it: rich crops such a line."""
+    return not any(not _printable_ascii(line) and _cell_len(line) > width for line in lines)
 
 
-def _longest_line(text: str) -> int:
-    return max(cell_len(line) for line in text.split("\n"))
+def _padded(text: str, width: int) -> str:
+    return text + " " * (width - _cell_len(text))
 
 
-def _print_stale_baseline(console: Console, report: Report) -> None:
-    stale = (report.baseline or {}).get("stale") or []
-    if not stale:
+def _print_file(console: Console, result: FileResult, width: int, diff: bool) -> None:
+    from rich.text import Text
+
+    console.print(Text(result.path, style="bold"), soft_wrap=True)  # a path is never wrapped
+    if result.status is FileStatus.ERROR:
+        console.print(Text("  unreadable: ", style="bold red") + Text(result.error or ""), soft_wrap=True)
+        console.print()
         return
-    console.print(
-        Text(
-            f"baseline: {len(stale)} {'entry' if len(stale) == 1 else 'entries'} no longer found (fixed, or the "
-            "model changed; --write-baseline records today's findings):",
-            style="bold",
-        )
-    )
+    if result.status is FileStatus.SKIPPED:
+        console.print(Text(f"  skipped: {result.error}", style="dim"))
+        return
+    if result.fixed is not None:  # what was done first; notes then say how to use the result
+        _print_fixes(console, result, diff)
+    for note in result.notes:
+        console.print(Text(f"  note: {note}", style="dim"))
+    if result.fixed is not None and result.findings:
+        console.print(Text("  still found:", style="dim"))
+    if result.findings:
+        console.print(_findings_table(result.findings, width), Text(""), sep="\n", end="")
+    console.print()
+
+
+def _print_stale_baseline(console: Console, stale: list[dict]) -> None:
+    from rich.text import Text
+
+    console.print(Text(_stale_baseline_heading(stale), style="bold"))
     for entry in stale:
         console.print(Text(f"  {entry['path']} {entry['code']} {entry['layer'] or '-'}"), soft_wrap=True)
     console.print()
+
+
+def _stale_baseline_heading(stale: list[dict]) -> str:
+    return (
+        f"baseline: {len(stale)} {'entry' if len(stale) == 1 else 'entries'} no longer found (fixed, or the "
+        "model changed; --write-baseline records today's findings):"
+    )
 
 
 def _nothing_to_say(result: FileResult, unreadable: bool) -> bool:
@@ -228,6 +369,8 @@ def _nothing_to_say(result: FileResult, unreadable: bool) -> bool:
 def _print_fixes(console: Console, result: FileResult, diff: bool) -> None:
     if result.fixed is None:  # no fix was run (a scan, or a dry run); the caller checks this too
         return
+    from rich.text import Text
+
     for fix in result.fixed:
         console.print(
             Text("  fixed ", style="bold green")
@@ -252,7 +395,12 @@ def _print_fixes(console: Console, result: FileResult, diff: bool) -> None:
 
 def _findings_table(findings: list[Finding], width: int) -> Table:
     # A layer name is what the reader acts on, so it is never cut: a name too long for its
-    # column is printed whole on a line of its own, above the message.
+    # column is printed whole on a line of its own, above the message (measured in cells: a
+    # name of wide characters is twice as wide as it is long).
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
     column = max(12, width // 4)
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column("code", no_wrap=True)
@@ -264,7 +412,7 @@ def _findings_table(findings: list[Finding], width: int) -> Table:
             table.add_row()
         layer = finding.layer or "-"
         message = Text()
-        if len(layer) > column:
+        if cell_len(layer) > column:
             message.append(f"layer {layer}\n", style="bold")
             layer = ""
         message.append(finding.message)
