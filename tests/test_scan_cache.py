@@ -345,6 +345,10 @@ def test_a_cached_json_scan_imports_no_rule_and_neither_numpy_h5py_nor_rich(tmp_
     (models / "sub").mkdir(parents=True)  # a folder the walk asks whether it is one model
     shutil.copy(FIXTURES / "clean" / "mlp.keras", models / "sub" / "mlp.keras")
     shutil.copy(BROKEN / "seed_d_padding_flatten.h5", models / "legacy.h5")
+    # Files the walk takes only when their first bytes say so: it asks without importing a reader.
+    shutil.copy(FIXTURES / "clean" / "glove_vectors.txt", models / "glove.txt")
+    shutil.copy(BROKEN / "gensim_vectors.bin", models / "gensim.bin")
+    (models / "search.index").write_bytes(b"not a checkpoint's table")
     scan_args = ["scan", models, "--format", "json", "--quiet", "--exit-zero", "--cache-dir", tmp_path / "cache"]
     read = modules_a_cli_run_imported(tmp_path, *scan_args)
     assert read == ["h5py", "nandoctor.rules", "numpy"]  # the files were read

@@ -80,7 +80,7 @@ FORMATS: tuple[Format, ...] = (
         (".txt",),
         "word2vec:load_word2vec_text",
         walked=False,
-        sniff="word2vec:looks_like_vectors",
+        sniff="word2vec_header:looks_like_vectors",
         holds_model=False,
     ),
     Format(
@@ -88,7 +88,7 @@ FORMATS: tuple[Format, ...] = (
         (".bin",),
         "word2vec:load_word2vec_binary",
         walked=False,
-        sniff="word2vec:looks_like_vectors",
+        sniff="word2vec_header:looks_like_vectors",
         holds_model=False,
     ),
 )

@@ -8,13 +8,16 @@ from __future__ import annotations
 import os
 import re
 import struct
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.protobuf_wire import fields, read_varint
-from nandoctor.view import Layer, ModelView
-from nandoctor.view.array_sources import FileRegionSource
+
+if TYPE_CHECKING:
+    from nandoctor.view import Layer, ModelView
+
+# `looks_like_checkpoint` runs on every `.index` file a scan walks: numpy and the view are
+# imported when a checkpoint is read.
 
 _MAGIC = 0xDB4775248B80FB57  # the table's footer ends with it (LevelDB's)
 _FOOTER = 48
@@ -112,10 +115,17 @@ def looks_like_checkpoint(path: str) -> bool:
 
 def load_checkpoint(path: str) -> ModelView:
     """The tensors of the checkpoint whose index is `path` (`ckpt.index`), named by their keys."""
+    from nandoctor.view import ModelView
+
     return ModelView(path=path, format="tf-checkpoint", layers=checkpoint_layers(path), has_config=False)
 
 
 def checkpoint_layers(index_path: str) -> list[Layer]:
+    import numpy as np
+
+    from nandoctor.view import Layer
+    from nandoctor.view.array_sources import FileRegionSource
+
     size = os.path.getsize(index_path)
     if size > _MAX_INDEX_BYTES:
         raise UnreadableFile(f"checkpoint index is {size} bytes, over the {_MAX_INDEX_BYTES} limit")

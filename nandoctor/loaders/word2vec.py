@@ -19,41 +19,13 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from nandoctor.errors import UnreadableFile
+from nandoctor.loaders.word2vec_header import MAX_LINE, sniff_header
 from nandoctor.view import Layer, ModelView
 from nandoctor.view.array_sources import ArraySource, map_in_threads, map_read_only, parallel_worth_it
 
-MAX_LINE = 1 << 20
 MAX_WORD = 1 << 16
 
 T = TypeVar("T")
-
-
-def sniff_header(path: str) -> tuple[int, int] | None:
-    """`(rows, dim)` when the file starts with a word2vec header line, else None."""
-    try:
-        with open(path, "rb") as file:
-            first = file.readline(256)
-    except OSError:
-        return None
-    parts = first.split()
-    if len(parts) == 2 and all(part.isdigit() for part in parts):
-        return int(parts[0]), int(parts[1])
-    return None
-
-
-def looks_like_vectors(path: str) -> bool:
-    """A `rows dim` header, or a GloVe-style first line: a word then at least two numbers."""
-    if sniff_header(path) is not None:
-        return True
-    try:
-        with open(path, "rb") as file:
-            fields = file.readline(MAX_LINE).split()
-        if len(fields) < 3:
-            return False
-        [float(field) for field in fields[1:]]
-    except (OSError, ValueError):
-        return False
-    return True
 
 
 def _checked_header(path: str, header: tuple[int, int] | None, min_bytes_per_value: int) -> tuple[int, int]:
