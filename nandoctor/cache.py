@@ -47,7 +47,6 @@ import itertools
 import json
 import os
 import stat
-import tempfile
 import time
 import zlib
 from collections.abc import Mapping
@@ -160,6 +159,8 @@ class ScanCache:
             return
         kept = {key: entry for key, entry in self._read_index().items() if _still_there(entry)}
         entries = {**kept, **self._new}
+        import tempfile  # here: a scan that stores nothing does not import it
+
         with contextlib.suppress(OSError, ValueError, TypeError):
             self._prepare()
             descriptor, temporary = tempfile.mkstemp(dir=self.entries, suffix=".tmp")

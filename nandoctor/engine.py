@@ -7,7 +7,6 @@ it becomes a note that says why, and every other check still reports.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 import warnings
@@ -340,6 +339,8 @@ def quiet_dependencies() -> Iterator[None]:
     `compile` (KerasHub tasks), numpy's copy-keyword deprecation on a TensorFlow tensor. None
     is about the user's model; what is, nandoctor reports as a finding or a note. Warnings and
     the dependencies' log lines below ERROR are silenced inside, and restored after."""
+    import logging  # here: the static scan, which has no dependency to quiet, does not import it
+
     loggers = [logging.getLogger(name) for name in _DEPENDENCY_LOGGERS]
     levels = [logger.level for logger in loggers]
     try:
