@@ -58,7 +58,7 @@ def _read(path: str, root: StoredGroup) -> ModelView:
         if weights is not None:
             attach_legacy_weights(weights, view.layers, make_source)
         return view
-    if "layer_names" in root.attributes or "layer_names" in root.unreadable:
+    if root.has_attribute("layer_names"):
         layers = attach_legacy_weights(root, [], make_source)
         return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
     layers = _keras3_model(root, make_source) + keras3_layers_from_tree(root, make_source)
