@@ -113,8 +113,8 @@ class Word2VecTextSource(ArraySource):
         with open(self.path, "rb") as file:
             if self.skip_header:
                 file.readline(MAX_LINE)
-            for row in range(max(wanted, default=-1) + 1):
-                line = file.readline(MAX_LINE)
+            lines = itertools.islice(iter(functools.partial(file.readline, MAX_LINE), b""), max(wanted, default=-1) + 1)
+            for row, line in enumerate(lines):
                 if row in wanted:
                     words[row] = _decode(line.rstrip().rsplit(None, self.row_len)[0] if line.strip() else b"")
         return [words.get(row, "") for row in rows]
@@ -123,7 +123,9 @@ class Word2VecTextSource(ArraySource):
 # numpy's text reader decodes bytes as latin-1 and splits on any Unicode space; these six
 # bytes are spaces to it but not to `bytes.split`. Mapped to a byte that is neither, they
 # stay inside their token, so the reader splits a line exactly where `bytes.split` does.
-_NOT_SPACE = bytes.maketrans(b"\x1c\x1d\x1e\x1f\x85\xa0", b"\x80" * 6)
+# Looked for first: finding none costs an eighth of mapping them (44 us against 348 a MiB).
+_READER_ONLY_SPACES = (b"\x1c", b"\x1d", b"\x1e", b"\x1f", b"\x85", b"\xa0")
+_NOT_SPACE = bytes.maketrans(b"".join(_READER_ONLY_SPACES), b"\x80" * len(_READER_ONLY_SPACES))
 
 
 def _ignore_word(_field: str) -> float:
@@ -143,9 +145,12 @@ def _parse_in_c(lines: list[bytes], count: int, dim: int) -> np.ndarray | None:
     the block it is one row in both."""
     if len(lines) < count or lines[0].isspace():
         return None  # at the end of the file; a blank first line would make the reader warn of no data
+    text = b"".join(lines)
+    if any(map(text.__contains__, _READER_ONLY_SPACES)):
+        text = text.translate(_NOT_SPACE)
     try:
         table = np.loadtxt(
-            io.BytesIO(b"".join(lines).translate(_NOT_SPACE)),
+            io.BytesIO(text),
             dtype=np.float32,
             comments=None,
             usecols=range(-dim - 1, 0),

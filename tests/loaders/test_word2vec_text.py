@@ -165,3 +165,10 @@ def test_a_value_too_large_for_float32_warns_as_np_array_warns(tmp_path):
     with pytest.warns(RuntimeWarning, match="overflow"):
         table = Word2VecTextSource(str(path), 1, 2, skip_header=True).read()
     assert np.isposinf(table[0, 0]) and np.isnan(table[0, 1])
+
+
+def test_row_labels_are_the_words_of_the_rows_asked_for_and_empty_past_the_end(tmp_path):
+    path = tmp_path / "vectors.vec"
+    path.write_bytes(b"3 2\nnew york 1 2\nroute 66 3 4\n\xff 5 6\n")
+    source = Word2VecTextSource(str(path), 3, 2, skip_header=True)
+    assert source.row_labels([2, 0, 5]) == ["\ufffd", "new york", ""]
