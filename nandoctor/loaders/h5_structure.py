@@ -109,6 +109,9 @@ class StoredDataset(_AttributeStore):
     shape: tuple[int, ...] | None = None  # None for a null dataspace
     dtype: np.dtype | None = None
     problem: str | None = None  # why its shape or dtype could not be read
+    # The file's bytes, where it was opened from memory (a .keras archive's weights member):
+    # its contiguous values are read from there, not from the disk again.
+    image: bytes | None = field(default=None, repr=False)
     _values: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _unreadable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _unread: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
@@ -164,10 +167,11 @@ class StoredStructure:
         self._with_attributes = []
 
 
-def read_structure(h5: h5py.File, label: str) -> StoredStructure:
+def read_structure(h5: h5py.File, label: str, image: bytes | None = None) -> StoredStructure:
     """Walk every link of `h5` once, refusing (in one line naming `label` and the link) any
-    that leads out of the file or round a loop; read each dataset's storage, shape and dtype."""
-    walk = _Walk(h5, label)
+    that leads out of the file or round a loop; read each dataset's storage, shape and dtype.
+    `image`: the file's bytes, where `h5` was opened from them."""
+    walk = _Walk(h5, label, image)
     h5.id.links.visit(walk.visit, info=True)
     if walk.refusal is not None:
         raise UnreadableFile(walk.refusal)
@@ -177,8 +181,8 @@ def read_structure(h5: h5py.File, label: str) -> StoredStructure:
 
 
 class _Walk:
-    def __init__(self, h5: h5py.File, label: str):
-        self.h5, self.label = h5, label
+    def __init__(self, h5: h5py.File, label: str, image: bytes | None):
+        self.h5, self.label, self.image = h5, label, image
         self.root = StoredGroup("/")
         self.groups: dict[bytes, StoredGroup] = {b"": self.root}
         # Each group's object, kept open for the walk: a member is opened from its group, not
@@ -239,7 +243,7 @@ class _Walk:
                 return None
             layout = plist.get_layout()
             stored_bytes = item.get_storage_size()  # asked only once the storage is known to be in the file
-        dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, stored_bytes)
+        dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, stored_bytes, image=self.image)
         try:
             dataset.shape, dataset.dtype = item.shape, item.dtype
         except Exception as error:

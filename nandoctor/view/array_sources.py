@@ -138,14 +138,33 @@ _HAS_PREADV = hasattr(os, "preadv")  # not on Windows
 
 
 class FileRegionSource(ArraySource):
-    """A C-ordered tensor stored as raw bytes at `offset` in the file at `path`."""
+    """A C-ordered tensor stored as raw bytes at `offset` in the file at `path`; where the
+    loader holds those bytes in memory already (`image`, from `image_offset`), rows are
+    copied from there (a small model's tensor costs an open and a read of the file else)."""
 
-    def __init__(self, path: str, offset: int, shape, dtype, bfloat16: bool = False):
+    def __init__(
+        self,
+        path: str,
+        offset: int,
+        shape,
+        dtype,
+        bfloat16: bool = False,
+        image: bytes | None = None,
+        image_offset: int = 0,
+    ):
         super().__init__(shape, dtype, bfloat16)
         self.path = path
         self.offset = offset
+        self.image = image
+        self.image_offset = image_offset
 
     def _read_rows(self, start: int, out: np.ndarray) -> None:
+        if self.image is not None:
+            begin = self.image_offset + start * self.row_len * self.itemsize
+            if begin + out.nbytes > len(self.image):
+                raise UnreadableFile("file ends inside a weight tensor (truncated)")
+            out.reshape(-1).view(np.uint8)[...] = np.frombuffer(self.image, np.uint8, out.nbytes, begin)
+            return
         position = self.offset + start * self.row_len * self.itemsize
         if not _HAS_PREADV:
             with open(self.path, "rb", buffering=0) as file:

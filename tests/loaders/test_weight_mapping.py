@@ -73,6 +73,14 @@ def test_keras3_files_map_every_tensor_to_its_layer(keras, save, name):
         assert_same_weights(view, live_weights(model))
 
 
+def test_a_keras_archives_tensors_are_read_from_its_weights_member_held_in_memory(keras, save):
+    model = keras3_model(keras)
+    with load(save(model, "model.keras")) as view:
+        sources = [weight.source for weight in view.weights()]
+        assert sources and all(getattr(source, "image", None) is not None for source in sources)
+        assert_same_weights(view, live_weights(model))
+
+
 @pytest.mark.parametrize("name", ["model.h5", "model_weights.h5"])
 def test_keras2_files_map_every_tensor_to_its_layer(tf_keras, save, name):
     model = keras2_model(tf_keras)
