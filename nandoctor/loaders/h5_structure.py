@@ -13,9 +13,9 @@ external link, a soft link that leads nowhere, a virtual dataset (which maps oth
 a dataset stored in external files would make libhdf5 open whatever path the file names (a
 FIFO, which blocks forever; /dev/zero; another model's weights). Each link's type is checked
 before anything behind it is opened, and a group reached twice (a link back to a group that
-holds it) is refused, so no walk goes round a loop. Attributes are read last
+holds it) is refused, so no walk goes round a loop. Attributes are listed last
 (`StoredStructure.read_attributes`), once the caller has checked the global heap their
-strings live in (`h5_file_checks`).
+strings live in (`h5_file_checks`), and each is read when first asked for.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class _AttributeStore:
         return self._unreadable
 
     def has_attribute(self, key: str) -> bool:
+        """Whether the object has the attribute, readable or not (nothing is read)."""
         return key in self._values or key in self._unreadable or key in self._unread
 
     def attribute(self, key: str) -> Any:

@@ -134,15 +134,17 @@ def _ignore_word(_field: str) -> float:
 
 def _parse_in_c(lines: list[bytes], count: int, dim: int) -> np.ndarray | None:
     """The block's values parsed by numpy's C text reader, 2 to 3 times faster than splitting
-    each line in Python; None where the reader could disagree with `_parse_line_by_line`, which
-    then decides and names the fault. The reader parses each value to a double with the parser
-    Python's `float` uses (less its underscores) and rounds it to float32, as `np.array` rounds
-    `float`'s. The word is all before the last `dim` fields; the converter on the field before
-    them proves each line has at least `dim + 1`. The reader skips blank lines (so the row count differs)
-    and does not warn when a finite value overflows float32, as `np.array` does (so a
-    non-finite value goes to the reference parse). A line `readline` cut at MAX_LINE reads
-    the same either way: mid-block it joins the next piece (the row count differs), last in
-    the block it is one row in both."""
+    each line in Python; None where the reader could disagree with `_parse_line_by_line`,
+    which then decides and names the fault.
+
+    The reader parses each value to a double with the parser Python's `float` uses (less its
+    underscores) and rounds it to float32, as `np.array` rounds `float`'s. The word is all
+    before the last `dim` fields; the converter on the field before them proves that each
+    line has at least `dim + 1`. The reader skips blank lines (the row count then differs),
+    and does not warn where a finite value overflows float32, as `np.array` does (a block with
+    a value that is not finite goes to the per-line parse). A line that `readline` cut at
+    MAX_LINE reads the same both ways: mid-block it joins the next piece (the row count
+    differs), last in the block it is one row in both."""
     if len(lines) < count or lines[0].isspace():
         return None  # at the end of the file; a blank first line would make the reader warn of no data
     text = b"".join(lines)
