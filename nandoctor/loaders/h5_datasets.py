@@ -60,7 +60,10 @@ def dataset_source(dataset: StoredDataset, region_file: str, base_offset: int, f
         if nbytes and offset is not None:
             if base_offset + offset + nbytes > file_size:
                 raise UnreadableFile(f"weight {name} runs past the end of the file (truncated)")
-            return FileRegionSource(region_file, base_offset + offset, shape, dtype, bfloat16)
+            # From the file's bytes already in memory, where they hold it: the same bytes as
+            # on disk (the image was read from there), without an open and a read a tensor.
+            image = dataset.image if dataset.image is not None and offset + nbytes <= len(dataset.image) else None
+            return FileRegionSource(region_file, base_offset + offset, shape, dtype, bfloat16, image, offset)
     elif nbytes > max(_MAX_CHUNKED_EXPANSION * stored, 1 << 20):
         raise UnreadableFile(
             f"weight {name} declares shape {tuple(shape)} ({nbytes} bytes) "

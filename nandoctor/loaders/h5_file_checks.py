@@ -30,7 +30,9 @@ def open_weights_file(target, label: str, view: ModelView) -> StoredGroup:
     except (OSError, ValueError) as error:
         raise UnreadableFile(f"{label} is not a valid HDF5 file ({first_line(error)})") from None
     view.on_close(h5.close)
-    return check_hdf5_file(h5, io.BytesIO(target) if isinstance(target, bytes) else target, label)
+    if isinstance(target, bytes):
+        return check_hdf5_file(h5, io.BytesIO(target), label, image=target)
+    return check_hdf5_file(h5, target, label)
 
 
 def _open_image(image: bytes) -> h5py.File:
@@ -49,11 +51,12 @@ def _open_image(image: bytes) -> h5py.File:
 _IMAGE_NUMBERS = itertools.count()
 
 
-def check_hdf5_file(h5: h5py.File, target, label: str) -> StoredGroup:
+def check_hdf5_file(h5: h5py.File, target, label: str, image: bytes | None = None) -> StoredGroup:
     """The file's structure (its root group), attributes included, after refusing a file
     whose links or storage lead outside it, or whose global heap would loop libhdf5 forever.
-    Call it before any attribute or object of the file is read."""
-    structure = read_structure(h5, label)
+    Call it before any attribute or object of the file is read. `image`: the file's bytes,
+    where `h5` was opened from them (its datasets are then read from there)."""
+    structure = read_structure(h5, label, image)
     if not isinstance(target, (str, os.PathLike)) or os.path.isfile(target):
         _check_global_heaps(structure.regions, target, label)
     structure.read_attributes()

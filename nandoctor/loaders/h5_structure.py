@@ -13,9 +13,9 @@ external link, a soft link that leads nowhere, a virtual dataset (which maps oth
 a dataset stored in external files would make libhdf5 open whatever path the file names (a
 FIFO, which blocks forever; /dev/zero; another model's weights). Each link's type is checked
 before anything behind it is opened, and a group reached twice (a link back to a group that
-holds it) is refused, so no walk goes round a loop. Attributes are read last
+holds it) is refused, so no walk goes round a loop. Attributes are listed last
 (`StoredStructure.read_attributes`), once the caller has checked the global heap their
-strings live in (`h5_file_checks`).
+strings live in (`h5_file_checks`), and each is read when first asked for.
 """
 
 from __future__ import annotations
@@ -34,8 +34,72 @@ _SHOWN_TARGET = 200  # characters of a link's target quoted in a refusal
 _MAX_ATTRIBUTE_BYTES = 64 << 20
 
 
+class _AttributeStore:
+    """A node's attributes, each read the first time it is asked for: a legacy file's
+    `keras_version` and `backend`, twice each, and the `weight_names` of layers the config
+    does not name are never asked for, and reading an attribute costs more than opening
+    the object it belongs to. Their names are listed when the file is checked
+    (`StoredStructure.read_attributes`), so a file whose attribute table cannot be read is
+    refused then, as before; one attribute that cannot be read is refused only when asked
+    for, as before (an unreadable attribute nobody asks about does not fail the file)."""
+
+    name: str
+    _values: dict[str, Any]
+    _unreadable: dict[str, str]
+    _unread: dict[str, bytes]  # key -> the name as stored, not read yet
+    _object_id: Any  # the object the unread attributes are read from
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Every readable attribute's value, as h5py's `attrs[name]` gives it."""
+        self._read_all()
+        return self._values
+
+    @property
+    def unreadable(self) -> dict[str, str]:
+        """Attribute -> why it could not be read."""
+        self._read_all()
+        return self._unreadable
+
+    def has_attribute(self, key: str) -> bool:
+        """Whether the object has the attribute, readable or not (nothing is read)."""
+        return key in self._values or key in self._unreadable or key in self._unread
+
+    def attribute(self, key: str) -> Any:
+        """The attribute's value as h5py reads it, or None; one that exists but cannot be read
+        is refused."""
+        if key in self._unread:
+            self._read(key)
+        if key in self._unreadable:
+            raise UnreadableFile(f"attribute {key!r} of {self.name} cannot be read ({self._unreadable[key]})")
+        return self._values.get(key)
+
+    def _note_names(self, object_id: Any) -> None:
+        names: list[bytes] = []
+        h5py.h5a.iterate(object_id, names.append)
+        self._unread = {_key(raw): raw for raw in names}
+        self._object_id = object_id if names else None
+
+    def _read(self, key: str) -> None:
+        raw = self._unread.pop(key)
+        try:
+            attribute = h5py.h5a.open(self._object_id, raw)
+            if _storage_size(attribute) > _MAX_ATTRIBUTE_BYTES:
+                self._unreadable[key] = f"larger than {_MAX_ATTRIBUTE_BYTES >> 20} MiB"
+            else:
+                self._values[key] = _value(attribute, self._object_id, raw)
+        except Exception as error:
+            self._unreadable[key] = first_line(error)
+        if not self._unread:
+            self._object_id = None  # lets the object go
+
+    def _read_all(self) -> None:
+        for key in list(self._unread):
+            self._read(key)
+
+
 @dataclass(eq=False)
-class StoredDataset:
+class StoredDataset(_AttributeStore):
     """A dataset as the walk found it; its values stay in the file."""
 
     name: str  # its path in the file, as h5py names it ("/layers/dense/vars/0")
@@ -46,26 +110,30 @@ class StoredDataset:
     shape: tuple[int, ...] | None = None  # None for a null dataspace
     dtype: np.dtype | None = None
     problem: str | None = None  # why its shape or dtype could not be read
-    attributes: dict[str, Any] = field(default_factory=dict)
-    unreadable: dict[str, str] = field(default_factory=dict)  # attribute -> why it could not be read
+    # The file's bytes, where it was opened from memory (a .keras archive's weights member):
+    # its contiguous values are read from there, not from the disk again.
+    image: bytes | None = field(default=None, repr=False)
+    _values: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _unreadable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _unread: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
+    _object_id: Any = field(default=None, init=False, repr=False)
 
     def open(self) -> h5py.Dataset:
         """The dataset through h5py, to read a chunked or compact one."""
         return self.file[self.name.encode("utf-8", "surrogateescape")]
 
-    def attribute(self, key: str) -> Any:
-        return _attribute(self, key)
-
 
 @dataclass(eq=False)
-class StoredGroup:
+class StoredGroup(_AttributeStore):
     """A group: its members in the order h5py iterates them, and its attributes."""
 
     name: str
     members: dict[str, StoredGroup | StoredDataset] = field(default_factory=dict)
-    attributes: dict[str, Any] = field(default_factory=dict)
-    unreadable: dict[str, str] = field(default_factory=dict)
     root: StoredGroup | None = None  # the file's root group; None for the root itself
+    _values: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _unreadable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _unread: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
+    _object_id: Any = field(default=None, init=False, repr=False)
 
     def get(self, path: str) -> StoredGroup | StoredDataset | None:
         """The member at `path` below this group (from the root where it starts with "/")."""
@@ -82,17 +150,6 @@ class StoredGroup:
         found = self.get(path)
         return found if isinstance(found, StoredGroup) else None
 
-    def attribute(self, key: str) -> Any:
-        return _attribute(self, key)
-
-
-def _attribute(node: StoredGroup | StoredDataset, key: str) -> Any:
-    """The attribute's value as h5py reads it, or None; one that exists but cannot be read is
-    refused when asked for (an unreadable attribute nobody asks about does not fail the file)."""
-    if key in node.unreadable:
-        raise UnreadableFile(f"attribute {key!r} of {node.name} cannot be read ({node.unreadable[key]})")
-    return node.attributes.get(key)
-
 
 @dataclass
 class StoredStructure:
@@ -104,16 +161,18 @@ class StoredStructure:
     _with_attributes: list[tuple[StoredGroup | StoredDataset, Any]]
 
     def read_attributes(self) -> None:
-        """Read every attribute the walk saw; call it once the global heap is known sound."""
+        """List the attributes of every object the walk saw, to be read when asked for; call it
+        once the global heap is known sound."""
         for node, object_id in self._with_attributes:
-            node.attributes, node.unreadable = _attributes_of(object_id)
-        self._with_attributes = []  # lets the object ids go
+            node._note_names(object_id)
+        self._with_attributes = []
 
 
-def read_structure(h5: h5py.File, label: str) -> StoredStructure:
+def read_structure(h5: h5py.File, label: str, image: bytes | None = None) -> StoredStructure:
     """Walk every link of `h5` once, refusing (in one line naming `label` and the link) any
-    that leads out of the file or round a loop; read each dataset's storage, shape and dtype."""
-    walk = _Walk(h5, label)
+    that leads out of the file or round a loop; read each dataset's storage, shape and dtype.
+    `image`: the file's bytes, where `h5` was opened from them."""
+    walk = _Walk(h5, label, image)
     h5.id.links.visit(walk.visit, info=True)
     if walk.refusal is not None:
         raise UnreadableFile(walk.refusal)
@@ -123,8 +182,8 @@ def read_structure(h5: h5py.File, label: str) -> StoredStructure:
 
 
 class _Walk:
-    def __init__(self, h5: h5py.File, label: str):
-        self.h5, self.label = h5, label
+    def __init__(self, h5: h5py.File, label: str, image: bytes | None):
+        self.h5, self.label, self.image = h5, label, image
         self.root = StoredGroup("/")
         self.groups: dict[bytes, StoredGroup] = {b"": self.root}
         # Each group's object, kept open for the walk: a member is opened from its group, not
@@ -185,7 +244,7 @@ class _Walk:
                 return None
             layout = plist.get_layout()
             stored_bytes = item.get_storage_size()  # asked only once the storage is known to be in the file
-        dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, stored_bytes)
+        dataset = StoredDataset("/" + _key(name), self.h5, layout, offset, stored_bytes, image=self.image)
         try:
             dataset.shape, dataset.dtype = item.shape, item.dtype
         except Exception as error:
@@ -227,26 +286,6 @@ class _Walk:
             group = self.groups.get(path)
             if group is not None and len(order) == len(group.members):
                 group.members = {key: group.members[key] for key in sorted(order, key=order.__getitem__)}
-
-
-def _attributes_of(object_id) -> tuple[dict[str, Any], dict[str, str]]:
-    """Every attribute of an object, read as h5py reads them; those that cannot be read (a
-    type h5py does not map, an absurd size) are kept apart with the reason."""
-    names: list[bytes] = []
-    h5py.h5a.iterate(object_id, names.append)
-    values: dict[str, Any] = {}
-    unreadable: dict[str, str] = {}
-    for raw in names:
-        key = _key(raw)
-        try:
-            attribute = h5py.h5a.open(object_id, raw)
-            if _storage_size(attribute) > _MAX_ATTRIBUTE_BYTES:
-                unreadable[key] = f"larger than {_MAX_ATTRIBUTE_BYTES >> 20} MiB"
-            else:
-                values[key] = _value(attribute, object_id, raw)
-        except Exception as error:
-            unreadable[key] = first_line(error)
-    return values, unreadable
 
 
 # h5py's memory type for a variable-length string, by character set (built once: each build

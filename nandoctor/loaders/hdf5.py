@@ -9,6 +9,10 @@ Three layouts are recognised, all written by Keras itself:
 
 from __future__ import annotations
 
+import io
+import os
+import stat
+
 import h5py
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
@@ -28,18 +32,33 @@ from nandoctor.view import Layer, ModelView
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
+# A file up to this size is read into memory once: its heap check and its tensors then read
+# from there, not with an open and a read each (a small model has a dozen tensors).
+IN_MEMORY_BYTES = 8 << 20
+
+
 def load_hdf5(path: str) -> ModelView:
     try:
         h5 = h5py.File(path, "r")
     except (OSError, ValueError) as error:
         raise UnreadableFile(f"not a valid HDF5 file ({first_line(error)})") from None
     try:
-        view = _read(path, check_hdf5_file(h5, path, "the file"))  # checked before anything is read
+        image = _small_file_bytes(path)
+        target = io.BytesIO(image) if image is not None else path
+        view = _read(path, check_hdf5_file(h5, target, "the file", image))  # checked before anything is read
     except BaseException:
         h5.close()
         raise
     view.on_close(h5.close)
     return view
+
+
+def _small_file_bytes(path: str) -> bytes | None:
+    with open(path, "rb") as file:
+        status = os.fstat(file.fileno())
+        if not stat.S_ISREG(status.st_mode) or status.st_size > IN_MEMORY_BYTES:
+            return None
+        return file.read()
 
 
 def _read(path: str, root: StoredGroup) -> ModelView:
@@ -58,7 +77,7 @@ def _read(path: str, root: StoredGroup) -> ModelView:
         if weights is not None:
             attach_legacy_weights(weights, view.layers, make_source)
         return view
-    if "layer_names" in root.attributes or "layer_names" in root.unreadable:
+    if root.has_attribute("layer_names"):
         layers = attach_legacy_weights(root, [], make_source)
         return ModelView(path=path, format="weights-h5", layers=layers, has_config=False)
     layers = _keras3_model(root, make_source) + keras3_layers_from_tree(root, make_source)

@@ -9,6 +9,8 @@ back in row blocks, so memory stays bounded.
 from __future__ import annotations
 
 import functools
+import io
+import itertools
 import mmap
 import os
 import re
@@ -66,24 +68,16 @@ class Word2VecTextSource(ArraySource):
         with open(self.path, "rb") as file:
             if self.skip_header:
                 file.readline(MAX_LINE)
-            line_number = 1 + self.skip_header
+            first_line = 1 + self.skip_header
+            next_line = functools.partial(file.readline, MAX_LINE)
             for start in range(0, self.rows, self.rows_per_block):
                 count = min(self.rows_per_block, self.rows - start)
-                values: list[list[bytes]] = []
-                for _ in range(count):
-                    line = file.readline(MAX_LINE)
-                    if not line:
-                        raise UnreadableFile(f"word2vec file ends at row {start + len(values)} of {self.rows}")
-                    fields = line.rstrip().rsplit(None, dim)[1:]
-                    if len(fields) != dim:
-                        raise UnreadableFile(f"line {line_number}: expected {dim} values, found {len(fields)}")
-                    values.append(fields)
-                    line_number += 1
-                try:
-                    block = np.array(values, dtype=np.float32)
-                except ValueError:
-                    raise UnreadableFile(f"a value near line {line_number} is not a number") from None
+                lines = list(itertools.islice(iter(next_line, b""), count))
+                block = _parse_in_c(lines, count, dim)
+                if block is None:
+                    block = _parse_line_by_line(lines, count, dim, start, self.rows, first_line)
                 yield start, block
+                first_line += count
 
     def row_labels(self, rows: list[int]) -> list[str] | None:
         wanted = set(rows)
@@ -91,11 +85,75 @@ class Word2VecTextSource(ArraySource):
         with open(self.path, "rb") as file:
             if self.skip_header:
                 file.readline(MAX_LINE)
-            for row in range(max(wanted, default=-1) + 1):
-                line = file.readline(MAX_LINE)
+            lines = itertools.islice(iter(functools.partial(file.readline, MAX_LINE), b""), max(wanted, default=-1) + 1)
+            for row, line in enumerate(lines):
                 if row in wanted:
                     words[row] = _decode(line.rstrip().rsplit(None, self.row_len)[0] if line.strip() else b"")
         return [words.get(row, "") for row in rows]
+
+
+# numpy's text reader decodes bytes as latin-1 and splits on any Unicode space; these six
+# bytes are spaces to it but not to `bytes.split`. Mapped to a byte that is neither, they
+# stay inside their token, so the reader splits a line exactly where `bytes.split` does.
+# Looked for first: finding none costs an eighth of mapping them (44 us against 348 a MiB).
+_READER_ONLY_SPACES = (b"\x1c", b"\x1d", b"\x1e", b"\x1f", b"\x85", b"\xa0")
+_NOT_SPACE = bytes.maketrans(b"".join(_READER_ONLY_SPACES), b"\x80" * len(_READER_ONLY_SPACES))
+
+
+def _ignore_word(_field: str) -> float:
+    return 0.0
+
+
+def _parse_in_c(lines: list[bytes], count: int, dim: int) -> np.ndarray | None:
+    """The block's values parsed by numpy's C text reader, 2 to 3 times faster than splitting
+    each line in Python; None where the reader could disagree with `_parse_line_by_line`,
+    which then decides and names the fault.
+
+    The reader parses each value to a double with the parser Python's `float` uses (less its
+    underscores) and rounds it to float32, as `np.array` rounds `float`'s. The word is all
+    before the last `dim` fields; the converter on the field before them proves that each
+    line has at least `dim + 1`. The reader skips blank lines (the row count then differs),
+    and does not warn where a finite value overflows float32, as `np.array` does (a block with
+    a value that is not finite goes to the per-line parse). A line that `readline` cut at
+    MAX_LINE reads the same both ways: mid-block it joins the next piece (the row count
+    differs), last in the block it is one row in both."""
+    if len(lines) < count or lines[0].isspace():
+        return None  # at the end of the file; a blank first line would make the reader warn of no data
+    text = b"".join(lines)
+    if any(map(text.__contains__, _READER_ONLY_SPACES)):
+        text = text.translate(_NOT_SPACE)
+    try:
+        table = np.loadtxt(
+            io.BytesIO(text),
+            dtype=np.float32,
+            comments=None,
+            usecols=range(-dim - 1, 0),
+            converters={-dim - 1: _ignore_word},
+            ndmin=2,
+            encoding="latin1",
+        )
+    except ValueError:
+        return None
+    if table.shape != (count, dim + 1) or not np.isfinite(table).all():
+        return None
+    return np.ascontiguousarray(table[:, 1:])
+
+
+def _parse_line_by_line(lines: list[bytes], count: int, dim: int, start: int, rows: int, first_line: int) -> np.ndarray:
+    """The reference parse: the last `dim` fields of each line, converted by `np.array`. Every
+    fault of a block is found here, in the order a reader front to back meets it."""
+    values: list[list[bytes]] = []
+    for line_number, line in enumerate(lines, first_line):
+        fields = line.rstrip().rsplit(None, dim)[1:]
+        if len(fields) != dim:
+            raise UnreadableFile(f"line {line_number}: expected {dim} values, found {len(fields)}")
+        values.append(fields)
+    if len(lines) < count:
+        raise UnreadableFile(f"word2vec file ends at row {start + len(lines)} of {rows}")
+    try:
+        return np.array(values, dtype=np.float32)
+    except ValueError:
+        raise UnreadableFile(f"a value near line {first_line + count} is not a number") from None
 
 
 class Word2VecBinarySource(ArraySource):

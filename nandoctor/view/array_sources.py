@@ -11,6 +11,7 @@ ones are mapped window by window and shared between worker threads.
 
 from __future__ import annotations
 
+import functools
 import io
 import mmap
 import os
@@ -44,7 +45,7 @@ class ArraySource:
         # bfloat16 is stored as uint16 (as Keras writes it); values are widened on read.
         self.bfloat16 = bfloat16
         self.rows = self.shape[0] if self.shape else 1
-        self.row_len = int(np.prod(self.shape[1:], dtype=np.int64)) if len(self.shape) > 1 else 1
+        self.row_len = _row_len(self.shape[1:]) if len(self.shape) > 1 else 1
 
     @property
     def itemsize(self) -> int:
@@ -52,8 +53,8 @@ class ArraySource:
 
     @cached_property
     def logical_dtype(self) -> str:
-        # Cached: numpy names a dtype anew on each ask, and loaders and the statistics ask per tensor.
-        return "bfloat16" if self.bfloat16 else self.dtype.name
+        # Cached: numpy names a dtype anew on each ask (1.4 us), and loaders and the statistics ask per tensor.
+        return "bfloat16" if self.bfloat16 else _dtype_name(self.dtype)
 
     @property
     def rows_per_block(self) -> int:
@@ -117,6 +118,18 @@ class ArraySource:
         return values.reshape(self.shape)
 
 
+# A model's tensors share a few shapes and dtypes: each answer is kept, as numpy's costs
+# microseconds a tensor (`np.prod` of a tuple, `dtype.name`).
+@functools.lru_cache(maxsize=4096)
+def _row_len(trailing_axes: tuple[int, ...]) -> int:
+    return int(np.prod(trailing_axes, dtype=np.int64))
+
+
+@functools.lru_cache(maxsize=256)
+def _dtype_name(dtype: np.dtype) -> str:
+    return dtype.name
+
+
 def widen_bfloat16(raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.uint32) << 16).view(np.float32)
 
@@ -125,14 +138,33 @@ _HAS_PREADV = hasattr(os, "preadv")  # not on Windows
 
 
 class FileRegionSource(ArraySource):
-    """A C-ordered tensor stored as raw bytes at `offset` in the file at `path`."""
+    """A C-ordered tensor stored as raw bytes at `offset` in the file at `path`; where the
+    loader holds those bytes in memory already (`image`, from `image_offset`), rows are
+    copied from there (a small model's tensor costs an open and a read of the file else)."""
 
-    def __init__(self, path: str, offset: int, shape, dtype, bfloat16: bool = False):
+    def __init__(
+        self,
+        path: str,
+        offset: int,
+        shape,
+        dtype,
+        bfloat16: bool = False,
+        image: bytes | None = None,
+        image_offset: int = 0,
+    ):
         super().__init__(shape, dtype, bfloat16)
         self.path = path
         self.offset = offset
+        self.image = image
+        self.image_offset = image_offset
 
     def _read_rows(self, start: int, out: np.ndarray) -> None:
+        if self.image is not None:
+            begin = self.image_offset + start * self.row_len * self.itemsize
+            if begin + out.nbytes > len(self.image):
+                raise UnreadableFile("file ends inside a weight tensor (truncated)")
+            out.reshape(-1).view(np.uint8)[...] = np.frombuffer(self.image, np.uint8, out.nbytes, begin)
+            return
         position = self.offset + start * self.row_len * self.itemsize
         if not _HAS_PREADV:
             with open(self.path, "rb", buffering=0) as file:

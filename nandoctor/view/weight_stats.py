@@ -55,6 +55,8 @@ class WeightStats:
 
 @dataclass
 class _BlockSummary:
+    start: int
+    row_abs: np.ndarray | None  # the block's row maxima, where they are gathered after the pass
     max_abs: float
     nan: int
     posinf: int
@@ -76,7 +78,10 @@ def compute_stats(source: ArraySource, progress: Callable[[int], None] | None = 
     logical_dtype = source.logical_dtype
     layout = _FLOAT_LAYOUT.get(logical_dtype)
     keep_rows = len(source.shape) >= 2
-    row_max_abs = np.zeros(source.rows, np.float64) if keep_rows else None
+    # A tensor of many blocks has its rows' maxima written in place as each block is done;
+    # one of a single block (nearly every tensor of a model) keeps that block's: no copy.
+    many_blocks = keep_rows and source.rows > source.rows_per_block
+    row_max_abs = np.zeros(source.rows, np.float64) if many_blocks else None
     row_bytes = source.row_len * source.itemsize
     progress_lock = threading.Lock()
 
@@ -87,7 +92,7 @@ def compute_stats(source: ArraySource, progress: Callable[[int], None] | None = 
         finite = None  # the rows' maxima that are finite, where some are not
         if layout is not None:
             row_abs, nonfinite_rows = _float_row_max_abs(block, layout, logical_dtype)
-            if nonfinite_rows.any():
+            if nonfinite_rows is not None:
                 values = _as_float(block[nonfinite_rows], logical_dtype)
                 nan = int(np.count_nonzero(np.isnan(values)))
                 posinf = int(np.count_nonzero(np.isposinf(values)))
@@ -104,15 +109,21 @@ def compute_stats(source: ArraySource, progress: Callable[[int], None] | None = 
         if progress is not None:
             with progress_lock:
                 progress(len(block) * row_bytes)
-        return _BlockSummary(float(finite.max()) if finite.size else 0.0, nan, posinf, neginf)
+        kept = row_abs if keep_rows and row_max_abs is None else None
+        return _BlockSummary(start, kept, float(finite.max()) if finite.size else 0.0, nan, posinf, neginf)
 
     # NaN and Inf bit patterns are expected here; they are counted, not warned about.
     with np.errstate(invalid="ignore", over="ignore"):
         summaries = source.map_blocks(summarize)
-    nan = sum(s.nan for s in summaries)
-    posinf = sum(s.posinf for s in summaries)
-    neginf = sum(s.neginf for s in summaries)
-    max_abs = max((s.max_abs for s in summaries), default=0.0)
+    if keep_rows and row_max_abs is None:
+        row_max_abs = _gathered_row_maxima(summaries, source.rows)
+    nan = posinf = neginf = 0
+    max_abs = 0.0
+    for summary in summaries:  # one loop, not four: most tensors are one block, and each loop costs
+        nan += summary.nan
+        posinf += summary.posinf
+        neginf += summary.neginf
+        max_abs = max(max_abs, summary.max_abs)
     if nan:
         max_abs = float("nan")
     elif posinf or neginf:
@@ -129,12 +140,23 @@ def compute_stats(source: ArraySource, progress: Callable[[int], None] | None = 
     )
 
 
+def _gathered_row_maxima(summaries: list[_BlockSummary], rows: int) -> np.ndarray:
+    only = summaries[0] if len(summaries) == 1 else None
+    if only is not None and only.start == 0 and only.row_abs is not None and len(only.row_abs) == rows:
+        return only.row_abs  # a fresh array of the one block's maxima
+    gathered = np.zeros(rows, np.float64)
+    for summary in summaries:
+        assert summary.row_abs is not None
+        gathered[summary.start : summary.start + len(summary.row_abs)] = summary.row_abs
+    return gathered
+
+
 def _float_row_max_abs(block: np.ndarray, layout, logical_dtype: str):
-    """Max |value| of each row, and which rows hold a NaN or an Inf."""
+    """Max |value| of each row, and which rows hold a NaN or an Inf (None where none does)."""
     unsigned = layout[0]
     bits = block.view(unsigned)
     if not block.shape[1]:
-        return np.zeros(len(block)), np.zeros(len(block), bool)
+        return np.zeros(len(block)), None
     shifted = _scratch_buffer(unsigned, bits.size).reshape(bits.shape)
     if bits.flags.aligned or not bits.flags.c_contiguous:
         np.left_shift(bits, 1, out=shifted)
@@ -145,7 +167,9 @@ def _float_row_max_abs(block: np.ndarray, layout, logical_dtype: str):
         shifted.view(np.uint8)[...] = bits.view(np.uint8)
         np.left_shift(shifted, 1, out=shifted)
     keys = shifted.max(axis=1)
-    nonfinite_rows = keys >= _INF_KEY[layout]
+    inf_key = _INF_KEY[layout]
+    # Which rows are not finite, asked only when one is: the largest key says (cheaper than a compare and `any`).
+    nonfinite_rows = keys >= inf_key if len(keys) and keys.max() >= inf_key else None
     np.right_shift(keys, 1, out=keys)  # a fresh array: shifted back in place
     return _as_float(keys, logical_dtype).astype(np.float64), nonfinite_rows
 

@@ -20,11 +20,14 @@ def walked(path) -> tuple[h5py.File, StoredGroup]:
 
 
 def assert_same_as_h5py(node: StoredGroup | StoredDataset, item: h5py.Group | h5py.Dataset) -> None:
-    assert sorted(node.attributes) == sorted(item.attrs) and not node.unreadable
+    """Each attribute asked for alone (read on the ask), then all of them at once."""
     for key, expected in item.attrs.items():
-        found = node.attributes[key]
+        assert node.has_attribute(key)
+        found = node.attribute(key)
         assert type(found) is type(expected), (item.name, key)
         assert np.array_equal(found, expected) and getattr(found, "dtype", None) == getattr(expected, "dtype", None)
+    assert sorted(node.attributes) == sorted(item.attrs) and not node.unreadable
+    assert not node.has_attribute("never written") and node.attribute("never written") is None
     if isinstance(item, h5py.Dataset):
         assert isinstance(node, StoredDataset)
         assert (node.name, node.shape, node.dtype) == (item.name, item.shape, item.dtype)
@@ -117,6 +120,43 @@ def test_any_tree_of_groups_datasets_and_attributes_is_what_h5py_reads(tmp_path,
     h5, root = walked(path)
     with h5:
         assert_same_as_h5py(root, h5)
+
+
+def test_an_attribute_is_read_when_asked_for_and_one_never_asked_for_is_never_read(tmp_path, monkeypatch):
+    from nandoctor.loaders import h5_structure
+
+    path = tmp_path / "legacy.h5"
+    with h5py.File(path, "w") as h5:
+        h5.attrs["keras_version"] = "2.15.0"
+        h5.attrs["model_config"] = '{"class_name": "Sequential"}'
+    read = []
+    value = h5_structure._value
+    monkeypatch.setattr(
+        h5_structure, "_value", lambda attribute, object_id, raw: read.append(raw) or value(attribute, object_id, raw)
+    )
+    h5, root = walked(path)
+    with h5:
+        assert read == []
+        assert root.attribute("model_config") == '{"class_name": "Sequential"}'
+        assert root.attribute("model_config") == '{"class_name": "Sequential"}'
+        assert read == [b"model_config"]
+
+
+def test_an_unreadable_attribute_fails_the_file_only_when_asked_for(tmp_path, monkeypatch):
+    from nandoctor.errors import UnreadableFile
+    from nandoctor.loaders import h5_structure
+
+    monkeypatch.setattr(h5_structure, "_MAX_ATTRIBUTE_BYTES", 64)
+    path = tmp_path / "big.h5"
+    with h5py.File(path, "w") as h5:
+        h5.attrs["small"] = 3
+        h5.attrs["big"] = np.bytes_(b"x" * 100)
+    h5, root = walked(path)
+    with h5:
+        assert root.attribute("small") == 3 and root.has_attribute("big")
+        with pytest.raises(UnreadableFile, match=r"^attribute 'big' of / cannot be read \(larger than 0 MiB\)$"):
+            root.attribute("big")
+        assert root.unreadable == {"big": "larger than 0 MiB"} and root.attributes == {"small": 3}
 
 
 def test_two_keras_files_open_at_once_each_read_their_own_weights():

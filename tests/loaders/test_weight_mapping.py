@@ -73,6 +73,26 @@ def test_keras3_files_map_every_tensor_to_its_layer(keras, save, name):
         assert_same_weights(view, live_weights(model))
 
 
+def test_a_keras_archives_tensors_are_read_from_its_weights_member_held_in_memory(keras, save):
+    model = keras3_model(keras)
+    with load(save(model, "model.keras")) as view:
+        sources = [weight.source for weight in view.weights()]
+        assert sources and all(getattr(source, "image", None) is not None for source in sources)
+        assert_same_weights(view, live_weights(model))
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["small file: from memory", "large file: from disk"])
+def test_a_legacy_h5s_tensors_are_read_from_its_bytes_in_memory_up_to_a_size(keras, save, monkeypatch, in_memory):
+    from nandoctor.loaders import hdf5
+
+    monkeypatch.setattr(hdf5, "IN_MEMORY_BYTES", hdf5.IN_MEMORY_BYTES if in_memory else 0)
+    model = keras3_model(keras)
+    with load(save(model, "model.h5")) as view:
+        images = [getattr(weight.source, "image", None) for weight in view.weights()]
+        assert images and all((image is not None) == in_memory for image in images)
+        assert_same_weights(view, live_weights(model))
+
+
 @pytest.mark.parametrize("name", ["model.h5", "model_weights.h5"])
 def test_keras2_files_map_every_tensor_to_its_layer(tf_keras, save, name):
     model = keras2_model(tf_keras)

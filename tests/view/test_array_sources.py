@@ -10,17 +10,33 @@ from nandoctor.view import array_sources
 from nandoctor.view.array_sources import FileRegionSource, widen_bfloat16
 
 
+@pytest.mark.parametrize("in_memory", [False, True], ids=["from the file", "from its bytes in memory"])
 @pytest.mark.parametrize("read_whole_bytes", [1 << 30, 0], ids=["read whole", "row by row"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.integers(1, 40), width=st.integers(1, 5), data=st.data())
-def test_rows_at_gives_the_rows_asked_for_in_their_order(tmp_path, monkeypatch, read_whole_bytes, rows, width, data):
+def test_rows_at_gives_the_rows_asked_for_in_their_order(
+    tmp_path, monkeypatch, read_whole_bytes, in_memory, rows, width, data
+):
     monkeypatch.setattr(array_sources, "_READ_WHOLE_BYTES", read_whole_bytes)
     table = np.arange(rows * width, dtype=np.float32).reshape(rows, width)
     path = tmp_path / "raw.bin"
     path.write_bytes(b"head" + table.tobytes() + b"tail")
+    image = path.read_bytes()[1:] if in_memory else None  # the bytes from offset 1 of the file
+    source = FileRegionSource(str(path), 4, table.shape, np.float32, image=image, image_offset=3)
     wanted = data.draw(st.lists(st.integers(0, rows - 1), max_size=12))
-    got = FileRegionSource(str(path), 4, table.shape, np.float32).rows_at(wanted)
+    got = source.rows_at(wanted)
     assert got.shape == (len(wanted), width) and np.array_equal(got, table[wanted])
+    assert np.array_equal(source.read(), table) and np.array_equal(source.read_rows(1, rows), table[1:])
+
+
+def test_rows_held_in_memory_are_read_from_there_and_a_short_image_is_truncation(tmp_path):
+    table = np.arange(12, dtype=np.float32).reshape(4, 3)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(table.tobytes())
+    changed = (table + 100).tobytes()
+    assert np.array_equal(FileRegionSource(str(path), 0, table.shape, np.float32, image=changed).read(), table + 100)
+    with pytest.raises(UnreadableFile, match="truncated"):
+        FileRegionSource(str(path), 0, table.shape, np.float32, image=changed[:-4]).read()
 
 
 def test_rows_at_widens_bfloat16_either_way(tmp_path, monkeypatch):

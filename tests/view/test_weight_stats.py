@@ -98,3 +98,34 @@ def test_a_region_past_the_end_of_the_file_is_truncation(tmp_path, monkeypatch):
     monkeypatch.setattr(weight_reading, "_PARALLEL_BYTES", 1 << 40)
     with pytest.raises(UnreadableFile, match="truncated"):
         compute_stats(FileRegionSource(str(path), 0, (20, 4), np.float32))
+
+
+class _InPieces(ArrayInMemory):
+    """A small table handed out in blocks of `piece` rows, as a binary word2vec file's windows
+    may hand out one that fits a single block."""
+
+    def __init__(self, array: np.ndarray, piece: int):
+        super().__init__(array)
+        self.piece = piece
+
+    def blocks(self):
+        for start in range(0, self.rows, self.piece):
+            yield start, self.array[start : start + self.piece]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, max_side=9), elements=floats),
+    st.integers(1, 4),
+)
+def test_a_table_in_blocks_of_any_size_has_the_stats_of_the_whole(matrix, piece):
+    whole, pieces = compute_stats(ArrayInMemory(matrix)), compute_stats(_InPieces(matrix, piece))
+    assert (pieces.nan, pieces.posinf, pieces.neginf, pieces.rows) == (
+        whole.nan,
+        whole.posinf,
+        whole.neginf,
+        whole.rows,
+    )
+    assert pieces.zero_rows.tolist() == whole.zero_rows.tolist() == reference(matrix)["zero_rows"]
+    np.testing.assert_array_equal(pieces.row_max_abs, whole.row_max_abs)
+    assert np.array_equal(pieces.max_abs, whole.max_abs, equal_nan=True)
