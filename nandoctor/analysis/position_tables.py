@@ -41,7 +41,13 @@ class PositionTable:
         return (self.tokens.name, matrix) if matrix is not None else None
 
 
-def position_tables(view: ModelView) -> list[PositionTable]:
+def position_tables(view: ModelView) -> tuple[PositionTable, ...]:
+    """Every position table of the model, with the token table each is added to (found once
+    per view: ND504, ND505 and the ND504 fix ask)."""
+    return view.shared(_find_position_tables)
+
+
+def _find_position_tables(view: ModelView) -> tuple[PositionTable, ...]:
     tables = []
     for layer in view.layers:
         weight = _added_table(view, layer)
@@ -54,7 +60,7 @@ def position_tables(view: ModelView) -> list[PositionTable]:
             tables.append(
                 PositionTable(layer, weight, tokens, length if isinstance(length, int) else None, length_fed=fed)
             )
-    return tables + _position_embeddings_merged_by_add(view) + _tables_inside_custom_layers(view)
+    return (*tables, *_position_embeddings_merged_by_add(view), *_tables_inside_custom_layers(view))
 
 
 def _added_table(view: ModelView, layer: Layer) -> Weight | None:
