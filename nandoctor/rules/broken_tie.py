@@ -249,7 +249,7 @@ def _tie_target(view: ModelView, layer: Layer) -> Layer | None:
         named = layer.config.get(key)
         if isinstance(named, str) and view.layer(named) is not None:
             return view.layer(named)
-    embeddings = [other for other in view.layers if other.is_embedding and view.path_between(other.name, layer.name)]
+    embeddings = [other for other in view.embeddings() if view.path_between(other.name, layer.name)]
     return embeddings[-1] if embeddings else None
 
 

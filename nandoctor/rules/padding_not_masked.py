@@ -97,8 +97,8 @@ class PaddingNotMasked(Rule):
         # A causal model reads fixed windows of a stream more often than padded texts: with
         # no sign of padding, that it leaks is a possibility to know of, not a likely cost.
         unsure = reads_unpadded_windows(view)
-        for layer in view.layers:
-            if not layer.is_embedding or mask_id(layer) is not None:
+        for layer in view.embeddings():
+            if mask_id(layer) is not None:
                 continue
             length = view.integer_sequence_length(layer)
             if length is False:

@@ -87,8 +87,8 @@ class ZeroEmbeddingRows(Rule):
     needs_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
-        for layer in view.layers:
-            matrix = layer.embedding_matrix() if layer.is_embedding else None
+        for layer in view.embeddings():
+            matrix = layer.embedding_matrix()
             if matrix is None or len(matrix.shape) != 2:
                 continue
             zero_rows = matrix.stats().zero_rows

@@ -230,6 +230,11 @@ class ModelView:
         for layer in self.layers:
             yield from layer.weights
 
+    def embeddings(self) -> tuple[Layer, ...]:
+        """The layers that are embeddings (`Layer.is_embedding`), in order: the rules that judge
+        embeddings look at these, not at every layer."""
+        return self.shared(_embeddings)
+
     def consumers(self, name: str) -> list[Edge]:
         return self._edges_from.get(name, [])
 
@@ -310,6 +315,10 @@ class ModelView:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _embeddings(view: ModelView) -> tuple[Layer, ...]:
+    return tuple(layer for layer in view.layers if layer.is_embedding)
 
 
 def _reachable_from(view: ModelView, name: str) -> tuple[Layer, ...]:
