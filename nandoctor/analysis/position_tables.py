@@ -68,10 +68,12 @@ def _added_table(view: ModelView, layer: Layer) -> Weight | None:
     custom layer's one weight shaped like its input's (length, hidden), or as wide as its
     input with as many rows as its config's length argument says (`maxlen=16` on a table of
     16 rows, fed 32 positions: the lookup past row 15 fails only at run time)."""
-    matrices = [w for w in layer.weights if len(w.shape) == 2]
     if layer.class_name in POSITION_LAYERS:
-        return matrices[0] if matrices else None
-    if is_known_class(layer.class_name, layer.module) or len(matrices) != 1:
+        return next((w for w in layer.weights if len(w.shape) == 2), None)
+    if is_known_class(layer.class_name, layer.module):
+        return None
+    matrices = [w for w in layer.weights if len(w.shape) == 2]
+    if len(matrices) != 1:
         return None
     shape = layer.input_shape
     tokens = _token_embedding_upstream(view, layer)
