@@ -93,6 +93,8 @@ class ZeroEmbeddingRows(Rule):
                 continue
             zero_rows = matrix.stats().zero_rows
             assert zero_rows is not None  # the stats of a 2-D matrix keep its rows
+            if not len(zero_rows):  # most tables: no numpy call to drop the padding row from nothing
+                continue
             padding_id = padding_row(layer)
             if padding_id is not None:
                 zero_rows = zero_rows[zero_rows != padding_id]
