@@ -187,9 +187,21 @@ def _position_likeness(layer: Layer) -> tuple[bool, int]:
 
 def looks_sinusoidal(row0: np.ndarray) -> bool:
     """Row 0 of a sinusoidal table: sin(0) = 0 and cos(0) = 1, one of each per frequency."""
-    zeros, ones = np.isclose(row0, 0.0, atol=1e-6), np.isclose(row0, 1.0, atol=1e-6)
+    zeros, ones = _near(row0, 0.0), _near(row0, 1.0)
     hidden = len(row0)
-    return hidden >= 4 and bool(np.all(zeros | ones)) and hidden // 2 <= ones.sum() <= (hidden + 1) // 2 and ones.any()
+    return (
+        hidden >= 4
+        and bool(np.all(zeros | ones))
+        and hidden // 2 <= ones.sum() <= (hidden + 1) // 2
+        and bool(ones.any())
+    )
+
+
+def _near(values: np.ndarray, target: float) -> np.ndarray:
+    """`np.isclose(values, target, atol=1e-6)` for a finite `target`, to the bit: |v - t| within
+    1e-6 plus 1e-5 of |t| (NaN and inf are never near). 1 us on a row of 16 where np.isclose,
+    checking around the same comparison, takes 8 us."""
+    return np.abs(values - target) <= 1e-6 + 1e-5 * abs(target)
 
 
 def may_look_sinusoidal(row0_max_abs: float, hidden: int) -> bool:
@@ -205,7 +217,7 @@ def sinusoid_defects(table: np.ndarray, max_wavelength: float = 10000.0) -> list
     `sin/cos(pos / w**(2i/d))` with its columns in any order."""
     table = np.asarray(table, dtype=np.float64)
     rows, hidden = table.shape
-    cosines = np.isclose(table[0], 1.0, atol=1e-6)
+    cosines = _near(table[0], 1.0)
     kinds = np.where(cosines, "cos", "sin")
     frequencies = _frequencies(table, cosines)
     positions = np.arange(rows)[:, None]
