@@ -97,12 +97,12 @@ def _norms(rows: np.ndarray) -> np.ndarray:
 
 
 def _median(values: np.ndarray) -> float:
-    """`np.median(values)` of a non-empty vector, to the bit (the mean of the middle two of an
-    even count, NaN if any value is NaN), by one sort: 1.3 us on 100 values where np.median
+    """`np.median(values)` of a vector, to the bit (the mean of the middle two of an even count,
+    NaN if any value is NaN or there is none), by one sort: 1.3 us on 100 values where np.median
     takes 6.8 us, and np.median imports numpy.ma on first use (50 ms cold)."""
     ordered = np.sort(values)  # NaN sorts last
     middle = len(ordered) // 2
-    if np.isnan(ordered[-1]):
+    if not len(ordered) or np.isnan(ordered[-1]):
         return float("nan")
     if len(ordered) % 2:
         return float(ordered[middle])
@@ -240,7 +240,7 @@ class ModelView:
         return self._answers[key]
 
     def weights(self) -> Iterator[Weight]:
-        # Gathered once: five rules walk every weight, and a tuple iterates faster than a
+        # Gathered once: several rules walk every weight, and a tuple iterates faster than a
         # generator over each layer's list.
         return iter(self.shared(_all_weights))
 
