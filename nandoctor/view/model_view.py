@@ -235,9 +235,11 @@ class ModelView:
         shared, so it must not be changed; like the indexes above, it assumes the loader has
         finished the view."""
         key = (question, *arguments)
-        if key not in self._answers:
-            self._answers[key] = question(self, *arguments)
-        return self._answers[key]
+        try:
+            return self._answers[key]
+        except KeyError:  # the first ask; every later one is one lookup
+            answer = self._answers[key] = question(self, *arguments)
+            return answer
 
     def weights(self) -> Iterator[Weight]:
         # Gathered once: several rules walk every weight, and a tuple iterates faster than a
