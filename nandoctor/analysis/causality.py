@@ -16,15 +16,18 @@ from nandoctor.view import ModelView
 _MASKED_LM = re.compile(r"masked_?(lm|language_?model)|mlm", re.IGNORECASE)
 
 
-def token_vocabularies(view: ModelView) -> set[int]:
-    """Sizes of the vocabularies embedded from integer token sequences."""
-    return {
+def token_vocabularies(view: ModelView) -> frozenset[int]:
+    """Sizes of the vocabularies embedded from integer token sequences (found once per view:
+    ND301 and ND501 ask)."""
+    return view.shared(_find_token_vocabularies)
+
+
+def _find_token_vocabularies(view: ModelView) -> frozenset[int]:
+    return frozenset(
         layer.config["input_dim"]
-        for layer in view.layers
-        if layer.is_embedding
-        and isinstance(layer.config.get("input_dim"), int)
-        and view.integer_sequence_length(layer) is not False
-    }
+        for layer in view.embeddings()
+        if isinstance(layer.config.get("input_dim"), int) and view.integer_sequence_length(layer) is not False
+    )
 
 
 def predicts_its_vocabulary(view: ModelView) -> bool:

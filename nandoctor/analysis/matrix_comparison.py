@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nandoctor.view import Weight
+from nandoctor.view import Weight, array_sources
 from nandoctor.view.array_sources import widen_bfloat16
 
 
@@ -16,10 +16,17 @@ def _comparable(matrix: Weight, other: Weight, transposed: bool) -> bool:
 def _block_pairs(matrix: Weight, other: Weight, transposed: bool):
     """(a row block of `matrix`, the matching part of `other`) for every block: `matrix` is
     streamed; `other` is read as rows, or as a block of columns when it is stored transposed
-    (an output projection `(d, V)` against an embedding `(V, d)`)."""
+    (an output projection `(d, V)` against an embedding `(V, d)`), or whole, once, when it is
+    stored transposed and no larger than a block (a column block is a read per row)."""
+    whole = other.source.read_rows(0, other.rows) if transposed and other.nbytes <= array_sources.BLOCK_BYTES else None
     for start, block in matrix.blocks():
         stop = start + len(block)
-        counterpart = other.source.column_block(start, stop).T if transposed else other.source.read_rows(start, stop)
+        if not transposed:
+            counterpart = other.source.read_rows(start, stop)
+        elif whole is not None:
+            counterpart = whole[:, start:stop].T
+        else:
+            counterpart = other.source.column_block(start, stop).T
         yield (widen_bfloat16(block) if matrix.dtype == "bfloat16" else block), counterpart
 
 

@@ -118,12 +118,25 @@ def _returns_sequences(layer: Layer) -> bool:
     return bool(config.get("return_sequences")) or layer.class_name in ATTENTION
 
 
-def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = False) -> list[PaddingReach]:
+def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = False) -> tuple[PaddingReach, ...]:
     """Every position-mixing layer that the embedding's padded positions reach unmasked.
 
     `zero_padding` says the padding vectors are exact zeros (a MaskedEmbedding, or a frozen
-    table whose padding row is zero); layers that keep zeros zero are tracked.
+    table whose padding row is zero); layers that keep zeros zero are tracked. Walked once per
+    view and embedding: ND301, ND302 and ND303 each ask.
     """
+    if view.layer(embedding.name) is not embedding:  # a name two layers share: not remembered by it
+        return _walk_padding(view, embedding, zero_padding)
+    return view.shared(_walk_padding_of_named, embedding.name, zero_padding)
+
+
+def _walk_padding_of_named(view: ModelView, name: str, zero_padding: bool) -> tuple[PaddingReach, ...]:
+    embedding = view.layer(name)
+    assert embedding is not None  # `padding_reaches` checked it is the view's
+    return _walk_padding(view, embedding, zero_padding)
+
+
+def _walk_padding(view: ModelView, embedding: Layer, zero_padding: bool) -> tuple[PaddingReach, ...]:
     alive = mask_id(embedding) is not None
     zero = zero_padding or embedding.class_name in PADDING_SAFE_EMBEDDINGS
     reaches: list[PaddingReach] = []
@@ -156,7 +169,7 @@ def padding_reaches(view: ModelView, embedding: Layer, zero_padding: bool = Fals
                 queue.append((layer.name, True, None, via, zero, unseen))
             elif layer.class_name in MASK_CARRIERS:
                 queue.append((layer.name, alive, dropped_by, via, zero and layer.class_name in ZERO_PRESERVING, unseen))
-    return reaches
+    return tuple(reaches)
 
 
 # Config keys by which tokenizers and models name their padding id.

@@ -10,10 +10,14 @@ X and keeps its variables in float32; a plain `float16` or `bfloat16` policy kee
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from nandoctor.view import Layer, ModelView
 
 REDUCED_FLOATS = frozenset({"float16", "bfloat16"})
 
@@ -71,6 +75,9 @@ class Policy:
         return self.variable in REDUCED_FLOATS
 
 
+# A model has a few policies and many layers: each Policy is built once (it is immutable). A
+# bound, as the names come from the files.
+@functools.lru_cache(maxsize=256)
 def policy_named(name: str, quantized: str | None = None) -> Policy | None:
     """`mixed_float16` -> compute float16, variables float32; `bfloat16` -> both bfloat16."""
     if name.startswith("mixed_"):
@@ -97,6 +104,16 @@ def layer_policy(config: dict[str, Any]) -> Policy | None:
     if class_name and str(class_name).startswith("Quantized") and isinstance(inner.get("source_name"), str):
         return policy_named(inner["source_name"], quantized=str(inner.get("mode") or "quantized"))
     return None
+
+
+def layer_policies(view: ModelView) -> tuple[tuple[Layer, Policy], ...]:
+    """Each layer of the view that saves a policy `layer_policy` knows, with that policy, in the
+    view's order: read once per view, for the five rules that look at every layer's."""
+    return view.shared(_read_layer_policies)
+
+
+def _read_layer_policies(view: ModelView) -> tuple[tuple[Layer, Policy], ...]:
+    return tuple((layer, policy) for layer in view.layers if (policy := layer_policy(layer.config)) is not None)
 
 
 def uses_reduced_precision(layers) -> bool:

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policy
+from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policies
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
 from nandoctor.view import Layer, ModelView
@@ -68,9 +68,8 @@ class BrokenQuantizationScales(Rule):
     reads_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
-        for layer in view.layers:
-            policy = layer_policy(layer.config)
-            if policy is None or policy.quantized is None:
+        for layer, policy in layer_policies(view):
+            if policy.quantized is None:
                 continue
             dtype = FLOAT_FORMATS[policy.compute]
             smallest_safe = _INT8_MAX / dtype.largest

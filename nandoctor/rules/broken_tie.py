@@ -130,12 +130,10 @@ class BrokenTie(Rule):
             if matrix is None or len(matrix.shape) != 2:
                 continue
             for projection in view.downstream(embedding.name):
+                if projection.class_name != "Dense":
+                    continue
                 kernel = next((w for w in projection.weights if len(w.shape) == 2), None)
-                if (
-                    projection.class_name != "Dense"
-                    or kernel is None
-                    or tuple(kernel.shape) != tuple(reversed(matrix.shape))
-                ):
+                if kernel is None or tuple(kernel.shape) != tuple(reversed(matrix.shape)):
                     continue
                 r = correlation(matrix, kernel, transposed=True)
                 if not r > _TRAINED_APART or max_abs_difference(matrix, kernel, transposed=True) == 0:
@@ -249,7 +247,7 @@ def _tie_target(view: ModelView, layer: Layer) -> Layer | None:
         named = layer.config.get(key)
         if isinstance(named, str) and view.layer(named) is not None:
             return view.layer(named)
-    embeddings = [other for other in view.layers if other.is_embedding and view.path_between(other.name, layer.name)]
+    embeddings = [other for other in view.embeddings() if view.path_between(other.name, layer.name)]
     return embeddings[-1] if embeddings else None
 
 

@@ -7,7 +7,8 @@ import numpy as np
 
 from nandoctor.diagnosis import Rule, plural
 from nandoctor.report import Finding, Severity
-from nandoctor.view import ModelView
+from nandoctor.view import ModelView, Weight
+from nandoctor.view.weight_stats import WeightStats
 
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -67,8 +68,8 @@ class CollapsedWeights(Rule):
             stats = weight.stats()
             if stats.nonfinite or stats.all_zero:
                 continue
-            details = {"weight": weight.name, "shape": list(weight.shape), "max_abs": stats.max_abs, "tiny": tiny}
             if stats.max_abs < tiny:
+                details = self._details(weight, stats, tiny)
                 subnormal = (
                     stats.max_abs < np.finfo(np.dtype("float32" if weight.dtype == "bfloat16" else weight.dtype)).tiny
                 )
@@ -79,10 +80,15 @@ class CollapsedWeights(Rule):
                     details={**details, "subnormal": bool(subnormal)},
                 )
                 continue
-            if stats.row_max_abs is None:
+            row_max_abs = stats.row_max_abs
+            if row_max_abs is None:
                 continue
-            collapsed = np.flatnonzero((stats.row_max_abs > 0) & (stats.row_max_abs < tiny))
+            # Every row below `tiny` is exactly zero: one comparison rules out most tensors.
+            if stats.zero_rows is not None and np.count_nonzero(row_max_abs < tiny) == len(stats.zero_rows):
+                continue
+            collapsed = np.flatnonzero((row_max_abs > 0) & (row_max_abs < tiny))
             if len(collapsed):
+                details = self._details(weight, stats, tiny)
                 yield self.finding(
                     weight.layer,
                     f"{len(collapsed):,} of {plural(stats.rows, 'row')} of {weight.name} have collapsed "
@@ -90,3 +96,7 @@ class CollapsedWeights(Rule):
                     severity=Severity.WARNING,
                     details={**details, "rows": len(collapsed), "first_rows": [int(i) for i in collapsed[:10]]},
                 )
+
+    @staticmethod
+    def _details(weight: Weight, stats: WeightStats, tiny: float) -> dict[str, Any]:
+        return {"weight": weight.name, "shape": list(weight.shape), "max_abs": stats.max_abs, "tiny": tiny}

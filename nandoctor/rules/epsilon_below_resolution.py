@@ -8,7 +8,7 @@ from nandoctor.analysis.keras_facts import (
     FLOAT32_NORMALIZATIONS,
     is_known_class,
 )
-from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policy
+from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policies
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Evidence, Finding, Severity
 from nandoctor.view import ModelView
@@ -77,11 +77,10 @@ class EpsilonBelowResolution(Rule):
     )
 
     def check(self, view: ModelView) -> Iterator[Finding]:
-        for layer in view.layers:
+        for layer, policy in layer_policies(view):
             if layer.is_model or layer.class_name in FLOAT32_NORMALIZATIONS:
                 continue
-            policy = layer_policy(layer.config)
-            if policy is None or not policy.computes_in_reduced_precision:
+            if not policy.computes_in_reduced_precision:
                 continue
             known = layer.class_name in COMPUTE_DTYPE_NORMALIZATIONS
             if not known and is_known_class(layer.class_name, layer.module):

@@ -4,7 +4,7 @@ import math
 from collections.abc import Iterator
 
 from nandoctor.analysis.keras_facts import ADAM_FAMILY, LOSS_SCALE_OPTIMIZERS
-from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policy
+from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policies
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Finding, Severity
 from nandoctor.rules.missing_loss_scaling import optimizer_class
@@ -79,11 +79,9 @@ class FrozenLowPrecisionUpdates(Rule):
             return
         config = {**_ADAM_DEFAULTS, **{k: v for k, v in (optimizer.get("config") or {}).items() if v is not None}}
         by_dtype: dict[str, list[str]] = {}
-        for layer in view.layers:
-            policy = layer_policy(layer.config)
+        for layer, policy in layer_policies(view):
             if (
-                policy is None
-                or not policy.stores_in_reduced_precision
+                not policy.stores_in_reduced_precision
                 or layer.config.get("trainable") is False
                 or (view.has_config and layer.weights == [] and any(view.weights()))
             ):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from nandoctor.analysis.keras_facts import LOSS_SCALE_OPTIMIZERS
-from nandoctor.analysis.precision import layer_policy
+from nandoctor.analysis.precision import layer_policies
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Evidence, Finding, Severity
 from nandoctor.view import ModelView
@@ -87,11 +87,7 @@ class MissingLossScaling(Rule):
     def check(self, view: ModelView) -> Iterator[Finding]:
         if view.format == "live" or view.compile is None or not view.compile.optimizer:
             return  # a live model's optimizer is wrapped at compile, which its config does not show
-        half = [
-            layer.name
-            for layer in view.layers
-            if (policy := layer_policy(layer.config)) is not None and policy.compute == "float16"
-        ]
+        half = [layer.name for layer, policy in layer_policies(view) if policy.compute == "float16"]
         optimizer = view.compile.optimizer
         name = optimizer_class(optimizer)
         config = optimizer.get("config")

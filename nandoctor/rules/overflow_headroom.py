@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from nandoctor.analysis.keras_facts import FLOAT32_NORMALIZATIONS
-from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policy
+from nandoctor.analysis.precision import FLOAT_FORMATS, layer_policies
 from nandoctor.diagnosis import Rule
 from nandoctor.report import Evidence, Finding, Severity
 from nandoctor.view import ModelView
@@ -75,9 +75,8 @@ class OverflowHeadroom(Rule):
 
     def check(self, view: ModelView) -> Iterator[Finding]:
         factor = float(self.settings["factor"])
-        for layer in view.layers:
-            policy = layer_policy(layer.config)
-            if policy is None or policy.quantized or layer.class_name in FLOAT32_NORMALIZATIONS:
+        for layer, policy in layer_policies(view):
+            if policy.quantized or layer.class_name in FLOAT32_NORMALIZATIONS:
                 continue
             dtype = FLOAT_FORMATS[policy.compute]
             if dtype.largest >= FLOAT_FORMATS["float32"].largest / factor:

@@ -94,11 +94,8 @@ class PaddingNotMasked(Rule):
     reads_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
-        # A causal model reads fixed windows of a stream more often than padded texts: with
-        # no sign of padding, that it leaks is a possibility to know of, not a likely cost.
-        unsure = reads_unpadded_windows(view)
-        for layer in view.layers:
-            if not layer.is_embedding or mask_id(layer) is not None:
+        for layer in view.embeddings():
+            if mask_id(layer) is not None:
                 continue
             length = view.integer_sequence_length(layer)
             if length is False:
@@ -111,6 +108,10 @@ class PaddingNotMasked(Rule):
             ]
             if not reaches:
                 continue
+            # A causal model reads fixed windows of a stream more often than padded texts: with
+            # no sign of padding, that it leaks is a possibility to know of, not a likely cost.
+            # Asked only here, where there is a finding (most files have none).
+            unsure = view.shared(reads_unpadded_windows)
             sequences = f"sequences of {length} ids" if length else "integer sequences"
             message = f"'{layer.name}' embeds {sequences} without a padding mask (mask_zero=False), and {reaches[0].describe()}"
             if len(reaches) > 1:

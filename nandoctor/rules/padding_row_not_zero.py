@@ -78,8 +78,8 @@ class PaddingRowNotZero(Rule):
     reads_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
-        for layer in view.layers:
-            matrix = layer.embedding_matrix() if layer.is_embedding else None
+        for layer in view.embeddings():
+            matrix = layer.embedding_matrix()
             if matrix is None or len(matrix.shape) != 2 or view.integer_sequence_length(layer) is False:
                 continue
             padding_id = mask_id(layer)

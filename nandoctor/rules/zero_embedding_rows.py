@@ -87,12 +87,14 @@ class ZeroEmbeddingRows(Rule):
     needs_weights = True
 
     def check(self, view: ModelView) -> Iterator[Finding]:
-        for layer in view.layers:
-            matrix = layer.embedding_matrix() if layer.is_embedding else None
+        for layer in view.embeddings():
+            matrix = layer.embedding_matrix()
             if matrix is None or len(matrix.shape) != 2:
                 continue
             zero_rows = matrix.stats().zero_rows
             assert zero_rows is not None  # the stats of a 2-D matrix keep its rows
+            if not len(zero_rows):  # most tables: no numpy call to drop the padding row from nothing
+                continue
             padding_id = padding_row(layer)
             if padding_id is not None:
                 zero_rows = zero_rows[zero_rows != padding_id]

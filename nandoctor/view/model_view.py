@@ -7,17 +7,20 @@ arguments, the compile configuration, and weights that are read only when asked 
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from nandoctor.analysis.keras_facts import EMBEDDING_CLASSES
 from nandoctor.view.array_sources import ArraySource
 from nandoctor.view.weight_stats import WeightStats, compute_stats
+
+Answer = TypeVar("Answer")
 
 
 @dataclass
@@ -40,7 +43,9 @@ class Weight:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        # math.prod, not np.prod: on a shape of two or three numbers it is 30 times faster, and
+        # rules ask it of every weight of every file.
+        return int(math.prod(self.shape))
 
     @property
     def nbytes(self) -> int:
@@ -69,9 +74,9 @@ class Weight:
         if not self.rows:
             return 0.0
         if self.rows <= sample:  # every row, the spread below would choose them all: read in one go
-            return float(np.median(_norms(self.source.read_rows(0, self.rows))))
+            return _median(_norms(self.source.read_rows(0, self.rows)))
         rows = np.unique(np.linspace(0, self.rows - 1, num=sample).astype(np.int64))
-        return float(np.median(self.row_norms(rows.tolist())))
+        return _median(self.row_norms(rows.tolist()))
 
     @property
     def computed_stats(self) -> WeightStats | None:
@@ -89,6 +94,19 @@ class Weight:
 def _norms(rows: np.ndarray) -> np.ndarray:
     values = rows.astype(np.float64)
     return np.sqrt((values * values).sum(axis=1))
+
+
+def _median(values: np.ndarray) -> float:
+    """`np.median(values)` of a vector, to the bit (the mean of the middle two of an even count,
+    NaN if any value is NaN or there is none), by one sort: 1.3 us on 100 values where np.median
+    takes 6.8 us, and np.median imports numpy.ma on first use (50 ms cold)."""
+    ordered = np.sort(values)  # NaN sorts last
+    middle = len(ordered) // 2
+    if not len(ordered) or np.isnan(ordered[-1]):
+        return float("nan")
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return float((ordered[middle - 1] + ordered[middle]) / 2)
 
 
 @dataclass
@@ -192,6 +210,7 @@ class ModelView:
     # What the loader could not read or judge, in words (weights absent, a format's limits).
     notes: list[str] = field(default_factory=list)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _answers: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     # Indexes built on first use: loaders finish the layer and edge lists before rules run.
     @cached_property
@@ -209,9 +228,28 @@ class ModelView:
     def layer(self, name: str) -> Layer | None:
         return self._by_name.get(name)
 
+    def shared(self, question: Callable[..., Answer], *arguments: Hashable) -> Answer:
+        """`question(self, *arguments)`, worked out on the first call and remembered: what
+        several rules ask of one model (its position tables, where an embedding's padding goes,
+        each layer's dtype policy) is worked out once per file, not once per rule. The answer is
+        shared, so it must not be changed; like the indexes above, it assumes the loader has
+        finished the view."""
+        key = (question, *arguments)
+        try:
+            return self._answers[key]
+        except KeyError:  # the first ask; every later one is one lookup
+            answer = self._answers[key] = question(self, *arguments)
+            return answer
+
     def weights(self) -> Iterator[Weight]:
-        for layer in self.layers:
-            yield from layer.weights
+        # Gathered once: several rules walk every weight, and a tuple iterates faster than a
+        # generator over each layer's list.
+        return iter(self.shared(_all_weights))
+
+    def embeddings(self) -> tuple[Layer, ...]:
+        """The layers that are embeddings (`Layer.is_embedding`), in order: the rules that judge
+        embeddings look at these, not at every layer."""
+        return self.shared(_embeddings)
 
     def consumers(self, name: str) -> list[Edge]:
         return self._edges_from.get(name, [])
@@ -221,16 +259,8 @@ class ModelView:
 
     def downstream(self, name: str) -> Iterator[Layer]:
         """Every layer reachable from `name`'s output, nearest first (breadth first)."""
-        seen = {name}
-        queue = deque([name])
-        while queue:
-            for edge in self.consumers(queue.popleft()):
-                if edge.target not in seen:
-                    seen.add(edge.target)
-                    queue.append(edge.target)
-                    layer = self.layer(edge.target)
-                    if layer is not None:
-                        yield layer
+        # Several rules walk down from each embedding: the walk is made once.
+        return iter(self.shared(_reachable_from, name))
 
     def path_between(self, source: str, target: str) -> list[str] | None:
         """The shortest chain of layer names from `source` to `target`, both included."""
@@ -301,6 +331,29 @@ class ModelView:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _all_weights(view: ModelView) -> tuple[Weight, ...]:
+    return tuple(weight for layer in view.layers for weight in layer.weights)
+
+
+def _embeddings(view: ModelView) -> tuple[Layer, ...]:
+    return tuple(layer for layer in view.layers if layer.is_embedding)
+
+
+def _reachable_from(view: ModelView, name: str) -> tuple[Layer, ...]:
+    reached = []
+    seen = {name}
+    queue = deque([name])
+    while queue:
+        for edge in view.consumers(queue.popleft()):
+            if edge.target not in seen:
+                seen.add(edge.target)
+                queue.append(edge.target)
+                layer = view.layer(edge.target)
+                if layer is not None:
+                    reached.append(layer)
+    return tuple(reached)
 
 
 def _group_edges(edges: list[Edge], key: Callable[[Edge], str]) -> dict[str, list[Edge]]:

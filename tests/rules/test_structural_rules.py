@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import nandoctor
-from nandoctor.analysis.matrix_comparison import max_abs_difference
+from nandoctor.analysis.matrix_comparison import correlation, max_abs_difference
 from nandoctor.loaders import load
 from nandoctor.view import array_sources as weight_reading
 from tests.conftest import FIXTURES
@@ -129,6 +129,40 @@ def test_the_tie_comparison_reads_in_blocks_with_bounded_memory(tmp_path, monkey
         tracemalloc.stop()
     assert difference == 0.0
     assert peak < 8 << 20, f"peak {peak} bytes for two 40 MiB matrices"
+
+
+_ROWS, _WIDTH = 300, 8
+
+
+@pytest.mark.parametrize(
+    "kernel_dtype, block_bytes",
+    [
+        ("float32", None),  # both read in one block
+        ("float16", _ROWS * _WIDTH * 2),  # the kernel whole, the table in two blocks
+        ("float32", 16 * _WIDTH * 4),  # the kernel 16 columns at a time
+    ],
+)
+def test_a_transposed_kernel_meets_the_table_column_for_row_however_it_is_read(
+    tmp_path, monkeypatch, kernel_dtype, block_bytes
+):
+    """A kernel `(d, V)` no larger than a block is read whole, a larger one a block of columns at a
+    time: either way column j of the kernel meets row j of the table."""
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(_ROWS, _WIDTH)).astype(np.float32)
+    kernel = (table + rng.normal(scale=0.1, size=table.shape)).T.astype(kernel_dtype)
+    kernel[5, _ROWS - 3] += 4.0  # the one large difference, in the last block
+    with h5py.File(tmp_path / "pair.weights.h5", "w") as h5:
+        group = h5.create_group("layers/embedding/vars")
+        group["0"] = table
+        group["1"] = kernel
+    if block_bytes is not None:
+        monkeypatch.setattr(weight_reading, "BLOCK_BYTES", block_bytes)
+    against = kernel.T.astype(np.float32)
+    with load(str(tmp_path / "pair.weights.h5")) as view:
+        first, second = view.layer("embedding").weights
+        assert max_abs_difference(first, second, transposed=True) == np.abs(table - against).max()
+        expected = np.corrcoef(table.ravel().astype(np.float64), against.ravel().astype(np.float64))[0, 1]
+        assert correlation(first, second, transposed=True) == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize(
