@@ -200,6 +200,16 @@ class _Walk:
         self.refusal: str | None = None
 
     def visit(self, name: bytes, info) -> bool | None:
+        """One link: kept, or the walk's refusal (True stops the walk). An error inside is a
+        refusal too: raised out of this callback, h5py would turn it into a SystemError whose
+        text names a memory address, a different line on every run."""
+        try:
+            return self._visit(name, info)
+        except Exception as error:
+            self.refusal = f"{self.label} holds /{_text(name)}, which cannot be opened ({first_line(error)})"
+            return True
+
+    def _visit(self, name: bytes, info) -> bool | None:
         parent_path, _, raw_key = name.rpartition(b"/")
         parent = self.groups[parent_path]  # the walk visits a group's link before its members
         key = _key(raw_key)
