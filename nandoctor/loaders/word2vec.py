@@ -153,7 +153,19 @@ def _parse_line_by_line(lines: list[bytes], count: int, dim: int, start: int, ro
     try:
         return np.array(values, dtype=np.float32)
     except ValueError:
-        raise UnreadableFile(f"a value near line {first_line + count} is not a number") from None
+        raise UnreadableFile(not_a_number(values, first_line)) from None
+
+
+def not_a_number(values: list[list[bytes]], first_line: int) -> str:
+    """The first field of a block that is not a number, with its line: looked for only once
+    the block as a whole has failed to parse."""
+    for line_number, fields in enumerate(values, first_line):
+        for field in fields:
+            try:
+                np.array(field, dtype=np.float32)
+            except ValueError:
+                return f"line {line_number}: {_decode(field[:40])!r} is not a number"
+    return f"a value near line {first_line + len(values)} is not a number"
 
 
 class Word2VecBinarySource(ArraySource):

@@ -27,6 +27,7 @@ def parse_line_by_line(path, rows: int, dim: int, skip_header: bool, rows_per_bl
             file.readline(max_line)
         line_number = 1 + skip_header
         for start in range(0, rows, rows_per_block):
+            first_line = line_number
             values: list[list[bytes]] = []
             for _ in range(min(rows_per_block, rows - start)):
                 line = file.readline(max_line)
@@ -40,7 +41,7 @@ def parse_line_by_line(path, rows: int, dim: int, skip_header: bool, rows_per_bl
             try:
                 blocks.append(np.array(values, dtype=np.float32))
             except ValueError:
-                raise UnreadableFile(f"a value near line {line_number} is not a number") from None
+                raise UnreadableFile(word2vec.not_a_number(values, first_line)) from None
     return np.concatenate(blocks)
 
 
@@ -138,8 +139,8 @@ def test_decimals_round_to_the_same_float32_as_np_array(tmp_path, values, digits
         (b"2 3\nthe 0.1 0.2 0.3\n\nof 0.1 0.2 0.3\n", "line 3: expected 3 values, found 0"),
         (b"2 3\n \n\t\n", "line 2: expected 3 values, found 0"),
         (b"2 3\nthe 0.1 0.2 0.3\n", "word2vec file ends at row 1 of 2"),
-        (b"2 3\nthe 0.1 0.2 0.3\nof 0.1 zero 0.3\n", "a value near line 4 is not a number"),
-        (b"2 3\nthe 0.1 0.2 0.3\nof 0.1 0.2\xa0 0.3\n", "a value near line 4 is not a number"),
+        (b"2 3\nthe 0.1 0.2 0.3\nof 0.1 zero 0.3\n", "line 3: 'zero' is not a number"),
+        (b"2 3\nthe 0.1 0.2 0.3\nof 0.1 0.2\xa0 0.3\n", "line 3: '0.2\ufffd' is not a number"),
     ],
 )
 def test_faults_are_named_as_the_line_by_line_parse_names_them(tmp_path, content, error):
