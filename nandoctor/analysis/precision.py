@@ -114,11 +114,3 @@ def layer_policies(view: ModelView) -> tuple[tuple[Layer, Policy], ...]:
 
 def _read_layer_policies(view: ModelView) -> tuple[tuple[Layer, Policy], ...]:
     return tuple((layer, policy) for layer in view.layers if (policy := layer_policy(layer.config)) is not None)
-
-
-def uses_reduced_precision(layers) -> bool:
-    """Whether any layer of a model computes or stores in float16 or bfloat16."""
-    return any(
-        policy is not None and (policy.computes_in_reduced_precision or policy.stores_in_reduced_precision)
-        for policy in (layer_policy(layer.config) for layer in layers)
-    )
