@@ -11,16 +11,14 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from nandoctor.catalogue import Selection, codes_running_on, resolve_options
 from nandoctor.diagnosis import Diagnosis, Rule, RunsOn
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders import Target, discover, format_claimed_by, guess_format, load
+from nandoctor.parallel import Outcome, ScanJob, scan_in_processes
 from nandoctor.report import Confidence, Evidence, FileResult, FileStatus, Finding, Report
-
-if TYPE_CHECKING:
-    from nandoctor.parallel import Outcome
 
 Selectors = str | Iterable[str] | None
 
@@ -82,7 +80,9 @@ def scan(
             to_scan.append(index)
     # The rules are built (their modules imported) only for files the cache could not answer.
     rules = selection.instances(RunsOn.FILE, options) if to_scan else []
-    scanned = _scan_each([targets[i] for i in to_scan], rules, (select, ignore, options), jobs, timeout, progress)
+    scanned = _scan_each(
+        [targets[i] for i in to_scan], rules, ScanJob(select, ignore, options), jobs, timeout, progress
+    )
     for index, outcome in zip(to_scan, scanned):
         results[index] = outcome.result
         if cache is not None and outcome.finished and fingerprints.get(index) is not None:
@@ -99,28 +99,20 @@ MIN_FILES_PER_WORKER = 8
 
 
 def _scan_each(
-    targets: list[Target],
-    rules: list[Rule],
-    selected: tuple[Selectors, Selectors, Mapping[str, Mapping[str, Any]] | None],
-    jobs: int,
-    timeout: float | None,
-    progress: Progress | None,
+    targets: list[Target], rules: list[Rule], job: ScanJob, jobs: int, timeout: float | None, progress: Progress | None
 ) -> list[Outcome]:
     """Each target's unfiltered result: in this process, or in workers when there are enough
-    files to pay for them, or when a time limit needs a process that can be killed. `selected`
-    is the select, ignore and options that build `rules`, for the workers to build them too."""
+    files to pay for them, or when a time limit needs a process that can be killed."""
     if not targets:  # every file answered by the cache: nothing to import, no worker to start
         return []
     import multiprocessing
-
-    from nandoctor.parallel import Outcome, ScanJob, scan_in_processes
 
     workers = min(jobs, len(targets) // MIN_FILES_PER_WORKER)
     if timeout is not None and targets:
         workers = max(workers, 1)
     # A daemonic process (a multiprocessing pool's worker) may not start processes of its own.
     if workers >= 1 and (workers > 1 or timeout is not None) and not multiprocessing.current_process().daemon:
-        return scan_in_processes(targets, ScanJob(*selected), workers, timeout)
+        return scan_in_processes(targets, job, workers, timeout)
     return [Outcome(scan_target_unfiltered(target, rules, progress)) for target in targets]
 
 

@@ -30,7 +30,7 @@ def test_a_handful_of_files_is_scanned_in_this_process_without_starting_workers(
     def no_workers(*args, **kwargs):
         raise AssertionError("a worker process was started for three files")
 
-    monkeypatch.setattr("nandoctor.parallel.scan_in_processes", no_workers)
+    monkeypatch.setattr("nandoctor.engine.scan_in_processes", no_workers)
     report = scan(sorted((FIXTURES / "clean").glob("*.keras"))[:3], jobs=8)
     assert [result.status.value for result in report.files] == ["scanned"] * 3
 
