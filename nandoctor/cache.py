@@ -4,13 +4,15 @@ A file's entry holds what its scan found before any ignore was applied, so per-f
 per-layer ignores apply to a cached result exactly as to a fresh one. It is found under a key
 made of everything that decides a result: nandoctor's version and its own source files (an
 edited checkout is a different nandoctor, and a rule's defaults are in its source), the rules
-that run and the options given to them, and the file's path. It is trusted only while the file still has the size, modification time and
-metadata digest recorded with it. The digest reads the file's first and last 4 KiB, where
-the formats keep what describes them (a zip's central directory, which carries each
-member's CRC-32; an HDF5 superblock and root group; an .npy header), never the weights between.
-It is a CRC-32 of each end: it is there to catch a file rewritten at the same size within the
-same tick of the clock, not an adversary (who could change the weights between and keep both
-ends), and it costs a third of what a cryptographic hash of the same bytes costs.
+that run and the options given to them, and the file's path. It is trusted only while the
+file still has the size, modification time and metadata digest recorded with it. The digest
+reads the file's first and last 4 KiB, where the formats keep what describes them (a zip's
+central directory, which carries each member's CRC-32; an HDF5 superblock and root group; an
+.npy header), never the weights between. It is a CRC-32 of each end: it is there to catch a
+file rewritten at the same size within the same tick of the clock, not an adversary (who
+could change the weights between and keep both ends), and it costs a third of what a
+cryptographic hash of the same bytes costs. Files that share the target's name stem in its
+folder (a checkpoint's data shards, a sharded index's parts) are part of it by size and time.
 
 A file that had settled when its fingerprint was taken (its times two seconds or more in the
 past) is not even opened: its `stat` is compared whole, change time and inode included. Any
@@ -20,17 +22,15 @@ file unchanged, as git's index reasons. A file that had not settled could have b
 again within the same tick of the file system's clock, leaving every time as it was: it, and
 any file whose `stat` moved at the same size and modification time, is checked by its digest,
 and where that still agrees its entry is kept and its `stat` recorded afresh.
-Files that share the target's name stem in its folder (a checkpoint's data shards, a sharded
-index's parts) are part of it by size and time.
 
 The entries of one set of rules and options are one JSON index (`index.json` in their folder),
 read once a scan: thousands of unchanged files cost one read, not one open each. A scan that
 scanned files writes the index back once, at its end: it reads the index again, drops the
-entries of files that no longer exist, adds its own, writes it aside and renames it into place (two scans at once lose at worst each
-other's new entries, which are then misses). An index that does not parse or does not have the
-expected shape is ignored, never trusted, and replaced; an entry that does not have the expected
-shape or records another path is a miss: the file is scanned again and the entry rewritten.
-Nothing in the cache is ever unpickled.
+entries of files that no longer exist, adds its own, writes it aside and renames it into
+place (two scans at once lose at worst each other's new entries, which are then misses). An
+index that does not parse or does not have the expected shape is ignored, never trusted, and
+replaced; an entry that does not have the expected shape or records another path is a miss:
+the file is scanned again and the entry rewritten. Nothing in the cache is ever unpickled.
 
 The folder is `.nandoctor_cache` beside the project's `pyproject.toml` (else in the current
 folder), or `--cache-dir`, `NANDOCTOR_CACHE_DIR`, or `cache-dir` in `[tool.nandoctor]`. It
