@@ -349,6 +349,8 @@ def test_a_cached_json_scan_imports_no_rule_and_neither_numpy_h5py_nor_rich(tmp_
     shutil.copy(FIXTURES / "clean" / "glove_vectors.txt", models / "glove.txt")
     shutil.copy(BROKEN / "gensim_vectors.bin", models / "gensim.bin")
     (models / "search.index").write_bytes(b"not a checkpoint's table")
+    (models / "sharded.weights.json").write_text('{"weight_map": {"/layers/dense/vars": "sharded_00000.weights.h5"}}')
+    shutil.copy(FIXTURES / "clean" / "mlp.weights.h5", models / "sharded_00000.weights.h5")
     scan_args = ["scan", models, "--format", "json", "--quiet", "--exit-zero", "--cache-dir", tmp_path / "cache"]
     read = modules_a_cli_run_imported(tmp_path, *scan_args)
     assert read == ["h5py", "nandoctor.rules", "numpy"]  # the files were read

@@ -61,7 +61,7 @@ FORMATS: tuple[Format, ...] = (
         "sharded-weights",
         (".weights.json",),
         "sharded_weights:load_sharded_weights",
-        parts="sharded_weights:shard_names",
+        parts="shard_index:shard_names",
     ),
     Format("h5", (".h5", ".hdf5"), "hdf5:load_hdf5", HDF5_SIGNATURE),
     Format("npy", (".npy",), "numpy_arrays:load_npy", NPY_SIGNATURE, holds_model=False),

@@ -13,8 +13,8 @@ from nandoctor.errors import UnreadableFile
 from nandoctor.loaders.h5_datasets import sources_in
 from nandoctor.loaders.h5_file_checks import open_weights_file
 from nandoctor.loaders.h5_structure import StoredDataset, StoredGroup
+from nandoctor.loaders.shard_index import shard_names
 from nandoctor.loaders.weight_layouts import keras3_layers_from_tree
-from nandoctor.loaders.zip_members import read_json_file
 from nandoctor.view import ModelView
 
 
@@ -26,18 +26,6 @@ def load_sharded_weights(path: str) -> ModelView:
         view.close()
         raise
     return view
-
-
-def shard_names(path: str) -> list[str]:
-    """The shard files an index names (a directory walk leaves them to the index)."""
-    return sorted(
-        {
-            name
-            for files in _weight_map(path).values()
-            for name in ([files] if isinstance(files, str) else files)
-            if isinstance(name, str)
-        }
-    )
 
 
 def merged_tree(index_path: str, view: ModelView) -> StoredGroup:
@@ -81,14 +69,6 @@ def _sort_members(group: StoredGroup) -> None:
 def shard_source(dataset: StoredDataset):
     """The source of a dataset reached through `merged_tree`, read by offset in its shard."""
     return sources_in(dataset.file.filename)(dataset)
-
-
-def _weight_map(path: str) -> dict:
-    index = read_json_file(path, os.path.basename(path))
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not isinstance(weight_map, dict) or not all(isinstance(v, (str, list)) for v in weight_map.values()):
-        raise UnreadableFile("not a Keras shard index (no weight_map of variable groups to shard files)")
-    return weight_map
 
 
 def _open_shard(index_path: str, name: str, view: ModelView) -> StoredGroup:
