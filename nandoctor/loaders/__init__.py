@@ -208,7 +208,9 @@ def _walk(folder: str, real_folder: str) -> Iterator[tuple[Target, str]]:
     claims = sorted(
         (entry.name, entry, claimed) for entry in files if (claimed := _claimed_by_name(entry.name.lower())) is not None
     )
-    parts = {part for _, entry, claimed in claims if claimed.parts is not None for part in _parts_of(entry.path)}
+    parts = {
+        part for _, entry, claimed in claims if claimed.parts is not None for part in _parts_of(entry.path, claimed)
+    }
     for name, entry, claimed in claims:
         if name in parts:
             continue
@@ -251,9 +253,9 @@ def _real_path(entry: os.DirEntry, real_folder: str) -> str:
     return os.path.realpath(entry.path) if _is_link(entry) else os.path.join(real_folder, entry.name)
 
 
-def _parts_of(path: str) -> set[str]:
-    claimed = _claimed_by_name(os.path.basename(path).lower())
-    if claimed is None or claimed.parts is None or _not_regular(path) is not None:
+def _parts_of(path: str, claimed: Format) -> set[str]:
+    """The files that the file at `path`, of a format with parts, names as its own."""
+    if claimed.parts is None or _not_regular(path) is not None:
         return set()
     try:
         return set(_function(claimed.parts)(path))

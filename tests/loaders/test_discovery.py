@@ -32,7 +32,12 @@ def discover_as_before(paths: list[str]) -> list[Target]:
                 models = [d for d in dirs if directory_format(os.path.join(root, d)) is not None]
                 targets += [Target(os.path.join(root, d), False) for d in models]
                 dirs[:] = [d for d in dirs if d not in models]
-                parts = {part for name in files for part in loaders._parts_of(os.path.join(root, name))}
+                parts = {
+                    part
+                    for name in files
+                    if (claimed := format_claimed_by(name)) is not None
+                    for part in loaders._parts_of(os.path.join(root, name), claimed)
+                }
                 for name in sorted(files):
                     claimed = format_claimed_by(name)
                     full = os.path.join(root, name)
