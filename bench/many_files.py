@@ -11,7 +11,8 @@ text files from 4 KiB to a few MiB. Everything is timed with the page cache warm
     shape and dtype); an HDF5 file: open it, parse its `model_config` attribute where it has one (a
     legacy model's config.json) and visit every dataset; `.npy`/`.npz`/`.safetensors`:
     parse the headers; word2vec: read the first line.
-(c) `nandoctor scan DIR` as a user runs it (a fresh process, imports included, JSON to /dev/null):
+(c) `nandoctor scan DIR` as a user runs it (a fresh process of the command as installed, imports
+    included, JSON to a file):
     one core (`--jobs 1`) and every core, cold (`--no-cache`); then with the cache, a first run
     that fills it and a second that finds every file unchanged.
 Where one core's time goes: by kind of file, the in-process scan per file against its metadata
@@ -178,9 +179,7 @@ def cli_seconds(directory: Path, *args: str) -> tuple[float, dict]:
         start = time.perf_counter()
         child = subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "nandoctor",
+                *installed_nandoctor(),
                 "scan",
                 str(directory),
                 "--quiet",
@@ -241,7 +240,9 @@ def measure(copies: int, runs: int) -> dict:
     files = model_files(directory)
     cores = cpu_count()
     byte_floor(files)  # into the page cache
-    _startup_seconds()  # and nandoctor's bytecode into its cache
+    command = installed_nandoctor()
+    editable = [sys.executable, "-m", "nandoctor"]  # this checkout's environment, as `make test` builds it
+    _startup_seconds(command)  # and nandoctor's bytecode into its cache
     results: dict = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
@@ -268,8 +269,9 @@ def measure(copies: int, runs: int) -> dict:
             cached_runs.append(cli_seconds(directory, "--cache-dir", cache)[0])
     results["cold_filling_cache_s"] = statistics.median(filling)
     results["cached_s"] = statistics.median(cached_runs)
-    results["startup_s"] = median_of(runs, lambda: _startup_seconds())
-    results["interpreter_s"] = median_of(runs, lambda: _interpreter_seconds())
+    results["startup_s"] = median_of(runs, lambda: _startup_seconds(command))
+    results["startup_editable_s"] = median_of(runs, lambda: _startup_seconds(editable))
+    results["interpreter_s"] = median_of(runs, lambda: _interpreter_seconds(command[0]))
     results["cores_free"] = cores_free(cores)
     results["cached_parts"] = cached_parts(directory, runs)
     results["per_kind"] = per_kind(files, runs)
@@ -394,26 +396,58 @@ def cached_parts(directory: Path, runs: int) -> dict[str, float]:
     return parts
 
 
+INSTALLED = CACHE / "installed"
+# What pip writes as the `nandoctor` command ([project.scripts] in pyproject.toml).
+CONSOLE_SCRIPT = """import sys
+from nandoctor.cli import main
+sys.exit(main())
+"""
+
+
+def installed_nandoctor() -> list[str]:
+    """The `nandoctor` command of this checkout as installing its wheel gives it: the package
+    copied afresh into a virtual environment of its own (bench/.cache/installed), which finds
+    its dependencies through a plain path to this interpreter's site-packages, and the script
+    pip writes. This checkout's own environment holds an editable install, whose import hook
+    (setuptools' finder, run from a .pth file) costs every start of Python 8 ms here that a
+    user's installed nandoctor does not pay."""
+    python = INSTALLED / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(INSTALLED)], check=True)
+    site = Path(
+        subprocess.check_output(
+            [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], text=True
+        ).strip()
+    ).resolve()
+    dependencies = [p for p in sys.path if p.endswith("site-packages") and Path(p).resolve() != site]
+    (site / "dependencies.pth").write_text("".join(f"{p}\n" for p in dependencies))
+    shutil.rmtree(site / "nandoctor", ignore_errors=True)
+    shutil.copytree(ROOT / "nandoctor", site / "nandoctor", ignore=shutil.ignore_patterns("__pycache__"))
+    script = INSTALLED / "bin" / "nandoctor"
+    script.write_text(CONSOLE_SCRIPT)
+    return [str(python), str(script)]
+
+
 def _child_environment() -> dict[str, str]:
-    """The environment of each timed `nandoctor` process: this checkout first on the path, and
-    Python's bytecode cache on (an installed package has its .pyc files; a sandbox that sets
-    PYTHONDONTWRITEBYTECODE would otherwise charge every run for compiling nandoctor again)."""
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    return {**environment, "PYTHONPATH": str(ROOT)}
+    """The environment of each timed `nandoctor` process: Python's bytecode cache on (an
+    installed package has its .pyc files; a sandbox that sets PYTHONDONTWRITEBYTECODE would
+    otherwise charge every run for compiling nandoctor again), and no PYTHONPATH."""
+    drop = ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+    return {key: value for key, value in os.environ.items() if key not in drop}
 
 
-def _interpreter_seconds() -> float:
+def _interpreter_seconds(python: str) -> float:
     """A fresh `python -c pass`: what no command written in Python can start under."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], capture_output=True, env=_child_environment())
+    subprocess.run([python, "-c", "pass"], capture_output=True, env=_child_environment())
     return time.perf_counter() - start
 
 
-def _startup_seconds() -> float:
+def _startup_seconds(command: list[str]) -> float:
     """A fresh `nandoctor scan` of nothing readable: the interpreter and the imports."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "nandoctor", "scan", "/nonexistent.keras", "--quiet", "--no-cache"],
+        [*command, "scan", "/nonexistent.keras", "--quiet", "--no-cache"],
         capture_output=True,
         cwd=ROOT,
         env=_child_environment(),
@@ -468,8 +502,13 @@ The directory: **{n:,} files**, {r["bytes"] / 2**20:.0f} MiB ({kinds}); the scan
 | (c) `nandoctor scan --jobs {r["cores"]} --no-cache` | {every:.2f} s | {rate(every)} | **{every / meta:.2f}x** the metadata floor (goal: at most 0.8x); {every / one:.2f}x one core |
 | (c) `nandoctor scan`, cold, filling the cache | {r["cold_filling_cache_s"]:.2f} s | {rate(r["cold_filling_cache_s"])} | |
 | (c) `nandoctor scan`, every file unchanged (cached) | {r["cached_s"]:.2f} s | {rate(r["cached_s"])} | **{r["cold_filling_cache_s"] / r["cached_s"]:.1f}x faster** than cold (goal: at least 20x); {one / r["cached_s"]:.1f}x faster than one core |
-| a fresh process's start (the interpreter, and the imports of a scan that reads nothing), included in each (c) | {r["startup_s"]:.3f} s | | |
+| a fresh process's start (the interpreter, and the imports of a scan that reads nothing), included in each (c) | {r["startup_s"]:.3f} s | | in this checkout's editable install: {r["startup_editable_s"]:.3f} s |
 | the interpreter alone (`python -c pass`) | {r["interpreter_s"]:.3f} s | | |
+
+Each (c) runs the `nandoctor` command as a user's installation has it: this checkout's package copied into a
+virtual environment of its own (bench/.cache/installed; its dependencies on a plain path), and the script pip
+writes. An editable install (`pip install -e .`, what `make test` builds) starts every process through
+setuptools' import hook, which the start with it above includes.
 
 Cores really free during this run: **{r["cores_free"]:.2f}** of {r["cores"]} (a pure-Python loop on every core at once
 against alone), which bounds what `--jobs {r["cores"]}` can gain. A cached run, part by part (in process):

@@ -319,6 +319,10 @@ class Selection:
                 kept.append(finding)
         return kept, suppressed
 
+    def suppresses_in(self, path: str) -> bool:
+        """Some ignore applies to the findings of the file at `path` (which `filter` drops)."""
+        return bool(self.suppressions) or bool(self._for_path(path))
+
     def _for_path(self, path: str | None) -> tuple[Suppression, ...]:
         if path is None:
             return ()

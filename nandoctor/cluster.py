@@ -17,7 +17,6 @@ it runs: the cluster is trusted, the files are not. Needs the `cluster` extra
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -44,7 +43,7 @@ def scan_on_cluster(
     from nandoctor.catalogue import Selection
     from nandoctor.engine import scan_target_unfiltered, with_ignores
     from nandoctor.loaders import discover
-    from nandoctor.result_json import result_from_dict, target_to_dict
+    from nandoctor.result_json import received_result, target_to_dict
 
     if client is None:
         from distributed import get_client
@@ -74,7 +73,7 @@ def scan_on_cluster(
     )
     for batch, answers in zip(batches, client.gather(futures)):
         for index, answer in zip(batch, answers, strict=True):
-            results[index] = result_from_dict(json.loads(answer), targets[index].path)
+            results[index] = received_result(answer, targets[index].path)
     return Report([with_ignores(result, selection) for result in results])
 
 
@@ -89,7 +88,7 @@ def scan_batch(
     from nandoctor.catalogue import Selection
     from nandoctor.diagnosis import RunsOn
     from nandoctor.engine import scan_target_unfiltered
-    from nandoctor.result_json import result_to_dict, target_from_dict
+    from nandoctor.result_json import sent_form, target_from_dict
 
     rules = Selection.resolve(select, ignore).instances(RunsOn.FILE, options)
-    return [json.dumps(result_to_dict(scan_target_unfiltered(target_from_dict(target), rules))) for target in targets]
+    return [sent_form(scan_target_unfiltered(target_from_dict(target), rules)) for target in targets]

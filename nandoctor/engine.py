@@ -86,7 +86,7 @@ def scan(
     for index, outcome in zip(to_scan, scanned):
         results[index] = outcome.result
         if cache is not None and outcome.finished and fingerprints.get(index) is not None:
-            cache.store(targets[index], fingerprints[index], outcome.result)
+            results[index] = cache.store(targets[index], fingerprints[index], outcome.result)
     if cache is not None:
         cache.save()
     return Report([with_ignores(result, selection) for result in results])  # type: ignore[arg-type]
@@ -395,9 +395,9 @@ def scan_target_unfiltered(target: Target, rules: list[Rule], progress: Progress
 
 def with_ignores(result: FileResult, selection: Selection) -> FileResult:
     """`result` with the selection's per-file and per-layer ignores applied to its findings."""
-    # A result without findings has nothing to ignore: the path's patterns need not be matched
-    # (most files of a cached re-scan of thousands).
-    if result.status is not FileStatus.SCANNED or not result.findings:
+    # Where no ignore applies to the file, its findings need not be read (a cached re-scan of
+    # thousands of files does not read them back from the cache).
+    if result.status is not FileStatus.SCANNED or not selection.suppresses_in(result.path):
         return result
     kept, suppressed = selection.filter(result.findings, result.path)
     return FileResult(

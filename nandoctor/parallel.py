@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from nandoctor.loaders import Target
 from nandoctor.report import FileResult
-from nandoctor.result_json import result_from_dict, result_to_dict, target_from_dict, target_to_dict
+from nandoctor.result_json import received_result, sent_form, target_from_dict, target_to_dict
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -102,9 +102,8 @@ def scan_in_processes(
                 index = worker.held[0]
                 if worker.connection in ready:
                     try:
-                        outcomes[index] = Outcome(
-                            result_from_dict(json.loads(worker.connection.recv_bytes()), targets[index].path)
-                        )
+                        answer = worker.connection.recv_bytes().decode()
+                        outcomes[index] = Outcome(received_result(answer, targets[index].path))
                         worker.answered()
                     except (EOFError, OSError, ValueError, KeyError, TypeError):
                         outcomes[index] = Outcome(_died(targets[index], worker), finished=False)
@@ -231,4 +230,4 @@ def work(connection: Connection, job: ScanJob) -> None:
         if message is None:
             return
         result = scan_target_unfiltered(target_from_dict(message), rules)
-        connection.send_bytes(json.dumps(result_to_dict(result)).encode())
+        connection.send_bytes(sent_form(result).encode())

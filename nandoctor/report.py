@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +143,19 @@ class FileResult:
     unfixed: list[UnappliedFix] = field(default_factory=list)
     output: str | None = None
 
+    def severity_counts(self) -> dict[str, int]:
+        """How many findings of each severity, by its value: what the summary and the exit code
+        need, which a result read back from the cache answers without reading its findings."""
+        counts = {severity.value: 0 for severity in Severity}
+        for finding in self.findings:
+            counts[finding.severity.value] += 1
+        return counts
+
+    def written_json(self) -> str | None:
+        """The result as the JSON report writes it, less its path, where this result holds
+        that text already (one read back from the cache: `nandoctor.result_json.StoredResult`)."""
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         data = {
             "path": self.path,
@@ -196,24 +210,27 @@ class Report:
         return [result for result in self.files if result.status is FileStatus.ERROR]
 
     def summary(self) -> dict[str, int]:
-        findings = self.findings
         counts = {severity.value: 0 for severity in Severity}
-        for finding in findings:
-            counts[finding.severity.value] += 1
+        for result in self.files:
+            for severity, count in result.severity_counts().items():
+                counts[severity] += count
         return {
             "files": len(self.files),
-            "findings": len(findings),
+            "findings": sum(counts.values()),
             **counts,
             "unreadable": len(self.errors),
             "suppressed": sum(sum(r.suppressed.values()) for r in self.files),
         }
 
-    def to_dict(self, version: str | None = None) -> dict[str, Any]:
+    def to_dict(
+        self, version: str | None = None, file_data: Callable[[FileResult], Any] | None = None
+    ) -> dict[str, Any]:
+        """The report as JSON data; `file_data` writes each file's result (`FileResult.to_dict`)."""
         if version is None:
             from nandoctor import __version__ as version
         data: dict[str, Any] = {
             "nandoctor": version,
-            "files": [result.to_dict() for result in self.files],
+            "files": [(file_data or FileResult.to_dict)(result) for result in self.files],
             "summary": self.summary(),
         }
         if self.timings:  # an addition to the contract: only live checks have it
@@ -242,6 +259,7 @@ class Report:
         if self.errors:
             return EXIT_UNUSABLE
         threshold = parse_severity(fail_on)
-        if any(f.severity.rank >= threshold.rank for f in self.findings):
+        reached = [severity.value for severity in Severity if severity.rank >= threshold.rank]
+        if any(result.severity_counts()[severity] for result in self.files for severity in reached):
             return EXIT_FINDINGS
         return EXIT_CLEAN

@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nandoctor.engine import scan
-from nandoctor.report import Severity
+from nandoctor.report import Confidence, FileResult, FileStatus, Finding, Report, Severity
 from nandoctor.reporters import render
 from nandoctor.reporters.json import indented_json
+from nandoctor.result_json import stored_form, stored_result
 from tests.conftest import FIXTURES
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
@@ -80,6 +81,32 @@ def test_a_circular_value_is_refused_as_json_dumps_refuses_it():
     looped.append(looped)
     with pytest.raises(ValueError, match="Circular reference detected"):
         indented_json(looped)
+
+
+FINDINGS = st.lists(
+    st.builds(
+        Finding,
+        code=st.just("ND101"),
+        name=st.just("zero-embedding-rows"),
+        severity=st.sampled_from(list(Severity)),
+        confidence=st.sampled_from(list(Confidence)),
+        layer=st.none() | st.text(max_size=8),
+        message=st.text(max_size=20),
+        fix=st.text(max_size=20),
+        details=st.dictionaries(KEYS, SUBCLASSED, max_size=3),
+    ),
+    max_size=4,
+)
+
+
+@given(FINDINGS)
+def test_a_result_as_the_cache_keeps_it_renders_as_the_result_it_was(findings):
+    fresh = FileResult("m.keras", "keras", FileStatus.SCANNED, findings=findings, notes=["weights absent"])
+    fields, written = stored_form(fresh)
+    kept = stored_result(json.loads(json.dumps(fields)), written, "m.keras")
+    assert render(Report([kept]), "json") == render(Report([fresh]), "json")
+    assert Report([kept]).summary() == Report([fresh]).summary()
+    assert [f.severity for f in kept.findings] == [f.severity for f in findings]
 
 
 def test_the_fixtures_report_renders_as_json_dumps_writes_it():

@@ -3,8 +3,10 @@ file, other rules or options, or an entry not to be trusted mean the file is rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,9 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nandoctor import cache as cache_module
-from nandoctor import engine
+from nandoctor import engine, result_json
 from nandoctor.cache import DEFAULT_FOLDER, INDEX
 from nandoctor.engine import scan
+from nandoctor.report import Report
+from nandoctor.reporters import FORMATS, render
 from tests.conftest import FIXTURES, ROOT, run_cli
 
 BROKEN = FIXTURES / "broken"
@@ -40,6 +44,36 @@ def test_a_cached_scan_of_the_fixtures_is_the_fresh_report_and_reads_no_file(tmp
     refuse_to_read(monkeypatch)
     assert scan([FIXTURES], cache_dir=tmp_path).to_dict() == fresh
     assert scan([FIXTURES], cache_dir=tmp_path, jobs=2).to_dict() == fresh
+
+
+def test_the_json_report_of_a_cached_scan_copies_the_text_the_cache_holds_and_every_format_is_the_fresh_one(
+    tmp_path, monkeypatch
+):
+    fresh = scan([FIXTURES])
+    scan([FIXTURES], cache_dir=tmp_path)
+    cached = scan([FIXTURES], cache_dir=tmp_path)
+
+    def read_back(data):
+        raise AssertionError("a finding was read back from the cache")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(result_json, "_finding_from_dict", read_back)
+        assert render(cached, "json") == render(fresh, "json")
+        assert cached.summary() == fresh.summary() and cached.exit_code() == fresh.exit_code()
+    for output_format in FORMATS:
+        assert render(cached, output_format) == render(fresh, output_format)
+
+
+def test_a_cached_result_is_a_file_result_as_any_other(tmp_path):
+    fresh = scan([FIXTURES])
+    scan([FIXTURES], cache_dir=tmp_path)
+    cached = scan([FIXTURES], cache_dir=tmp_path)
+    assert cached.files == fresh.files and fresh.files == cached.files
+    index = next(i for i, result in enumerate(cached.files) if result.findings)
+    emptied = dataclasses.replace(cached.files[index], findings=[])  # as `scan --baseline` does
+    assert emptied != fresh.files[index] and emptied == dataclasses.replace(fresh.files[index], findings=[])
+    assert json.loads(render(Report([emptied]), "json"))["files"][0]["findings"] == []
+    assert Report([emptied]).summary()["findings"] == 0
 
 
 def test_ignores_per_file_and_per_layer_apply_to_a_cached_result_as_to_a_fresh_one(tmp_path, monkeypatch):
@@ -139,21 +173,28 @@ def test_other_rules_or_options_do_not_reuse_an_entry(tmp_path):
     assert scan([path], cache_dir=tmp_path, select=["ND6"]).to_dict() == scan([path], select=["ND6"]).to_dict()
     options = {"collapsed-weights": {"tiny": 1e-3}}
     scan([path], cache_dir=tmp_path, options=options)
-    folders = {entry.parent for entry in tmp_path.rglob("*.json")}
+    folders = {entry.parent for entry in tmp_path.rglob(INDEX)}
     assert len(folders) == 3  # one per set of rules and options
 
 
 def entries(cache):
-    found = sorted(cache.rglob("*.json"))
+    found = sorted(cache.rglob(INDEX))
     assert found
     return found
 
 
-def read_index(cache) -> tuple[Path, dict]:
-    """The one index of a cache that holds one set of rules, and its entries by key."""
+def read_index(cache) -> tuple[Path, dict, bytes]:
+    """The one index of a cache that holds one set of rules: its file, its entries by key (each
+    [path, explicit, fingerprint, fields, [start, length, CRC-32] of its text]), and the
+    results' texts they point into (after the entries' line)."""
     (index,) = entries(cache)
-    assert index.name == INDEX
-    return index, json.loads(index.read_text())["entries"]
+    header, _, texts = index.read_bytes().partition(b"\n")
+    return index, json.loads(header)["entries"], texts
+
+
+def write_index(index: Path, stored: dict, texts: bytes) -> None:
+    schema = json.loads(index.read_bytes().partition(b"\n")[0])["schema"]
+    index.write_bytes(json.dumps({"schema": schema, "entries": stored}).encode() + b"\n" + texts)
 
 
 GARBAGE = st.one_of(
@@ -174,11 +215,13 @@ def test_a_corrupt_cache_index_is_ignored_and_rewritten(tmp_path, garbage):
     shutil.rmtree(cache, ignore_errors=True)
     fresh = scan([path]).to_dict()
     scan([path], cache_dir=cache)
-    index, _ = read_index(cache)
+    index, _, _ = read_index(cache)
     index.write_bytes(garbage)
     assert scan([path], cache_dir=cache).to_dict() == fresh
-    (entry,) = read_index(cache)[1].values()
-    assert entry["result"]["findings"]  # rewritten from the fresh scan
+    _, stored, texts = read_index(cache)
+    (entry,) = stored.values()
+    start, length, _ = entry[-1]
+    assert json.loads(b"{" + texts[start : start + length])["findings"]  # rewritten from the fresh scan
 
 
 def as_json_value(garbage: bytes):
@@ -201,10 +244,10 @@ def test_a_corrupt_entry_costs_its_own_file_a_scan_and_the_others_are_still_cach
     shutil.rmtree(cache, ignore_errors=True)
     fresh = scan([tables]).to_dict()
     scan([tables], cache_dir=cache)
-    index, stored = read_index(cache)
+    index, stored, texts = read_index(cache)
     key_of_a = next(key for key in stored if key.startswith(str(tables / "a.npy")))
     stored[key_of_a] = as_json_value(garbage)
-    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
+    write_index(index, stored, texts)
     read = []
     original_load = engine.load
 
@@ -221,10 +264,14 @@ def test_a_corrupt_entry_costs_its_own_file_a_scan_and_the_others_are_still_cach
 def test_an_entry_whose_findings_were_tampered_with_in_shape_is_ignored(tmp_path):
     path = BROKEN / "seed_c_zero_rows_cosine.keras"
     scan([path], cache_dir=tmp_path)
-    index, stored = read_index(tmp_path)
+    index, stored, texts = read_index(tmp_path)
     (entry,) = stored.values()
-    entry["result"]["findings"][0]["severity"] = "catastrophic"
-    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
+    start, length, _ = entry[-1]
+    written = texts[start : start + length]
+    tampered = re.sub(b'"severity": "[a-z]+"', b'"severity": "catastrophic"', written, count=1)
+    assert tampered != written
+    entry[-1][1] = len(tampered)
+    write_index(index, stored, texts[:start] + tampered + texts[start + length :])
     assert scan([path], cache_dir=tmp_path).to_dict() == scan([path]).to_dict()
 
 
@@ -235,11 +282,11 @@ def test_an_entry_of_another_file_is_not_trusted(tmp_path):
     cache = tmp_path / "cache"
     scan([broken], cache_dir=cache)
     scan([clean], cache_dir=cache)
-    index, stored = read_index(cache)
+    index, stored, texts = read_index(cache)
     (clean_key,) = [key for key in stored if key.startswith(str(clean))]
     (broken_key,) = [key for key in stored if key.startswith(str(broken))]
     stored[clean_key] = stored[broken_key]  # the clean file's entry now holds the broken file's findings
-    index.write_text(json.dumps({"schema": json.loads(index.read_text())["schema"], "entries": stored}))
+    write_index(index, stored, texts)
     assert not scan([clean], cache_dir=cache).findings
 
 
@@ -250,8 +297,8 @@ def test_one_index_keeps_the_entries_of_every_scan_into_the_cache(tmp_path, monk
     cache = tmp_path / "cache"
     scan([first], cache_dir=cache)
     scan([second], cache_dir=cache)  # adds its entry to the index the first scan wrote
-    _, stored = read_index(cache)
-    assert sorted(entry["path"] for entry in stored.values()) == [str(first), str(second)]
+    _, stored, _ = read_index(cache)
+    assert sorted(entry[0] for entry in stored.values()) == [str(first), str(second)]
     fresh = scan([first, second]).to_dict()
     refuse_to_read(monkeypatch)
     assert scan([first, second], cache_dir=cache).to_dict() == fresh
@@ -266,8 +313,8 @@ def test_the_entry_of_a_file_that_is_gone_is_dropped_when_the_index_is_next_writ
     gone.unlink()
     zero_rows_npy(changed, [1])  # a file to scan again, so that the index is written
     scan([tmp_path], cache_dir=cache)
-    _, stored = read_index(cache)
-    assert sorted(entry["path"] for entry in stored.values()) == [str(changed), str(kept)]
+    _, stored, _ = read_index(cache)
+    assert sorted(entry[0] for entry in stored.values()) == [str(changed), str(kept)]
 
 
 def test_the_cli_caches_beside_pyproject_in_a_folder_that_ignores_itself(tmp_path, monkeypatch):
@@ -370,17 +417,25 @@ def scans_that_read(monkeypatch) -> list[str]:
     return read
 
 
-def test_a_file_is_scanned_again_when_a_file_sharing_its_stem_changes_and_not_for_others(tmp_path, monkeypatch):
+def test_a_file_is_scanned_again_when_a_file_its_format_reads_beside_it_changes_and_not_for_others(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "m.weights.json").write_text('{"weight_map": {"/layers/dense/vars": "m_00000.weights.h5"}}')
+    shard = tmp_path / "m_00000.weights.h5"
+    shutil.copy(FIXTURES / "clean" / "mlp.weights.h5", shard)
     zero_rows_npy(tmp_path / "table.npy", [2])
-    zero_rows_npy(tmp_path / "other.npy", [])
+    targets = [tmp_path / "m.weights.json", tmp_path / "table.npy"]
     cache = tmp_path / "cache"
-    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
+    fresh = scan(targets).to_dict()
+    scan(targets, cache_dir=cache)
     read = scans_that_read(monkeypatch)
-    (tmp_path / "table.npy.part").write_bytes(b"a shard of the table")  # shares the stem `table`
-    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
-    assert read == ["table.npy"]
-    scan([tmp_path / "table.npy", tmp_path / "other.npy"], cache_dir=cache)
-    assert read == ["table.npy"]  # unchanged since
+    later = shard.stat().st_mtime_ns + 10**9
+    os.utime(shard, ns=(later, later))  # the shard index reads its shards
+    (tmp_path / "table.npy.part").write_bytes(b"shares the stem `table`, and an .npy reads nothing beside it")
+    assert scan(targets, cache_dir=cache).to_dict() == fresh
+    assert read == ["m.weights.json"]
+    scan(targets, cache_dir=cache)
+    assert read == ["m.weights.json"]  # unchanged since
 
 
 def test_a_model_folder_is_scanned_again_when_a_file_in_it_changes(tmp_path, monkeypatch):

@@ -42,6 +42,9 @@ class Format:
     # A format whose file names others as its parts (a shard index): "module:function" giving
     # their names, which a directory walk then leaves to it.
     parts: str | None = None
+    # Its loader reads files beside it that share its name's stem (a checkpoint's data shards,
+    # a shard index's shards): a cached result of one holds while they are unchanged too.
+    reads_beside: bool = False
 
     def load(self) -> Callable[[str], ModelView]:
         return _function(self.loader)
@@ -62,6 +65,7 @@ FORMATS: tuple[Format, ...] = (
         (".weights.json",),
         "sharded_weights:load_sharded_weights",
         parts="shard_index:shard_names",
+        reads_beside=True,
     ),
     Format("h5", (".h5", ".hdf5"), "hdf5:load_hdf5", HDF5_SIGNATURE),
     Format("npy", (".npy",), "numpy_arrays:load_npy", NPY_SIGNATURE, holds_model=False),
@@ -73,6 +77,7 @@ FORMATS: tuple[Format, ...] = (
         walked=False,
         sniff="tensor_bundle:looks_like_checkpoint",
         holds_model=False,
+        reads_beside=True,
     ),
     Format("word2vec", (".vec",), "word2vec:load_word2vec_text", holds_model=False),
     Format(
@@ -131,6 +136,13 @@ def _claimed_by_name(lowered: str) -> Format | None:
         if claimed is not None:
             return claimed
     return None
+
+
+def reads_files_beside(name: str) -> bool:
+    """A file called `name` is of a format whose loader reads files beside it (by its name
+    alone: no other format a file's first bytes could claim reads any)."""
+    claimed = _claimed_by_name(name.lower())
+    return claimed is not None and claimed.reads_beside
 
 
 def directory_format(path: str) -> Format | None:

@@ -6,13 +6,42 @@ import json
 from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
 
-from nandoctor.report import Report
+from nandoctor.report import FileResult, Report
 
 _STEP = "  "
+# Where a file's result stands in the report ({"files": [{...}]}): its keys are a step deeper.
+_RESULT_NEWLINE = "\n" + _STEP * 2
+
+
+class WrittenJSON(str):
+    """JSON text written already, as the report writes it where it stands: copied as it is."""
 
 
 def render_json(report: Report) -> str:
-    return indented_json(report.to_dict())
+    try:
+        return _indented(report.to_dict(file_data=_written_where_held))
+    except (TypeError, RecursionError):
+        return json.dumps(report.to_dict(), indent=2)
+
+
+def _written_where_held(result: FileResult) -> Any:
+    """A result's data, or its text where the result holds it already, with its path."""
+    written = result.written_json()
+    if written is None:
+        return result.to_dict()
+    return WrittenJSON(f'{{{_RESULT_NEWLINE}{_STEP}"path": {_quoted(result.path)},{written}')
+
+
+def result_text(result: FileResult) -> str:
+    """The result as the report writes it, less its path (its text from the key after it on),
+    which a result read back from the cache holds, to be copied into the next report."""
+    data = result.to_dict()
+    del data["path"]
+    try:
+        whole = _indented(data, _RESULT_NEWLINE)
+    except (TypeError, RecursionError):  # as json.dumps writes it; a string holds no newline
+        whole = json.dumps(data, indent=2).replace("\n", _RESULT_NEWLINE)
+    return whole[1:]  # after its opening brace
 
 
 def indented_json(data: Any) -> str:
@@ -21,14 +50,19 @@ def indented_json(data: Any) -> str:
     a report of thousands of files spent more time there than in its cached scan. Whatever
     this does not write as plain JSON (a key that is not a string, a value of another type) is
     left to `json.dumps`, which then says or writes what it always has."""
-    parts: list[str] = []
     try:
-        if isinstance(data, (list, tuple, dict)):
-            _encode_container(data, "\n", parts)
-        else:
-            parts.append(_scalar(data))
+        return _indented(data)
     except (TypeError, RecursionError):
         return json.dumps(data, indent=2)
+
+
+def _indented(data: Any, newline: str = "\n") -> str:
+    """`data` written as `indented_json` writes it, where its first line is `newline` deep."""
+    parts: list[str] = []
+    if isinstance(data, (list, tuple, dict)):
+        _encode_container(data, newline, parts)
+    else:
+        parts.append(_scalar(data))
     return "".join(parts)
 
 
@@ -67,7 +101,10 @@ def _encode_container(value: list | tuple | dict, newline: str, parts: list[str]
         separator = "[" + inner
         for item in value:
             kind = type(item)
-            if kind is str:
+            if kind is WrittenJSON:  # a result read back from the cache: thousands, each long
+                add(separator)
+                add(item)
+            elif kind is str:
                 add(f"{separator}{_quoted(item)}")
             elif kind is int:
                 add(f"{separator}{int.__repr__(item)}")
@@ -82,7 +119,9 @@ def _encode_container(value: list | tuple | dict, newline: str, parts: list[str]
 
 def _encode_other(prefix: str, item: Any, newline: str, parts: list[str]) -> None:
     """A value of any other type (None, a bool, a float, a tuple, a subclass) after `prefix`."""
-    if isinstance(item, (list, tuple, dict)):
+    if type(item) is WrittenJSON:
+        parts.append(prefix + item)
+    elif isinstance(item, (list, tuple, dict)):
         parts.append(prefix)
         _encode_container(item, newline, parts)
     else:
