@@ -397,11 +397,15 @@ def cached_parts(directory: Path, runs: int) -> dict[str, float]:
 
 
 INSTALLED = CACHE / "installed"
-# What pip writes as the `nandoctor` command ([project.scripts] in pyproject.toml).
-CONSOLE_SCRIPT = """import sys
-from nandoctor.cli import main
-sys.exit(main())
-"""
+
+
+def console_script() -> str:
+    """What pip writes as the `nandoctor` command, from [project.scripts] in pyproject.toml."""
+    import tomllib
+
+    entry = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["nandoctor"]
+    module, function = entry.split(":")
+    return f"import sys\nfrom {module} import {function}\nsys.exit({function}())\n"
 
 
 def installed_nandoctor() -> list[str]:
@@ -424,7 +428,7 @@ def installed_nandoctor() -> list[str]:
     shutil.rmtree(site / "nandoctor", ignore_errors=True)
     shutil.copytree(ROOT / "nandoctor", site / "nandoctor", ignore=shutil.ignore_patterns("__pycache__"))
     script = INSTALLED / "bin" / "nandoctor"
-    script.write_text(CONSOLE_SCRIPT)
+    script.write_text(console_script())
     return [str(python), str(script)]
 
 

@@ -1,3 +1,3 @@
-from nandoctor.cli import main
+from nandoctor.cli import run
 
-main(prog_name="nandoctor")
+run()

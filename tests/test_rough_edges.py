@@ -189,3 +189,20 @@ def test_per_file_and_per_layer_ignores_from_settings_are_counted(tmp_path, monk
     assert [f["code"] for f in file["findings"]] == ["ND601"] and file["suppressed"] == {"ND901": 1}
     # --ignore adds to the settings: ND601 on next_word, and ND901 from the per-layer table.
     assert "No findings in 1 file. 2 suppressed." in run_cli("scan", RELU_OUTPUT, "--ignore", "ND601:next_*").stdout
+
+
+def test_the_command_writes_its_whole_report_and_exits_with_its_code(tmp_path):
+    broken = nandoctor_process("scan", FIXTURES / "broken", "--format", "json", "--no-cache")
+    in_process = run_cli("scan", FIXTURES / "broken", "--format", "json", "--no-cache", expected_exit=broken.returncode)
+    assert broken.returncode == 1 and broken.stdout == in_process.stdout  # every byte, flushed
+    assert nandoctor_process("scan", FIXTURES / "clean", "--no-cache", "--quiet").returncode == 0
+    assert nandoctor_process("scan", tmp_path / "missing.keras", "--no-cache").returncode == 2
+    assert nandoctor_process("--version").returncode == 0
+    usage = nandoctor_process("scan", "--no-such-option")
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+
+
+def test_a_reader_that_stops_early_costs_no_traceback():
+    command = f"{sys.executable} -m nandoctor scan {FIXTURES / 'broken'} --format json --no-cache | head -c 10"
+    done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+    assert len(done.stdout) == 10 and "Traceback" not in done.stderr

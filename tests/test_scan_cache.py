@@ -363,13 +363,16 @@ def test_a_cache_folder_that_cannot_be_written_does_not_stop_the_scan(tmp_path):
 
 def modules_a_cli_run_imported(tmp_path, *args) -> list[str]:
     """`nandoctor ARGS` in a fresh process: which of h5py, numpy, rich and the rule modules it
-    imported (`nandoctor.rules`: the rules, which import numpy and the analysis they share)."""
+    imported (`nandoctor.rules`: the rules, which import numpy and the analysis they share).
+    It runs `main`, the command less its exit, which would leave no time to ask."""
     script = textwrap.dedent(
         f"""
-        import runpy, sys
-        sys.argv = ["nandoctor", *{[str(arg) for arg in args]!r}]
+        import sys
+        from nandoctor.cli import main
         try:
-            runpy.run_module("nandoctor", run_name="__main__")
+            main([*{[str(arg) for arg in args]!r}], prog_name="nandoctor")
+        except SystemExit as stop:
+            assert not stop.code, stop.code
         finally:
             heavy = {{"h5py", "numpy", "rich", "nandoctor.rules"}}
             prefixes = {{".".join(name.split(".")[:parts]) for name in sys.modules for parts in (1, 2)}}

@@ -20,7 +20,7 @@ MODULE = textwrap.dedent(
 )
 # The `nandoctor` console script: its sys.path starts with its bin folder, not the current
 # folder; `python -P` (3.11) runs the same entry point with that same path.
-CONSOLE_SCRIPT = [sys.executable, "-P", "-c", "import sys; from nandoctor.cli import main; sys.exit(main())"]
+CONSOLE_SCRIPT = [sys.executable, "-P", "-c", "import sys; from nandoctor.cli import run; sys.exit(run())"]
 
 
 def test_custom_objects_are_found_in_the_current_folder_as_python_m_finds_them(keras, tmp_path, monkeypatch):
