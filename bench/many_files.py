@@ -30,6 +30,7 @@ Writes bench/results/many_files.json and the many-files section of docs/benchmar
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -408,6 +409,7 @@ def console_script() -> str:
     return f"import sys\nfrom {module} import {function}\nsys.exit({function}())\n"
 
 
+@functools.cache  # once a run: a fresh copy has no bytecode, which every process would compile
 def installed_nandoctor() -> list[str]:
     """The `nandoctor` command of this checkout as installing its wheel gives it: the package
     copied afresh into a virtual environment of its own (bench/.cache/installed), which finds
