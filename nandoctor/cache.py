@@ -176,7 +176,7 @@ class ScanCache:
         for key, entry in read.items():
             if key not in self._new and _still_there(entry):
                 with contextlib.suppress(ValueError, IndexError, TypeError):  # a damaged entry is dropped
-                    entries[key] = written.placed(entry, _result_text(entry, texts))
+                    entries[key] = written.placed(entry, _text_of(entry, texts))
         for key, entry in self._new.items():
             entries[key] = written.placed(entry, entry[_TEXT])
         import tempfile  # here: a scan that stores nothing does not import it
@@ -237,12 +237,12 @@ def _result_of(entry: list[Any], path: str, texts: bytes) -> StoredResult | None
     """The entry's result, or None where it does not have the shape of one or its text was
     damaged (then the file is scanned again)."""
     try:
-        return stored_result(entry[_RESULT], _result_text(entry, texts).decode("ascii"), path)
+        return stored_result(entry[_RESULT], _text_of(entry, texts).decode("ascii"), path)
     except (ValueError, IndexError, KeyError, TypeError, AttributeError):
         return None
 
 
-def _result_text(entry: list[Any], texts: bytes) -> bytes:
+def _text_of(entry: list[Any], texts: bytes) -> bytes:
     """The entry's result's text, from where it points into the index's `texts`, where its
     checksum still holds (else ValueError)."""
     start, length, checksum = entry[_TEXT]

@@ -81,8 +81,6 @@ class StoredResult(FileResult):
             return NotImplemented
         return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclasses.fields(FileResult))
 
-    __hash__ = None  # type: ignore[assignment]  # as FileResult's: mutable, compared by value
-
     @property
     def findings(self) -> list[Finding]:
         if self._findings is None:
