@@ -260,6 +260,8 @@ class Report:
             return EXIT_UNUSABLE
         threshold = parse_severity(fail_on)
         reached = [severity.value for severity in Severity if severity.rank >= threshold.rank]
-        if any(result.severity_counts()[severity] for result in self.files for severity in reached):
-            return EXIT_FINDINGS
+        for result in self.files:
+            counts = result.severity_counts()  # once a result: a plain one counts its findings
+            if any(counts[severity] for severity in reached):
+                return EXIT_FINDINGS
         return EXIT_CLEAN
