@@ -49,6 +49,18 @@ def test_object_arrays_are_refused_without_unpickling(tmp_path):
         load(str(tmp_path / "o.npy"))
 
 
+def test_npy_header_that_is_not_a_literal_is_refused_in_the_same_line_every_run(tmp_path):
+    # ast.literal_eval names the node it refuses with its memory address: a different line on
+    # every run, so a cached or parallel report would differ from a serial one.
+    path = tmp_path / "t.npy"
+    np.save(path, np.zeros((2, 3), np.float32))
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"(2, 3)", b"(2* 3)", 1))
+    with pytest.raises(UnreadableFile) as refused:
+        load(str(path))
+    assert str(refused.value) == "t.npy is not a valid .npy array (malformed node or string on line 1: <ast.BinOp object>)"
+
+
 def write_text(path, words, table, header=True):
     lines = [f"{len(words)} {table.shape[1]}"] if header else []
     lines += [w + " " + " ".join(repr(float(v)) for v in row) for w, row in zip(words, table)]
