@@ -17,7 +17,7 @@ import h5py
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import attribute_text, sources_in
-from nandoctor.loaders.h5_file_checks import check_hdf5_file
+from nandoctor.loaders.h5_file_checks import check_hdf5_file, open_image
 from nandoctor.loaders.h5_structure import StoredGroup
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.weight_layouts import (
@@ -32,18 +32,19 @@ from nandoctor.view import Layer, ModelView
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-# A file up to this size is read into memory once: its heap check and its tensors then read
-# from there, not with an open and a read each (a small model has a dozen tensors).
+# A file up to this size is read into memory once and opened from there: its metadata, heap
+# check and tensors are then read from memory, not with a read from the disk each (a small
+# model has a dozen tensors).
 IN_MEMORY_BYTES = 8 << 20
 
 
 def load_hdf5(path: str) -> ModelView:
+    image = _small_file_bytes(path)
     try:
-        h5 = h5py.File(path, "r")
+        h5 = h5py.File(path, "r") if image is None else open_image(image)
     except (OSError, ValueError) as error:
         raise UnreadableFile(f"not a valid HDF5 file ({first_line(error)})") from None
     try:
-        image = _small_file_bytes(path)
         target = io.BytesIO(image) if image is not None else path
         view = _read(path, check_hdf5_file(h5, target, "the file", image))  # checked before anything is read
     except BaseException:
