@@ -20,7 +20,8 @@ strings live in (`h5_file_checks`), and each is read when first asked for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import InitVar, dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -129,15 +130,27 @@ class StoredGroup(_AttributeStore):
 
     name: str
     members: dict[str, StoredGroup | StoredDataset] = field(default_factory=dict)
-    root: StoredGroup | None = None  # the file's root group; None for the root itself
+    root: InitVar[StoredGroup | None] = None  # the file's root group; None for the root itself
     _values: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _unreadable: dict[str, str] = field(default_factory=dict, init=False, repr=False)
     _unread: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
     _object_id: Any = field(default=None, init=False, repr=False)
+    # Held weakly: a tree without cycles is freed, and its HDF5 objects closed, as soon as the
+    # view lets go of it, not when the garbage collector next runs (which then has little to do).
+    _root: weakref.ref[StoredGroup] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self, root: StoredGroup | None) -> None:
+        if root is not None:
+            self._root = weakref.ref(root)
+
+    @property
+    def file_root(self) -> StoredGroup | None:
+        """The file's root group (None for the root itself, or once nothing else holds it)."""
+        return self._root() if self._root is not None else None
 
     def get(self, path: str) -> StoredGroup | StoredDataset | None:
         """The member at `path` below this group (from the root where it starts with "/")."""
-        node: StoredGroup | StoredDataset | None = self.root if path.startswith("/") and self.root else self
+        node: StoredGroup | StoredDataset | None = (self.file_root or self) if path.startswith("/") else self
         for part in path.split("/"):
             if part in ("", "."):
                 continue

@@ -46,7 +46,7 @@ def _merge(into: StoredGroup, shard_group: StoredGroup, shard: str) -> None:
         present = into.members.get(key)
         if isinstance(member, StoredGroup):
             if present is None:
-                present = into.members[key] = StoredGroup(member.name, root=into.root or into)
+                present = into.members[key] = StoredGroup(member.name, root=into.file_root or into)
             elif not isinstance(present, StoredGroup):
                 raise UnreadableFile(f"shard {shard} holds a group {member.name} where another shard holds a dataset")
             present.attributes.update(member.attributes)

@@ -3,6 +3,9 @@ h5py's high-level objects see: every group's members in h5py's order, every data
 dtype and where its bytes lie, and every attribute with the value and type `attrs[name]`
 gives, for files the real writers save and for files built at random."""
 
+import gc
+import weakref
+
 import h5py
 import numpy as np
 import pytest
@@ -177,3 +180,23 @@ def test_two_keras_files_open_at_once_each_read_their_own_weights():
     with load(paths[0]) as first, load(paths[1]) as second:
         assert [shapes(first), shapes(second)] == alone
     assert alone[0] != alone[1]
+
+
+def test_a_walked_tree_is_freed_as_soon_as_nothing_holds_it(tmp_path):
+    # No cycles (a group holds its file's root weakly): the tree and the HDF5 objects it
+    # keeps open go when the view lets go, not when the garbage collector next runs.
+    path = tmp_path / "nested.h5"
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("layers/dense/vars/0", data=np.ones((2, 3), np.float32))
+        h5["layers/dense"].attrs["name"] = "dense"
+    gc.disable()
+    try:
+        h5, root = walked(path)
+        inner = root.group("layers/dense")
+        assert inner is not None and inner.get("/layers") is root.get("layers")
+        tree = [weakref.ref(root), weakref.ref(inner), weakref.ref(inner.get("vars/0"))]
+        del root, inner
+        assert [ref() for ref in tree] == [None, None, None]
+        h5.close()
+    finally:
+        gc.enable()
