@@ -7,6 +7,7 @@ are refused, since reading them would mean unpickling.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tokenize
 import zipfile
@@ -43,7 +44,7 @@ def _read_header(stream, what: str) -> tuple[tuple[int, ...], bool, np.dtype]:
 
 
 def _check_size(shape, dtype: np.dtype, available: int, what: str) -> None:
-    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    declared = math.prod(shape) * dtype.itemsize
     if declared > available:
         raise UnreadableFile(
             f"{what} declares shape {shape} ({declared} bytes) but holds {available} bytes (truncated or absurd)"

@@ -5,6 +5,7 @@ nothing in the file is executed (the format has nothing to execute)."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
@@ -67,7 +68,7 @@ def _tensor_layer(path: str, name: str, entry, data_start: int, size: int) -> La
         raise UnreadableFile(f"tensor {name!r} has malformed data_offsets {offsets!r}")
     dtype = np.dtype(_DTYPES[dtype_name])
     begin, end = offsets
-    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    declared = math.prod(shape) * dtype.itemsize
     if not 0 <= begin <= end or end - begin != declared:
         raise UnreadableFile(f"tensor {name!r} declares shape {tuple(shape)} ({declared} bytes) in {end - begin} bytes")
     if data_start + end > size:

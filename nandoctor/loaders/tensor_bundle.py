@@ -5,6 +5,7 @@ shards. Read without TensorFlow; the tensors are read by offset like any other w
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
@@ -146,7 +147,7 @@ def checkpoint_layers(index_path: str) -> list[Layer]:
             continue  # strings (the object graph), resources
         dtype = np.dtype(_DTYPES[entry["dtype"]])
         shape = tuple(int(d) for d in entry["shape"])
-        declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        declared = math.prod(shape) * dtype.itemsize
         if declared != entry["size"]:
             raise UnreadableFile(f"tensor {name!r} declares shape {shape} ({declared} bytes) in {entry['size']} bytes")
         shard = f"{prefix}.data-{entry['shard']:05d}-of-{shards:05d}"
