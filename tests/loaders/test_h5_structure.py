@@ -12,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import nandoctor
 from nandoctor.loaders.h5_structure import StoredDataset, StoredGroup, read_structure
+from nandoctor.report import FileStatus
 
 
 def walked(path) -> tuple[h5py.File, StoredGroup]:
@@ -198,5 +200,20 @@ def test_a_walked_tree_is_freed_as_soon_as_nothing_holds_it(tmp_path):
         del root, inner
         assert [ref() for ref in tree] == [None, None, None]
         h5.close()
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("name", ["model.keras", "legacy.h5", "model.weights.h5"])
+def test_a_scanned_file_leaves_nothing_of_it_open_in_libhdf5(keras, save, name):
+    # Opened from memory, a small file is closed by its handle alone (`open_image`): what
+    # h5py's close would have closed first must be gone already, garbage collector or not.
+    path = save(small_model(keras), name)
+    open_before = h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_ALL)
+    gc.disable()
+    try:
+        (result,) = nandoctor.scan(path).files
+        assert result.status is FileStatus.SCANNED and result.error is None
+        assert h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_ALL) == open_before
     finally:
         gc.enable()
