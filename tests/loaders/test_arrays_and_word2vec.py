@@ -58,7 +58,9 @@ def test_npy_header_that_is_not_a_literal_is_refused_in_the_same_line_every_run(
     path.write_bytes(data.replace(b"(2, 3)", b"(2* 3)", 1))
     with pytest.raises(UnreadableFile) as refused:
         load(str(path))
-    assert str(refused.value) == "t.npy is not a valid .npy array (malformed node or string on line 1: <ast.BinOp object>)"
+    assert (
+        str(refused.value) == "t.npy is not a valid .npy array (malformed node or string on line 1: <ast.BinOp object>)"
+    )
 
 
 def write_text(path, words, table, header=True):
