@@ -1,13 +1,14 @@
 """Scanning files in worker processes, with a hard time limit per file.
 
-Each worker owns one pipe and holds at most `IN_FLIGHT` files: the one it is scanning and the
-next ones, sent ahead so that it never waits on the parent between two small files. It answers
-in the order given, so the parent always knows which file a worker is on: the oldest
-unanswered. A file that hangs libhdf5 (inside C, where nothing in Python can interrupt it)
-holds one worker and nothing else: at its deadline (counted from the previous answer) the
-worker is killed, the file gets a one-line error, the files sent ahead go back to the queue,
-and a fresh worker takes over. A worker that dies (a crash in a C library) costs its own file
-one line, never the run. concurrent.futures cannot do this: it has no way to kill one task.
+Each worker owns one pipe and holds at most `IN_FLIGHT` files (and no more than its share of
+those left): the one it is scanning and the next ones, sent ahead so that it never waits on
+the parent between two small files. It answers in the order given, so the parent always knows
+which file a worker is on: the oldest unanswered. A file that hangs libhdf5 (inside C, where
+nothing in Python can interrupt it) holds one worker and nothing else: at its deadline
+(counted from the previous answer) the worker is killed, the file gets a one-line error, the
+files sent ahead go back to the queue, and a fresh worker takes over. A worker that dies (a
+crash in a C library) costs its own file one line, never the run. concurrent.futures cannot
+do this: it has no way to kill one task.
 
 The workers run the static path only (nandoctor.engine's rules and loaders): no TensorFlow,
 no Keras. Workers are forked (a few milliseconds each) unless the process has loaded a
@@ -76,14 +77,17 @@ def start_method() -> str:
 
 
 # Files a worker holds at once: the one it scans and those sent ahead, enough for the parent to
-# look at its workers' answers every `ANSWER_PAUSE` rather than wake for each: a wake-up costs
-# the parent more than reading an answer, and takes a core from a worker while there are as
-# many workers as cores. Small files take under a millisecond each; the files sent ahead of a
-# file that hangs wait for its deadline before they go back to the queue. Measured by A/B runs
-# of bench/many_files.py's directory, two jobs on two cores: 8 files and a pause of 3 ms took
-# 66 ms (3%) less than 2 files and none; 4 and 1 ms, nothing.
-IN_FLIGHT = 8
-ANSWER_PAUSE = 0.003
+# look at its workers' answers every `ANSWER_PAUSE` rather than wake for each: each wake-up
+# takes a core from a worker while there are as many workers as cores, and finds the caches of
+# both cold. Small files take about a millisecond each; the files sent ahead of a file that
+# hangs wait for its deadline before they go back to the queue. Measured by A/B runs of
+# bench/many_files.py's directory (3,010 files), two jobs on two cores: 8 files and a pause of
+# 3 ms took 66 ms (3%) less than 2 files and none; 32 files and 12 ms, 52 ms (2%) less again
+# (16 pairs of runs; 16 and 6 ms, or 64 and 24 ms, gained less). No worker holds more than its
+# share of the files left (`_Pool.give`), so a few files are spread over every worker and the
+# last ones end together.
+IN_FLIGHT = 32
+ANSWER_PAUSE = 0.012
 
 
 def scan_in_processes(
@@ -169,8 +173,11 @@ class _Pool:
         return _Worker(process, parent)
 
     def give(self, worker: _Worker, queue: list[int], targets: Sequence[Target]) -> None:
-        """Top `worker` up to `IN_FLIGHT` files from the queue."""
-        while queue and len(worker.held) < IN_FLIGHT:
+        """Top `worker` up from the queue to `IN_FLIGHT` files, or to its share of the files
+        not yet answered where that is fewer (rounded up)."""
+        unanswered = len(queue) + sum(len(w.held) for w in self.workers)
+        limit = min(IN_FLIGHT, -(-unanswered // len(self.workers)))
+        while queue and len(worker.held) < limit:
             index = queue.pop()
             if not worker.held:
                 worker.started = time.monotonic()

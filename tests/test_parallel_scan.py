@@ -14,6 +14,7 @@ import pytest
 
 from nandoctor import parallel
 from nandoctor.engine import scan
+from nandoctor.loaders import Target
 from tests.conftest import FIXTURES, ROOT, run_cli
 from tests.test_bad_input import BAD_INPUTS, GOOD
 
@@ -33,6 +34,27 @@ def test_a_handful_of_files_is_scanned_in_this_process_without_starting_workers(
     monkeypatch.setattr("nandoctor.engine.scan_in_processes", no_workers)
     report = scan(sorted((FIXTURES / "clean").glob("*.keras"))[:3], jobs=8)
     assert [result.status.value for result in report.files] == ["scanned"] * 3
+
+
+class _RecordingPipe:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send_bytes(self, message: bytes) -> None:
+        self.sent.append(message)
+
+
+@pytest.mark.parametrize(("files", "held"), [(40, [20, 20]), (3, [2, 1]), (3000, [parallel.IN_FLIGHT] * 2)])
+def test_each_worker_is_sent_at_most_its_share_of_the_files_left(files, held):
+    # A few files are spread over every worker, not all sent ahead to the first.
+    pool = parallel._Pool.__new__(parallel._Pool)
+    pool.workers = [parallel._Worker(None, _RecordingPipe()) for _ in range(2)]
+    targets = [Target(f"model_{i}.keras", False) for i in range(files)]
+    queue = list(range(files))[::-1]
+    for worker in pool.workers:
+        pool.give(worker, queue, targets)
+    assert [len(worker.held) for worker in pool.workers] == held
+    assert [index for worker in pool.workers for index in worker.held] == list(range(sum(held)))
 
 
 def test_bad_input_in_a_parallel_run_gives_the_serial_run_its_lines_and_exit_code(tmp_path):
