@@ -35,6 +35,13 @@ def open_weights_file(target, label: str, view: ModelView) -> StoredGroup:
     return check_hdf5_file(h5, target, label)
 
 
+# An HDF5 file, or a `.keras` archive's stored weights member, up to this size is read whole
+# and opened from memory (`open_image`): its metadata, heap check and tensors are then read from
+# there, not with a read from the disk each (a small model has a dozen tensors). A larger one is
+# opened through the disk, so that memory stays bounded; its tensors are read by offset.
+IN_MEMORY_BYTES = 8 << 20
+
+
 def open_image(image: bytes) -> h5py.File:
     """An HDF5 file held in memory, read by libhdf5's core driver: its metadata reads stay in
     C, where a file object makes each one a call into Python (a small model's weights member

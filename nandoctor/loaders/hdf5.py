@@ -17,7 +17,7 @@ import h5py
 
 from nandoctor.errors import NotAModel, UnreadableFile, first_line
 from nandoctor.loaders.h5_datasets import attribute_text, sources_in
-from nandoctor.loaders.h5_file_checks import check_hdf5_file, open_image
+from nandoctor.loaders.h5_file_checks import IN_MEMORY_BYTES, check_hdf5_file, open_image
 from nandoctor.loaders.h5_structure import StoredGroup
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.weight_layouts import (
@@ -30,12 +30,6 @@ from nandoctor.loaders.zip_members import parse_json
 from nandoctor.view import Layer, ModelView
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-# A file up to this size is read into memory once and opened from there: its metadata, heap
-# check and tensors are then read from memory, not with a read from the disk each (a small
-# model has a dozen tensors).
-IN_MEMORY_BYTES = 8 << 20
 
 
 def load_hdf5(path: str) -> ModelView:

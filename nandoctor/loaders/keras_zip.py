@@ -14,7 +14,7 @@ import zipfile
 from nandoctor.analysis.keras_facts import is_known_class
 from nandoctor.errors import NotAModel, UnreadableFile
 from nandoctor.loaders.h5_datasets import sources_in
-from nandoctor.loaders.h5_file_checks import open_weights_file
+from nandoctor.loaders.h5_file_checks import IN_MEMORY_BYTES, open_weights_file
 from nandoctor.loaders.h5_structure import StoredGroup
 from nandoctor.loaders.keras_config import model_view
 from nandoctor.loaders.quantized import dequantize
@@ -77,12 +77,6 @@ def _is_subclassed(view: ModelView, parsed) -> bool:
     return len(view.layers) == 1 and view.layers[0].is_model and not parsed.h5_paths.get(view.layers[0].name)
 
 
-# A stored weights member up to this size is opened from memory (h5py then reads its metadata
-# without calling back into Python); a larger one through a window onto the archive, so that
-# memory stays bounded. Tensors are read by offset from the archive either way.
-IN_MEMORY_WEIGHTS_BYTES = 8 << 20
-
-
 def _read_region(path: str, offset: int, size: int) -> bytes:
     with open(path, "rb") as file:
         file.seek(offset)
@@ -95,7 +89,8 @@ def _read_region(path: str, offset: int, size: int) -> bytes:
 def _open_weights(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, view: ModelView):
     """Open the weights member for h5py; return (root group, file with its bytes, offset)."""
     target: bytes | FileWindow | str
-    if info.compress_type == zipfile.ZIP_STORED and info.file_size <= IN_MEMORY_WEIGHTS_BYTES:
+    # From memory up to IN_MEMORY_BYTES; a larger stored member through a window onto the archive.
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size <= IN_MEMORY_BYTES:
         offset = member_data_offset(path, info)
         region_file, base_offset = path, offset
         target = _read_region(path, offset, info.file_size)
