@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -88,6 +89,13 @@ def start_method() -> str:
 # last ones end together.
 IN_FLIGHT = 32
 ANSWER_PAUSE = 0.012
+# Past the file it scans and the next, a worker holds no more than this many bytes of files: a
+# file's scan reads its weights, so large files sent ahead to one worker would wait there while
+# another ran out of files at the end of the run (32 large models are minutes of one core). Set
+# well above what 32 small files hold (the bench's directory never reaches it), and above what a
+# pause takes to scan: a worker held back by it is never left without work while the parent
+# pauses.
+AHEAD_BYTES = 64 << 20
 
 
 def scan_in_processes(
@@ -161,6 +169,7 @@ class _Pool:
     job: ScanJob
     size: int
     workers: list[_Worker] = field(default_factory=list)
+    _sizes: dict[int, int] = field(default_factory=dict)  # bytes of each target asked about
 
     def __post_init__(self) -> None:
         self.workers = [self._start() for _ in range(self.size)]
@@ -174,15 +183,33 @@ class _Pool:
 
     def give(self, worker: _Worker, queue: list[int], targets: Sequence[Target]) -> None:
         """Top `worker` up from the queue to `IN_FLIGHT` files, or to its share of the files
-        not yet answered where that is fewer (rounded up)."""
+        not yet answered where that is fewer (rounded up), and past its next file to no more
+        than `AHEAD_BYTES` of them."""
         unanswered = len(queue) + sum(len(w.held) for w in self.workers)
         limit = min(IN_FLIGHT, -(-unanswered // len(self.workers)))
+        ahead = sum(self._size(index, targets) for index in worker.held[1:])
         while queue and len(worker.held) < limit:
+            size = self._size(queue[-1], targets)
+            if len(worker.held) >= 2 and ahead + size > AHEAD_BYTES:
+                return
+            if worker.held:
+                ahead += size
             index = queue.pop()
             if not worker.held:
                 worker.started = time.monotonic()
             worker.held.append(index)
             worker.connection.send_bytes(json.dumps(target_to_dict(targets[index])).encode())
+
+    def _size(self, index: int, targets: Sequence[Target]) -> int:
+        """The bytes of the target at `index` (a folder that is one model counts as
+        `AHEAD_BYTES`; one that cannot be asked, as nothing: its scan will say why)."""
+        if index not in self._sizes:
+            try:
+                status = os.stat(targets[index].path)
+                self._sizes[index] = status.st_size if stat.S_ISREG(status.st_mode) else AHEAD_BYTES
+            except OSError:
+                self._sizes[index] = 0
+        return self._sizes[index]
 
     def replace(self, worker: _Worker, queue: list[int]) -> None:
         """Kill `worker` (stuck in C, or dead already) and put a fresh one in its place; the

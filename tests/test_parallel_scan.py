@@ -44,17 +44,36 @@ class _RecordingPipe:
         self.sent.append(message)
 
 
-@pytest.mark.parametrize(("files", "held"), [(40, [20, 20]), (3, [2, 1]), (3000, [parallel.IN_FLIGHT] * 2)])
-def test_each_worker_is_sent_at_most_its_share_of_the_files_left(files, held):
-    # A few files are spread over every worker, not all sent ahead to the first.
+def _given(targets: list[Target], workers: int = 2) -> list[list[int]]:
+    """What each of `workers` is sent of `targets` at the start of a run."""
     pool = parallel._Pool.__new__(parallel._Pool)
-    pool.workers = [parallel._Worker(None, _RecordingPipe()) for _ in range(2)]
-    targets = [Target(f"model_{i}.keras", False) for i in range(files)]
-    queue = list(range(files))[::-1]
+    pool.workers, pool._sizes = [parallel._Worker(None, _RecordingPipe()) for _ in range(workers)], {}
+    queue = list(range(len(targets)))[::-1]
     for worker in pool.workers:
         pool.give(worker, queue, targets)
-    assert [len(worker.held) for worker in pool.workers] == held
-    assert [index for worker in pool.workers for index in worker.held] == list(range(sum(held)))
+    assert [len(worker.connection.sent) for worker in pool.workers] == [len(worker.held) for worker in pool.workers]
+    return [worker.held for worker in pool.workers]
+
+
+@pytest.mark.parametrize(("files", "held"), [(40, [20, 20]), (3, [2, 1]), (3000, [parallel.IN_FLIGHT] * 2)])
+def test_each_worker_is_sent_at_most_its_share_of_the_files_left(tmp_path, files, held):
+    # A few files are spread over every worker, not all sent ahead to the first.
+    (tmp_path / "model.keras").write_bytes(b"small")
+    given = _given([Target(str(tmp_path / "model.keras"), False)] * files)
+    assert [len(indices) for indices in given] == held
+    assert [index for indices in given for index in indices] == list(range(sum(held)))
+
+
+def test_large_files_are_sent_ahead_one_at_a_time(tmp_path):
+    # Held back by one worker, large files would wait while another ran out of files.
+    large, small = tmp_path / "large.keras", tmp_path / "small.keras"
+    with open(large, "wb") as file:
+        file.truncate(parallel.AHEAD_BYTES // 2 + 1)  # sparse: the size without the disk
+    small.write_bytes(b"small")
+    assert _given([Target(str(large), False)] * 10) == [[0, 1], [2, 3]]
+    mixed = [Target(str(path), False) for path in (large, small, small, large, small, small, small)]
+    assert _given(mixed, workers=1) == [[0, 1, 2, 3, 4, 5, 6]]  # one large file ahead and the small ones
+    assert _given([*mixed, Target(str(large), False)], workers=1) == [[0, 1, 2, 3, 4, 5, 6]]
 
 
 def test_bad_input_in_a_parallel_run_gives_the_serial_run_its_lines_and_exit_code(tmp_path):
